@@ -1,0 +1,169 @@
+//! The PotatoHead custom resource: spec and status types. With the `crd` feature these also
+//! derive the CustomResourceDefinition in `deploy/crd/` (see `src/bin/crdgen.rs`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::parts::Part;
+
+/// API group of the PotatoHead custom resource.
+pub const GROUP: &str = "podtato.example.com";
+/// API version of the PotatoHead custom resource.
+pub const VERSION: &str = "v1alpha1";
+/// Kind of the PotatoHead custom resource.
+pub const KIND: &str = "PotatoHead";
+/// Image tag used when the spec names none.
+pub const DEFAULT_TAG: &str = "0.3.0";
+
+/// Desired state of a podtato-head application.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(kube::CustomResource, schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "crd",
+    kube(
+        group = "podtato.example.com",
+        version = "v1alpha1",
+        kind = "PotatoHead",
+        namespaced,
+        doc = "A podtato-head demo application, reconciled by the potatohead guest.",
+        status = "PotatoHeadStatus",
+        shortname = "ph",
+        printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.summary","description":"Ready parts / parts"}"#,
+        printcolumn = r#"{"name":"Tag","type":"string","jsonPath":".spec.tag"}"#,
+        printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+        printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PotatoHeadSpec {
+    /// Image tag for every part that does not set its own image: `ghcr.io/podtato-head/<part>:<tag>`.
+    #[serde(default = "default_tag")]
+    #[cfg_attr(feature = "crd", schemars(length(min = 1, max = 128)))]
+    pub tag: String,
+    /// The parts to run. Each part becomes a Deployment and a Service named `<name>-<part>`.
+    /// A part left out is not run (its objects are deleted).
+    #[cfg_attr(
+        feature = "crd",
+        schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))
+    )]
+    pub parts: Vec<PartSpec>,
+}
+
+fn default_tag() -> String {
+    DEFAULT_TAG.to_string()
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// One part of the application.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct PartSpec {
+    /// Which part: entry, hat, left-arm, right-arm, left-leg or right-leg.
+    pub name: Part,
+    /// Full image reference overriding `ghcr.io/podtato-head/<part>:<tag>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "crd", schemars(length(min = 1)))]
+    pub image: Option<String>,
+    /// Number of pods for this part.
+    #[serde(default = "default_replicas")]
+    #[cfg_attr(feature = "crd", schemars(range(min = 0)))]
+    pub replicas: i32,
+    /// Extra environment variables for the part's container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(
+        feature = "crd",
+        schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))
+    )]
+    pub env: Vec<EnvVar>,
+    /// Type of the part's Service.
+    #[serde(default)]
+    pub service_type: ServiceType,
+    /// Port of the part's Service (default: podtato-head's port for the part, 9000-9005).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "crd", schemars(range(min = 1, max = 65535)))]
+    pub port: Option<i32>,
+}
+
+/// An environment variable for a part's container.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
+pub struct EnvVar {
+    /// Variable name: letters, digits, `_`, `-` and `.`, not starting with a digit.
+    #[cfg_attr(feature = "crd", schemars(regex(pattern = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")))]
+    pub name: String,
+    /// Variable value.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// Kubernetes Service types a part may use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
+pub enum ServiceType {
+    #[default]
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+impl ServiceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::ClusterIP => "ClusterIP",
+            ServiceType::NodePort => "NodePort",
+            ServiceType::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// Observed state of a podtato-head application.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct PotatoHeadStatus {
+    /// The spec generation this status describes (written by the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready parts over parts, e.g. `4/6`.
+    #[serde(default)]
+    pub summary: String,
+    /// Readiness of each part.
+    #[serde(default)]
+    pub parts: Vec<PartStatus>,
+    /// Standard conditions; `Ready` is true when every part is ready and the last reconcile
+    /// succeeded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Readiness of one part, from its observed Deployment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct PartStatus {
+    pub name: Part,
+    pub ready: bool,
+    pub ready_replicas: i32,
+    pub replicas: i32,
+}
+
+/// A condition following the Kubernetes API conventions (metav1.Condition).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<String>,
+}

@@ -1,0 +1,145 @@
+//! Computes a PotatoHead's status from the Deployments the host observed.
+
+use serde_json::Value;
+
+use crate::children::part_object_name;
+use crate::spec::{Condition, PartStatus, PotatoHeadSpec, PotatoHeadStatus};
+
+/// The status for a validated spec. `observed_children` are the parent's owned objects as the
+/// host saw them; only Deployments are read.
+pub fn status(parent: &str, spec: &PotatoHeadSpec, observed_children: &[Value]) -> PotatoHeadStatus {
+    let parts: Vec<PartStatus> = spec
+        .parts
+        .iter()
+        .map(|part| {
+            let name = part_object_name(parent, part.name);
+            let desired_replicas = part.replicas;
+            let deployment = observed_children
+                .iter()
+                .find(|c| c["kind"] == "Deployment" && c["metadata"]["name"] == name.as_str());
+            let ready_replicas = deployment.map_or(0, |d| int(&d["status"]["readyReplicas"]));
+            PartStatus {
+                name: part.name,
+                ready: deployment.is_some_and(|d| deployment_ready(d, desired_replicas)),
+                ready_replicas: ready_replicas as i32,
+                replicas: desired_replicas,
+            }
+        })
+        .collect();
+
+    let ready = parts.iter().filter(|p| p.ready).count();
+    let total = parts.len();
+    let not_ready: Vec<&str> = parts.iter().filter(|p| !p.ready).map(|p| p.name.as_str()).collect();
+    let condition = if not_ready.is_empty() {
+        Condition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            reason: "AllPartsReady".into(),
+            message: format!("{ready}/{total} parts ready"),
+            observed_generation: None,
+            last_transition_time: None,
+        }
+    } else {
+        Condition {
+            type_: "Ready".into(),
+            status: "False".into(),
+            reason: "PartsNotReady".into(),
+            message: format!("{ready}/{total} parts ready; waiting for {}", not_ready.join(", ")),
+            observed_generation: None,
+            last_transition_time: None,
+        }
+    };
+    PotatoHeadStatus {
+        observed_generation: None,
+        summary: format!("{ready}/{total}"),
+        parts,
+        conditions: vec![condition],
+    }
+}
+
+/// A Deployment is ready when it runs the replica count we want, the Deployment controller has
+/// seen its latest spec (when it reports that), and enough replicas are ready.
+fn deployment_ready(deployment: &Value, desired_replicas: i32) -> bool {
+    let spec_replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
+    let generation = int(&deployment["metadata"]["generation"]);
+    let seen_latest = deployment["status"]["observedGeneration"].as_i64().is_none_or(|seen| seen >= generation);
+    spec_replicas == i64::from(desired_replicas)
+        && seen_latest
+        && int(&deployment["status"]["readyReplicas"]) >= i64::from(desired_replicas)
+}
+
+fn int(value: &Value) -> i64 {
+    value.as_i64().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::parts::Part;
+    use crate::spec::{PartSpec, ServiceType};
+
+    fn spec(parts: &[(Part, i32)]) -> PotatoHeadSpec {
+        PotatoHeadSpec {
+            tag: "1".into(),
+            parts: parts
+                .iter()
+                .map(|(name, replicas)| PartSpec {
+                    name: *name,
+                    image: None,
+                    replicas: *replicas,
+                    env: vec![],
+                    service_type: ServiceType::ClusterIP,
+                    port: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn deployment(name: &str, replicas: i64, ready: i64) -> Value {
+        json!({
+            "kind": "Deployment",
+            "metadata": { "name": name, "generation": 2 },
+            "spec": { "replicas": replicas },
+            "status": { "observedGeneration": 2, "readyReplicas": ready },
+        })
+    }
+
+    #[test]
+    fn counts_ready_parts_in_the_summary() {
+        let spec = spec(&[(Part::Entry, 1), (Part::Hat, 2), (Part::LeftArm, 1)]);
+        let observed = vec![deployment("demo-entry", 1, 1), deployment("demo-hat", 2, 1)];
+        let status = status("demo", &spec, &observed);
+        assert_eq!(status.summary, "1/3");
+        assert_eq!(
+            status.parts.iter().map(|p| (p.name, p.ready, p.ready_replicas)).collect::<Vec<_>>(),
+            vec![(Part::Entry, true, 1), (Part::Hat, false, 1), (Part::LeftArm, false, 0)]
+        );
+        let ready = &status.conditions[0];
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "PartsNotReady"));
+        assert!(ready.message.contains("hat, left-arm"), "{}", ready.message);
+    }
+
+    #[test]
+    fn all_parts_ready_makes_the_condition_true() {
+        let spec = spec(&[(Part::Entry, 1)]);
+        let status = status("demo", &spec, &[deployment("demo-entry", 1, 1)]);
+        assert_eq!(status.summary, "1/1");
+        assert_eq!(status.conditions[0].status, "True");
+    }
+
+    #[test]
+    fn a_deployment_not_yet_at_the_desired_replicas_is_not_ready() {
+        let spec = spec(&[(Part::Entry, 3)]);
+        assert!(!status("demo", &spec, &[deployment("demo-entry", 1, 1)]).parts[0].ready);
+    }
+
+    #[test]
+    fn a_deployment_whose_latest_spec_is_unseen_is_not_ready() {
+        let spec = spec(&[(Part::Entry, 1)]);
+        let mut stale = deployment("demo-entry", 1, 1);
+        stale["status"]["observedGeneration"] = json!(1);
+        assert!(!status("demo", &spec, &[stale]).parts[0].ready);
+    }
+}
