@@ -1,0 +1,314 @@
+//! The guest sandbox. Every wasmtime decision lives here: one `Engine` per process, each guest
+//! compiled and linked once (`InstancePre`), and a fresh, limited `Store` for every call so that
+//! no state leaks between calls and a store that trapped is never reused.
+//!
+//! # Guarantees
+//! - A call never runs longer than [`GuestLimits::timeout`] (plus one epoch tick): epoch
+//!   interruption traps it.
+//! - A guest's linear memory never grows past [`GuestLimits::max_memory_bytes`].
+//! - A guest sees no filesystem, network, environment variables, arguments or stdio: it is linked
+//!   against an empty WASI context (Rust's std still imports a few WASI interfaces, e.g. a random
+//!   seed for `HashMap`, which must exist to instantiate).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::bindings::{self, Desired, LogLevel, Manifest, Observed, ReconcilerPre, WIT_PACKAGE};
+
+/// How often the epoch advances; the granularity of guest deadlines.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// A guest message longer than this is cut, so a guest cannot flood the host's logs line by line.
+const MAX_LOG_MESSAGE_BYTES: usize = 4096;
+/// Messages a single call may log; the rest are dropped with one warning.
+const MAX_LOG_MESSAGES_PER_CALL: u32 = 256;
+
+/// Per-call limits of a guest.
+#[derive(Clone, Copy, Debug)]
+pub struct GuestLimits {
+    /// Wall time one call may take.
+    pub timeout: Duration,
+    /// Largest linear memory a guest instance may have.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for GuestLimits {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(2), max_memory_bytes: 64 << 20 }
+    }
+}
+
+/// Why a guest could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The guest file does not exist or cannot be read.
+    #[error("cannot read guest file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a WebAssembly component that wasmtime can compile.
+    #[error(
+        "{path} is not a usable WebAssembly component ({source:#}); build guests with \
+         `cargo build --target wasm32-wasip2 --release` or `cargo component build --release`"
+    )]
+    Compile {
+        path: PathBuf,
+        #[source]
+        source: wasmtime::Error,
+    },
+    /// The component's imports or exports do not match the WIT package this host implements.
+    #[error("{path} is not compatible with this host, which implements {WIT_PACKAGE}: {source:#}")]
+    Incompatible {
+        path: PathBuf,
+        #[source]
+        source: wasmtime::Error,
+    },
+    /// The guest failed while describing itself.
+    #[error("{path} failed in describe(): {source}")]
+    Describe {
+        path: PathBuf,
+        #[source]
+        source: GuestError,
+    },
+    /// The guest's self-description cannot be used.
+    #[error("{path} describes itself unusably: {reason}")]
+    Manifest { path: PathBuf, reason: String },
+}
+
+/// Why a call into a guest produced no desired state.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GuestError {
+    /// The guest judged the parent's spec invalid; retrying before the parent changes is useless.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+    /// The guest reported a temporary failure; retry with backoff.
+    #[error("guest reported a transient failure: {0}")]
+    Transient(String),
+    /// The call ran past its deadline and was interrupted.
+    #[error("guest call exceeded its {0:?} deadline and was interrupted")]
+    Timeout(Duration),
+    /// The guest trapped: a panic, an out-of-bounds access, or hitting the memory limit.
+    #[error("guest trapped: {0}")]
+    Trap(String),
+}
+
+/// A guest's self-description, checked and converted to host types.
+#[derive(Clone, Debug)]
+pub struct GuestManifest {
+    pub name: String,
+    pub version: String,
+    pub parent: kube::api::GroupVersionKind,
+    pub children: Vec<kube::api::GroupVersionKind>,
+}
+
+/// The process-wide wasmtime engine, its epoch ticker, and the linker every guest is linked with.
+pub struct GuestEngine {
+    engine: Engine,
+    linker: Linker<GuestState>,
+}
+
+impl GuestEngine {
+    /// Builds the engine and starts the epoch ticker thread (which stops when the engine drops).
+    pub fn new() -> Result<Arc<Self>, wasmtime::Error> {
+        let mut config = Config::new();
+        config
+            // Guests are components (WIT interfaces), never bare core modules.
+            .wasm_component_model(true)
+            // Deadlines: a ticker advances the epoch; a store traps when its deadline passes.
+            // Cheaper than fuel metering and measures wall time, which is what callers wait on.
+            .epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+
+        let mut linker = Linker::new(&engine);
+        // WASI with an empty context: satisfies the imports std adds, grants nothing.
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        bindings::Reconciler::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |state| state)?;
+
+        let weak = engine.weak();
+        std::thread::Builder::new().name("guest-epoch".into()).spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+        Ok(Arc::new(Self { engine, linker }))
+    }
+
+    /// Reads, compiles, links and describes a guest.
+    ///
+    /// # Errors
+    /// A [`LoadError`] saying what is wrong with the file and what to do about it.
+    pub fn load(self: &Arc<Self>, path: &Path, limits: GuestLimits) -> Result<LoadedGuest, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.into(), source })?;
+        let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
+        let component = Component::new(&self.engine, &bytes)
+            .map_err(|source| LoadError::Compile { path: path.into(), source })?;
+        let incompatible = |source| LoadError::Incompatible { path: path.into(), source };
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(incompatible)?;
+        let pre = ReconcilerPre::new(instance_pre).map_err(incompatible)?;
+
+        let mut guest = LoadedGuest {
+            engine: Arc::clone(self),
+            pre,
+            limits,
+            digest,
+            manifest: GuestManifest {
+                name: String::new(),
+                version: String::new(),
+                parent: kube::api::GroupVersionKind::gvk("", "", ""),
+                children: Vec::new(),
+            },
+        };
+        let manifest = guest.describe().map_err(|source| LoadError::Describe { path: path.into(), source })?;
+        guest.manifest =
+            check_manifest(&manifest).map_err(|reason| LoadError::Manifest { path: path.into(), reason })?;
+        Ok(guest)
+    }
+}
+
+fn check_manifest(manifest: &Manifest) -> Result<GuestManifest, String> {
+    if manifest.name.trim().is_empty() {
+        return Err("the name is empty".into());
+    }
+    let check_gvk = |what: &str, gvk: &bindings::WitGvk| {
+        if gvk.version.is_empty() || gvk.kind.is_empty() {
+            Err(format!("{what} {gvk:?} lacks a version or kind"))
+        } else {
+            Ok(kube::api::GroupVersionKind::from(gvk))
+        }
+    };
+    let parent = check_gvk("the parent kind", &manifest.parent)?;
+    let mut children = Vec::with_capacity(manifest.children.len());
+    for child in &manifest.children {
+        let gvk = check_gvk("child kind", child)?;
+        if gvk == parent {
+            return Err(format!("the parent kind {} is also declared as a child kind", parent.kind));
+        }
+        if children.contains(&gvk) {
+            return Err(format!("child kind {} is declared twice", gvk.kind));
+        }
+        children.push(gvk);
+    }
+    Ok(GuestManifest { name: manifest.name.clone(), version: manifest.version.clone(), parent, children })
+}
+
+/// A compiled, linked guest, ready to be called. Cheap to share; each call gets its own store.
+pub struct LoadedGuest {
+    engine: Arc<GuestEngine>,
+    pre: ReconcilerPre<GuestState>,
+    limits: GuestLimits,
+    digest: String,
+    manifest: GuestManifest,
+}
+
+impl LoadedGuest {
+    /// What the guest reconciles.
+    pub fn manifest(&self) -> &GuestManifest {
+        &self.manifest
+    }
+
+    /// SHA-256 of the guest file, identifying exactly which logic runs.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// Calls `reconcile` in a fresh store. Blocking: call it from a blocking thread.
+    pub fn reconcile(&self, observed: &Observed, parent_key: &str) -> Result<Desired, GuestError> {
+        let (mut store, guest) = self.instantiate(parent_key)?;
+        let answer = guest
+            .wasm_reconciler_reconciler_guest()
+            .call_reconcile(&mut store, observed)
+            .map_err(|e| self.call_failure(e))?;
+        answer.map_err(|e| match e {
+            bindings::ReconcileError::InvalidSpec(reason) => GuestError::InvalidSpec(reason),
+            bindings::ReconcileError::Transient(reason) => GuestError::Transient(reason),
+        })
+    }
+
+    fn describe(&self) -> Result<Manifest, GuestError> {
+        let (mut store, guest) = self.instantiate("describe")?;
+        guest.wasm_reconciler_reconciler_guest().call_describe(&mut store).map_err(|e| self.call_failure(e))
+    }
+
+    fn instantiate(&self, parent_key: &str) -> Result<(Store<GuestState>, bindings::Reconciler), GuestError> {
+        let state = GuestState {
+            wasi: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.max_memory_bytes)
+                // A failed memory.grow traps with a clear message instead of returning -1 into
+                // an allocator that would abort with a less helpful one.
+                .trap_on_grow_failure(true)
+                .build(),
+            guest_name: self.manifest.name.clone(),
+            parent_key: parent_key.to_string(),
+            log_messages: 0,
+        };
+        let mut store = Store::new(&self.engine.engine, state);
+        store.limiter(|state| &mut state.limits);
+        let ticks = self.limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        let guest = self.pre.instantiate(&mut store).map_err(|e| self.call_failure(e))?;
+        Ok((store, guest))
+    }
+
+    fn call_failure(&self, error: wasmtime::Error) -> GuestError {
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => GuestError::Timeout(self.limits.timeout),
+            _ => GuestError::Trap(format!("{error:#}")),
+        }
+    }
+}
+
+/// Per-call state of a store.
+struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    guest_name: String,
+    parent_key: String,
+    log_messages: u32,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl bindings::wasm_reconciler::reconciler::types::Host for GuestState {}
+
+impl bindings::wasm_reconciler::reconciler::log::Host for GuestState {
+    fn log(&mut self, level: LogLevel, mut message: String) {
+        self.log_messages += 1;
+        if self.log_messages > MAX_LOG_MESSAGES_PER_CALL {
+            if self.log_messages == MAX_LOG_MESSAGES_PER_CALL + 1 {
+                tracing::warn!(guest = %self.guest_name, parent = %self.parent_key,
+                    "guest logged more than {MAX_LOG_MESSAGES_PER_CALL} messages in one call; dropping the rest");
+            }
+            return;
+        }
+        if message.len() > MAX_LOG_MESSAGE_BYTES {
+            let cut = message.floor_char_boundary(MAX_LOG_MESSAGE_BYTES);
+            message.truncate(cut);
+            message.push_str("… (truncated)");
+        }
+        let (guest, parent) = (&self.guest_name, &self.parent_key);
+        match level {
+            LogLevel::Trace => tracing::trace!(guest = %guest, parent = %parent, "{message}"),
+            LogLevel::Debug => tracing::debug!(guest = %guest, parent = %parent, "{message}"),
+            LogLevel::Info => tracing::info!(guest = %guest, parent = %parent, "{message}"),
+            LogLevel::Warn => tracing::warn!(guest = %guest, parent = %parent, "{message}"),
+            LogLevel::Error => tracing::error!(guest = %guest, parent = %parent, "{message}"),
+        }
+    }
+}

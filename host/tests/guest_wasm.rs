@@ -1,0 +1,124 @@
+//! Host tests that load the real default guest `.wasm` (built by `make guest`) and call it with
+//! fixtures, without a cluster.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use reconciler_host::bindings::Observed;
+use reconciler_host::guest::{GuestEngine, GuestError, GuestLimits, LoadError};
+use serde_json::{Value, json};
+
+fn default_guest_path() -> PathBuf {
+    let path = std::env::var_os("POTATOHEAD_GUEST_WASM").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release/guest_potatohead.wasm")
+    });
+    assert!(path.exists(), "{} is missing: run `make guest` first", path.display());
+    path
+}
+
+fn engine() -> Arc<GuestEngine> {
+    GuestEngine::new().expect("engine builds")
+}
+
+fn sample_parent(spec: Value) -> String {
+    json!({
+        "apiVersion": "podtato.example.com/v1alpha1",
+        "kind": "PotatoHead",
+        "metadata": { "name": "demo", "namespace": "default", "uid": "u-1", "generation": 1 },
+        "spec": spec,
+    })
+    .to_string()
+}
+
+fn observed(spec: Value) -> Observed {
+    Observed { parent: sample_parent(spec), children: vec![], finalizing: false }
+}
+
+fn all_parts() -> Value {
+    json!({ "tag": "0.3.0", "parts": [
+        {"name": "entry"}, {"name": "hat"}, {"name": "left-arm"},
+        {"name": "right-arm"}, {"name": "left-leg"}, {"name": "right-leg"}
+    ]})
+}
+
+#[test]
+fn default_guest_describes_potatohead_and_its_child_kinds() {
+    let guest = engine().load(&default_guest_path(), GuestLimits::default()).unwrap();
+    let manifest = guest.manifest();
+    assert_eq!(manifest.name, "potatohead");
+    assert_eq!(
+        (manifest.parent.group.as_str(), manifest.parent.version.as_str(), manifest.parent.kind.as_str()),
+        ("podtato.example.com", "v1alpha1", "PotatoHead")
+    );
+    let kinds: Vec<&str> = manifest.children.iter().map(|g| g.kind.as_str()).collect();
+    assert_eq!(kinds, ["Deployment", "Service", "ConfigMap"]);
+    assert!(guest.digest().starts_with("sha256:"));
+}
+
+#[test]
+fn default_guest_renders_thirteen_children_for_the_sample() {
+    let guest = engine().load(&default_guest_path(), GuestLimits::default()).unwrap();
+    let desired = guest.reconcile(&observed(all_parts()), "default/demo").unwrap();
+    assert_eq!(desired.children.len(), 13);
+    let children: Vec<Value> = desired.children.iter().map(|c| serde_json::from_str(c).unwrap()).collect();
+    let hat = children.iter().find(|c| c["kind"] == "Deployment" && c["metadata"]["name"] == "demo-hat").unwrap();
+    assert_eq!(hat["spec"]["template"]["spec"]["containers"][0]["image"], "ghcr.io/podtato-head/hat:0.3.0");
+    let status: Value = serde_json::from_str(desired.status.as_deref().unwrap()).unwrap();
+    assert_eq!(status["summary"], "0/6");
+}
+
+#[test]
+fn default_guest_rejects_an_invalid_spec_naming_the_field() {
+    let guest = engine().load(&default_guest_path(), GuestLimits::default()).unwrap();
+    let spec = json!({ "parts": [{"name": "hat", "replicas": -1}] });
+    match guest.reconcile(&observed(spec), "default/demo") {
+        Err(GuestError::InvalidSpec(reason)) => assert!(reason.starts_with("spec.parts[0].replicas"), "{reason}"),
+        other => panic!("expected an invalid-spec error, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_call_gets_a_fresh_store_so_calls_are_independent() {
+    let guest = engine().load(&default_guest_path(), GuestLimits::default()).unwrap();
+    let first = guest.reconcile(&observed(all_parts()), "default/demo").unwrap();
+    let _ = guest.reconcile(&observed(json!({ "parts": [{"name": "nose"}] })), "default/demo");
+    let again = guest.reconcile(&observed(all_parts()), "default/demo").unwrap();
+    assert_eq!(first.children, again.children);
+}
+
+#[test]
+fn a_missing_guest_file_is_a_clear_read_error() {
+    let err = engine().load("/nonexistent/guest.wasm".as_ref(), GuestLimits::default()).err().unwrap();
+    assert!(matches!(err, LoadError::Read { .. }), "{err}");
+    assert!(err.to_string().contains("/nonexistent/guest.wasm"), "{err}");
+}
+
+#[test]
+fn garbage_bytes_are_refused_as_not_a_component() {
+    let dir = std::env::temp_dir().join(format!("garbage-guest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("garbage.wasm");
+    std::fs::write(&path, b"this is not wasm at all").unwrap();
+    let err = engine().load(&path, GuestLimits::default()).err().unwrap();
+    assert!(matches!(err, LoadError::Compile { .. }), "{err}");
+    assert!(err.to_string().contains("wasm32-wasip2"), "{err}");
+}
+
+#[test]
+fn a_component_for_another_wit_version_is_refused_as_incompatible() {
+    // A minimal component exporting the guest interface of a future, incompatible package version.
+    let wat = r#"(component
+        (core module $m (func (export "f")))
+        (core instance $i (instantiate $m))
+        (func $f (canon lift (core func $i "f")))
+        (instance $guest (export "describe" (func $f)))
+        (export "wasm-reconciler:reconciler/guest@9.0.0" (instance $guest))
+    )"#;
+    let dir = std::env::temp_dir().join(format!("future-guest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("future.wasm");
+    std::fs::write(&path, wat::parse_str(wat).unwrap()).unwrap();
+    let err = engine().load(&path, GuestLimits::default()).err().unwrap();
+    assert!(matches!(err, LoadError::Incompatible { .. }), "{err}");
+    assert!(err.to_string().contains("wasm-reconciler:reconciler@0.1.0"), "{err}");
+}
