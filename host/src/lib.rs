@@ -5,3 +5,10 @@
 
 pub mod bindings;
 pub mod guest;
+pub mod kinds;
+pub mod owned;
+pub mod policy;
+pub mod apply;
+pub mod status;
+pub mod config;
+pub mod controller;

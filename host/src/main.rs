@@ -1,1 +1,58 @@
-fn main(){}
+//! `reconciler-host`: wires the command line, logging, the guest and the controller together.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Parser;
+use reconciler_host::config::{Cli, Command, LogFormat};
+use reconciler_host::controller;
+use reconciler_host::guest::GuestEngine;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run(args) => {
+            let settings = args.validate()?;
+            let engine = GuestEngine::new().map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
+            let guest = engine.load(&settings.guest, settings.limits)?;
+            let manifest = guest.manifest();
+            info!(
+                guest = %manifest.name,
+                version = %manifest.version,
+                digest = %guest.digest(),
+                path = %settings.guest.display(),
+                "guest loaded"
+            );
+            let client = kube::Client::try_default()
+                .await
+                .context("connecting to Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)")?;
+            controller::run(client, Arc::new(guest), settings).await?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Command-line flags (each with an environment variable), validated into the settings the rest
+//! of the host uses. Nothing else in the host reads the environment.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::guest::GuestLimits;
+
+/// Runs Kubernetes reconcilers whose decisions are WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "reconciler-host", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format: human-readable text or one JSON object per line. Levels come from RUST_LOG.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller: watch the guest's parent kind and reconcile every parent through it.
+    Run(RunArgs),
+}
+
+/// Flags of `reconciler-host run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The guest component (.wasm) that decides what each parent's children are.
+    #[arg(long, env = "RECONCILER_GUEST")]
+    pub guest: PathBuf,
+    /// Only watch and reconcile this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Field manager for server-side apply; also the value of the children's
+    /// app.kubernetes.io/managed-by label, which the host's watches select on.
+    #[arg(long, env = "RECONCILER_FIELD_MANAGER", default_value = "wasm-reconciler")]
+    pub field_manager: String,
+    /// Longest a single guest call may run before it is interrupted (e.g. 500ms, 2s).
+    #[arg(long, env = "RECONCILER_GUEST_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub guest_timeout: Duration,
+    /// Largest linear memory a guest may use, in MiB.
+    #[arg(long, env = "RECONCILER_GUEST_MEMORY_MIB", default_value_t = 64)]
+    pub guest_memory_mib: usize,
+    /// How often every parent is reconciled even when nothing changed (e.g. 10m, 1h).
+    #[arg(long, env = "RECONCILER_RESYNC", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub resync: Duration,
+    /// Most parents reconciled at the same time.
+    #[arg(long, env = "RECONCILER_CONCURRENCY", default_value_t = 32)]
+    pub concurrency: u16,
+}
+
+/// Validated settings of the controller.
+#[derive(Clone, Debug)]
+pub struct RunSettings {
+    pub guest: PathBuf,
+    pub namespace: Option<String>,
+    pub field_manager: String,
+    pub limits: GuestLimits,
+    pub resync: Duration,
+    pub concurrency: u16,
+}
+
+/// A flag value that cannot work.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("--field-manager {0:?} must be a valid label value (1-63 letters, digits, '-', '_', '.', starting and ending alphanumeric)")]
+    FieldManager(String),
+    #[error("--guest-timeout must be between 1ms and 1h, not {0:?}")]
+    GuestTimeout(Duration),
+    #[error("--guest-memory-mib must be between 1 and 4096, not {0}")]
+    GuestMemory(usize),
+    #[error("--resync must be at least 1s, not {0:?}")]
+    Resync(Duration),
+    #[error("--concurrency must be at least 1")]
+    Concurrency,
+}
+
+impl RunArgs {
+    /// Checks every flag and turns them into settings.
+    ///
+    /// # Errors
+    /// The first flag whose value cannot work, saying what would.
+    pub fn validate(self) -> Result<RunSettings, ConfigError> {
+        if !is_label_value(&self.field_manager) {
+            return Err(ConfigError::FieldManager(self.field_manager));
+        }
+        if self.guest_timeout < Duration::from_millis(1) || self.guest_timeout > Duration::from_secs(3600) {
+            return Err(ConfigError::GuestTimeout(self.guest_timeout));
+        }
+        if !(1..=4096).contains(&self.guest_memory_mib) {
+            return Err(ConfigError::GuestMemory(self.guest_memory_mib));
+        }
+        if self.resync < Duration::from_secs(1) {
+            return Err(ConfigError::Resync(self.resync));
+        }
+        if self.concurrency == 0 {
+            return Err(ConfigError::Concurrency);
+        }
+        Ok(RunSettings {
+            guest: self.guest,
+            // WATCH_NAMESPACE="" means all namespaces (the Operator SDK convention).
+            namespace: self.namespace.filter(|ns| !ns.is_empty()),
+            field_manager: self.field_manager,
+            limits: GuestLimits { timeout: self.guest_timeout, max_memory_bytes: self.guest_memory_mib << 20 },
+            resync: self.resync,
+            concurrency: self.concurrency,
+        })
+    }
+}
+
+fn is_label_value(value: &str) -> bool {
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    !value.is_empty()
+        && value.len() <= 63
+        && alnum(value.chars().next())
+        && alnum(value.chars().last())
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<RunSettings, ConfigError> {
+        let cli = Cli::try_parse_from([&["reconciler-host", "run", "--guest", "g.wasm"], args].concat()).unwrap();
+        let Command::Run(run) = cli.command;
+        run.validate()
+    }
+
+    #[test]
+    fn defaults_are_sensible() {
+        let settings = parse(&[]).unwrap();
+        assert_eq!(settings.field_manager, "wasm-reconciler");
+        assert_eq!(settings.limits.timeout, Duration::from_secs(2));
+        assert_eq!(settings.limits.max_memory_bytes, 64 << 20);
+        assert_eq!(settings.namespace, None);
+    }
+
+    #[test]
+    fn an_empty_namespace_means_all_namespaces() {
+        assert_eq!(parse(&["--namespace", ""]).unwrap().namespace, None);
+        assert_eq!(parse(&["--namespace", "a"]).unwrap().namespace.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn unusable_values_are_refused_with_the_flag_name() {
+        assert!(matches!(parse(&["--field-manager", "not a label"]), Err(ConfigError::FieldManager(_))));
+        assert!(matches!(parse(&["--guest-timeout", "0s"]), Err(ConfigError::GuestTimeout(_))));
+        assert!(matches!(parse(&["--guest-memory-mib", "0"]), Err(ConfigError::GuestMemory(0))));
+        assert!(matches!(parse(&["--resync", "10ms"]), Err(ConfigError::Resync(_))));
+        assert!(parse(&["--concurrency", "0"]).unwrap_err().to_string().contains("--concurrency"));
+    }
+}

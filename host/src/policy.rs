@@ -1,0 +1,241 @@
+//! The output policy: the host's promise to cluster admins about what a guest can make it write.
+//! A guest's output is checked as a whole before anything is applied or pruned; one violation
+//! refuses the whole reconcile.
+//!
+//! # Guarantees
+//! A desired child that passes [`check`]
+//! - is a JSON object of a kind the guest declared, and that kind is namespaced;
+//! - lives in the parent's namespace (or names none, and is put there);
+//! - has a valid, unique (per kind) `metadata.name`;
+//! - does not set fields the host owns: `metadata.ownerReferences`, `metadata.managedFields`,
+//!   `metadata.uid`, `metadata.resourceVersion`, or `status`.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use crate::owned::OwnedChildren;
+
+/// A desired child that passed the policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DesiredChild {
+    /// Index of its kind in [`OwnedChildren::kinds`].
+    pub kind: usize,
+    pub name: String,
+    pub object: Value,
+}
+
+/// Why a guest's output was refused.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyViolation {
+    /// The child is not a JSON object.
+    #[error("desired child #{index} is not a JSON object: {reason}")]
+    NotAnObject { index: usize, reason: String },
+    /// The child's `apiVersion`/`kind` is missing or not among the kinds the guest declared.
+    #[error("desired child #{index} is a {kind}, which the guest did not declare as a child kind")]
+    UndeclaredKind { index: usize, kind: String },
+    /// The child's kind is cluster-scoped; a namespaced parent may only own namespaced objects.
+    #[error("desired child {kind} {name:?} is cluster-scoped; children must live in the parent's namespace")]
+    ClusterScoped { kind: String, name: String },
+    /// The child names a namespace other than the parent's.
+    #[error("desired child {kind} {name:?} is in namespace {namespace:?}; children must be in the parent's namespace {parent_namespace:?}")]
+    OtherNamespace { kind: String, name: String, namespace: String, parent_namespace: String },
+    /// The child has no name or an invalid one.
+    #[error("desired child #{index} ({kind}) has an invalid metadata.name {name:?}: {reason}")]
+    InvalidName { index: usize, kind: String, name: String, reason: &'static str },
+    /// The child sets a field the host owns.
+    #[error("desired child {kind} {name:?} sets {field}, which only the host may set")]
+    HostOwnedField { kind: String, name: String, field: &'static str },
+    /// The status is not a JSON object.
+    #[error("the desired status is not a JSON object: {reason}")]
+    InvalidStatus { reason: String },
+    /// Two children have the same kind and name.
+    #[error("desired child {kind} {name:?} is returned twice")]
+    Duplicate { kind: String, name: String },
+}
+
+const HOST_OWNED_METADATA: [&str; 4] = ["ownerReferences", "managedFields", "uid", "resourceVersion"];
+
+/// Checks every desired child (JSON text from the guest) of a parent in `parent_namespace`.
+///
+/// # Errors
+/// The first [`PolicyViolation`] found; nothing of this output may then be applied or pruned.
+pub fn check(
+    children: &[String],
+    parent_namespace: &str,
+    kinds: &OwnedChildren,
+) -> Result<Vec<DesiredChild>, PolicyViolation> {
+    let mut seen = HashSet::with_capacity(children.len());
+    let mut checked = Vec::with_capacity(children.len());
+    for (index, text) in children.iter().enumerate() {
+        let mut object: Value = serde_json::from_str(text)
+            .map_err(|e| PolicyViolation::NotAnObject { index, reason: e.to_string() })?;
+        if !object.is_object() {
+            return Err(PolicyViolation::NotAnObject { index, reason: "not an object".into() });
+        }
+        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+        let kind_name = object["kind"].as_str().unwrap_or_default();
+        let display = format!("{kind_name} ({api_version})");
+        let kind = kinds
+            .kind_index(api_version, kind_name)
+            .ok_or_else(|| PolicyViolation::UndeclaredKind { index, kind: display.clone() })?;
+        let kind_display = kinds.kind(kind).display_name();
+
+        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        if let Err(reason) = check_name(&name) {
+            return Err(PolicyViolation::InvalidName { index, kind: kind_display, name, reason });
+        }
+        if !kinds.kind(kind).namespaced {
+            return Err(PolicyViolation::ClusterScoped { kind: kind_display, name });
+        }
+        match object["metadata"]["namespace"].as_str() {
+            None | Some("") => {}
+            Some(ns) if ns == parent_namespace => {}
+            Some(ns) => {
+                return Err(PolicyViolation::OtherNamespace {
+                    kind: kind_display,
+                    name,
+                    namespace: ns.into(),
+                    parent_namespace: parent_namespace.into(),
+                });
+            }
+        }
+        for field in HOST_OWNED_METADATA {
+            if object["metadata"].get(field).is_some() {
+                let field = match field {
+                    "ownerReferences" => "metadata.ownerReferences",
+                    "managedFields" => "metadata.managedFields",
+                    "uid" => "metadata.uid",
+                    _ => "metadata.resourceVersion",
+                };
+                return Err(PolicyViolation::HostOwnedField { kind: kind_display, name, field });
+            }
+        }
+        if object.get("status").is_some() {
+            return Err(PolicyViolation::HostOwnedField { kind: kind_display, name, field: "status" });
+        }
+        if !seen.insert((kind, name.clone())) {
+            return Err(PolicyViolation::Duplicate { kind: kind_display, name });
+        }
+        object["metadata"]["namespace"] = Value::String(parent_namespace.into());
+        checked.push(DesiredChild { kind, name, object });
+    }
+    Ok(checked)
+}
+
+/// Checks the desired status (JSON text from the guest): it must be a JSON object.
+///
+/// # Errors
+/// [`PolicyViolation::InvalidStatus`] otherwise.
+pub fn check_status(text: &str) -> Result<Value, PolicyViolation> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(status) if status.is_object() => Ok(status),
+        Ok(_) => Err(PolicyViolation::InvalidStatus { reason: "not an object".into() }),
+        Err(e) => Err(PolicyViolation::InvalidStatus { reason: e.to_string() }),
+    }
+}
+
+/// A DNS-1123 subdomain, the rule for most object names.
+fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("missing");
+    }
+    if name.len() > 253 {
+        return Err("longer than 253 characters");
+    }
+    let valid_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if !valid_chars || !alnum(name.chars().next()) || !alnum(name.chars().last()) {
+        return Err("must be lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::api::{ApiResource, GroupVersionKind};
+    use serde_json::json;
+
+    use super::*;
+    use crate::kinds::ResolvedKind;
+    use crate::owned::OwnerKind;
+
+    fn kinds() -> std::sync::Arc<OwnedChildren> {
+        let kind = |g: &str, k: &str, namespaced: bool| {
+            let gvk = GroupVersionKind::gvk(g, "v1", k);
+            ResolvedKind { resource: ApiResource::from_gvk(&gvk), gvk, namespaced }
+        };
+        OwnedChildren::new(
+            OwnerKind { api_version: "example.com/v1".into(), kind: "Parent".into() },
+            vec![kind("apps", "Deployment", true), kind("", "Service", true), kind("", "Namespace", false)],
+        )
+    }
+
+    fn deployment(name: &str) -> Value {
+        json!({ "apiVersion": "apps/v1", "kind": "Deployment", "metadata": { "name": name } })
+    }
+
+    fn check_one(object: Value) -> Result<Vec<DesiredChild>, PolicyViolation> {
+        check(&[object.to_string()], "ns", &kinds())
+    }
+
+    #[test]
+    fn declared_children_pass_and_are_put_in_the_parents_namespace() {
+        let checked = check_one(deployment("web")).unwrap();
+        assert_eq!(checked[0].kind, 0);
+        assert_eq!(checked[0].object["metadata"]["namespace"], "ns");
+    }
+
+    #[test]
+    fn an_undeclared_kind_is_refused() {
+        let binding = json!({ "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": { "name": "x" } });
+        assert!(matches!(check_one(binding), Err(PolicyViolation::UndeclaredKind { .. })));
+    }
+
+    #[test]
+    fn a_cluster_scoped_kind_is_refused_even_when_declared() {
+        let namespace = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "x" } });
+        assert!(matches!(check_one(namespace), Err(PolicyViolation::ClusterScoped { .. })));
+    }
+
+    #[test]
+    fn another_namespace_is_refused() {
+        let mut object = deployment("web");
+        object["metadata"]["namespace"] = json!("kube-system");
+        assert!(matches!(check_one(object), Err(PolicyViolation::OtherNamespace { .. })));
+    }
+
+    #[test]
+    fn host_owned_fields_are_refused() {
+        let mut owned = deployment("web");
+        owned["metadata"]["ownerReferences"] = json!([]);
+        assert!(matches!(check_one(owned), Err(PolicyViolation::HostOwnedField { field: "metadata.ownerReferences", .. })));
+        let mut with_status = deployment("web");
+        with_status["status"] = json!({});
+        assert!(matches!(check_one(with_status), Err(PolicyViolation::HostOwnedField { field: "status", .. })));
+    }
+
+    #[test]
+    fn bad_names_and_duplicates_are_refused() {
+        for name in ["", "Web", "-web", "web_1", &"a".repeat(254)] {
+            assert!(matches!(check_one(deployment(name)), Err(PolicyViolation::InvalidName { .. })), "{name:?}");
+        }
+        let twice = [deployment("web").to_string(), deployment("web").to_string()];
+        assert!(matches!(check(&twice, "ns", &kinds()), Err(PolicyViolation::Duplicate { .. })));
+    }
+
+    #[test]
+    fn a_status_must_be_an_object() {
+        assert_eq!(check_status(r#"{"a":1}"#).unwrap()["a"], 1);
+        assert!(check_status("[1]").is_err());
+        assert!(check_status("{").is_err());
+    }
+
+    #[test]
+    fn non_objects_are_refused() {
+        let texts = ["{not json".to_string(), "[1,2]".to_string()];
+        for text in texts {
+            assert!(matches!(check(&[text], "ns", &kinds()), Err(PolicyViolation::NotAnObject { .. })));
+        }
+    }
+}
