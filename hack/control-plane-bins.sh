@@ -18,6 +18,26 @@ BIN_DIR="$CACHE_ROOT/k8s-$K8S_VERSION/bin"
 say() { printf '[control-plane] %s\n' "$*" >&2; }
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
+# Installs the Debian packages given that are missing (apt-get update once, only when needed).
+ensure_packages() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ -z "${APT_UPDATED:-}" ]; then
+    say "apt-get update"
+    sudo_if_needed apt-get update -qq
+    APT_UPDATED=1
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# Needed at run time by the test harness whichever binaries are used: openssl makes the
+# service-account signing key.
+ensure_packages openssl
+
 if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
   if [ -x "$KUBEBUILDER_ASSETS/kube-apiserver" ] && [ -x "$KUBEBUILDER_ASSETS/etcd" ]; then
     say "using binaries from KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
@@ -27,6 +47,7 @@ if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
   say "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS lacks kube-apiserver or etcd; falling back to the cache"
 fi
 
+ensure_packages etcd-server
 have_all() { [ -x "$BIN_DIR/kube-apiserver" ] && [ -x "$BIN_DIR/kube-controller-manager" ] && [ -x "$BIN_DIR/etcd" ]; }
 if have_all; then
   echo "$BIN_DIR"
@@ -39,11 +60,7 @@ exec 9>"$CACHE_ROOT/build.lock"
 flock 9
 if have_all; then echo "$BIN_DIR"; exit 0; fi
 
-# --- Debian packages -------------------------------------------------------------------------
-need_pkgs=()
-for p in etcd-server golang-go rsync jq golang-github-modern-go-reflect2-dev dpkg-dev; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
-done
+# --- Debian packages for the build ----------------------------------------------------------
 SRC_LIST=/etc/apt/sources.list.d/wasm-reconciler-src.sources
 if [ ! -f "$SRC_LIST" ]; then
   say "adding a deb-src entry for bookworm ($SRC_LIST)"
@@ -54,16 +71,11 @@ Suites: bookworm
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-  need_update=1
-fi
-if [ ${#need_pkgs[@]} -gt 0 ] || [ -n "${need_update:-}" ]; then
-  say "apt-get update"
+  say "apt-get update (for the new source entry)"
   sudo_if_needed apt-get update -qq
+  APT_UPDATED=1
 fi
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-  say "installing Debian packages: ${need_pkgs[*]}"
-  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
-fi
+ensure_packages golang-go rsync jq golang-github-modern-go-reflect2-dev dpkg-dev
 
 # --- Source ----------------------------------------------------------------------------------
 WORK="$CACHE_ROOT/k8s-$K8S_VERSION/src"

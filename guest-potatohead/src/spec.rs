@@ -94,8 +94,7 @@ pub struct EnvVar {
     /// Variable name: letters, digits, `_`, `-` and `.`, not starting with a digit.
     #[cfg_attr(feature = "crd", schemars(regex(pattern = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")))]
     pub name: String,
-    /// Variable value.
-    #[serde(default)]
+    /// Variable value (may be empty).
     pub value: String,
 }
 
@@ -128,10 +127,8 @@ pub struct PotatoHeadStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// Ready parts over parts, e.g. `4/6`.
-    #[serde(default)]
     pub summary: String,
     /// Readiness of each part.
-    #[serde(default)]
     pub parts: Vec<PartStatus>,
     /// Standard conditions; `Ready` is true when every part is ready and the last reconcile
     /// succeeded.
@@ -160,7 +157,6 @@ pub struct Condition {
     /// `True`, `False` or `Unknown`.
     pub status: String,
     pub reason: String,
-    #[serde(default)]
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

@@ -1,0 +1,53 @@
+//! Small helpers for talking to the test cluster: namespaces, the PotatoHead API, and waiting
+//! for a condition to hold.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use serde_json::json;
+
+/// A namespace made for one test, with a unique name.
+pub struct TestNamespace {
+    pub name: String,
+}
+
+impl TestNamespace {
+    /// Creates `<prefix>-<pid>-<n>`.
+    pub async fn create(client: &kube::Client, prefix: &str) -> TestNamespace {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("{prefix}-{}-{n}", std::process::id());
+        let namespace: Namespace = serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap();
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await.expect("namespace created");
+        TestNamespace { name }
+    }
+}
+
+/// The PotatoHead resource, for dynamic clients.
+pub fn potatohead_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("podtato.example.com", "v1alpha1", "PotatoHead"), "potatoheads")
+}
+
+/// An API for PotatoHeads in one namespace.
+pub fn potatohead_api(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), namespace, &potatohead_resource())
+}
+
+/// Polls `check` every 200 ms until it returns `Ok`, or panics with its last error after
+/// `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) if Instant::now() > deadline => panic!("{what}: still not true after {timeout:?}: {last}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}

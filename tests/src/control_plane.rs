@@ -1,0 +1,314 @@
+//! A real Kubernetes control plane on loopback: etcd, kube-apiserver and optionally
+//! kube-controller-manager (garbage collection, Deployments → ReplicaSets), started from the
+//! binaries that `hack/control-plane-bins.sh` provides (building and caching them on first use,
+//! or taking them from `$KUBEBUILDER_ASSETS`).
+//!
+//! Every process gets SIGTERM when the thread that started it exits (`PR_SET_PDEATHSIG`), so a
+//! test binary that ends, panics or is killed never leaves servers behind.
+
+use std::fs;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+
+use crate::paths::workspace_root;
+
+/// What to start besides etcd and kube-apiserver.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Also run kube-controller-manager (garbage collector, namespace, deployment and replicaset
+    /// controllers). Its deployment controller rewrites Deployment status, so tests that mark
+    /// Deployments ready by hand run without it.
+    pub controller_manager: bool,
+}
+
+/// A running control plane.
+pub struct ControlPlane {
+    /// Scratch folder with data, keys, logs and the kubeconfig.
+    pub dir: PathBuf,
+    /// A kubeconfig for a cluster-admin user (token in group system:masters).
+    pub kubeconfig: PathBuf,
+    /// `https://127.0.0.1:<port>`.
+    pub server: String,
+    processes: Mutex<Vec<Child>>,
+}
+
+const ADMIN_TOKEN: &str = "e2e-admin-token";
+const DIR_PREFIX: &str = "wasm-reconciler-e2e-";
+
+impl ControlPlane {
+    /// Starts a control plane and waits until the API server is ready. Blocking; must not be
+    /// called from inside an async runtime. Its processes stop when this value is dropped or the
+    /// calling thread exits.
+    pub fn start(options: Options) -> anyhow::Result<Self> {
+        let bins = control_plane_bins()?;
+        remove_stale_dirs();
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir)?;
+
+        let sa_key = dir.join("sa.key");
+        let sa_pub = dir.join("sa.pub");
+        run_quietly(Command::new("openssl").args(["genrsa", "-out"]).arg(&sa_key).arg("2048"))?;
+        run_quietly(Command::new("openssl").args(["rsa", "-pubout", "-in"]).arg(&sa_key).arg("-out").arg(&sa_pub))?;
+        let tokens = dir.join("tokens.csv");
+        fs::write(&tokens, format!("{ADMIN_TOKEN},admin,admin,\"system:masters\"\n"))?;
+
+        let etcd_port = free_port()?;
+        let etcd_peer_port = free_port()?;
+        let api_port = free_port()?;
+        let server = format!("https://127.0.0.1:{api_port}");
+        let kubeconfig = dir.join("kubeconfig");
+        fs::write(&kubeconfig, kubeconfig_yaml(&server, ADMIN_TOKEN, "default"))?;
+
+        let plane = ControlPlane { dir: dir.clone(), kubeconfig, server, processes: Mutex::new(Vec::new()) };
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        plane.spawn(
+            "etcd",
+            Command::new(bins.join("etcd"))
+                .arg("--data-dir")
+                .arg(dir.join("etcd"))
+                .arg(format!("--listen-client-urls={etcd_url}"))
+                .arg(format!("--advertise-client-urls={etcd_url}"))
+                .arg(format!("--listen-peer-urls=http://127.0.0.1:{etcd_peer_port}")),
+        )?;
+        plane.spawn(
+            "kube-apiserver",
+            Command::new(bins.join("kube-apiserver"))
+                .arg(format!("--etcd-servers={etcd_url}"))
+                .arg(format!("--secure-port={api_port}"))
+                .args(["--bind-address=127.0.0.1", "--advertise-address=127.0.0.1"])
+                .arg(format!("--cert-dir={}", dir.join("certs").display()))
+                .arg(format!("--token-auth-file={}", tokens.display()))
+                .arg("--authorization-mode=RBAC")
+                .arg(format!("--service-account-key-file={}", sa_pub.display()))
+                .arg(format!("--service-account-signing-key-file={}", sa_key.display()))
+                .arg("--service-account-issuer=https://kubernetes.default.svc")
+                // A /16: every Service takes a cluster IP, and a /24 runs out after ~250.
+                .arg("--service-cluster-ip-range=10.96.0.0/16")
+                .arg("--disable-admission-plugins=ServiceAccount"),
+        )?;
+        plane.wait_ready(Duration::from_secs(90))?;
+        if options.controller_manager {
+            plane.spawn(
+                "kube-controller-manager",
+                Command::new(bins.join("kube-controller-manager"))
+                    .arg(format!("--kubeconfig={}", plane.kubeconfig.display()))
+                    .arg("--controllers=garbagecollector,namespace,deployment,replicaset")
+                    .args(["--leader-elect=false", "--use-service-account-credentials=false"])
+                    .args(["--bind-address=127.0.0.1", "--secure-port=0", "--port=0"]),
+            )?;
+        }
+        Ok(plane)
+    }
+
+    /// One control plane per test process (without kube-controller-manager), with the
+    /// PotatoHead CRD installed, started on first use by a thread that lives as long as the
+    /// process.
+    pub async fn shared() -> &'static ControlPlane {
+        static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+        let plane = tokio::task::spawn_blocking(|| {
+            SHARED.get_or_init(|| {
+                let (started, receive) = std::sync::mpsc::channel();
+                std::thread::Builder::new()
+                    .name("control-plane".into())
+                    .spawn(move || {
+                        let plane = ControlPlane::start(Options::default()).and_then(|plane| {
+                            plane.block_on(plane.install_crd(&workspace_root().join("deploy/crd/potatohead.yaml")))?;
+                            Ok(plane)
+                        });
+                        started.send(plane.map_err(|e| format!("{e:#}"))).expect("receiver waits");
+                        // The processes live as long as this thread: park it for good.
+                        loop {
+                            std::thread::park();
+                        }
+                    })
+                    .expect("spawn control-plane thread");
+                receive.recv().expect("control-plane thread reports")
+            })
+        })
+        .await
+        .expect("control-plane start-up task");
+        match plane {
+            Ok(plane) => plane,
+            Err(error) => panic!("starting the control plane failed: {error}"),
+        }
+    }
+
+    /// A client authenticated as cluster-admin.
+    pub async fn client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig readable");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("kubeconfig valid");
+        kube::Client::try_from(config).expect("client builds")
+    }
+
+    /// Applies a CustomResourceDefinition from a YAML file and waits until it is established.
+    pub async fn install_crd(&self, path: &Path) -> anyhow::Result<()> {
+        let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let crd: CustomResourceDefinition = serde_yaml::from_str(&text)?;
+        let name = crd.metadata.name.clone().context("CRD has a name")?;
+        let api: Api<CustomResourceDefinition> = Api::all(self.client().await);
+        api.patch(&name, &PatchParams::apply("e2e-harness").force(), &Patch::Apply(&crd)).await?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let crd = api.get(&name).await?;
+            let established = crd
+                .status
+                .and_then(|s| s.conditions)
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+            if established {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("CRD {name} not established after 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Writes a kubeconfig for another user of this plane (e.g. a service-account token).
+    pub fn write_kubeconfig(&self, file_name: &str, token: &str, namespace: &str) -> anyhow::Result<PathBuf> {
+        let path = self.dir.join(file_name);
+        fs::write(&path, kubeconfig_yaml(&self.server, token, namespace))?;
+        Ok(path)
+    }
+
+    fn block_on<T>(&self, future: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(future)
+    }
+
+    fn spawn(&self, name: &str, command: &mut Command) -> anyhow::Result<()> {
+        let log = fs::File::create(self.dir.join(format!("{name}.log")))?;
+        // SAFETY: prctl is async-signal-safe; this runs in the forked child before exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
+        self.processes.lock().expect("process list").push(child);
+        Ok(())
+    }
+
+    fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        self.block_on(async {
+            let client = self.client().await;
+            loop {
+                let request = http::Request::get("/readyz").body(Vec::new()).expect("request builds");
+                if client.request_text(request).await.is_ok_and(|body| body.trim() == "ok") {
+                    return Ok(());
+                }
+                if let Some(exited) = self.exited_process() {
+                    bail!("{exited} exited during start-up; see {}", self.dir.display());
+                }
+                if Instant::now() > deadline {
+                    bail!("kube-apiserver not ready after {timeout:?}; logs in {}", self.dir.display());
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    }
+
+    fn exited_process(&self) -> Option<String> {
+        let mut processes = self.processes.lock().expect("process list");
+        processes.iter_mut().find_map(|p| match p.try_wait() {
+            Ok(Some(status)) => Some(format!("process {} ({status})", p.id())),
+            _ => None,
+        })
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        let mut processes = self.processes.lock().expect("process list");
+        // Reverse start order: the controller manager and API server before etcd.
+        for child in processes.iter_mut().rev() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn kubeconfig_yaml(server: &str, token: &str, namespace: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: {server}
+    # The API server's serving certificate is self-signed and made fresh each start.
+    insecure-skip-tls-verify: true
+users:
+- name: user
+  user:
+    token: {token}
+contexts:
+- name: local
+  context:
+    cluster: local
+    user: user
+    namespace: {namespace}
+current-context: local
+"
+    )
+}
+
+/// The folder with kube-apiserver, kube-controller-manager and etcd, from the project's script
+/// (which honours KUBEBUILDER_ASSETS and builds and caches the binaries on first use).
+fn control_plane_bins() -> anyhow::Result<PathBuf> {
+    let script = workspace_root().join("hack/control-plane-bins.sh");
+    let output = Command::new(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !output.status.success() {
+        bail!("{} failed ({})", script.display(), output.status);
+    }
+    let stdout = String::from_utf8(output.stdout)?;
+    let dir = stdout.lines().last().context("script printed no folder")?;
+    Ok(PathBuf::from(dir.trim()))
+}
+
+/// Scratch folders of earlier test processes that are no longer running.
+fn remove_stale_dirs() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(DIR_PREFIX) else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+        // kill(pid, 0) fails with ESRCH when no such process exists.
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn run_quietly(command: &mut Command) -> anyhow::Result<()> {
+    let output = command.output().with_context(|| format!("running {command:?}"))?;
+    if !output.status.success() {
+        bail!("{command:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! Harness for the end-to-end tests: a real kube-apiserver + etcd (and optionally
+//! kube-controller-manager) on free loopback ports, the real `reconciler-host` binary, and the
+//! real guest `.wasm`.
+
+pub mod cluster;
+pub mod control_plane;
+pub mod host;
+pub mod paths;
+
+pub use cluster::{eventually, potatohead_api, TestNamespace};
+pub use control_plane::{ControlPlane, Options};
+pub use host::HostProcess;
