@@ -199,7 +199,9 @@ async fn reconcile_parent(parent: &DynamicObject, ctx: &Context) -> Result<Actio
 
     let guest = Arc::clone(&ctx.guest);
     let parent_key = format!("{namespace}/{}", parent.name_any());
-    let answer = tokio::task::spawn_blocking(move || guest.reconcile(&observed, &parent_key))
+    // The guest's log lines belong to this reconcile's span, on whichever thread it runs.
+    let span = tracing::Span::current();
+    let answer = tokio::task::spawn_blocking(move || span.in_scope(|| guest.reconcile(&observed, &parent_key)))
         .await
         .map_err(ReconcileError::GuestTask)?;
     let desired = match answer {

@@ -68,8 +68,6 @@ impl ControlPlane {
         let api_port = free_port()?;
         let server = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = dir.join("kubeconfig");
-        fs::write(&kubeconfig, kubeconfig_yaml(&server, ADMIN_TOKEN, "default"))?;
-
         let plane = ControlPlane { dir: dir.clone(), kubeconfig, server, processes: Mutex::new(Vec::new()) };
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         plane.spawn(
@@ -97,6 +95,8 @@ impl ControlPlane {
                 .arg("--service-cluster-ip-range=10.96.0.0/16")
                 .arg("--disable-admission-plugins=ServiceAccount"),
         )?;
+        plane.wait_for_serving_cert(Duration::from_secs(60))?;
+        fs::write(&plane.kubeconfig, kubeconfig_yaml(&plane.server, &plane.ca_file(), ADMIN_TOKEN, "default"))?;
         plane.wait_ready(Duration::from_secs(90))?;
         if options.controller_manager {
             plane.spawn(
@@ -111,9 +111,21 @@ impl ControlPlane {
         Ok(plane)
     }
 
+    /// Uses an existing cluster instead of starting one (the envtest `USE_EXISTING_CLUSTER`
+    /// convention): the kubeconfig from `$KUBECONFIG` or `~/.kube/config`.
+    pub fn existing() -> anyhow::Result<Self> {
+        let kubeconfig = std::env::var_os("KUBECONFIG")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".kube/config")))
+            .context("USE_EXISTING_CLUSTER needs KUBECONFIG or ~/.kube/config")?;
+        let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{}-existing", std::process::id()));
+        fs::create_dir_all(&dir)?;
+        Ok(ControlPlane { dir, kubeconfig, server: String::new(), processes: Mutex::new(Vec::new()) })
+    }
+
     /// One control plane per test process (without kube-controller-manager), with the
     /// PotatoHead CRD installed, started on first use by a thread that lives as long as the
-    /// process.
+    /// process. With `USE_EXISTING_CLUSTER=true` the cluster of [`Self::existing`] is used.
     pub async fn shared() -> &'static ControlPlane {
         static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
         let plane = tokio::task::spawn_blocking(|| {
@@ -122,7 +134,9 @@ impl ControlPlane {
                 std::thread::Builder::new()
                     .name("control-plane".into())
                     .spawn(move || {
-                        let plane = ControlPlane::start(Options::default()).and_then(|plane| {
+                        let use_existing = std::env::var("USE_EXISTING_CLUSTER").is_ok_and(|v| v == "true");
+                        let plane = if use_existing { ControlPlane::existing() } else { ControlPlane::start(Options::default()) };
+                        let plane = plane.and_then(|plane| {
                             plane.block_on(plane.install_crd(&workspace_root().join("deploy/crd/potatohead.yaml")))?;
                             Ok(plane)
                         });
@@ -175,13 +189,6 @@ impl ControlPlane {
         }
     }
 
-    /// Writes a kubeconfig for another user of this plane (e.g. a service-account token).
-    pub fn write_kubeconfig(&self, file_name: &str, token: &str, namespace: &str) -> anyhow::Result<PathBuf> {
-        let path = self.dir.join(file_name);
-        fs::write(&path, kubeconfig_yaml(&self.server, token, namespace))?;
-        Ok(path)
-    }
-
     fn block_on<T>(&self, future: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(future)
     }
@@ -202,6 +209,28 @@ impl ControlPlane {
             .spawn()
             .with_context(|| format!("starting {name}"))?;
         self.processes.lock().expect("process list").push(child);
+        Ok(())
+    }
+
+    /// The API server's self-signed serving certificate followed by the CA that signed it
+    /// (kube-apiserver writes both into `--cert-dir` when given no certificate).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("certs/apiserver.crt")
+    }
+
+    fn wait_for_serving_cert(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !self.ca_file().exists() {
+            if let Some(exited) = self.exited_process() {
+                bail!("{exited} exited during start-up; see {}", self.dir.display());
+            }
+            if Instant::now() > deadline {
+                bail!("kube-apiserver wrote no serving certificate within {timeout:?}; see {}", self.dir.display());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The file is written in one go, but give the writer a moment to close it.
+        std::thread::sleep(Duration::from_millis(100));
         Ok(())
     }
 
@@ -246,7 +275,8 @@ impl Drop for ControlPlane {
     }
 }
 
-fn kubeconfig_yaml(server: &str, token: &str, namespace: &str) -> String {
+fn kubeconfig_yaml(server: &str, ca_file: &Path, token: &str, namespace: &str) -> String {
+    let ca_file = ca_file.display();
     format!(
         "apiVersion: v1
 kind: Config
@@ -254,8 +284,7 @@ clusters:
 - name: local
   cluster:
     server: {server}
-    # The API server's serving certificate is self-signed and made fresh each start.
-    insecure-skip-tls-verify: true
+    certificate-authority: {ca_file}
 users:
 - name: user
   user:

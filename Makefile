@@ -1,0 +1,47 @@
+# The front door. `make demo` and `make test` are the two commands a newcomer needs; both install
+# what they need on a fresh machine (wasm target, Debian packages, control-plane binaries).
+
+CARGO        ?= cargo
+GUEST_TARGET := wasm32-wasip2
+GUEST_WASM   := target/$(GUEST_TARGET)/release/guest_potatohead.wasm
+
+.PHONY: help deps guest build crd test demo lint fmt clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+deps: ## Install the wasm target and the local control plane (one-time build, cached in ~/.cache)
+	@echo "==> checking the Rust target $(GUEST_TARGET)"
+	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
+	@echo "==> checking the local control plane binaries (the first run builds them: several minutes)"
+	@hack/control-plane-bins.sh >/dev/null
+
+guest: ## Build the default guest component (release, wasm32-wasip2)
+	@echo "==> building the guest $(GUEST_WASM)"
+	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
+	$(CARGO) build -p guest-potatohead --target $(GUEST_TARGET) --release
+	@ls -l $(GUEST_WASM) | awk '{print "    guest size: " $$5 " bytes"}'
+
+build: guest ## Build the guest, the host and the test harness (debug)
+	@echo "==> building reconciler-host and the test harness"
+	$(CARGO) build -p reconciler-host -p e2e --bins
+
+crd: ## Regenerate deploy/crd/potatohead.yaml from the Rust spec types
+	$(CARGO) run -q -p guest-potatohead --features crd --bin crdgen > deploy/crd/potatohead.yaml
+
+test: deps build ## Run every test: guest unit tests, host tests on the real .wasm, end-to-end tests
+	@echo "==> running all tests (end-to-end tests start their own kube-apiserver and etcd)"
+	$(CARGO) test --workspace --features guest-potatohead/crd
+
+demo: deps build ## Local control plane + CRD + host + sample; runs until Ctrl-C
+	@hack/demo.sh
+
+lint: ## rustfmt and clippy
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --features guest-potatohead/crd -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+clean: ## Remove build output (the control-plane cache in ~/.cache stays)
+	$(CARGO) clean
