@@ -57,7 +57,11 @@ pub fn desired_children(parent: &str, spec: &PotatoHeadSpec) -> Vec<Value> {
 /// The discovery file: every listed part except entry, mapped to its Service URL. Sorted, so the
 /// content (and its digest) only changes when the parts or their ports do.
 fn services_config(parent: &str, spec: &PotatoHeadSpec) -> String {
-    let mut parts: Vec<&PartSpec> = spec.parts.iter().filter(|p| p.name != Part::Entry).collect();
+    let mut parts: Vec<&PartSpec> = spec
+        .parts
+        .iter()
+        .filter(|p| p.name != Part::Entry)
+        .collect();
     parts.sort_by_key(|p| p.name);
     parts
         .iter()
@@ -73,7 +77,8 @@ fn services_config(parent: &str, spec: &PotatoHeadSpec) -> String {
 }
 
 fn service_port(part: &PartSpec) -> i32 {
-    part.port.unwrap_or_else(|| part.name.default_service_port())
+    part.port
+        .unwrap_or_else(|| part.name.default_service_port())
 }
 
 fn image(spec: &PotatoHeadSpec, part: &PartSpec) -> String {
@@ -98,7 +103,12 @@ fn selector(parent: &str, part: Part) -> Value {
     })
 }
 
-fn deployment(parent: &str, spec: &PotatoHeadSpec, part: &PartSpec, discovery: Option<&str>) -> Value {
+fn deployment(
+    parent: &str,
+    spec: &PotatoHeadSpec,
+    part: &PartSpec,
+    discovery: Option<&str>,
+) -> Value {
     let mut env = vec![json!({ "name": "PODTATO_PORT", "value": CONTAINER_PORT.to_string() })];
     let mut container = json!({
         "name": "server",
@@ -115,8 +125,7 @@ fn deployment(parent: &str, spec: &PotatoHeadSpec, part: &PartSpec, discovery: O
             "name": "SERVICES_CONFIG_FILE_PATH",
             "value": format!("{SERVICES_CONFIG_DIR}/{SERVICES_CONFIG_FILE}"),
         }));
-        container["volumeMounts"] =
-            json!([{ "name": "service-discovery", "mountPath": SERVICES_CONFIG_DIR, "readOnly": true }]);
+        container["volumeMounts"] = json!([{ "name": "service-discovery", "mountPath": SERVICES_CONFIG_DIR, "readOnly": true }]);
         pod_spec["volumes"] = json!([{
             "name": "service-discovery",
             "configMap": { "name": discovery_config_map_name(parent) },
@@ -124,7 +133,11 @@ fn deployment(parent: &str, spec: &PotatoHeadSpec, part: &PartSpec, discovery: O
         template_metadata["annotations"] =
             json!({ DISCOVERY_DIGEST_ANNOTATION: format!("{:016x}", fnv1a(file.as_bytes())) });
     }
-    env.extend(part.env.iter().map(|v| json!({ "name": v.name, "value": v.value })));
+    env.extend(
+        part.env
+            .iter()
+            .map(|v| json!({ "name": v.name, "value": v.value })),
+    );
     container["env"] = Value::Array(env);
     pod_spec["containers"] = json!([container]);
 
@@ -169,7 +182,9 @@ fn service(parent: &str, part: &PartSpec) -> Value {
 /// 64-bit FNV-1a: a small, stable content digest (no crypto needed, and no extra dependency in
 /// the guest).
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(0x100000001b3))
+    bytes.iter().fold(0xcbf29ce484222325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    })
 }
 
 #[cfg(test)]
@@ -178,11 +193,21 @@ mod tests {
     use crate::spec::{EnvVar, ServiceType};
 
     fn part(name: Part) -> PartSpec {
-        PartSpec { name, image: None, replicas: 1, env: vec![], service_type: ServiceType::ClusterIP, port: None }
+        PartSpec {
+            name,
+            image: None,
+            replicas: 1,
+            env: vec![],
+            service_type: ServiceType::ClusterIP,
+            port: None,
+        }
     }
 
     fn all_parts() -> PotatoHeadSpec {
-        PotatoHeadSpec { tag: "0.3.0".into(), parts: Part::ALL.iter().map(|p| part(*p)).collect() }
+        PotatoHeadSpec {
+            tag: "0.3.0".into(),
+            parts: Part::ALL.iter().map(|p| part(*p)).collect(),
+        }
     }
 
     fn find<'a>(children: &'a [Value], kind: &str, name: &str) -> &'a Value {
@@ -197,7 +222,11 @@ mod tests {
         let children = desired_children("demo", &all_parts());
         assert_eq!(children.len(), 13);
         for kind in ["Deployment", "Service"] {
-            assert_eq!(children.iter().filter(|c| c["kind"] == kind).count(), 6, "{kind}");
+            assert_eq!(
+                children.iter().filter(|c| c["kind"] == kind).count(),
+                6,
+                "{kind}"
+            );
         }
         find(&children, "ConfigMap", "demo-service-discovery");
     }
@@ -234,7 +263,10 @@ mod tests {
         let mut spec = all_parts();
         spec.parts[2] = PartSpec {
             replicas: 3,
-            env: vec![EnvVar { name: "COLOR".into(), value: "red".into() }],
+            env: vec![EnvVar {
+                name: "COLOR".into(),
+                value: "red".into(),
+            }],
             service_type: ServiceType::NodePort,
             port: Some(8080),
             ..part(Part::LeftArm)
@@ -243,11 +275,18 @@ mod tests {
         let dep = find(&children, "Deployment", "demo-left-arm");
         assert_eq!(dep["spec"]["replicas"], 3);
         let env = &dep["spec"]["template"]["spec"]["containers"][0]["env"];
-        assert!(env.as_array().unwrap().contains(&json!({"name": "COLOR", "value": "red"})));
+        assert!(
+            env.as_array()
+                .unwrap()
+                .contains(&json!({"name": "COLOR", "value": "red"}))
+        );
         let svc = find(&children, "Service", "demo-left-arm");
         assert_eq!(svc["spec"]["type"], "NodePort");
         assert_eq!(svc["spec"]["ports"][0]["port"], 8080);
-        assert_eq!(find(&children, "Deployment", "demo-hat")["spec"]["replicas"], 1);
+        assert_eq!(
+            find(&children, "Deployment", "demo-hat")["spec"]["replicas"],
+            1
+        );
     }
 
     #[test]
@@ -255,18 +294,30 @@ mod tests {
         let mut spec = all_parts();
         spec.parts[1].port = Some(7001);
         let children = desired_children("demo", &spec);
-        let file = find(&children, "ConfigMap", "demo-service-discovery")["data"][SERVICES_CONFIG_FILE]
+        let file = find(&children, "ConfigMap", "demo-service-discovery")["data"]
+            [SERVICES_CONFIG_FILE]
             .as_str()
             .unwrap()
             .to_string();
         assert!(file.contains("hat: \"http://demo-hat:7001\"\n"), "{file}");
-        assert!(file.contains("right-arm: \"http://demo-right-arm:9005\"\n"), "{file}");
+        assert!(
+            file.contains("right-arm: \"http://demo-right-arm:9005\"\n"),
+            "{file}"
+        );
         assert!(!file.contains("entry"), "{file}");
         let pod = &find(&children, "Deployment", "demo-entry")["spec"]["template"]["spec"];
-        assert_eq!(pod["volumes"][0]["configMap"]["name"], "demo-service-discovery");
-        assert_eq!(pod["containers"][0]["volumeMounts"][0]["mountPath"], "/config");
+        assert_eq!(
+            pod["volumes"][0]["configMap"]["name"],
+            "demo-service-discovery"
+        );
+        assert_eq!(
+            pod["containers"][0]["volumeMounts"][0]["mountPath"],
+            "/config"
+        );
         let env = pod["containers"][0]["env"].as_array().unwrap();
-        assert!(env.contains(&json!({"name": "SERVICES_CONFIG_FILE_PATH", "value": "/config/servicesConfig.yaml"})));
+        assert!(env.contains(
+            &json!({"name": "SERVICES_CONFIG_FILE_PATH", "value": "/config/servicesConfig.yaml"})
+        ));
     }
 
     #[test]
@@ -286,7 +337,10 @@ mod tests {
 
     #[test]
     fn without_entry_there_is_no_config_map() {
-        let spec = PotatoHeadSpec { tag: "1".into(), parts: vec![part(Part::Hat)] };
+        let spec = PotatoHeadSpec {
+            tag: "1".into(),
+            parts: vec![part(Part::Hat)],
+        };
         let children = desired_children("demo", &spec);
         assert_eq!(children.len(), 2);
         assert!(children.iter().all(|c| c["kind"] != "ConfigMap"));

@@ -18,14 +18,20 @@ mod component {
 
     wit_bindgen::generate!({ path: "../wit", world: "reconciler" });
 
-    use exports::wasm_reconciler::reconciler::guest::{Desired, Guest, Manifest, Observed, ReconcileError};
+    use exports::wasm_reconciler::reconciler::guest::{
+        Desired, Guest, Manifest, Observed, ReconcileError,
+    };
     use wasm_reconciler::reconciler::log::{Level, log};
     use wasm_reconciler::reconciler::types::GroupVersionKind;
 
     struct PotatoHeadGuest;
 
     fn gvk(group: &str, version: &str, kind: &str) -> GroupVersionKind {
-        GroupVersionKind { group: group.into(), version: version.into(), kind: kind.into() }
+        GroupVersionKind {
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+        }
     }
 
     impl Guest for PotatoHeadGuest {
@@ -34,21 +40,30 @@ mod component {
                 name: "potatohead".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
                 parent: gvk(spec::GROUP, spec::VERSION, spec::KIND),
-                children: vec![gvk("apps", "v1", "Deployment"), gvk("", "v1", "Service"), gvk("", "v1", "ConfigMap")],
+                children: vec![
+                    gvk("apps", "v1", "Deployment"),
+                    gvk("", "v1", "Service"),
+                    gvk("", "v1", "ConfigMap"),
+                ],
             }
         }
 
         fn reconcile(observed: Observed) -> Result<Desired, ReconcileError> {
             match reconcile::reconcile(&observed.parent, &observed.children, observed.finalizing) {
                 Ok(desired) => {
-                    log(Level::Debug, &format!("desired {} children", desired.children.len()));
+                    log(
+                        Level::Debug,
+                        &format!("desired {} children", desired.children.len()),
+                    );
                     Ok(Desired {
                         children: desired.children.iter().map(|c| c.to_string()).collect(),
                         status: desired.status.map(|s| s.to_string()),
                         requeue_after_ms: desired.requeue_after_ms,
                     })
                 }
-                Err(reconcile::ReconcileError::InvalidSpec(reason)) => Err(ReconcileError::InvalidSpec(reason)),
+                Err(reconcile::ReconcileError::InvalidSpec(reason)) => {
+                    Err(ReconcileError::InvalidSpec(reason))
+                }
             }
         }
     }

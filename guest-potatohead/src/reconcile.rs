@@ -41,21 +41,32 @@ struct Metadata {
 /// # Errors
 /// [`ReconcileError::InvalidSpec`] when the object does not parse as a PotatoHead or breaks a rule
 /// of [`crate::validate`]; the message names the field.
-pub fn reconcile(parent_json: &str, observed_children: &[String], finalizing: bool) -> Result<Desired, ReconcileError> {
+pub fn reconcile(
+    parent_json: &str,
+    observed_children: &[String],
+    finalizing: bool,
+) -> Result<Desired, ReconcileError> {
     let parent = parse_parent(parent_json)?;
-    let spec = parent
-        .spec
-        .ok_or_else(|| ReconcileError::InvalidSpec("spec: missing; a PotatoHead needs spec.parts".into()))?;
+    let spec = parent.spec.ok_or_else(|| {
+        ReconcileError::InvalidSpec("spec: missing; a PotatoHead needs spec.parts".into())
+    })?;
     validate_name(&parent.metadata.name).map_err(|e| ReconcileError::InvalidSpec(e.0))?;
     validate_spec(&spec).map_err(|e| ReconcileError::InvalidSpec(e.0))?;
 
     // Children the host sent are objects the API server returned; one that fails to parse would
     // be a host bug, and ignoring it only makes its part look not ready.
-    let observed: Vec<Value> = observed_children.iter().filter_map(|c| serde_json::from_str(c).ok()).collect();
+    let observed: Vec<Value> = observed_children
+        .iter()
+        .filter_map(|c| serde_json::from_str(c).ok())
+        .collect();
     let status = status(&parent.metadata.name, &spec, &observed);
     // A parent being deleted keeps its children until garbage collection removes them; asking
     // for none makes that intent explicit (the host applies nothing for it anyway).
-    let children = if finalizing { Vec::new() } else { desired_children(&parent.metadata.name, &spec) };
+    let children = if finalizing {
+        Vec::new()
+    } else {
+        desired_children(&parent.metadata.name, &spec)
+    };
     Ok(Desired {
         children,
         status: Some(serde_json::to_value(status).expect("status serializes")),
@@ -69,7 +80,9 @@ fn parse_parent(parent_json: &str) -> Result<PotatoHead, ReconcileError> {
         let path = e.path().to_string();
         // serde_json appends "at line L column C" of the host's JSON text: noise to a user.
         let inner = e.inner().to_string();
-        let reason = inner.rsplit_once(" at line ").map_or(inner.as_str(), |(reason, _)| reason);
+        let reason = inner
+            .rsplit_once(" at line ")
+            .map_or(inner.as_str(), |(reason, _)| reason);
         ReconcileError::InvalidSpec(format!("{path}: {reason}"))
     })
 }
@@ -110,7 +123,8 @@ mod tests {
 
     #[test]
     fn tag_defaults_when_left_out() {
-        let desired = reconcile(&sample(json!({ "parts": [{"name": "hat"}] })), &[], false).unwrap();
+        let desired =
+            reconcile(&sample(json!({ "parts": [{"name": "hat"}] })), &[], false).unwrap();
         let image = &desired.children[0]["spec"]["template"]["spec"]["containers"][0]["image"];
         assert_eq!(image, "ghcr.io/podtato-head/hat:0.3.0");
     }
@@ -118,20 +132,28 @@ mod tests {
     #[test]
     fn an_unknown_part_is_named_with_its_path() {
         let msg = invalid_message(json!({ "parts": [{"name": "hat"}, {"name": "nose"}] }));
-        assert!(msg.starts_with("spec.parts[1].name: unknown variant `nose`"), "{msg}");
+        assert!(
+            msg.starts_with("spec.parts[1].name: unknown variant `nose`"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn a_wrongly_typed_field_is_named_with_its_path() {
         let msg = invalid_message(json!({ "parts": [{"name": "hat", "replicas": "three"}] }));
-        assert!(msg.starts_with("spec.parts[0].replicas: invalid type"), "{msg}");
+        assert!(
+            msg.starts_with("spec.parts[0].replicas: invalid type"),
+            "{msg}"
+        );
         assert!(!msg.contains("line"), "{msg}");
     }
 
     #[test]
     fn a_missing_spec_or_parts_is_invalid() {
         let no_spec = json!({ "kind": "PotatoHead", "metadata": { "name": "demo" } }).to_string();
-        assert!(matches!(reconcile(&no_spec, &[], false), Err(ReconcileError::InvalidSpec(m)) if m.starts_with("spec:")));
+        assert!(
+            matches!(reconcile(&no_spec, &[], false), Err(ReconcileError::InvalidSpec(m)) if m.starts_with("spec:"))
+        );
         let msg = invalid_message(json!({ "tag": "1" }));
         assert!(msg.starts_with("spec: missing field `parts`"), "{msg}");
     }
@@ -139,7 +161,10 @@ mod tests {
     #[test]
     fn validation_errors_come_back_as_invalid_spec() {
         let msg = invalid_message(json!({ "parts": [{"name": "hat", "replicas": -2}] }));
-        assert!(msg.starts_with("spec.parts[0].replicas: -2 is negative"), "{msg}");
+        assert!(
+            msg.starts_with("spec.parts[0].replicas: -2 is negative"),
+            "{msg}"
+        );
     }
 
     #[test]

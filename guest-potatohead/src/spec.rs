@@ -92,7 +92,10 @@ pub struct PartSpec {
 #[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 pub struct EnvVar {
     /// Variable name: letters, digits, `_`, `-` and `.`, not starting with a digit.
-    #[cfg_attr(feature = "crd", schemars(regex(pattern = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")))]
+    #[cfg_attr(
+        feature = "crd",
+        schemars(regex(pattern = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"))
+    )]
     pub name: String,
     /// Variable value (may be empty).
     pub value: String,

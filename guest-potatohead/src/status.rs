@@ -7,7 +7,11 @@ use crate::spec::{Condition, PartStatus, PotatoHeadSpec, PotatoHeadStatus};
 
 /// The status for a validated spec. `observed_children` are the parent's owned objects as the
 /// host saw them; only Deployments are read.
-pub fn status(parent: &str, spec: &PotatoHeadSpec, observed_children: &[Value]) -> PotatoHeadStatus {
+pub fn status(
+    parent: &str,
+    spec: &PotatoHeadSpec,
+    observed_children: &[Value],
+) -> PotatoHeadStatus {
     let parts: Vec<PartStatus> = spec
         .parts
         .iter()
@@ -29,7 +33,11 @@ pub fn status(parent: &str, spec: &PotatoHeadSpec, observed_children: &[Value]) 
 
     let ready = parts.iter().filter(|p| p.ready).count();
     let total = parts.len();
-    let not_ready: Vec<&str> = parts.iter().filter(|p| !p.ready).map(|p| p.name.as_str()).collect();
+    let not_ready: Vec<&str> = parts
+        .iter()
+        .filter(|p| !p.ready)
+        .map(|p| p.name.as_str())
+        .collect();
     let condition = if not_ready.is_empty() {
         Condition {
             type_: "Ready".into(),
@@ -44,7 +52,10 @@ pub fn status(parent: &str, spec: &PotatoHeadSpec, observed_children: &[Value]) 
             type_: "Ready".into(),
             status: "False".into(),
             reason: "PartsNotReady".into(),
-            message: format!("{ready}/{total} parts ready; waiting for {}", not_ready.join(", ")),
+            message: format!(
+                "{ready}/{total} parts ready; waiting for {}",
+                not_ready.join(", ")
+            ),
             observed_generation: None,
             last_transition_time: None,
         }
@@ -62,7 +73,9 @@ pub fn status(parent: &str, spec: &PotatoHeadSpec, observed_children: &[Value]) 
 fn deployment_ready(deployment: &Value, desired_replicas: i32) -> bool {
     let spec_replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
     let generation = int(&deployment["metadata"]["generation"]);
-    let seen_latest = deployment["status"]["observedGeneration"].as_i64().is_none_or(|seen| seen >= generation);
+    let seen_latest = deployment["status"]["observedGeneration"]
+        .as_i64()
+        .is_none_or(|seen| seen >= generation);
     spec_replicas == i64::from(desired_replicas)
         && seen_latest
         && int(&deployment["status"]["readyReplicas"]) >= i64::from(desired_replicas)
@@ -113,11 +126,22 @@ mod tests {
         let status = status("demo", &spec, &observed);
         assert_eq!(status.summary, "1/3");
         assert_eq!(
-            status.parts.iter().map(|p| (p.name, p.ready, p.ready_replicas)).collect::<Vec<_>>(),
-            vec![(Part::Entry, true, 1), (Part::Hat, false, 1), (Part::LeftArm, false, 0)]
+            status
+                .parts
+                .iter()
+                .map(|p| (p.name, p.ready, p.ready_replicas))
+                .collect::<Vec<_>>(),
+            vec![
+                (Part::Entry, true, 1),
+                (Part::Hat, false, 1),
+                (Part::LeftArm, false, 0)
+            ]
         );
         let ready = &status.conditions[0];
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "PartsNotReady"));
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "PartsNotReady")
+        );
         assert!(ready.message.contains("hat, left-arm"), "{}", ready.message);
     }
 

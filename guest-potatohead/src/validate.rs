@@ -45,7 +45,9 @@ pub fn validate_name(name: &str) -> Result<(), InvalidSpec> {
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         return Err(invalid(
             "metadata.name",
-            format!("{name:?} must start with a lowercase letter, because Services are named after it"),
+            format!(
+                "{name:?} must start with a lowercase letter, because Services are named after it"
+            ),
         ));
     }
     Ok(())
@@ -60,7 +62,10 @@ pub fn validate_spec(spec: &PotatoHeadSpec) -> Result<(), InvalidSpec> {
         if !seen.insert(part.name) {
             return Err(invalid(
                 format!("{path}.name"),
-                format!("part {:?} is listed twice; list each part at most once", part.name.as_str()),
+                format!(
+                    "part {:?} is listed twice; list each part at most once",
+                    part.name.as_str()
+                ),
             ));
         }
         validate_part(&path, part)?;
@@ -77,7 +82,10 @@ fn validate_part(path: &str, part: &PartSpec) -> Result<(), InvalidSpec> {
             ));
         }
         if image.chars().any(char::is_whitespace) {
-            return Err(invalid(format!("{path}.image"), format!("{image:?} contains whitespace")));
+            return Err(invalid(
+                format!("{path}.image"),
+                format!("{image:?} contains whitespace"),
+            ));
         }
     }
     if part.replicas < 0 {
@@ -108,7 +116,10 @@ fn validate_part(path: &str, part: &PartSpec) -> Result<(), InvalidSpec> {
             ));
         }
         if RESERVED_ENV.contains(&var.name.as_str()) {
-            return Err(invalid(var_path, format!("{} is set by the operator itself", var.name)));
+            return Err(invalid(
+                var_path,
+                format!("{} is set by the operator itself", var.name),
+            ));
         }
         if !names.insert(var.name.as_str()) {
             return Err(invalid(var_path, format!("{} is listed twice", var.name)));
@@ -122,13 +133,17 @@ fn validate_tag(path: &str, tag: &str) -> Result<(), InvalidSpec> {
     let valid = !tag.is_empty()
         && tag.len() <= 128
         && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-        && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     if valid {
         Ok(())
     } else {
         Err(invalid(
             path,
-            format!("{tag:?} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128)"),
+            format!(
+                "{tag:?} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128)"
+            ),
         ))
     }
 }
@@ -137,7 +152,9 @@ fn validate_tag(path: &str, tag: &str) -> Result<(), InvalidSpec> {
 fn is_env_var_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
 }
 
 #[cfg(test)]
@@ -147,7 +164,10 @@ mod tests {
     use crate::spec::{EnvVar, ServiceType};
 
     fn spec_with(part: PartSpec) -> PotatoHeadSpec {
-        PotatoHeadSpec { tag: "0.3.0".into(), parts: vec![part] }
+        PotatoHeadSpec {
+            tag: "0.3.0".into(),
+            parts: vec![part],
+        }
     }
 
     fn hat() -> PartSpec {
@@ -172,65 +192,112 @@ mod tests {
 
     #[test]
     fn negative_replicas_name_the_field() {
-        let msg = error_of(spec_with(PartSpec { replicas: -1, ..hat() }));
-        assert!(msg.starts_with("spec.parts[0].replicas: -1 is negative"), "{msg}");
+        let msg = error_of(spec_with(PartSpec {
+            replicas: -1,
+            ..hat()
+        }));
+        assert!(
+            msg.starts_with("spec.parts[0].replicas: -1 is negative"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn zero_replicas_are_allowed() {
-        assert_eq!(validate_spec(&spec_with(PartSpec { replicas: 0, ..hat() })), Ok(()));
+        assert_eq!(
+            validate_spec(&spec_with(PartSpec {
+                replicas: 0,
+                ..hat()
+            })),
+            Ok(())
+        );
     }
 
     #[test]
     fn out_of_range_ports_name_the_field() {
         for port in [0, 65536, -80] {
-            let msg = error_of(spec_with(PartSpec { port: Some(port), ..hat() }));
+            let msg = error_of(spec_with(PartSpec {
+                port: Some(port),
+                ..hat()
+            }));
             assert!(msg.starts_with("spec.parts[0].port:"), "{msg}");
         }
     }
 
     #[test]
     fn empty_image_is_rejected() {
-        let msg = error_of(spec_with(PartSpec { image: Some(" ".into()), ..hat() }));
-        assert!(msg.starts_with("spec.parts[0].image: must not be empty"), "{msg}");
+        let msg = error_of(spec_with(PartSpec {
+            image: Some(" ".into()),
+            ..hat()
+        }));
+        assert!(
+            msg.starts_with("spec.parts[0].image: must not be empty"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn invalid_env_var_names_are_rejected() {
         for bad in ["", "1ABC", "HAS SPACE", "A=B"] {
-            let part = PartSpec { env: vec![EnvVar { name: bad.into(), value: "x".into() }], ..hat() };
+            let part = PartSpec {
+                env: vec![EnvVar {
+                    name: bad.into(),
+                    value: "x".into(),
+                }],
+                ..hat()
+            };
             let msg = error_of(spec_with(part));
-            assert!(msg.starts_with("spec.parts[0].env[0].name:"), "{bad:?}: {msg}");
+            assert!(
+                msg.starts_with("spec.parts[0].env[0].name:"),
+                "{bad:?}: {msg}"
+            );
         }
     }
 
     #[test]
     fn reserved_and_duplicate_env_vars_are_rejected() {
         let reserved = PartSpec {
-            env: vec![EnvVar { name: "PODTATO_PORT".into(), value: "1".into() }],
+            env: vec![EnvVar {
+                name: "PODTATO_PORT".into(),
+                value: "1".into(),
+            }],
             ..hat()
         };
         assert!(error_of(spec_with(reserved)).contains("set by the operator"));
         let twice = PartSpec {
             env: vec![
-                EnvVar { name: "A".into(), value: "1".into() },
-                EnvVar { name: "A".into(), value: "2".into() },
+                EnvVar {
+                    name: "A".into(),
+                    value: "1".into(),
+                },
+                EnvVar {
+                    name: "A".into(),
+                    value: "2".into(),
+                },
             ],
             ..hat()
         };
-        assert!(error_of(spec_with(twice)).starts_with("spec.parts[0].env[1].name: A is listed twice"));
+        assert!(
+            error_of(spec_with(twice)).starts_with("spec.parts[0].env[1].name: A is listed twice")
+        );
     }
 
     #[test]
     fn a_part_listed_twice_is_rejected() {
-        let spec = PotatoHeadSpec { tag: "1".into(), parts: vec![hat(), hat()] };
+        let spec = PotatoHeadSpec {
+            tag: "1".into(),
+            parts: vec![hat(), hat()],
+        };
         assert!(error_of(spec).starts_with("spec.parts[1].name: part \"hat\" is listed twice"));
     }
 
     #[test]
     fn bad_tags_are_rejected() {
         for tag in ["", "-x", "a b", "x:y"] {
-            let spec = PotatoHeadSpec { tag: tag.into(), parts: vec![] };
+            let spec = PotatoHeadSpec {
+                tag: tag.into(),
+                parts: vec![],
+            };
             assert!(error_of(spec).starts_with("spec.tag:"), "{tag:?}");
         }
     }
@@ -238,7 +305,12 @@ mod tests {
     #[test]
     fn names_that_cannot_name_services_are_rejected() {
         assert!(validate_name("demo").is_ok());
-        assert!(validate_name("1demo").unwrap_err().0.starts_with("metadata.name:"));
+        assert!(
+            validate_name("1demo")
+                .unwrap_err()
+                .0
+                .starts_with("metadata.name:")
+        );
         assert!(validate_name(&"a".repeat(46)).is_err());
         assert!(validate_name(&"a".repeat(45)).is_ok());
     }

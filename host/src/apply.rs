@@ -56,7 +56,9 @@ fn desired_digest(object: &Value) -> String {
 
 /// True when applying `desired` (prepared) to the observed child would change nothing.
 pub fn is_satisfied(desired: &Value, observed: &DynamicObject) -> bool {
-    let Ok(observed) = serde_json::to_value(observed) else { return false };
+    let Ok(observed) = serde_json::to_value(observed) else {
+        return false;
+    };
     contains(&observed, desired)
 }
 
@@ -68,12 +70,18 @@ pub fn is_satisfied(desired: &Value, observed: &DynamicObject) -> bool {
 /// zero value, since Kubernetes types serialize those with `omitempty`.
 pub(crate) fn contains(observed: &Value, desired: &Value) -> bool {
     match (observed, desired) {
-        (Value::Object(observed), Value::Object(desired)) => desired.iter().all(|(key, want)| match observed.get(key) {
-            Some(have) => contains(have, want),
-            None => is_zero(want),
-        }),
+        (Value::Object(observed), Value::Object(desired)) => {
+            desired.iter().all(|(key, want)| match observed.get(key) {
+                Some(have) => contains(have, want),
+                None => is_zero(want),
+            })
+        }
         (Value::Array(observed), Value::Array(desired)) => {
-            observed.len() == desired.len() && observed.iter().zip(desired).all(|(have, want)| contains(have, want))
+            observed.len() == desired.len()
+                && observed
+                    .iter()
+                    .zip(desired)
+                    .all(|(have, want)| contains(have, want))
         }
         (Value::Number(have), Value::Number(want)) => have.as_f64() == want.as_f64(),
         (have, want) => have == want,
@@ -92,8 +100,18 @@ fn is_zero(value: &Value) -> bool {
 }
 
 /// Server-side applies one prepared child.
-pub async fn apply(api: &Api<DynamicObject>, name: &str, object: &Value, field_manager: &str) -> Result<(), kube::Error> {
-    api.patch(name, &PatchParams::apply(field_manager).force(), &Patch::Apply(object)).await?;
+pub async fn apply(
+    api: &Api<DynamicObject>,
+    name: &str,
+    object: &Value,
+    field_manager: &str,
+) -> Result<(), kube::Error> {
+    api.patch(
+        name,
+        &PatchParams::apply(field_manager).force(),
+        &Patch::Apply(object),
+    )
+    .await?;
     Ok(())
 }
 
@@ -108,12 +126,17 @@ pub enum Pruned {
 /// Deletes a child the parent no longer wants, only if it still is the object with `uid`.
 pub async fn prune(api: &Api<DynamicObject>, name: &str, uid: &str) -> Result<Pruned, kube::Error> {
     let params = DeleteParams {
-        preconditions: Some(Preconditions { uid: Some(uid.to_string()), resource_version: None }),
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: None,
+        }),
         ..DeleteParams::background()
     };
     match api.delete(name, &params).await {
         Ok(_) => Ok(Pruned::Deleted),
-        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(Pruned::AlreadyGone),
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {
+            Ok(Pruned::AlreadyGone)
+        }
         Err(error) => Err(error),
     }
 }
@@ -123,7 +146,12 @@ mod tests {
     use super::*;
 
     fn parent() -> ParentRef {
-        ParentRef { api_version: "example.com/v1".into(), kind: "Parent".into(), name: "p".into(), uid: "u1".into() }
+        ParentRef {
+            api_version: "example.com/v1".into(),
+            kind: "Parent".into(),
+            name: "p".into(),
+            uid: "u1".into(),
+        }
     }
 
     fn prepared(replicas: i64) -> Value {
@@ -144,8 +172,14 @@ mod tests {
     fn prepare_adds_the_controller_reference_label_and_digest() {
         let object = prepared(1);
         let owner = &object["metadata"]["ownerReferences"][0];
-        assert_eq!((owner["uid"].as_str(), owner["controller"].as_bool()), (Some("u1"), Some(true)));
-        assert_eq!(object["metadata"]["labels"][MANAGED_BY_LABEL], "wasm-reconciler");
+        assert_eq!(
+            (owner["uid"].as_str(), owner["controller"].as_bool()),
+            (Some("u1"), Some(true))
+        );
+        assert_eq!(
+            object["metadata"]["labels"][MANAGED_BY_LABEL],
+            "wasm-reconciler"
+        );
         assert_ne!(
             prepared(1)["metadata"]["annotations"][DESIRED_DIGEST_ANNOTATION],
             prepared(2)["metadata"]["annotations"][DESIRED_DIGEST_ANNOTATION]
@@ -158,7 +192,8 @@ mod tests {
         let mut observed = desired.clone();
         observed["metadata"]["uid"] = json!("x");
         observed["spec"]["strategy"] = json!({ "type": "RollingUpdate" });
-        observed["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("IfNotPresent");
+        observed["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] =
+            json!("IfNotPresent");
         observed["status"] = json!({ "replicas": 1 });
         assert!(is_satisfied(&desired, &as_observed(&observed)));
     }
@@ -183,7 +218,8 @@ mod tests {
         // observed object, but the digest differs, so the apply that removes the label happens.
         let mut old = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "c", "labels": { "x": "1" } } });
         prepare(&mut old, &parent(), "m");
-        let mut new = json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "c" } });
+        let mut new =
+            json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "c" } });
         prepare(&mut new, &parent(), "m");
         assert!(!is_satisfied(&new, &as_observed(&old)));
     }

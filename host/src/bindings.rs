@@ -6,7 +6,9 @@ wasmtime::component::bindgen!({
     world: "reconciler",
 });
 
-pub use exports::wasm_reconciler::reconciler::guest::{Desired, Manifest, Observed, ReconcileError};
+pub use exports::wasm_reconciler::reconciler::guest::{
+    Desired, Manifest, Observed, ReconcileError,
+};
 pub use wasm_reconciler::reconciler::log::Level as LogLevel;
 pub use wasm_reconciler::reconciler::types::GroupVersionKind as WitGvk;
 

@@ -42,7 +42,11 @@ pub struct RunArgs {
     pub namespace: Option<String>,
     /// Field manager for server-side apply; also the value of the children's
     /// app.kubernetes.io/managed-by label, which the host's watches select on.
-    #[arg(long, env = "RECONCILER_FIELD_MANAGER", default_value = "wasm-reconciler")]
+    #[arg(
+        long,
+        env = "RECONCILER_FIELD_MANAGER",
+        default_value = "wasm-reconciler"
+    )]
     pub field_manager: String,
     /// Longest a single guest call may run before it is interrupted (e.g. 500ms, 2s).
     #[arg(long, env = "RECONCILER_GUEST_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
@@ -72,7 +76,9 @@ pub struct RunSettings {
 /// A flag value that cannot work.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error("--field-manager {0:?} must be a valid label value (1-63 letters, digits, '-', '_', '.', starting and ending alphanumeric)")]
+    #[error(
+        "--field-manager {0:?} must be a valid label value (1-63 letters, digits, '-', '_', '.', starting and ending alphanumeric)"
+    )]
     FieldManager(String),
     #[error("--guest-timeout must be between 1ms and 1h, not {0:?}")]
     GuestTimeout(Duration),
@@ -93,7 +99,9 @@ impl RunArgs {
         if !is_label_value(&self.field_manager) {
             return Err(ConfigError::FieldManager(self.field_manager));
         }
-        if self.guest_timeout < Duration::from_millis(1) || self.guest_timeout > Duration::from_secs(3600) {
+        if self.guest_timeout < Duration::from_millis(1)
+            || self.guest_timeout > Duration::from_secs(3600)
+        {
             return Err(ConfigError::GuestTimeout(self.guest_timeout));
         }
         if !(1..=4096).contains(&self.guest_memory_mib) {
@@ -110,7 +118,10 @@ impl RunArgs {
             // WATCH_NAMESPACE="" means all namespaces (the Operator SDK convention).
             namespace: self.namespace.filter(|ns| !ns.is_empty()),
             field_manager: self.field_manager,
-            limits: GuestLimits { timeout: self.guest_timeout, max_memory_bytes: self.guest_memory_mib << 20 },
+            limits: GuestLimits {
+                timeout: self.guest_timeout,
+                max_memory_bytes: self.guest_memory_mib << 20,
+            },
             resync: self.resync,
             concurrency: self.concurrency,
         })
@@ -123,7 +134,9 @@ fn is_label_value(value: &str) -> bool {
         && value.len() <= 63
         && alnum(value.chars().next())
         && alnum(value.chars().last())
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 #[cfg(test)]
@@ -131,7 +144,9 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<RunSettings, ConfigError> {
-        let cli = Cli::try_parse_from([&["reconciler-host", "run", "--guest", "g.wasm"], args].concat()).unwrap();
+        let cli =
+            Cli::try_parse_from([&["reconciler-host", "run", "--guest", "g.wasm"], args].concat())
+                .unwrap();
         let Command::Run(run) = cli.command;
         run.validate()
     }
@@ -148,15 +163,35 @@ mod tests {
     #[test]
     fn an_empty_namespace_means_all_namespaces() {
         assert_eq!(parse(&["--namespace", ""]).unwrap().namespace, None);
-        assert_eq!(parse(&["--namespace", "a"]).unwrap().namespace.as_deref(), Some("a"));
+        assert_eq!(
+            parse(&["--namespace", "a"]).unwrap().namespace.as_deref(),
+            Some("a")
+        );
     }
 
     #[test]
     fn unusable_values_are_refused_with_the_flag_name() {
-        assert!(matches!(parse(&["--field-manager", "not a label"]), Err(ConfigError::FieldManager(_))));
-        assert!(matches!(parse(&["--guest-timeout", "0s"]), Err(ConfigError::GuestTimeout(_))));
-        assert!(matches!(parse(&["--guest-memory-mib", "0"]), Err(ConfigError::GuestMemory(0))));
-        assert!(matches!(parse(&["--resync", "10ms"]), Err(ConfigError::Resync(_))));
-        assert!(parse(&["--concurrency", "0"]).unwrap_err().to_string().contains("--concurrency"));
+        assert!(matches!(
+            parse(&["--field-manager", "not a label"]),
+            Err(ConfigError::FieldManager(_))
+        ));
+        assert!(matches!(
+            parse(&["--guest-timeout", "0s"]),
+            Err(ConfigError::GuestTimeout(_))
+        ));
+        assert!(matches!(
+            parse(&["--guest-memory-mib", "0"]),
+            Err(ConfigError::GuestMemory(0))
+        ));
+        assert!(matches!(
+            parse(&["--resync", "10ms"]),
+            Err(ConfigError::Resync(_))
+        ));
+        assert!(
+            parse(&["--concurrency", "0"])
+                .unwrap_err()
+                .to_string()
+                .contains("--concurrency")
+        );
     }
 }

@@ -46,7 +46,9 @@ pub enum StartError {
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
     /// The guest's parent kind is cluster-scoped; children could not be kept in its namespace.
-    #[error("the guest's parent kind {0} is cluster-scoped; only namespaced parent kinds are supported")]
+    #[error(
+        "the guest's parent kind {0} is cluster-scoped; only namespaced parent kinds are supported"
+    )]
     ClusterScopedParent(String),
 }
 
@@ -89,7 +91,11 @@ struct Context {
 ///
 /// # Errors
 /// A [`StartError`] when a kind cannot be used.
-pub async fn run(client: Client, guest: Arc<LoadedGuest>, settings: RunSettings) -> Result<(), StartError> {
+pub async fn run(
+    client: Client,
+    guest: Arc<LoadedGuest>,
+    settings: RunSettings,
+) -> Result<(), StartError> {
     let manifest = guest.manifest().clone();
     let parent_kind = kinds::resolve(&client, &manifest.parent).await?;
     if !parent_kind.namespaced {
@@ -100,17 +106,28 @@ pub async fn run(client: Client, guest: Arc<LoadedGuest>, settings: RunSettings)
         child_kinds.push(kinds::resolve(&client, gvk).await?);
     }
 
-    let owner =
-        OwnerKind { api_version: parent_kind.resource.api_version.clone(), kind: parent_kind.resource.kind.clone() };
+    let owner = OwnerKind {
+        api_version: parent_kind.resource.api_version.clone(),
+        kind: parent_kind.resource.kind.clone(),
+    };
     let children = OwnedChildren::new(owner, child_kinds);
     let selector = format!("{MANAGED_BY_LABEL}={}", settings.field_manager);
     let namespace = settings.namespace.as_deref();
     let parent_api = scoped_api(&client, namespace, &parent_kind.resource);
-    let mut controller = Controller::new_with(parent_api, watcher::Config::default(), parent_kind.resource.clone());
+    let mut controller = Controller::new_with(
+        parent_api,
+        watcher::Config::default(),
+        parent_kind.resource.clone(),
+    );
     for (index, kind) in children.kinds().enumerate() {
         let (triggers, triggered) = futures::channel::mpsc::unbounded();
         let api = scoped_api(&client, namespace, &kind.resource);
-        tokio::spawn(Arc::clone(&children).watch(index, api, watcher::Config::default().labels(&selector), triggers));
+        tokio::spawn(Arc::clone(&children).watch(
+            index,
+            api,
+            watcher::Config::default().labels(&selector),
+            triggers,
+        ));
         controller = controller.owns_stream_with(triggered.map(Ok), kind.resource.clone());
     }
 
@@ -149,14 +166,21 @@ pub async fn run(client: Client, guest: Arc<LoadedGuest>, settings: RunSettings)
     Ok(())
 }
 
-fn scoped_api(client: &Client, namespace: Option<&str>, resource: &ApiResource) -> Api<DynamicObject> {
+fn scoped_api(
+    client: &Client,
+    namespace: Option<&str>,
+    resource: &ApiResource,
+) -> Api<DynamicObject> {
     match namespace {
         Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
         None => Api::all_with(client.clone(), resource),
     }
 }
 
-async fn reconcile(parent: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+async fn reconcile(
+    parent: Arc<DynamicObject>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
     let span = info_span!(
         "reconcile",
         namespace = parent.namespace().as_deref().unwrap_or_default(),
@@ -164,25 +188,40 @@ async fn reconcile(parent: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
         generation = parent.metadata.generation.unwrap_or_default(),
         guest = %ctx.guest.digest(),
     );
-    let key = format!("{}/{}", parent.namespace().unwrap_or_default(), parent.name_any());
+    let key = format!(
+        "{}/{}",
+        parent.namespace().unwrap_or_default(),
+        parent.name_any()
+    );
     let result = reconcile_parent(&parent, &ctx).instrument(span).await;
     if result.is_ok() {
-        ctx.failures.lock().expect("failure map lock poisoned").remove(&key);
+        ctx.failures
+            .lock()
+            .expect("failure map lock poisoned")
+            .remove(&key);
     }
     result
 }
 
 fn error_policy(parent: Arc<DynamicObject>, _error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    let key = format!("{}/{}", parent.namespace().unwrap_or_default(), parent.name_any());
+    let key = format!(
+        "{}/{}",
+        parent.namespace().unwrap_or_default(),
+        parent.name_any()
+    );
     let mut failures = ctx.failures.lock().expect("failure map lock poisoned");
     let attempts = failures.entry(key).or_insert(0);
     *attempts = attempts.saturating_add(1);
-    let delay = BACKOFF_BASE.saturating_mul(1 << (*attempts - 1).min(16)).min(BACKOFF_MAX);
+    let delay = BACKOFF_BASE
+        .saturating_mul(1 << (*attempts - 1).min(16))
+        .min(BACKOFF_MAX);
     Action::requeue(delay)
 }
 
 async fn reconcile_parent(parent: &DynamicObject, ctx: &Context) -> Result<Action, ReconcileError> {
-    let namespace = parent.namespace().ok_or(ReconcileError::MissingMetadata("namespace"))?;
+    let namespace = parent
+        .namespace()
+        .ok_or(ReconcileError::MissingMetadata("namespace"))?;
     let uid = parent.uid().ok_or(ReconcileError::MissingMetadata("uid"))?;
     if !ctx.children.synced() {
         // Cannot happen after start-up (relists swap in complete indexes), kept as the guard of
@@ -193,7 +232,10 @@ async fn reconcile_parent(parent: &DynamicObject, ctx: &Context) -> Result<Actio
     let observed_children = ctx.children.owned_by(&uid);
     let observed = Observed {
         parent: guest_json(parent),
-        children: observed_children.iter().map(|c| guest_json(&c.object)).collect(),
+        children: observed_children
+            .iter()
+            .map(|c| guest_json(&c.object))
+            .collect(),
         finalizing,
     };
 
@@ -201,14 +243,22 @@ async fn reconcile_parent(parent: &DynamicObject, ctx: &Context) -> Result<Actio
     let parent_key = format!("{namespace}/{}", parent.name_any());
     // The guest's log lines belong to this reconcile's span, on whichever thread it runs.
     let span = tracing::Span::current();
-    let answer = tokio::task::spawn_blocking(move || span.in_scope(|| guest.reconcile(&observed, &parent_key)))
-        .await
-        .map_err(ReconcileError::GuestTask)?;
+    let answer = tokio::task::spawn_blocking(move || {
+        span.in_scope(|| guest.reconcile(&observed, &parent_key))
+    })
+    .await
+    .map_err(ReconcileError::GuestTask)?;
     let desired = match answer {
         Ok(desired) => desired,
         Err(GuestError::InvalidSpec(reason)) => {
             info!(%reason, "guest rejected the spec; waiting for it to change");
-            report_failure(ctx, parent, FailureReason::InvalidSpec, format!("invalid spec: {reason}")).await?;
+            report_failure(
+                ctx,
+                parent,
+                FailureReason::InvalidSpec,
+                format!("invalid spec: {reason}"),
+            )
+            .await?;
             return Ok(Action::await_change());
         }
         Err(error) => {
@@ -217,18 +267,33 @@ async fn reconcile_parent(parent: &DynamicObject, ctx: &Context) -> Result<Actio
         }
     };
 
-    let checked = policy::check(&desired.children, &namespace, &ctx.children)
-        .and_then(|children| Ok((children, desired.status.as_deref().map(policy::check_status).transpose()?)));
+    let checked =
+        policy::check(&desired.children, &namespace, &ctx.children).and_then(|children| {
+            Ok((
+                children,
+                desired
+                    .status
+                    .as_deref()
+                    .map(policy::check_status)
+                    .transpose()?,
+            ))
+        });
     let (desired_children, guest_status) = match checked {
         Ok(checked) => checked,
         Err(violation) => {
-            report_failure(ctx, parent, FailureReason::PolicyViolation, violation.to_string()).await?;
+            report_failure(
+                ctx,
+                parent,
+                FailureReason::PolicyViolation,
+                violation.to_string(),
+            )
+            .await?;
             return Err(ReconcileError::Policy(violation));
         }
     };
-    let requeue = desired
-        .requeue_after_ms
-        .map_or(ctx.settings.resync, |ms| Duration::from_millis(ms).max(MIN_REQUEUE));
+    let requeue = desired.requeue_after_ms.map_or(ctx.settings.resync, |ms| {
+        Duration::from_millis(ms).max(MIN_REQUEUE)
+    });
 
     if finalizing {
         // Garbage collection removes the children of a parent being deleted; re-applying them
@@ -243,22 +308,33 @@ async fn reconcile_parent(parent: &DynamicObject, ctx: &Context) -> Result<Actio
         name: parent.name_any(),
         uid: uid.clone(),
     };
-    let wanted: HashSet<(usize, String)> = desired_children.iter().map(|c| (c.kind, c.name.clone())).collect();
+    let wanted: HashSet<(usize, String)> = desired_children
+        .iter()
+        .map(|c| (c.kind, c.name.clone()))
+        .collect();
     let writes = futures::stream::iter(desired_children.into_iter().map(|mut child| {
         apply::prepare(&mut child.object, &parent_ref, &ctx.settings.field_manager);
-        let observed = observed_children.iter().find(|o| o.kind == child.kind && o.object.metadata.name.as_deref() == Some(child.name.as_str()));
+        let observed = observed_children.iter().find(|o| {
+            o.kind == child.kind && o.object.metadata.name.as_deref() == Some(child.name.as_str())
+        });
         let satisfied = observed.is_some_and(|o| apply::is_satisfied(&child.object, &o.object));
         let kind = ctx.children.kind(child.kind);
-        let api = Api::<DynamicObject>::namespaced_with(ctx.client.clone(), &namespace, &kind.resource);
+        let api =
+            Api::<DynamicObject>::namespaced_with(ctx.client.clone(), &namespace, &kind.resource);
         let what = format!("{} {}", kind.resource.kind, child.name);
         async move {
             if satisfied {
                 return Ok(false);
             }
-            apply::apply(&api, &child.name, &child.object, &ctx.settings.field_manager)
-                .map_ok(|()| true)
-                .map_err(|e| format!("applying {what}: {e}"))
-                .await
+            apply::apply(
+                &api,
+                &child.name,
+                &child.object,
+                &ctx.settings.field_manager,
+            )
+            .map_ok(|()| true)
+            .map_err(|e| format!("applying {what}: {e}"))
+            .await
         }
     }))
     .buffer_unordered(APPLY_CONCURRENCY)
@@ -297,12 +373,18 @@ fn is_wanted(child: &ObservedChild, wanted: &HashSet<(usize, String)>) -> bool {
     wanted.contains(&(child.kind, name))
 }
 
-async fn prune_child(ctx: &Context, namespace: &str, child: &ObservedChild) -> Result<Pruned, String> {
+async fn prune_child(
+    ctx: &Context,
+    namespace: &str,
+    child: &ObservedChild,
+) -> Result<Pruned, String> {
     let kind = ctx.children.kind(child.kind);
     let name = child.object.name_any();
     let uid = child.object.uid().unwrap_or_default();
     let api = Api::<DynamicObject>::namespaced_with(ctx.client.clone(), namespace, &kind.resource);
-    let pruned = apply::prune(&api, &name, &uid).await.map_err(|e| format!("pruning {} {name}: {e}", kind.resource.kind))?;
+    let pruned = apply::prune(&api, &name, &uid)
+        .await
+        .map_err(|e| format!("pruning {} {name}: {e}", kind.resource.kind))?;
     if pruned == Pruned::Deleted {
         info!(kind = %kind.resource.kind, %name, "pruned a child the guest no longer wants");
     }
@@ -311,16 +393,30 @@ async fn prune_child(ctx: &Context, namespace: &str, child: &ObservedChild) -> R
 
 /// Records a failed reconcile in the parent's status. A failure to write it is only logged: the
 /// reconcile is failing already and will be retried.
-async fn report_failure(ctx: &Context, parent: &DynamicObject, reason: FailureReason, message: String) -> Result<(), ReconcileError> {
+async fn report_failure(
+    ctx: &Context,
+    parent: &DynamicObject,
+    reason: FailureReason,
+    message: String,
+) -> Result<(), ReconcileError> {
     if let Err(error) = report(ctx, parent, &Outcome::Failed { reason, message }).await {
         warn!(%error, "could not record the failure in the parent's status");
     }
     Ok(())
 }
 
-async fn report(ctx: &Context, parent: &DynamicObject, outcome: &Outcome) -> Result<(), ReconcileError> {
+async fn report(
+    ctx: &Context,
+    parent: &DynamicObject,
+    outcome: &Outcome,
+) -> Result<(), ReconcileError> {
     let observed = parent.data.get("status").filter(|s| s.is_object());
-    let next = status::next_status(observed, outcome, parent.metadata.generation, &status::now());
+    let next = status::next_status(
+        observed,
+        outcome,
+        parent.metadata.generation,
+        &status::now(),
+    );
     if !status::needs_write(observed, &next) {
         return Ok(());
     }

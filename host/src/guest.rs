@@ -39,7 +39,10 @@ pub struct GuestLimits {
 
 impl Default for GuestLimits {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(2), max_memory_bytes: 64 << 20 }
+        Self {
+            timeout: Duration::from_secs(2),
+            max_memory_bytes: 64 << 20,
+        }
     }
 }
 
@@ -129,16 +132,21 @@ impl GuestEngine {
         let mut linker = Linker::new(&engine);
         // WASI with an empty context: satisfies the imports std adds, grants nothing.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        bindings::Reconciler::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |state| state)?;
+        bindings::Reconciler::add_to_linker::<GuestState, HasSelf<GuestState>>(
+            &mut linker,
+            |state| state,
+        )?;
 
         let weak = engine.weak();
-        std::thread::Builder::new().name("guest-epoch".into()).spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(EPOCH_TICK);
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("guest-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })?;
         Ok(Arc::new(Self { engine, linker }))
     }
 
@@ -146,13 +154,29 @@ impl GuestEngine {
     ///
     /// # Errors
     /// A [`LoadError`] saying what is wrong with the file and what to do about it.
-    pub fn load(self: &Arc<Self>, path: &Path, limits: GuestLimits) -> Result<LoadedGuest, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.into(), source })?;
+    pub fn load(
+        self: &Arc<Self>,
+        path: &Path,
+        limits: GuestLimits,
+    ) -> Result<LoadedGuest, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.into(),
+            source,
+        })?;
         let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
-        let component = Component::new(&self.engine, &bytes)
-            .map_err(|source| LoadError::Compile { path: path.into(), source })?;
-        let incompatible = |source| LoadError::Incompatible { path: path.into(), source };
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(incompatible)?;
+        let component =
+            Component::new(&self.engine, &bytes).map_err(|source| LoadError::Compile {
+                path: path.into(),
+                source,
+            })?;
+        let incompatible = |source| LoadError::Incompatible {
+            path: path.into(),
+            source,
+        };
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(incompatible)?;
         let pre = ReconcilerPre::new(instance_pre).map_err(incompatible)?;
 
         let mut guest = LoadedGuest {
@@ -167,9 +191,14 @@ impl GuestEngine {
                 children: Vec::new(),
             },
         };
-        let manifest = guest.describe().map_err(|source| LoadError::Describe { path: path.into(), source })?;
-        guest.manifest =
-            check_manifest(&manifest).map_err(|reason| LoadError::Manifest { path: path.into(), reason })?;
+        let manifest = guest.describe().map_err(|source| LoadError::Describe {
+            path: path.into(),
+            source,
+        })?;
+        guest.manifest = check_manifest(&manifest).map_err(|reason| LoadError::Manifest {
+            path: path.into(),
+            reason,
+        })?;
         Ok(guest)
     }
 }
@@ -190,14 +219,22 @@ fn check_manifest(manifest: &Manifest) -> Result<GuestManifest, String> {
     for child in &manifest.children {
         let gvk = check_gvk("child kind", child)?;
         if gvk == parent {
-            return Err(format!("the parent kind {} is also declared as a child kind", parent.kind));
+            return Err(format!(
+                "the parent kind {} is also declared as a child kind",
+                parent.kind
+            ));
         }
         if children.contains(&gvk) {
             return Err(format!("child kind {} is declared twice", gvk.kind));
         }
         children.push(gvk);
     }
-    Ok(GuestManifest { name: manifest.name.clone(), version: manifest.version.clone(), parent, children })
+    Ok(GuestManifest {
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        parent,
+        children,
+    })
 }
 
 /// A compiled, linked guest, ready to be called. Cheap to share; each call gets its own store.
@@ -235,10 +272,16 @@ impl LoadedGuest {
 
     fn describe(&self) -> Result<Manifest, GuestError> {
         let (mut store, guest) = self.instantiate("describe")?;
-        guest.wasm_reconciler_reconciler_guest().call_describe(&mut store).map_err(|e| self.call_failure(e))
+        guest
+            .wasm_reconciler_reconciler_guest()
+            .call_describe(&mut store)
+            .map_err(|e| self.call_failure(e))
     }
 
-    fn instantiate(&self, parent_key: &str) -> Result<(Store<GuestState>, bindings::Reconciler), GuestError> {
+    fn instantiate(
+        &self,
+        parent_key: &str,
+    ) -> Result<(Store<GuestState>, bindings::Reconciler), GuestError> {
         let state = GuestState {
             wasi: WasiCtxBuilder::new().build(),
             table: ResourceTable::new(),
@@ -254,10 +297,18 @@ impl LoadedGuest {
         };
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limits);
-        let ticks = self.limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) as u64;
+        let ticks = self
+            .limits
+            .timeout
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis())
+            .max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
-        let guest = self.pre.instantiate(&mut store).map_err(|e| self.call_failure(e))?;
+        let guest = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.call_failure(e))?;
         Ok((store, guest))
     }
 
@@ -281,7 +332,10 @@ struct GuestState {
 
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 

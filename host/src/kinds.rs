@@ -43,9 +43,19 @@ pub enum DiscoveryError {
 }
 
 /// Asks the API server (discovery) for one kind.
-pub async fn resolve(client: &kube::Client, gvk: &GroupVersionKind) -> Result<ResolvedKind, DiscoveryError> {
+pub async fn resolve(
+    client: &kube::Client,
+    gvk: &GroupVersionKind,
+) -> Result<ResolvedKind, DiscoveryError> {
     let (resource, capabilities) = discovery::pinned_kind(client, gvk)
         .await
-        .map_err(|source| DiscoveryError::NotServed { kind: display_gvk(gvk), source })?;
-    Ok(ResolvedKind { gvk: gvk.clone(), resource, namespaced: capabilities.scope == Scope::Namespaced })
+        .map_err(|source| DiscoveryError::NotServed {
+            kind: display_gvk(gvk),
+            source,
+        })?;
+    Ok(ResolvedKind {
+        gvk: gvk.clone(),
+        resource,
+        namespaced: capabilities.scope == Scope::Namespaced,
+    })
 }

@@ -3,12 +3,12 @@
 //! The host owns everything that talks to the API server; a guest component (see
 //! `wit/reconciler.wit`) decides, per parent object, which children should exist.
 
+pub mod apply;
 pub mod bindings;
+pub mod config;
+pub mod controller;
 pub mod guest;
 pub mod kinds;
 pub mod owned;
 pub mod policy;
-pub mod apply;
 pub mod status;
-pub mod config;
-pub mod controller;

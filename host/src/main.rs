@@ -42,7 +42,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
             let settings = args.validate()?;
-            let engine = GuestEngine::new().map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
+            let engine = GuestEngine::new()
+                .map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
             let guest = engine.load(&settings.guest, settings.limits)?;
             let manifest = guest.manifest();
             info!(

@@ -14,11 +14,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use futures::channel::mpsc::UnboundedSender;
 use futures::StreamExt;
+use futures::channel::mpsc::UnboundedSender;
 use kube::api::{Api, DynamicObject, ObjectMeta};
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use tokio::sync::Notify;
 
 use crate::kinds::ResolvedKind;
@@ -72,7 +72,10 @@ impl Index {
         self.remove(&key);
         if let Some(owner_uid) = controller_uid(&object.metadata, owner) {
             self.owner_of.insert(key.clone(), owner_uid.clone());
-            self.by_owner.entry(owner_uid).or_default().insert(key, Arc::new(object));
+            self.by_owner
+                .entry(owner_uid)
+                .or_default()
+                .insert(key, Arc::new(object));
         }
     }
 
@@ -89,7 +92,10 @@ impl Index {
 }
 
 fn child_name(meta: &ObjectMeta) -> ChildName {
-    (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
 }
 
 /// The UID of the object's controller, if that controller is of the parent kind.
@@ -104,9 +110,17 @@ impl OwnedChildren {
     pub fn new(owner: OwnerKind, kinds: Vec<ResolvedKind>) -> Arc<Self> {
         let caches = kinds
             .into_iter()
-            .map(|kind| ChildCache { kind, index: RwLock::default(), synced: AtomicBool::new(false) })
+            .map(|kind| ChildCache {
+                kind,
+                index: RwLock::default(),
+                synced: AtomicBool::new(false),
+            })
             .collect();
-        Arc::new(Self { owner, caches, synced_changed: Notify::new() })
+        Arc::new(Self {
+            owner,
+            caches,
+            synced_changed: Notify::new(),
+        })
     }
 
     /// The declared child kinds, in the order the guest declared them.
@@ -116,7 +130,9 @@ impl OwnedChildren {
 
     /// Position of a kind in [`Self::kinds`].
     pub fn kind_index(&self, api_version: &str, kind: &str) -> Option<usize> {
-        self.caches.iter().position(|c| c.kind.resource.api_version == api_version && c.kind.resource.kind == kind)
+        self.caches.iter().position(|c| {
+            c.kind.resource.api_version == api_version && c.kind.resource.kind == kind
+        })
     }
 
     pub fn kind(&self, index: usize) -> &ResolvedKind {
@@ -145,7 +161,10 @@ impl OwnedChildren {
         for (kind, cache) in self.caches.iter().enumerate() {
             let index = cache.index.read().expect("child index lock poisoned");
             if let Some(owned) = index.live.by_owner.get(parent_uid) {
-                children.extend(owned.values().map(|object| ObservedChild { kind, object: Arc::clone(object) }));
+                children.extend(owned.values().map(|object| ObservedChild {
+                    kind,
+                    object: Arc::clone(object),
+                }));
             }
         }
         children
@@ -172,7 +191,10 @@ impl OwnedChildren {
             }
             Event::InitApply(object) => {
                 let trigger = trigger_stub(&object);
-                state.relisting.get_or_insert_default().upsert(object, &self.owner);
+                state
+                    .relisting
+                    .get_or_insert_default()
+                    .upsert(object, &self.owner);
                 vec![trigger]
             }
             Event::InitDone => {
@@ -213,7 +235,9 @@ impl OwnedChildren {
                         let _ = triggers.unbounded_send(object);
                     }
                 }
-                Err(error) => tracing::warn!(kind = %name, %error, "child watch failed; retrying with backoff"),
+                Err(error) => {
+                    tracing::warn!(kind = %name, %error, "child watch failed; retrying with backoff")
+                }
             }
         }
     }
@@ -242,19 +266,30 @@ mod tests {
     use super::*;
 
     fn owner() -> OwnerKind {
-        OwnerKind { api_version: "podtato.example.com/v1alpha1".into(), kind: "PotatoHead".into() }
+        OwnerKind {
+            api_version: "podtato.example.com/v1alpha1".into(),
+            kind: "PotatoHead".into(),
+        }
     }
 
     fn children() -> Arc<OwnedChildren> {
         let gvk = kube::api::GroupVersionKind::gvk("apps", "v1", "Deployment");
-        let kind = ResolvedKind { resource: ApiResource::from_gvk(&gvk), gvk, namespaced: true };
+        let kind = ResolvedKind {
+            resource: ApiResource::from_gvk(&gvk),
+            gvk,
+            namespaced: true,
+        };
         OwnedChildren::new(owner(), vec![kind])
     }
 
     fn child(name: &str, owner_uid: Option<&str>, controller: bool) -> DynamicObject {
         let mut object = DynamicObject {
             types: None,
-            metadata: ObjectMeta { name: Some(name.into()), namespace: Some("ns".into()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                ..Default::default()
+            },
             data: serde_json::Value::Null,
         };
         if let Some(uid) = owner_uid {
@@ -271,7 +306,11 @@ mod tests {
     }
 
     fn names(children: &OwnedChildren, uid: &str) -> Vec<String> {
-        children.owned_by(uid).iter().map(|c| c.object.metadata.name.clone().unwrap()).collect()
+        children
+            .owned_by(uid)
+            .iter()
+            .map(|c| c.object.metadata.name.clone().unwrap())
+            .collect()
     }
 
     #[test]
@@ -313,6 +352,10 @@ mod tests {
         let triggers = cache.handle(0, Event::InitDone);
         assert_eq!(names(&cache, "p1"), ["b"]);
         // The parent of the vanished child is told.
-        assert!(triggers.iter().any(|t| t.metadata.name.as_deref() == Some("a")));
+        assert!(
+            triggers
+                .iter()
+                .any(|t| t.metadata.name.as_deref() == Some("a"))
+        );
     }
 }

@@ -35,17 +35,35 @@ pub enum PolicyViolation {
     #[error("desired child #{index} is a {kind}, which the guest did not declare as a child kind")]
     UndeclaredKind { index: usize, kind: String },
     /// The child's kind is cluster-scoped; a namespaced parent may only own namespaced objects.
-    #[error("desired child {kind} {name:?} is cluster-scoped; children must live in the parent's namespace")]
+    #[error(
+        "desired child {kind} {name:?} is cluster-scoped; children must live in the parent's namespace"
+    )]
     ClusterScoped { kind: String, name: String },
     /// The child names a namespace other than the parent's.
-    #[error("desired child {kind} {name:?} is in namespace {namespace:?}; children must be in the parent's namespace {parent_namespace:?}")]
-    OtherNamespace { kind: String, name: String, namespace: String, parent_namespace: String },
+    #[error(
+        "desired child {kind} {name:?} is in namespace {namespace:?}; children must be in the parent's namespace {parent_namespace:?}"
+    )]
+    OtherNamespace {
+        kind: String,
+        name: String,
+        namespace: String,
+        parent_namespace: String,
+    },
     /// The child has no name or an invalid one.
     #[error("desired child #{index} ({kind}) has an invalid metadata.name {name:?}: {reason}")]
-    InvalidName { index: usize, kind: String, name: String, reason: &'static str },
+    InvalidName {
+        index: usize,
+        kind: String,
+        name: String,
+        reason: &'static str,
+    },
     /// The child sets a field the host owns.
     #[error("desired child {kind} {name:?} sets {field}, which only the host may set")]
-    HostOwnedField { kind: String, name: String, field: &'static str },
+    HostOwnedField {
+        kind: String,
+        name: String,
+        field: &'static str,
+    },
     /// The status is not a JSON object.
     #[error("the desired status is not a JSON object: {reason}")]
     InvalidStatus { reason: String },
@@ -54,7 +72,8 @@ pub enum PolicyViolation {
     Duplicate { kind: String, name: String },
 }
 
-const HOST_OWNED_METADATA: [&str; 4] = ["ownerReferences", "managedFields", "uid", "resourceVersion"];
+const HOST_OWNED_METADATA: [&str; 4] =
+    ["ownerReferences", "managedFields", "uid", "resourceVersion"];
 
 /// Checks every desired child (JSON text from the guest) of a parent in `parent_namespace`.
 ///
@@ -68,25 +87,45 @@ pub fn check(
     let mut seen = HashSet::with_capacity(children.len());
     let mut checked = Vec::with_capacity(children.len());
     for (index, text) in children.iter().enumerate() {
-        let mut object: Value = serde_json::from_str(text)
-            .map_err(|e| PolicyViolation::NotAnObject { index, reason: e.to_string() })?;
+        let mut object: Value =
+            serde_json::from_str(text).map_err(|e| PolicyViolation::NotAnObject {
+                index,
+                reason: e.to_string(),
+            })?;
         if !object.is_object() {
-            return Err(PolicyViolation::NotAnObject { index, reason: "not an object".into() });
+            return Err(PolicyViolation::NotAnObject {
+                index,
+                reason: "not an object".into(),
+            });
         }
         let api_version = object["apiVersion"].as_str().unwrap_or_default();
         let kind_name = object["kind"].as_str().unwrap_or_default();
         let display = format!("{kind_name} ({api_version})");
-        let kind = kinds
-            .kind_index(api_version, kind_name)
-            .ok_or_else(|| PolicyViolation::UndeclaredKind { index, kind: display.clone() })?;
+        let kind = kinds.kind_index(api_version, kind_name).ok_or_else(|| {
+            PolicyViolation::UndeclaredKind {
+                index,
+                kind: display.clone(),
+            }
+        })?;
         let kind_display = kinds.kind(kind).display_name();
 
-        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if let Err(reason) = check_name(&name) {
-            return Err(PolicyViolation::InvalidName { index, kind: kind_display, name, reason });
+            return Err(PolicyViolation::InvalidName {
+                index,
+                kind: kind_display,
+                name,
+                reason,
+            });
         }
         if !kinds.kind(kind).namespaced {
-            return Err(PolicyViolation::ClusterScoped { kind: kind_display, name });
+            return Err(PolicyViolation::ClusterScoped {
+                kind: kind_display,
+                name,
+            });
         }
         match object["metadata"]["namespace"].as_str() {
             None | Some("") => {}
@@ -108,14 +147,25 @@ pub fn check(
                     "uid" => "metadata.uid",
                     _ => "metadata.resourceVersion",
                 };
-                return Err(PolicyViolation::HostOwnedField { kind: kind_display, name, field });
+                return Err(PolicyViolation::HostOwnedField {
+                    kind: kind_display,
+                    name,
+                    field,
+                });
             }
         }
         if object.get("status").is_some() {
-            return Err(PolicyViolation::HostOwnedField { kind: kind_display, name, field: "status" });
+            return Err(PolicyViolation::HostOwnedField {
+                kind: kind_display,
+                name,
+                field: "status",
+            });
         }
         if !seen.insert((kind, name.clone())) {
-            return Err(PolicyViolation::Duplicate { kind: kind_display, name });
+            return Err(PolicyViolation::Duplicate {
+                kind: kind_display,
+                name,
+            });
         }
         object["metadata"]["namespace"] = Value::String(parent_namespace.into());
         checked.push(DesiredChild { kind, name, object });
@@ -130,8 +180,12 @@ pub fn check(
 pub fn check_status(text: &str) -> Result<Value, PolicyViolation> {
     match serde_json::from_str::<Value>(text) {
         Ok(status) if status.is_object() => Ok(status),
-        Ok(_) => Err(PolicyViolation::InvalidStatus { reason: "not an object".into() }),
-        Err(e) => Err(PolicyViolation::InvalidStatus { reason: e.to_string() }),
+        Ok(_) => Err(PolicyViolation::InvalidStatus {
+            reason: "not an object".into(),
+        }),
+        Err(e) => Err(PolicyViolation::InvalidStatus {
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -143,10 +197,14 @@ fn check_name(name: &str) -> Result<(), &'static str> {
     if name.len() > 253 {
         return Err("longer than 253 characters");
     }
-    let valid_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    let valid_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
     let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if !valid_chars || !alnum(name.chars().next()) || !alnum(name.chars().last()) {
-        return Err("must be lowercase letters, digits, '-' and '.', starting and ending with a letter or digit");
+        return Err(
+            "must be lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
+        );
     }
     Ok(())
 }
@@ -163,11 +221,22 @@ mod tests {
     fn kinds() -> std::sync::Arc<OwnedChildren> {
         let kind = |g: &str, k: &str, namespaced: bool| {
             let gvk = GroupVersionKind::gvk(g, "v1", k);
-            ResolvedKind { resource: ApiResource::from_gvk(&gvk), gvk, namespaced }
+            ResolvedKind {
+                resource: ApiResource::from_gvk(&gvk),
+                gvk,
+                namespaced,
+            }
         };
         OwnedChildren::new(
-            OwnerKind { api_version: "example.com/v1".into(), kind: "Parent".into() },
-            vec![kind("apps", "Deployment", true), kind("", "Service", true), kind("", "Namespace", false)],
+            OwnerKind {
+                api_version: "example.com/v1".into(),
+                kind: "Parent".into(),
+            },
+            vec![
+                kind("apps", "Deployment", true),
+                kind("", "Service", true),
+                kind("", "Namespace", false),
+            ],
         )
     }
 
@@ -189,39 +258,70 @@ mod tests {
     #[test]
     fn an_undeclared_kind_is_refused() {
         let binding = json!({ "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": { "name": "x" } });
-        assert!(matches!(check_one(binding), Err(PolicyViolation::UndeclaredKind { .. })));
+        assert!(matches!(
+            check_one(binding),
+            Err(PolicyViolation::UndeclaredKind { .. })
+        ));
     }
 
     #[test]
     fn a_cluster_scoped_kind_is_refused_even_when_declared() {
-        let namespace = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "x" } });
-        assert!(matches!(check_one(namespace), Err(PolicyViolation::ClusterScoped { .. })));
+        let namespace =
+            json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "x" } });
+        assert!(matches!(
+            check_one(namespace),
+            Err(PolicyViolation::ClusterScoped { .. })
+        ));
     }
 
     #[test]
     fn another_namespace_is_refused() {
         let mut object = deployment("web");
         object["metadata"]["namespace"] = json!("kube-system");
-        assert!(matches!(check_one(object), Err(PolicyViolation::OtherNamespace { .. })));
+        assert!(matches!(
+            check_one(object),
+            Err(PolicyViolation::OtherNamespace { .. })
+        ));
     }
 
     #[test]
     fn host_owned_fields_are_refused() {
         let mut owned = deployment("web");
         owned["metadata"]["ownerReferences"] = json!([]);
-        assert!(matches!(check_one(owned), Err(PolicyViolation::HostOwnedField { field: "metadata.ownerReferences", .. })));
+        assert!(matches!(
+            check_one(owned),
+            Err(PolicyViolation::HostOwnedField {
+                field: "metadata.ownerReferences",
+                ..
+            })
+        ));
         let mut with_status = deployment("web");
         with_status["status"] = json!({});
-        assert!(matches!(check_one(with_status), Err(PolicyViolation::HostOwnedField { field: "status", .. })));
+        assert!(matches!(
+            check_one(with_status),
+            Err(PolicyViolation::HostOwnedField {
+                field: "status",
+                ..
+            })
+        ));
     }
 
     #[test]
     fn bad_names_and_duplicates_are_refused() {
         for name in ["", "Web", "-web", "web_1", &"a".repeat(254)] {
-            assert!(matches!(check_one(deployment(name)), Err(PolicyViolation::InvalidName { .. })), "{name:?}");
+            assert!(
+                matches!(
+                    check_one(deployment(name)),
+                    Err(PolicyViolation::InvalidName { .. })
+                ),
+                "{name:?}"
+            );
         }
         let twice = [deployment("web").to_string(), deployment("web").to_string()];
-        assert!(matches!(check(&twice, "ns", &kinds()), Err(PolicyViolation::Duplicate { .. })));
+        assert!(matches!(
+            check(&twice, "ns", &kinds()),
+            Err(PolicyViolation::Duplicate { .. })
+        ));
     }
 
     #[test]
@@ -235,7 +335,10 @@ mod tests {
     fn non_objects_are_refused() {
         let texts = ["{not json".to_string(), "[1,2]".to_string()];
         for text in texts {
-            assert!(matches!(check(&[text], "ns", &kinds()), Err(PolicyViolation::NotAnObject { .. })));
+            assert!(matches!(
+                check(&[text], "ns", &kinds()),
+                Err(PolicyViolation::NotAnObject { .. })
+            ));
         }
     }
 }

@@ -42,13 +42,23 @@ pub enum Outcome {
     /// Children are as desired; the guest's status, if it returned one (a JSON object).
     Reconciled { guest_status: Option<Value> },
     /// Nothing or not everything was applied.
-    Failed { reason: FailureReason, message: String },
+    Failed {
+        reason: FailureReason,
+        message: String,
+    },
 }
 
 /// The status to write, given the parent's current status.
-pub fn next_status(observed: Option<&Value>, outcome: &Outcome, generation: Option<i64>, now: &Value) -> Value {
+pub fn next_status(
+    observed: Option<&Value>,
+    outcome: &Outcome,
+    generation: Option<i64>,
+    now: &Value,
+) -> Value {
     let mut status = match outcome {
-        Outcome::Reconciled { guest_status: Some(guest_status) } => guest_status.clone(),
+        Outcome::Reconciled {
+            guest_status: Some(guest_status),
+        } => guest_status.clone(),
         // On failure keep what the status said (e.g. per-part readiness) and only change Ready.
         _ => observed.cloned().unwrap_or_else(|| json!({})),
     };
@@ -73,9 +83,13 @@ pub fn next_status(observed: Option<&Value>, outcome: &Outcome, generation: Opti
     }
     let observed_conditions = observed.and_then(|s| s["conditions"].as_array());
     for condition in &mut conditions {
-        let previous = observed_conditions.and_then(|all| all.iter().find(|c| c["type"] == condition["type"]));
+        let previous =
+            observed_conditions.and_then(|all| all.iter().find(|c| c["type"] == condition["type"]));
         condition["lastTransitionTime"] = match previous {
-            Some(previous) if previous["status"] == condition["status"] && previous["lastTransitionTime"].is_string() => {
+            Some(previous)
+                if previous["status"] == condition["status"]
+                    && previous["lastTransitionTime"].is_string() =>
+            {
                 previous["lastTransitionTime"].clone()
             }
             _ => now.clone(),
@@ -116,7 +130,12 @@ pub async fn write(
         "status": status,
     });
     let name = parent.metadata.name.as_deref().unwrap_or_default();
-    api.patch_status(name, &PatchParams::apply(field_manager).force(), &Patch::Apply(&patch)).await?;
+    api.patch_status(
+        name,
+        &PatchParams::apply(field_manager).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     Ok(())
 }
 
@@ -128,44 +147,90 @@ mod tests {
     const T1: &str = "2026-01-01T00:05:00Z";
 
     fn ready(status: &Value) -> &Value {
-        status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap()
+        status["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .unwrap()
     }
 
     #[test]
     fn success_without_a_guest_condition_reports_ready() {
-        let next = next_status(None, &Outcome::Reconciled { guest_status: Some(json!({ "summary": "1/1" })) }, Some(3), &json!(T0));
+        let next = next_status(
+            None,
+            &Outcome::Reconciled {
+                guest_status: Some(json!({ "summary": "1/1" })),
+            },
+            Some(3),
+            &json!(T0),
+        );
         assert_eq!(next["summary"], "1/1");
         assert_eq!(next["observedGeneration"], 3);
         let ready = ready(&next);
-        assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("True"), Some("Reconciled")));
-        assert_eq!((ready["observedGeneration"].as_i64(), ready["lastTransitionTime"].as_str()), (Some(3), Some(T0)));
+        assert_eq!(
+            (ready["status"].as_str(), ready["reason"].as_str()),
+            (Some("True"), Some("Reconciled"))
+        );
+        assert_eq!(
+            (
+                ready["observedGeneration"].as_i64(),
+                ready["lastTransitionTime"].as_str()
+            ),
+            (Some(3), Some(T0))
+        );
     }
 
     #[test]
     fn the_guests_ready_condition_is_kept_on_success() {
         let guest = json!({ "conditions": [{ "type": "Ready", "status": "False", "reason": "PartsNotReady", "message": "0/1" }] });
-        let next = next_status(None, &Outcome::Reconciled { guest_status: Some(guest) }, Some(1), &json!(T0));
+        let next = next_status(
+            None,
+            &Outcome::Reconciled {
+                guest_status: Some(guest),
+            },
+            Some(1),
+            &json!(T0),
+        );
         assert_eq!(ready(&next)["reason"], "PartsNotReady");
     }
 
     #[test]
     fn failure_keeps_the_rest_of_the_status_and_overrides_ready() {
-        let observed = next_status(None, &Outcome::Reconciled { guest_status: Some(json!({ "summary": "2/6" })) }, Some(1), &json!(T0));
-        let failed = Outcome::Failed { reason: FailureReason::InvalidSpec, message: "spec.x: bad".into() };
+        let observed = next_status(
+            None,
+            &Outcome::Reconciled {
+                guest_status: Some(json!({ "summary": "2/6" })),
+            },
+            Some(1),
+            &json!(T0),
+        );
+        let failed = Outcome::Failed {
+            reason: FailureReason::InvalidSpec,
+            message: "spec.x: bad".into(),
+        };
         let next = next_status(Some(&observed), &failed, Some(2), &json!(T1));
         assert_eq!(next["summary"], "2/6");
         let ready = ready(&next);
-        assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("False"), Some("InvalidSpec")));
+        assert_eq!(
+            (ready["status"].as_str(), ready["reason"].as_str()),
+            (Some("False"), Some("InvalidSpec"))
+        );
         assert_eq!(ready["lastTransitionTime"], T1);
     }
 
     #[test]
     fn transition_time_moves_only_when_the_status_flips() {
-        let ok = Outcome::Reconciled { guest_status: Some(json!({})) };
+        let ok = Outcome::Reconciled {
+            guest_status: Some(json!({})),
+        };
         let first = next_status(None, &ok, Some(1), &json!(T0));
         let again = next_status(Some(&first), &ok, Some(2), &json!(T1));
         assert_eq!(ready(&again)["lastTransitionTime"], T0);
-        assert!(needs_write(Some(&first), &again), "observedGeneration changed");
+        assert!(
+            needs_write(Some(&first), &again),
+            "observedGeneration changed"
+        );
         let same = next_status(Some(&again), &ok, Some(2), &json!(T1));
         assert!(!needs_write(Some(&again), &same));
     }

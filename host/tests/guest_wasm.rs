@@ -9,10 +9,17 @@ use reconciler_host::guest::{GuestEngine, GuestError, GuestLimits, LoadError};
 use serde_json::{Value, json};
 
 fn default_guest_path() -> PathBuf {
-    let path = std::env::var_os("POTATOHEAD_GUEST_WASM").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release/guest_potatohead.wasm")
-    });
-    assert!(path.exists(), "{} is missing: run `make guest` first", path.display());
+    let path = std::env::var_os("POTATOHEAD_GUEST_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/wasm32-wasip2/release/guest_potatohead.wasm")
+        });
+    assert!(
+        path.exists(),
+        "{} is missing: run `make guest` first",
+        path.display()
+    );
     path
 }
 
@@ -31,7 +38,11 @@ fn sample_parent(spec: Value) -> String {
 }
 
 fn observed(spec: Value) -> Observed {
-    Observed { parent: sample_parent(spec), children: vec![], finalizing: false }
+    Observed {
+        parent: sample_parent(spec),
+        children: vec![],
+        finalizing: false,
+    }
 }
 
 fn all_parts() -> Value {
@@ -43,11 +54,17 @@ fn all_parts() -> Value {
 
 #[test]
 fn default_guest_describes_potatohead_and_its_child_kinds() {
-    let guest = engine().load(&default_guest_path(), GuestLimits::default()).unwrap();
+    let guest = engine()
+        .load(&default_guest_path(), GuestLimits::default())
+        .unwrap();
     let manifest = guest.manifest();
     assert_eq!(manifest.name, "potatohead");
     assert_eq!(
-        (manifest.parent.group.as_str(), manifest.parent.version.as_str(), manifest.parent.kind.as_str()),
+        (
+            manifest.parent.group.as_str(),
+            manifest.parent.version.as_str(),
+            manifest.parent.kind.as_str()
+        ),
         ("podtato.example.com", "v1alpha1", "PotatoHead")
     );
     let kinds: Vec<&str> = manifest.children.iter().map(|g| g.kind.as_str()).collect();
@@ -57,38 +74,68 @@ fn default_guest_describes_potatohead_and_its_child_kinds() {
 
 #[test]
 fn default_guest_renders_thirteen_children_for_the_sample() {
-    let guest = engine().load(&default_guest_path(), GuestLimits::default()).unwrap();
-    let desired = guest.reconcile(&observed(all_parts()), "default/demo").unwrap();
+    let guest = engine()
+        .load(&default_guest_path(), GuestLimits::default())
+        .unwrap();
+    let desired = guest
+        .reconcile(&observed(all_parts()), "default/demo")
+        .unwrap();
     assert_eq!(desired.children.len(), 13);
-    let children: Vec<Value> = desired.children.iter().map(|c| serde_json::from_str(c).unwrap()).collect();
-    let hat = children.iter().find(|c| c["kind"] == "Deployment" && c["metadata"]["name"] == "demo-hat").unwrap();
-    assert_eq!(hat["spec"]["template"]["spec"]["containers"][0]["image"], "ghcr.io/podtato-head/hat:0.3.0");
+    let children: Vec<Value> = desired
+        .children
+        .iter()
+        .map(|c| serde_json::from_str(c).unwrap())
+        .collect();
+    let hat = children
+        .iter()
+        .find(|c| c["kind"] == "Deployment" && c["metadata"]["name"] == "demo-hat")
+        .unwrap();
+    assert_eq!(
+        hat["spec"]["template"]["spec"]["containers"][0]["image"],
+        "ghcr.io/podtato-head/hat:0.3.0"
+    );
     let status: Value = serde_json::from_str(desired.status.as_deref().unwrap()).unwrap();
     assert_eq!(status["summary"], "0/6");
 }
 
 #[test]
 fn default_guest_rejects_an_invalid_spec_naming_the_field() {
-    let guest = engine().load(&default_guest_path(), GuestLimits::default()).unwrap();
+    let guest = engine()
+        .load(&default_guest_path(), GuestLimits::default())
+        .unwrap();
     let spec = json!({ "parts": [{"name": "hat", "replicas": -1}] });
     match guest.reconcile(&observed(spec), "default/demo") {
-        Err(GuestError::InvalidSpec(reason)) => assert!(reason.starts_with("spec.parts[0].replicas"), "{reason}"),
+        Err(GuestError::InvalidSpec(reason)) => {
+            assert!(reason.starts_with("spec.parts[0].replicas"), "{reason}")
+        }
         other => panic!("expected an invalid-spec error, got {other:?}"),
     }
 }
 
 #[test]
 fn every_call_gets_a_fresh_store_so_calls_are_independent() {
-    let guest = engine().load(&default_guest_path(), GuestLimits::default()).unwrap();
-    let first = guest.reconcile(&observed(all_parts()), "default/demo").unwrap();
-    let _ = guest.reconcile(&observed(json!({ "parts": [{"name": "nose"}] })), "default/demo");
-    let again = guest.reconcile(&observed(all_parts()), "default/demo").unwrap();
+    let guest = engine()
+        .load(&default_guest_path(), GuestLimits::default())
+        .unwrap();
+    let first = guest
+        .reconcile(&observed(all_parts()), "default/demo")
+        .unwrap();
+    let _ = guest.reconcile(
+        &observed(json!({ "parts": [{"name": "nose"}] })),
+        "default/demo",
+    );
+    let again = guest
+        .reconcile(&observed(all_parts()), "default/demo")
+        .unwrap();
     assert_eq!(first.children, again.children);
 }
 
 #[test]
 fn a_missing_guest_file_is_a_clear_read_error() {
-    let err = engine().load("/nonexistent/guest.wasm".as_ref(), GuestLimits::default()).err().unwrap();
+    let err = engine()
+        .load("/nonexistent/guest.wasm".as_ref(), GuestLimits::default())
+        .err()
+        .unwrap();
     assert!(matches!(err, LoadError::Read { .. }), "{err}");
     assert!(err.to_string().contains("/nonexistent/guest.wasm"), "{err}");
 }
@@ -120,5 +167,8 @@ fn a_component_for_another_wit_version_is_refused_as_incompatible() {
     std::fs::write(&path, wat::parse_str(wat).unwrap()).unwrap();
     let err = engine().load(&path, GuestLimits::default()).err().unwrap();
     assert!(matches!(err, LoadError::Incompatible { .. }), "{err}");
-    assert!(err.to_string().contains("wasm-reconciler:reconciler@0.1.0"), "{err}");
+    assert!(
+        err.to_string().contains("wasm-reconciler:reconciler@0.1.0"),
+        "{err}"
+    );
 }

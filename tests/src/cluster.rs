@@ -19,15 +19,22 @@ impl TestNamespace {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("{prefix}-{}-{n}", std::process::id());
-        let namespace: Namespace = serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap();
-        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await.expect("namespace created");
+        let namespace: Namespace =
+            serde_json::from_value(json!({ "metadata": { "name": name } })).unwrap();
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .expect("namespace created");
         TestNamespace { name }
     }
 }
 
 /// The PotatoHead resource, for dynamic clients.
 pub fn potatohead_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("podtato.example.com", "v1alpha1", "PotatoHead"), "potatoheads")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("podtato.example.com", "v1alpha1", "PotatoHead"),
+        "potatoheads",
+    )
 }
 
 /// An API for PotatoHeads in one namespace.
@@ -46,7 +53,9 @@ where
     loop {
         match check().await {
             Ok(value) => return value,
-            Err(last) if Instant::now() > deadline => panic!("{what}: still not true after {timeout:?}: {last}"),
+            Err(last) if Instant::now() > deadline => {
+                panic!("{what}: still not true after {timeout:?}: {last}")
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }

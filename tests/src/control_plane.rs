@@ -58,17 +58,36 @@ impl ControlPlane {
 
         let sa_key = dir.join("sa.key");
         let sa_pub = dir.join("sa.pub");
-        run_quietly(Command::new("openssl").args(["genrsa", "-out"]).arg(&sa_key).arg("2048"))?;
-        run_quietly(Command::new("openssl").args(["rsa", "-pubout", "-in"]).arg(&sa_key).arg("-out").arg(&sa_pub))?;
+        run_quietly(
+            Command::new("openssl")
+                .args(["genrsa", "-out"])
+                .arg(&sa_key)
+                .arg("2048"),
+        )?;
+        run_quietly(
+            Command::new("openssl")
+                .args(["rsa", "-pubout", "-in"])
+                .arg(&sa_key)
+                .arg("-out")
+                .arg(&sa_pub),
+        )?;
         let tokens = dir.join("tokens.csv");
-        fs::write(&tokens, format!("{ADMIN_TOKEN},admin,admin,\"system:masters\"\n"))?;
+        fs::write(
+            &tokens,
+            format!("{ADMIN_TOKEN},admin,admin,\"system:masters\"\n"),
+        )?;
 
         let etcd_port = free_port()?;
         let etcd_peer_port = free_port()?;
         let api_port = free_port()?;
         let server = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = dir.join("kubeconfig");
-        let plane = ControlPlane { dir: dir.clone(), kubeconfig, server, processes: Mutex::new(Vec::new()) };
+        let plane = ControlPlane {
+            dir: dir.clone(),
+            kubeconfig,
+            server,
+            processes: Mutex::new(Vec::new()),
+        };
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
         plane.spawn(
             "etcd",
@@ -77,7 +96,9 @@ impl ControlPlane {
                 .arg(dir.join("etcd"))
                 .arg(format!("--listen-client-urls={etcd_url}"))
                 .arg(format!("--advertise-client-urls={etcd_url}"))
-                .arg(format!("--listen-peer-urls=http://127.0.0.1:{etcd_peer_port}")),
+                .arg(format!(
+                    "--listen-peer-urls=http://127.0.0.1:{etcd_peer_port}"
+                )),
         )?;
         plane.spawn(
             "kube-apiserver",
@@ -89,14 +110,20 @@ impl ControlPlane {
                 .arg(format!("--token-auth-file={}", tokens.display()))
                 .arg("--authorization-mode=RBAC")
                 .arg(format!("--service-account-key-file={}", sa_pub.display()))
-                .arg(format!("--service-account-signing-key-file={}", sa_key.display()))
+                .arg(format!(
+                    "--service-account-signing-key-file={}",
+                    sa_key.display()
+                ))
                 .arg("--service-account-issuer=https://kubernetes.default.svc")
                 // A /16: every Service takes a cluster IP, and a /24 runs out after ~250.
                 .arg("--service-cluster-ip-range=10.96.0.0/16")
                 .arg("--disable-admission-plugins=ServiceAccount"),
         )?;
         plane.wait_for_serving_cert(Duration::from_secs(60))?;
-        fs::write(&plane.kubeconfig, kubeconfig_yaml(&plane.server, &plane.ca_file(), ADMIN_TOKEN, "default"))?;
+        fs::write(
+            &plane.kubeconfig,
+            kubeconfig_yaml(&plane.server, &plane.ca_file(), ADMIN_TOKEN, "default"),
+        )?;
         plane.wait_ready(Duration::from_secs(90))?;
         if options.controller_manager {
             plane.spawn(
@@ -104,7 +131,10 @@ impl ControlPlane {
                 Command::new(bins.join("kube-controller-manager"))
                     .arg(format!("--kubeconfig={}", plane.kubeconfig.display()))
                     .arg("--controllers=garbagecollector,namespace,deployment,replicaset")
-                    .args(["--leader-elect=false", "--use-service-account-credentials=false"])
+                    .args([
+                        "--leader-elect=false",
+                        "--use-service-account-credentials=false",
+                    ])
                     .args(["--bind-address=127.0.0.1", "--secure-port=0", "--port=0"]),
             )?;
         }
@@ -116,11 +146,18 @@ impl ControlPlane {
     pub fn existing() -> anyhow::Result<Self> {
         let kubeconfig = std::env::var_os("KUBECONFIG")
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".kube/config")))
+            .or_else(|| {
+                std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".kube/config"))
+            })
             .context("USE_EXISTING_CLUSTER needs KUBECONFIG or ~/.kube/config")?;
         let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{}-existing", std::process::id()));
         fs::create_dir_all(&dir)?;
-        Ok(ControlPlane { dir, kubeconfig, server: String::new(), processes: Mutex::new(Vec::new()) })
+        Ok(ControlPlane {
+            dir,
+            kubeconfig,
+            server: String::new(),
+            processes: Mutex::new(Vec::new()),
+        })
     }
 
     /// One control plane per test process (without kube-controller-manager), with the
@@ -134,13 +171,22 @@ impl ControlPlane {
                 std::thread::Builder::new()
                     .name("control-plane".into())
                     .spawn(move || {
-                        let use_existing = std::env::var("USE_EXISTING_CLUSTER").is_ok_and(|v| v == "true");
-                        let plane = if use_existing { ControlPlane::existing() } else { ControlPlane::start(Options::default()) };
+                        let use_existing =
+                            std::env::var("USE_EXISTING_CLUSTER").is_ok_and(|v| v == "true");
+                        let plane = if use_existing {
+                            ControlPlane::existing()
+                        } else {
+                            ControlPlane::start(Options::default())
+                        };
                         let plane = plane.and_then(|plane| {
-                            plane.block_on(plane.install_crd(&workspace_root().join("deploy/crd/potatohead.yaml")))?;
+                            plane.block_on(plane.install_crd(
+                                &workspace_root().join("deploy/crd/potatohead.yaml"),
+                            ))?;
                             Ok(plane)
                         });
-                        started.send(plane.map_err(|e| format!("{e:#}"))).expect("receiver waits");
+                        started
+                            .send(plane.map_err(|e| format!("{e:#}")))
+                            .expect("receiver waits");
                         // The processes live as long as this thread: park it for good.
                         loop {
                             std::thread::park();
@@ -160,25 +206,34 @@ impl ControlPlane {
 
     /// A client authenticated as cluster-admin.
     pub async fn client(&self) -> kube::Client {
-        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig readable");
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("kubeconfig valid");
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("kubeconfig readable");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("kubeconfig valid");
         kube::Client::try_from(config).expect("client builds")
     }
 
     /// Applies a CustomResourceDefinition from a YAML file and waits until it is established.
     pub async fn install_crd(&self, path: &Path) -> anyhow::Result<()> {
-        let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let crd: CustomResourceDefinition = serde_yaml::from_str(&text)?;
         let name = crd.metadata.name.clone().context("CRD has a name")?;
         let api: Api<CustomResourceDefinition> = Api::all(self.client().await);
-        api.patch(&name, &PatchParams::apply("e2e-harness").force(), &Patch::Apply(&crd)).await?;
+        api.patch(
+            &name,
+            &PatchParams::apply("e2e-harness").force(),
+            &Patch::Apply(&crd),
+        )
+        .await?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let crd = api.get(&name).await?;
-            let established = crd
-                .status
-                .and_then(|s| s.conditions)
-                .is_some_and(|c| c.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+            let established = crd.status.and_then(|s| s.conditions).is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            });
             if established {
                 return Ok(());
             }
@@ -190,7 +245,11 @@ impl ControlPlane {
     }
 
     fn block_on<T>(&self, future: impl std::future::Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(future)
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(future)
     }
 
     fn spawn(&self, name: &str, command: &mut Command) -> anyhow::Result<()> {
@@ -222,10 +281,16 @@ impl ControlPlane {
         let deadline = Instant::now() + timeout;
         while !self.ca_file().exists() {
             if let Some(exited) = self.exited_process() {
-                bail!("{exited} exited during start-up; see {}", self.dir.display());
+                bail!(
+                    "{exited} exited during start-up; see {}",
+                    self.dir.display()
+                );
             }
             if Instant::now() > deadline {
-                bail!("kube-apiserver wrote no serving certificate within {timeout:?}; see {}", self.dir.display());
+                bail!(
+                    "kube-apiserver wrote no serving certificate within {timeout:?}; see {}",
+                    self.dir.display()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -239,15 +304,27 @@ impl ControlPlane {
         self.block_on(async {
             let client = self.client().await;
             loop {
-                let request = http::Request::get("/readyz").body(Vec::new()).expect("request builds");
-                if client.request_text(request).await.is_ok_and(|body| body.trim() == "ok") {
+                let request = http::Request::get("/readyz")
+                    .body(Vec::new())
+                    .expect("request builds");
+                if client
+                    .request_text(request)
+                    .await
+                    .is_ok_and(|body| body.trim() == "ok")
+                {
                     return Ok(());
                 }
                 if let Some(exited) = self.exited_process() {
-                    bail!("{exited} exited during start-up; see {}", self.dir.display());
+                    bail!(
+                        "{exited} exited during start-up; see {}",
+                        self.dir.display()
+                    );
                 }
                 if Instant::now() > deadline {
-                    bail!("kube-apiserver not ready after {timeout:?}; logs in {}", self.dir.display());
+                    bail!(
+                        "kube-apiserver not ready after {timeout:?}; logs in {}",
+                        self.dir.display()
+                    );
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -318,11 +395,17 @@ fn control_plane_bins() -> anyhow::Result<PathBuf> {
 
 /// Scratch folders of earlier test processes that are no longer running.
 fn remove_stale_dirs() {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(DIR_PREFIX) else { continue };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+        let Some(rest) = name.strip_prefix(DIR_PREFIX) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
         // kill(pid, 0) fails with ESRCH when no such process exists.
         if unsafe { libc::kill(pid, 0) } != 0 {
             let _ = fs::remove_dir_all(entry.path());
@@ -335,9 +418,14 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 fn run_quietly(command: &mut Command) -> anyhow::Result<()> {
-    let output = command.output().with_context(|| format!("running {command:?}"))?;
+    let output = command
+        .output()
+        .with_context(|| format!("running {command:?}"))?;
     if !output.status.success() {
-        bail!("{command:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "{command:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     Ok(())
 }

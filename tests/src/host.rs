@@ -21,7 +21,12 @@ impl HostProcess {
     }
 
     /// Same as [`Self::start`] with another user's kubeconfig.
-    pub fn start_with_kubeconfig(plane: &ControlPlane, kubeconfig: &Path, guest: &Path, args: &[&str]) -> HostProcess {
+    pub fn start_with_kubeconfig(
+        plane: &ControlPlane,
+        kubeconfig: &Path,
+        guest: &Path,
+        args: &[&str],
+    ) -> HostProcess {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = plane.dir.join(format!("reconciler-host-{n}.log"));

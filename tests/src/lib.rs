@@ -7,6 +7,6 @@ pub mod control_plane;
 pub mod host;
 pub mod paths;
 
-pub use cluster::{eventually, potatohead_api, TestNamespace};
+pub use cluster::{TestNamespace, eventually, potatohead_api};
 pub use control_plane::{ControlPlane, Options};
 pub use host::HostProcess;

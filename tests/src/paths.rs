@@ -4,7 +4,10 @@ use std::path::PathBuf;
 
 /// The workspace root (this crate lives in `<root>/tests`).
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// Cargo's target directory, found from the running test executable (`<target>/debug/deps/…`),
@@ -12,7 +15,10 @@ pub fn workspace_root() -> PathBuf {
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     exe.ancestors()
-        .find(|p| p.file_name().is_some_and(|n| n == "debug" || n == "release"))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n == "debug" || n == "release")
+        })
         .and_then(|profile_dir| profile_dir.parent())
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"))
@@ -23,7 +29,11 @@ pub fn host_binary() -> PathBuf {
     let path = std::env::var_os("RECONCILER_HOST_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| target_dir().join("debug/reconciler-host"));
-    assert!(path.exists(), "{} is missing: run `make build` (or set RECONCILER_HOST_BIN)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `make build` (or set RECONCILER_HOST_BIN)",
+        path.display()
+    );
     path
 }
 
@@ -32,6 +42,10 @@ pub fn potatohead_guest() -> PathBuf {
     let path = std::env::var_os("POTATOHEAD_GUEST_WASM")
         .map(PathBuf::from)
         .unwrap_or_else(|| target_dir().join("wasm32-wasip2/release/guest_potatohead.wasm"));
-    assert!(path.exists(), "{} is missing: run `make guest` (or set POTATOHEAD_GUEST_WASM)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `make guest` (or set POTATOHEAD_GUEST_WASM)",
+        path.display()
+    );
     path
 }

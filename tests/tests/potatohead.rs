@@ -14,12 +14,20 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 const CONVERGE: Duration = Duration::from_secs(30);
-const PARTS: [&str; 6] = ["entry", "hat", "left-arm", "right-arm", "left-leg", "right-leg"];
+const PARTS: [&str; 6] = [
+    "entry",
+    "hat",
+    "left-arm",
+    "right-arm",
+    "left-leg",
+    "right-leg",
+];
 const PORTS: [i32; 6] = [9000, 9001, 9003, 9005, 9002, 9004];
 
 /// The committed sample, placed in `namespace`.
 fn sample(namespace: &str) -> DynamicObject {
-    let text = std::fs::read_to_string(workspace_root().join("deploy/samples/potatohead.yaml")).unwrap();
+    let text =
+        std::fs::read_to_string(workspace_root().join("deploy/samples/potatohead.yaml")).unwrap();
     let mut object: DynamicObject = serde_yaml::from_str(&text).unwrap();
     object.metadata.namespace = Some(namespace.to_string());
     object
@@ -37,22 +45,46 @@ async fn setup(prefix: &str) -> Setup {
     let client = plane.client().await;
     let namespace = TestNamespace::create(&client, prefix).await.name;
     let host = HostProcess::start(plane, &potatohead_guest(), &["--namespace", &namespace]);
-    potatohead_api(&client, &namespace).create(&PostParams::default(), &sample(&namespace)).await.unwrap();
-    Setup { client, namespace, _host: host }
+    potatohead_api(&client, &namespace)
+        .create(&PostParams::default(), &sample(&namespace))
+        .await
+        .unwrap();
+    Setup {
+        client,
+        namespace,
+        _host: host,
+    }
 }
 
 async fn deployments(client: &Client, namespace: &str) -> BTreeMap<String, Deployment> {
-    let list = Api::<Deployment>::namespaced(client.clone(), namespace).list(&ListParams::default()).await.unwrap();
+    let list = Api::<Deployment>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
     list.items.into_iter().map(|d| (d.name_any(), d)).collect()
 }
 
 async fn services(client: &Client, namespace: &str) -> BTreeMap<String, Service> {
-    let list = Api::<Service>::namespaced(client.clone(), namespace).list(&ListParams::default()).await.unwrap();
+    let list = Api::<Service>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
     list.items.into_iter().map(|s| (s.name_any(), s)).collect()
 }
 
 fn image_of(deployment: &Deployment) -> String {
-    deployment.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0].image.clone().unwrap()
+    deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .image
+        .clone()
+        .unwrap()
 }
 
 /// Waits until all six parts have a Deployment and a Service, and returns the Deployments.
@@ -60,8 +92,14 @@ async fn converged(client: &Client, namespace: &str) -> BTreeMap<String, Deploym
     eventually(CONVERGE, "all 6 Deployments and Services exist", || async {
         let deployments = deployments(client, namespace).await;
         let services = services(client, namespace).await;
-        if deployments.len() == 6 && services.len() == 6 { Ok(deployments) } else {
-            Err(format!("{} deployments, {} services", deployments.len(), services.len()))
+        if deployments.len() == 6 && services.len() == 6 {
+            Ok(deployments)
+        } else {
+            Err(format!(
+                "{} deployments, {} services",
+                deployments.len(),
+                services.len()
+            ))
         }
     })
     .await
@@ -73,13 +111,21 @@ async fn potatohead(client: &Client, namespace: &str) -> DynamicObject {
 
 async fn patch_spec(client: &Client, namespace: &str, spec: Value) {
     potatohead_api(client, namespace)
-        .patch("demo", &PatchParams::default(), &Patch::Merge(json!({ "spec": spec })))
+        .patch(
+            "demo",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": spec })),
+        )
         .await
         .unwrap();
 }
 
 fn ready_condition(potatohead: &DynamicObject) -> Option<Value> {
-    potatohead.data["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Ready").cloned()
+    potatohead.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .cloned()
 }
 
 fn all_parts_with(overrides: &[(&str, Value)]) -> Value {
@@ -101,62 +147,120 @@ fn all_parts_with(overrides: &[(&str, Value)]) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sample_creates_six_deployments_six_services_and_the_config_map_owned_by_the_potatohead() {
-    let Setup { client, namespace, _host } = setup("create").await;
+    let Setup {
+        client,
+        namespace,
+        _host,
+    } = setup("create").await;
     let deployments = converged(&client, &namespace).await;
     let parent_uid = potatohead(&client, &namespace).await.uid().unwrap();
     let services = services(&client, &namespace).await;
     let config_map = eventually(CONVERGE, "service-discovery ConfigMap exists", || async {
-        Api::<ConfigMap>::namespaced(client.clone(), &namespace).get("demo-service-discovery").await.map_err(|e| e.to_string())
+        Api::<ConfigMap>::namespaced(client.clone(), &namespace)
+            .get("demo-service-discovery")
+            .await
+            .map_err(|e| e.to_string())
     })
     .await;
 
-    let controller_uid = |owners: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>| {
-        owners.and_then(|o| o.iter().find(|r| r.controller == Some(true))).map(|r| (r.kind.clone(), r.uid.clone()))
-    };
+    let controller_uid =
+        |owners: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>| {
+            owners
+                .and_then(|o| o.iter().find(|r| r.controller == Some(true)))
+                .map(|r| (r.kind.clone(), r.uid.clone()))
+        };
     let expected_owner = Some(("PotatoHead".to_string(), parent_uid.clone()));
     for (part, port) in PARTS.iter().zip(PORTS) {
         let name = format!("demo-{part}");
         let deployment = &deployments[&name];
-        assert_eq!(controller_uid(deployment.metadata.owner_references.as_ref()), expected_owner, "{name}");
-        assert_eq!(image_of(deployment), format!("ghcr.io/podtato-head/{part}:0.3.0"));
+        assert_eq!(
+            controller_uid(deployment.metadata.owner_references.as_ref()),
+            expected_owner,
+            "{name}"
+        );
+        assert_eq!(
+            image_of(deployment),
+            format!("ghcr.io/podtato-head/{part}:0.3.0")
+        );
         let service = &services[&name];
-        assert_eq!(controller_uid(service.metadata.owner_references.as_ref()), expected_owner, "{name}");
+        assert_eq!(
+            controller_uid(service.metadata.owner_references.as_ref()),
+            expected_owner,
+            "{name}"
+        );
         let service_port = &service.spec.as_ref().unwrap().ports.as_ref().unwrap()[0];
         assert_eq!(service_port.port, port, "{name}");
         assert_eq!(service_port.protocol.as_deref(), Some("TCP"));
     }
-    assert_eq!(controller_uid(config_map.metadata.owner_references.as_ref()), expected_owner);
+    assert_eq!(
+        controller_uid(config_map.metadata.owner_references.as_ref()),
+        expected_owner
+    );
     let discovery = &config_map.data.unwrap()["servicesConfig.yaml"];
-    assert!(discovery.contains("hat: \"http://demo-hat:9001\""), "{discovery}");
+    assert!(
+        discovery.contains("hat: \"http://demo-hat:9001\""),
+        "{discovery}"
+    );
 
     let status = eventually(CONVERGE, "status written", || async {
         let ph = potatohead(&client, &namespace).await;
-        if ph.data["status"]["summary"] == "0/6" { Ok(ph) } else { Err(format!("{}", ph.data["status"])) }
+        if ph.data["status"]["summary"] == "0/6" {
+            Ok(ph)
+        } else {
+            Err(format!("{}", ph.data["status"]))
+        }
     })
     .await;
-    assert_eq!(status.data["status"]["observedGeneration"], json!(status.metadata.generation.unwrap()));
+    assert_eq!(
+        status.data["status"]["observedGeneration"],
+        json!(status.metadata.generation.unwrap())
+    );
     let ready = ready_condition(&status).unwrap();
-    assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("False"), Some("PartsNotReady")));
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("PartsNotReady"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn changing_the_tag_updates_every_image_and_replicas_update_only_that_deployment() {
-    let Setup { client, namespace, _host } = setup("manage").await;
+    let Setup {
+        client,
+        namespace,
+        _host,
+    } = setup("manage").await;
     converged(&client, &namespace).await;
 
     patch_spec(&client, &namespace, json!({ "tag": "0.3.1" })).await;
     let retagged = eventually(CONVERGE, "every image uses tag 0.3.1", || async {
         let deployments = deployments(&client, &namespace).await;
-        let stale: Vec<String> = deployments.values().map(image_of).filter(|i| !i.ends_with(":0.3.1")).collect();
-        if stale.is_empty() && deployments.len() == 6 { Ok(deployments) } else { Err(format!("stale: {stale:?}")) }
+        let stale: Vec<String> = deployments
+            .values()
+            .map(image_of)
+            .filter(|i| !i.ends_with(":0.3.1"))
+            .collect();
+        if stale.is_empty() && deployments.len() == 6 {
+            Ok(deployments)
+        } else {
+            Err(format!("stale: {stale:?}"))
+        }
     })
     .await;
 
-    patch_spec(&client, &namespace, json!({ "tag": "0.3.1", "parts": all_parts_with(&[("hat", json!({ "replicas": 3 }))]) })).await;
+    patch_spec(
+        &client,
+        &namespace,
+        json!({ "tag": "0.3.1", "parts": all_parts_with(&[("hat", json!({ "replicas": 3 }))]) }),
+    )
+    .await;
     let rescaled = eventually(CONVERGE, "hat has 3 replicas", || async {
         let deployments = deployments(&client, &namespace).await;
         let replicas = deployments["demo-hat"].spec.as_ref().unwrap().replicas;
-        if replicas == Some(3) { Ok(deployments) } else { Err(format!("hat replicas {replicas:?}")) }
+        if replicas == Some(3) {
+            Ok(deployments)
+        } else {
+            Err(format!("hat replicas {replicas:?}"))
+        }
     })
     .await;
     for (name, before) in &retagged {
@@ -171,46 +275,102 @@ async fn changing_the_tag_updates_every_image_and_replicas_update_only_that_depl
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deleted_children_come_back_and_edited_fields_are_reverted() {
-    let Setup { client, namespace, _host } = setup("restore").await;
+    let Setup {
+        client,
+        namespace,
+        _host,
+    } = setup("restore").await;
     let before = converged(&client, &namespace).await;
     let deployments_api = Api::<Deployment>::namespaced(client.clone(), &namespace);
     let services_api = Api::<Service>::namespaced(client.clone(), &namespace);
 
-    deployments_api.delete("demo-hat", &DeleteParams::default()).await.unwrap();
-    services_api.delete("demo-hat", &DeleteParams::default()).await.unwrap();
-    eventually(CONVERGE, "hat Deployment and Service are recreated", || async {
-        let deployment = deployments_api.get("demo-hat").await.map_err(|e| e.to_string())?;
-        services_api.get("demo-hat").await.map_err(|e| e.to_string())?;
-        if deployment.uid() != before["demo-hat"].uid() { Ok(()) } else { Err("still the old object".into()) }
-    })
+    deployments_api
+        .delete("demo-hat", &DeleteParams::default())
+        .await
+        .unwrap();
+    services_api
+        .delete("demo-hat", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        CONVERGE,
+        "hat Deployment and Service are recreated",
+        || async {
+            let deployment = deployments_api
+                .get("demo-hat")
+                .await
+                .map_err(|e| e.to_string())?;
+            services_api
+                .get("demo-hat")
+                .await
+                .map_err(|e| e.to_string())?;
+            if deployment.uid() != before["demo-hat"].uid() {
+                Ok(())
+            } else {
+                Err("still the old object".into())
+            }
+        },
+    )
     .await;
 
     // Another field manager takes the image of the entry Deployment.
     let edit = json!({ "spec": { "template": { "spec": { "containers": [{ "name": "server", "image": "evil/entry:1" }] } } } });
-    deployments_api.patch("demo-entry", &PatchParams::default(), &Patch::Strategic(edit)).await.unwrap();
+    deployments_api
+        .patch(
+            "demo-entry",
+            &PatchParams::default(),
+            &Patch::Strategic(edit),
+        )
+        .await
+        .unwrap();
     eventually(CONVERGE, "the edited image is reverted", || async {
-        let image = image_of(&deployments_api.get("demo-entry").await.map_err(|e| e.to_string())?);
-        if image == "ghcr.io/podtato-head/entry:0.3.0" { Ok(()) } else { Err(image) }
+        let image = image_of(
+            &deployments_api
+                .get("demo-entry")
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+        if image == "ghcr.io/podtato-head/entry:0.3.0" {
+            Ok(())
+        } else {
+            Err(image)
+        }
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn removing_a_part_deletes_that_parts_children_and_nothing_else() {
-    let Setup { client, namespace, _host } = setup("prune").await;
+    let Setup {
+        client,
+        namespace,
+        _host,
+    } = setup("prune").await;
     let before = converged(&client, &namespace).await;
-    let parts: Vec<Value> = PARTS.iter().filter(|p| **p != "left-leg").map(|p| json!({ "name": p })).collect();
+    let parts: Vec<Value> = PARTS
+        .iter()
+        .filter(|p| **p != "left-leg")
+        .map(|p| json!({ "name": p }))
+        .collect();
     patch_spec(&client, &namespace, json!({ "parts": parts })).await;
 
-    let after = eventually(CONVERGE, "left-leg Deployment and Service are gone", || async {
-        let deployments = deployments(&client, &namespace).await;
-        let services = services(&client, &namespace).await;
-        if !deployments.contains_key("demo-left-leg") && !services.contains_key("demo-left-leg") {
-            Ok(deployments)
-        } else {
-            Err(format!("deployments {:?}", deployments.keys().collect::<Vec<_>>()))
-        }
-    })
+    let after = eventually(
+        CONVERGE,
+        "left-leg Deployment and Service are gone",
+        || async {
+            let deployments = deployments(&client, &namespace).await;
+            let services = services(&client, &namespace).await;
+            if !deployments.contains_key("demo-left-leg") && !services.contains_key("demo-left-leg")
+            {
+                Ok(deployments)
+            } else {
+                Err(format!(
+                    "deployments {:?}",
+                    deployments.keys().collect::<Vec<_>>()
+                ))
+            }
+        },
+    )
     .await;
     assert_eq!(after.len(), 5);
     for (name, deployment) in &after {
@@ -218,9 +378,20 @@ async fn removing_a_part_deletes_that_parts_children_and_nothing_else() {
     }
     assert_eq!(services(&client, &namespace).await.len(), 5);
     let config_map = eventually(CONVERGE, "discovery no longer lists left-leg", || async {
-        let cm = Api::<ConfigMap>::namespaced(client.clone(), &namespace).get("demo-service-discovery").await.map_err(|e| e.to_string())?;
-        let file = cm.data.unwrap_or_default().remove("servicesConfig.yaml").unwrap_or_default();
-        if file.contains("left-leg") { Err(file) } else { Ok(file) }
+        let cm = Api::<ConfigMap>::namespaced(client.clone(), &namespace)
+            .get("demo-service-discovery")
+            .await
+            .map_err(|e| e.to_string())?;
+        let file = cm
+            .data
+            .unwrap_or_default()
+            .remove("servicesConfig.yaml")
+            .unwrap_or_default();
+        if file.contains("left-leg") {
+            Err(file)
+        } else {
+            Ok(file)
+        }
     })
     .await;
     assert!(config_map.contains("right-leg"), "{config_map}");
@@ -228,11 +399,23 @@ async fn removing_a_part_deletes_that_parts_children_and_nothing_else() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_spec_leaves_children_untouched_and_shows_the_reason() {
-    let Setup { client, namespace, _host } = setup("invalid").await;
+    let Setup {
+        client,
+        namespace,
+        _host,
+    } = setup("invalid").await;
     let before = converged(&client, &namespace).await;
     // The CRD schema cannot know that the guest sets PODTATO_PORT itself: only the guest rejects this.
-    let invalid = all_parts_with(&[("entry", json!({ "env": [{ "name": "PODTATO_PORT", "value": "1" }] }))]);
-    patch_spec(&client, &namespace, json!({ "tag": "9.9.9", "parts": invalid })).await;
+    let invalid = all_parts_with(&[(
+        "entry",
+        json!({ "env": [{ "name": "PODTATO_PORT", "value": "1" }] }),
+    )]);
+    patch_spec(
+        &client,
+        &namespace,
+        json!({ "tag": "9.9.9", "parts": invalid }),
+    )
+    .await;
 
     let ready = eventually(CONVERGE, "Ready=False with reason InvalidSpec", || async {
         let ph = potatohead(&client, &namespace).await;
@@ -244,19 +427,38 @@ async fn an_invalid_spec_leaves_children_untouched_and_shows_the_reason() {
     .await;
     let (condition, generation) = ready;
     assert_eq!(condition["status"], "False");
-    assert!(condition["message"].as_str().unwrap().contains("spec.parts[0].env[0].name"), "{condition}");
+    assert!(
+        condition["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.parts[0].env[0].name"),
+        "{condition}"
+    );
     assert_eq!(condition["observedGeneration"], json!(generation.unwrap()));
 
     let after = deployments(&client, &namespace).await;
     assert_eq!(after.len(), 6);
     for (name, deployment) in &after {
-        assert_eq!(deployment.metadata.resource_version, before[name].metadata.resource_version, "{name} changed");
+        assert_eq!(
+            deployment.metadata.resource_version, before[name].metadata.resource_version,
+            "{name} changed"
+        );
     }
 
-    patch_spec(&client, &namespace, json!({ "tag": "9.9.9", "parts": all_parts_with(&[]) })).await;
+    patch_spec(
+        &client,
+        &namespace,
+        json!({ "tag": "9.9.9", "parts": all_parts_with(&[]) }),
+    )
+    .await;
     eventually(CONVERGE, "a fixed spec is reconciled", || async {
-        let images: Vec<String> = deployments(&client, &namespace).await.values().map(image_of).collect();
-        let reason = ready_condition(&potatohead(&client, &namespace).await).map(|c| c["reason"].clone());
+        let images: Vec<String> = deployments(&client, &namespace)
+            .await
+            .values()
+            .map(image_of)
+            .collect();
+        let reason =
+            ready_condition(&potatohead(&client, &namespace).await).map(|c| c["reason"].clone());
         if images.iter().all(|i| i.ends_with(":9.9.9")) && reason == Some(json!("PartsNotReady")) {
             Ok(())
         } else {
@@ -273,8 +475,14 @@ async fn a_host_limited_to_namespace_a_ignores_potatoheads_in_namespace_b() {
     let a = TestNamespace::create(&client, "scope-a").await.name;
     let b = TestNamespace::create(&client, "scope-b").await.name;
     let _host = HostProcess::start(plane, &potatohead_guest(), &["--namespace", &a]);
-    potatohead_api(&client, &b).create(&PostParams::default(), &sample(&b)).await.unwrap();
-    potatohead_api(&client, &a).create(&PostParams::default(), &sample(&a)).await.unwrap();
+    potatohead_api(&client, &b)
+        .create(&PostParams::default(), &sample(&b))
+        .await
+        .unwrap();
+    potatohead_api(&client, &a)
+        .create(&PostParams::default(), &sample(&a))
+        .await
+        .unwrap();
 
     converged(&client, &a).await;
     // The host has had the time to reconcile b too, had it been watching it.
@@ -286,14 +494,20 @@ async fn a_host_limited_to_namespace_a_ignores_potatoheads_in_namespace_b() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn status_reflects_readiness_when_deployments_become_ready() {
-    let Setup { client, namespace, _host } = setup("ready").await;
+    let Setup {
+        client,
+        namespace,
+        _host,
+    } = setup("ready").await;
     let deployments = converged(&client, &namespace).await;
     let api = Api::<Deployment>::namespaced(client.clone(), &namespace);
     let mark_ready = |name: String, generation: Option<i64>| {
         let api = api.clone();
         async move {
             let status = json!({ "status": { "observedGeneration": generation, "replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "updatedReplicas": 1 } });
-            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(status)).await.unwrap();
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
+                .await
+                .unwrap();
         }
     };
     for part in &PARTS[..4] {
@@ -302,7 +516,11 @@ async fn status_reflects_readiness_when_deployments_become_ready() {
     }
     eventually(CONVERGE, "status says 4/6", || async {
         let ph = potatohead(&client, &namespace).await;
-        if ph.data["status"]["summary"] == "4/6" { Ok(()) } else { Err(format!("{}", ph.data["status"])) }
+        if ph.data["status"]["summary"] == "4/6" {
+            Ok(())
+        } else {
+            Err(format!("{}", ph.data["status"]))
+        }
     })
     .await;
 

@@ -5,5 +5,8 @@ use kube::CustomResourceExt;
 
 fn main() {
     let crd = guest_potatohead::spec::PotatoHead::crd();
-    print!("{}", serde_yaml::to_string(&crd).expect("CRD serializes to YAML"));
+    print!(
+        "{}",
+        serde_yaml::to_string(&crd).expect("CRD serializes to YAML")
+    );
 }
