@@ -50,16 +50,25 @@ impl Default for GuestLimits {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The guest file does not exist or cannot be read.
-    #[error("cannot read guest file {path}: {source}")]
+    #[error("cannot read guest file {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// The file is not WebAssembly at all.
+    #[error("{path} is not a WebAssembly file (it does not start with the `\\0asm` magic bytes)")]
+    NotWasm { path: PathBuf },
+    /// The file is a core WebAssembly module, not a component.
+    #[error(
+        "{path} is a core WebAssembly module, not a component: build guests for the wasm32-wasip2 \
+         target (which emits components) or wrap the module with `wasm-tools component new`"
+    )]
+    CoreModule { path: PathBuf },
     /// The file is not a WebAssembly component that wasmtime can compile.
     #[error(
-        "{path} is not a usable WebAssembly component ({source:#}); build guests with \
-         `cargo build --target wasm32-wasip2 --release` or `cargo component build --release`"
+        "{path} is not a usable WebAssembly component (build guests with \
+         `cargo build --target wasm32-wasip2 --release` or `cargo component build --release`)"
     )]
     Compile {
         path: PathBuf,
@@ -67,14 +76,14 @@ pub enum LoadError {
         source: wasmtime::Error,
     },
     /// The component's imports or exports do not match the WIT package this host implements.
-    #[error("{path} is not compatible with this host, which implements {WIT_PACKAGE}: {source:#}")]
+    #[error("{path} is not compatible with this host, which implements {WIT_PACKAGE}")]
     Incompatible {
         path: PathBuf,
         #[source]
         source: wasmtime::Error,
     },
     /// The guest failed while describing itself.
-    #[error("{path} failed in describe(): {source}")]
+    #[error("{path} failed in describe()")]
     Describe {
         path: PathBuf,
         #[source]
@@ -163,6 +172,15 @@ impl GuestEngine {
             path: path.into(),
             source,
         })?;
+        // The preamble: magic bytes, a 16-bit version, then a 16-bit layer (0 = core module,
+        // 1 = component).
+        match bytes.get(..8) {
+            Some([0, b'a', b's', b'm', _, _, 0, 0]) => {
+                return Err(LoadError::CoreModule { path: path.into() });
+            }
+            Some([0, b'a', b's', b'm', ..]) => {}
+            _ => return Err(LoadError::NotWasm { path: path.into() }),
+        }
         let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
         let component =
             Component::new(&self.engine, &bytes).map_err(|source| LoadError::Compile {

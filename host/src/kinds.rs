@@ -32,7 +32,7 @@ pub fn display_gvk(gvk: &GroupVersionKind) -> String {
 pub enum DiscoveryError {
     /// The API server does not serve the kind (for a custom resource: its CRD is not installed).
     #[error(
-        "the API server does not serve {kind} ({source}); if it is a custom resource, install its \
+        "the API server does not serve {kind}; if it is a custom resource, install its \
          CustomResourceDefinition first (e.g. `kubectl apply -f deploy/crd/`)"
     )]
     NotServed {

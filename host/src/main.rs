@@ -31,8 +31,13 @@ async fn main() -> ExitCode {
     match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
-            eprintln!("error: {error:#}");
+            // `{:#}` prints the whole cause chain on one line.
+            match cli.log_format {
+                LogFormat::Json => {
+                    tracing::error!(error = format!("{error:#}"), "reconciler-host failed")
+                }
+                LogFormat::Text => eprintln!("error: {error:#}"),
+            }
             ExitCode::FAILURE
         }
     }

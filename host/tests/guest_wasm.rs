@@ -147,8 +147,29 @@ fn garbage_bytes_are_refused_as_not_a_component() {
     let path = dir.join("garbage.wasm");
     std::fs::write(&path, b"this is not wasm at all").unwrap();
     let err = engine().load(&path, GuestLimits::default()).err().unwrap();
+    assert!(matches!(err, LoadError::NotWasm { .. }), "{err}");
+}
+
+#[test]
+fn a_truncated_component_is_refused_as_not_compilable() {
+    let dir = std::env::temp_dir().join(format!("truncated-guest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("truncated.wasm");
+    let bytes = std::fs::read(default_guest_path()).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = engine().load(&path, GuestLimits::default()).err().unwrap();
     assert!(matches!(err, LoadError::Compile { .. }), "{err}");
     assert!(err.to_string().contains("wasm32-wasip2"), "{err}");
+}
+
+#[test]
+fn a_core_module_is_refused_with_a_hint_to_build_a_component() {
+    let dir = std::env::temp_dir().join(format!("core-guest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("core.wasm");
+    std::fs::write(&path, wat::parse_str("(module)").unwrap()).unwrap();
+    let err = engine().load(&path, GuestLimits::default()).err().unwrap();
+    assert!(matches!(err, LoadError::CoreModule { .. }), "{err}");
 }
 
 #[test]
