@@ -187,9 +187,21 @@ fn a_component_for_another_wit_version_is_refused_as_incompatible() {
     let path = dir.join("future.wasm");
     std::fs::write(&path, wat::parse_str(wat).unwrap()).unwrap();
     let err = engine().load(&path, GuestLimits::default()).err().unwrap();
+    eprintln!("MSG: {}", chain(&err));
     assert!(matches!(err, LoadError::Incompatible { .. }), "{err}");
     assert!(
         err.to_string().contains("wasm-reconciler:reconciler@0.1.0"),
         "{err}"
     );
+}
+
+/// An error and its causes, as `{:#}` prints them at the binary's edge.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
