@@ -30,9 +30,8 @@ fn a_missing_guest_file_exits_non_zero_naming_the_file() {
 
 #[test]
 fn a_file_that_is_not_webassembly_exits_non_zero_saying_so() {
-    let dir = std::env::temp_dir().join(format!("cli-garbage-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("guest.wasm");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("guest.wasm");
     std::fs::write(&path, b"garbage").unwrap();
     let output = run(&["run", "--guest", path.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));

@@ -142,9 +142,8 @@ fn a_missing_guest_file_is_a_clear_read_error() {
 
 #[test]
 fn garbage_bytes_are_refused_as_not_a_component() {
-    let dir = std::env::temp_dir().join(format!("garbage-guest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("garbage.wasm");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("garbage.wasm");
     std::fs::write(&path, b"this is not wasm at all").unwrap();
     let err = engine().load(&path, GuestLimits::default()).err().unwrap();
     assert!(matches!(err, LoadError::NotWasm { .. }), "{err}");
@@ -152,9 +151,8 @@ fn garbage_bytes_are_refused_as_not_a_component() {
 
 #[test]
 fn a_truncated_component_is_refused_as_not_compilable() {
-    let dir = std::env::temp_dir().join(format!("truncated-guest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("truncated.wasm");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("truncated.wasm");
     let bytes = std::fs::read(default_guest_path()).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let err = engine().load(&path, GuestLimits::default()).err().unwrap();
@@ -164,9 +162,8 @@ fn a_truncated_component_is_refused_as_not_compilable() {
 
 #[test]
 fn a_core_module_is_refused_with_a_hint_to_build_a_component() {
-    let dir = std::env::temp_dir().join(format!("core-guest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("core.wasm");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("core.wasm");
     std::fs::write(&path, wat::parse_str("(module)").unwrap()).unwrap();
     let err = engine().load(&path, GuestLimits::default()).err().unwrap();
     assert!(matches!(err, LoadError::CoreModule { .. }), "{err}");
@@ -182,9 +179,8 @@ fn a_component_for_another_wit_version_is_refused_as_incompatible() {
         (instance $guest (export "describe" (func $f)))
         (export "wasm-reconciler:reconciler/guest@9.0.0" (instance $guest))
     )"#;
-    let dir = std::env::temp_dir().join(format!("future-guest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("future.wasm");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.wasm");
     std::fs::write(&path, wat::parse_str(wat).unwrap()).unwrap();
     let err = engine().load(&path, GuestLimits::default()).err().unwrap();
     eprintln!("MSG: {}", chain(&err));
