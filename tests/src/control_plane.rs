@@ -280,18 +280,7 @@ impl ControlPlane {
     fn wait_for_serving_cert(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         while !self.ca_file().exists() {
-            if let Some(exited) = self.exited_process() {
-                bail!(
-                    "{exited} exited during start-up; see {}",
-                    self.dir.display()
-                );
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "kube-apiserver wrote no serving certificate within {timeout:?}; see {}",
-                    self.dir.display()
-                );
-            }
+            self.check_still_starting(deadline, "kube-apiserver's serving certificate")?;
             std::thread::sleep(Duration::from_millis(50));
         }
         // The file is written in one go, but give the writer a moment to close it.
@@ -314,21 +303,27 @@ impl ControlPlane {
                 {
                     return Ok(());
                 }
-                if let Some(exited) = self.exited_process() {
-                    bail!(
-                        "{exited} exited during start-up; see {}",
-                        self.dir.display()
-                    );
-                }
-                if Instant::now() > deadline {
-                    bail!(
-                        "kube-apiserver not ready after {timeout:?}; logs in {}",
-                        self.dir.display()
-                    );
-                }
+                self.check_still_starting(deadline, "kube-apiserver's /readyz")?;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         })
+    }
+
+    /// Fails when a process died or the deadline passed while waiting for something.
+    fn check_still_starting(&self, deadline: Instant, waiting_for: &str) -> anyhow::Result<()> {
+        if let Some(exited) = self.exited_process() {
+            bail!(
+                "{exited} exited during start-up; logs in {}",
+                self.dir.display()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "gave up waiting for {waiting_for}; logs in {}",
+                self.dir.display()
+            );
+        }
+        Ok(())
     }
 
     fn exited_process(&self) -> Option<String> {
