@@ -137,6 +137,20 @@ pub struct PotatoHeadStatus {
     /// succeeded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Which guest produced this status (written by the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciler: Option<ReconcilerStamp>,
+}
+
+/// The guest that made the last decision: the host writes it so operators can see which logic
+/// produced what.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
+pub struct ReconcilerStamp {
+    pub name: String,
+    pub version: String,
+    /// `sha256:` digest of the guest file.
+    pub digest: String,
 }
 
 /// Readiness of one part, from its observed Deployment.

@@ -65,6 +65,7 @@ pub fn status(
         summary: format!("{ready}/{total}"),
         parts,
         conditions: vec![condition],
+        reconciler: None,
     }
 }
 

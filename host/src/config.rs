@@ -60,6 +60,18 @@ pub struct RunArgs {
     /// Most parents reconciled at the same time.
     #[arg(long, env = "RECONCILER_CONCURRENCY", default_value_t = 32)]
     pub concurrency: u16,
+    /// How often the guest file is checked for changes even without a file-system event
+    /// (e.g. 10s); file events and SIGHUP trigger a check at once.
+    #[arg(long, env = "RECONCILER_GUEST_POLL_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub guest_poll_interval: Duration,
+    /// Folder for compiled guests, so restarts and swaps back to a known guest skip compiling
+    /// [default: $XDG_CACHE_HOME/wasm-reconciler/compiled-guests, else
+    /// ~/.cache/wasm-reconciler/compiled-guests].
+    #[arg(long, env = "RECONCILER_COMPILE_CACHE_DIR")]
+    pub compile_cache_dir: Option<PathBuf>,
+    /// Compile guests every time; keep no compile cache.
+    #[arg(long, env = "RECONCILER_NO_COMPILE_CACHE")]
+    pub no_compile_cache: bool,
 }
 
 /// Validated settings of the controller.
@@ -71,6 +83,9 @@ pub struct RunSettings {
     pub limits: GuestLimits,
     pub resync: Duration,
     pub concurrency: u16,
+    pub guest_poll_interval: Duration,
+    /// `None`: no compile cache.
+    pub compile_cache_dir: Option<PathBuf>,
 }
 
 /// A flag value that cannot work.
@@ -88,6 +103,8 @@ pub enum ConfigError {
     Resync(Duration),
     #[error("--concurrency must be at least 1")]
     Concurrency,
+    #[error("--guest-poll-interval must be at least 1s, not {0:?}")]
+    GuestPollInterval(Duration),
 }
 
 impl RunArgs {
@@ -113,6 +130,14 @@ impl RunArgs {
         if self.concurrency == 0 {
             return Err(ConfigError::Concurrency);
         }
+        if self.guest_poll_interval < Duration::from_secs(1) {
+            return Err(ConfigError::GuestPollInterval(self.guest_poll_interval));
+        }
+        let compile_cache_dir = if self.no_compile_cache {
+            None
+        } else {
+            self.compile_cache_dir.or_else(default_compile_cache_dir)
+        };
         Ok(RunSettings {
             guest: self.guest,
             // WATCH_NAMESPACE="" means all namespaces (the Operator SDK convention).
@@ -124,8 +149,23 @@ impl RunArgs {
             },
             resync: self.resync,
             concurrency: self.concurrency,
+            guest_poll_interval: self.guest_poll_interval,
+            compile_cache_dir,
         })
     }
+}
+
+/// `$XDG_CACHE_HOME/wasm-reconciler/compiled-guests`, else `$HOME/.cache/…`; none without either.
+fn default_compile_cache_dir() -> Option<PathBuf> {
+    let cache_home = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|home| PathBuf::from(home).join(".cache"))
+        })?;
+    Some(cache_home.join("wasm-reconciler/compiled-guests"))
 }
 
 fn is_label_value(value: &str) -> bool {
@@ -158,6 +198,20 @@ mod tests {
         assert_eq!(settings.limits.timeout, Duration::from_secs(2));
         assert_eq!(settings.limits.max_memory_bytes, 64 << 20);
         assert_eq!(settings.namespace, None);
+        assert_eq!(settings.guest_poll_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_compile_cache_can_be_moved_or_turned_off() {
+        let moved = parse(&["--compile-cache-dir", "/var/cache/guests"]).unwrap();
+        assert_eq!(
+            moved.compile_cache_dir.as_deref(),
+            Some(std::path::Path::new("/var/cache/guests"))
+        );
+        assert_eq!(
+            parse(&["--no-compile-cache"]).unwrap().compile_cache_dir,
+            None
+        );
     }
 
     #[test]

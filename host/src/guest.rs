@@ -20,6 +20,7 @@ use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{self, Desired, LogLevel, Manifest, Observed, ReconcilerPre, WIT_PACKAGE};
+use crate::compile_cache::{CompileCache, CompileOrigin};
 
 /// How often the epoch advances; the granularity of guest deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -124,11 +125,14 @@ pub struct GuestManifest {
 pub struct GuestEngine {
     engine: Engine,
     linker: Linker<GuestState>,
+    cache: Option<CompileCache>,
 }
 
 impl GuestEngine {
     /// Builds the engine and starts the epoch ticker thread (which stops when the engine drops).
-    pub fn new() -> Result<Arc<Self>, wasmtime::Error> {
+    /// With `cache_dir`, compiled guests are cached there (see [`CompileCache`]); a folder that
+    /// cannot be created is logged and compilation goes uncached.
+    pub fn new(cache_dir: Option<&Path>) -> Result<Arc<Self>, wasmtime::Error> {
         let mut config = Config::new();
         config
             // Guests are components (WIT interfaces), never bare core modules.
@@ -156,37 +160,38 @@ impl GuestEngine {
                     std::thread::sleep(EPOCH_TICK);
                 }
             })?;
-        Ok(Arc::new(Self { engine, linker }))
+        let cache = cache_dir.and_then(|dir| match CompileCache::open(dir, &engine) {
+            Ok(cache) => Some(cache),
+            Err(error) => {
+                tracing::warn!(dir = %dir.display(), %error, "cannot use the compiled-guest cache folder; compiling guests every time");
+                None
+            }
+        });
+        Ok(Arc::new(Self {
+            engine,
+            linker,
+            cache,
+        }))
     }
 
-    /// Reads, compiles, links and describes a guest.
+    /// Compiles (or loads from the compile cache), links and describes a guest.
     ///
     /// # Errors
     /// A [`LoadError`] saying what is wrong with the file and what to do about it.
     pub fn load(
         self: &Arc<Self>,
-        path: &Path,
+        file: &GuestFile,
         limits: GuestLimits,
     ) -> Result<LoadedGuest, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        let path = file.path.as_path();
+        let compiled = match &self.cache {
+            Some(cache) => cache.component(&self.engine, &file.bytes, &file.digest),
+            None => Component::new(&self.engine, &file.bytes).map(|c| (c, CompileOrigin::Compiled)),
+        };
+        let (component, origin) = compiled.map_err(|source| LoadError::Compile {
             path: path.into(),
             source,
         })?;
-        // The preamble: magic bytes, a 16-bit version, then a 16-bit layer (0 = core module,
-        // 1 = component).
-        match bytes.get(..8) {
-            Some([0, b'a', b's', b'm', _, _, 0, 0]) => {
-                return Err(LoadError::CoreModule { path: path.into() });
-            }
-            Some([0, b'a', b's', b'm', ..]) => {}
-            _ => return Err(LoadError::NotWasm { path: path.into() }),
-        }
-        let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
-        let component =
-            Component::new(&self.engine, &bytes).map_err(|source| LoadError::Compile {
-                path: path.into(),
-                source,
-            })?;
         let incompatible = |source| LoadError::Incompatible {
             path: path.into(),
             source,
@@ -201,7 +206,8 @@ impl GuestEngine {
             engine: Arc::clone(self),
             pre,
             limits,
-            digest,
+            digest: file.digest.clone(),
+            origin,
             manifest: GuestManifest {
                 name: String::new(),
                 version: String::new(),
@@ -218,6 +224,52 @@ impl GuestEngine {
             reason,
         })?;
         Ok(guest)
+    }
+
+    /// [`GuestFile::read`] then [`Self::load`].
+    pub fn load_path(
+        self: &Arc<Self>,
+        path: &Path,
+        limits: GuestLimits,
+    ) -> Result<LoadedGuest, LoadError> {
+        self.load(&GuestFile::read(path)?, limits)
+    }
+}
+
+/// A guest file's bytes and digest, read once.
+pub struct GuestFile {
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+    /// `sha256:<hex>` of the bytes.
+    pub digest: String,
+}
+
+impl GuestFile {
+    /// Reads a guest file (following symlinks, as a mounted ConfigMap needs) and checks that it
+    /// is a WebAssembly component.
+    ///
+    /// # Errors
+    /// [`LoadError::Read`], [`LoadError::NotWasm`] or [`LoadError::CoreModule`].
+    pub fn read(path: &Path) -> Result<Self, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.into(),
+            source,
+        })?;
+        // The preamble: magic bytes, a 16-bit version, then a 16-bit layer (0 = core module,
+        // 1 = component).
+        match bytes.get(..8) {
+            Some([0, b'a', b's', b'm', _, _, 0, 0]) => {
+                return Err(LoadError::CoreModule { path: path.into() });
+            }
+            Some([0, b'a', b's', b'm', ..]) => {}
+            _ => return Err(LoadError::NotWasm { path: path.into() }),
+        }
+        let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
+        Ok(Self {
+            path: path.into(),
+            bytes,
+            digest,
+        })
     }
 }
 
@@ -261,6 +313,7 @@ pub struct LoadedGuest {
     pre: ReconcilerPre<GuestState>,
     limits: GuestLimits,
     digest: String,
+    origin: CompileOrigin,
     manifest: GuestManifest,
 }
 
@@ -273,6 +326,11 @@ impl LoadedGuest {
     /// SHA-256 of the guest file, identifying exactly which logic runs.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// Whether the machine code was compiled now or came from the compile cache.
+    pub fn origin(&self) -> CompileOrigin {
+        self.origin
     }
 
     /// Calls `reconcile` in a fresh store. Blocking: call it from a blocking thread.

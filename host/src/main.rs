@@ -2,7 +2,6 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -47,21 +46,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
             let settings = args.validate()?;
-            let engine = GuestEngine::new()
+            let engine = GuestEngine::new(settings.compile_cache_dir.as_deref())
                 .map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
-            let guest = engine.load(&settings.guest, settings.limits)?;
+            let guest = engine.load_path(&settings.guest, settings.limits)?;
             let manifest = guest.manifest();
             info!(
                 guest = %manifest.name,
                 version = %manifest.version,
                 digest = %guest.digest(),
                 path = %settings.guest.display(),
+                origin = ?guest.origin(),
                 "guest loaded"
             );
             let client = kube::Client::try_default()
                 .await
                 .context("connecting to Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)")?;
-            controller::run(client, Arc::new(guest), settings).await?;
+            controller::run(client, engine, guest, settings).await?;
             Ok(())
         }
     }

@@ -1,56 +1,70 @@
-//! Caches of the children the host's parents own, one per declared child kind, indexed by the UID
-//! of the controlling parent, so a reconcile reads its children without scanning unrelated objects.
+//! Caches of the children the host's parents own, one per child kind the active guest declares,
+//! indexed by the UID of the controlling parent, so a reconcile reads its children without
+//! scanning unrelated objects. Kinds are added and removed at run time when a new guest declares
+//! different child kinds.
 //!
 //! Only objects carrying the host's `managed-by` label are watched (a label selector on the server
 //! side), which keeps unrelated objects out of memory altogether. A child whose label someone
 //! removed leaves the cache; its parent's next reconcile applies it again, restoring the label.
 //!
 //! # Guarantees
-//! - After a (re)list, the index is replaced atomically at `InitDone`: a reconcile never sees a
-//!   half-listed cache, so it never prunes on incomplete information.
-//! - [`OwnedChildren::synced`] is false until every kind has completed its first list.
+//! - After a (re)list, a kind's index is replaced atomically at `InitDone`: a reconcile never
+//!   sees a half-listed cache, so it never prunes on incomplete information.
+//! - [`OwnedChildren::synced`] is false until every asked-for kind has completed its first list.
+//! - Every change to a child (and every child that vanished during a relist) is sent to the
+//!   controller as a reconcile request for its controlling parent.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
-use kube::api::{Api, DynamicObject, ObjectMeta};
+use kube::api::{Api, ApiResource, DynamicObject, ObjectMeta};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::Notify;
+use tokio::task::AbortHandle;
 
 use crate::kinds::ResolvedKind;
 
 /// Namespace and name of a child.
-pub type ChildName = (String, String);
+type ChildName = (String, String);
 
-/// The parent kind children must point at (an owner reference's apiVersion and kind).
-#[derive(Clone, Debug)]
-pub struct OwnerKind {
-    pub api_version: String,
-    pub kind: String,
-}
-
-/// One cached child, with the index of its kind in [`OwnedChildren::kinds`].
+/// One cached child and its kind.
 #[derive(Clone, Debug)]
 pub struct ObservedChild {
-    pub kind: usize,
+    pub kind: Arc<ResolvedKind>,
     pub object: Arc<DynamicObject>,
 }
 
-/// All child caches.
+/// Where and what the child watches look at.
+#[derive(Clone)]
+pub struct WatchScope {
+    pub client: kube::Client,
+    /// `None`: all namespaces.
+    pub namespace: Option<String>,
+    /// Label selector every child carries (the host's managed-by label).
+    pub label_selector: String,
+}
+
+/// Every child cache, plus where to send reconcile requests for parents.
 pub struct OwnedChildren {
-    owner: OwnerKind,
-    caches: Vec<ChildCache>,
+    /// The parent kind; only controller references to it count.
+    parent: ApiResource,
+    scope: WatchScope,
+    triggers: UnboundedSender<ObjectRef<DynamicObject>>,
+    caches: RwLock<Vec<Arc<ChildCache>>>,
     synced_changed: Notify,
 }
 
 struct ChildCache {
-    kind: ResolvedKind,
-    index: RwLock<CacheState>,
+    kind: Arc<ResolvedKind>,
+    state: RwLock<CacheState>,
     synced: AtomicBool,
+    watch_task: Mutex<Option<AbortHandle>>,
 }
 
 #[derive(Default)]
@@ -67,13 +81,13 @@ struct Index {
 }
 
 impl Index {
-    fn upsert(&mut self, object: DynamicObject, owner: &OwnerKind) {
+    fn upsert(&mut self, object: DynamicObject, parent: &ApiResource) {
         let key = child_name(&object.metadata);
         self.remove(&key);
-        if let Some(owner_uid) = controller_uid(&object.metadata, owner) {
-            self.owner_of.insert(key.clone(), owner_uid.clone());
+        if let Some(owner) = controller_of(&object.metadata, parent) {
+            self.owner_of.insert(key.clone(), owner.uid.clone());
             self.by_owner
-                .entry(owner_uid)
+                .entry(owner.uid.clone())
                 .or_default()
                 .insert(key, Arc::new(object));
         }
@@ -98,71 +112,121 @@ fn child_name(meta: &ObjectMeta) -> ChildName {
     )
 }
 
-/// The UID of the object's controller, if that controller is of the parent kind.
-fn controller_uid(meta: &ObjectMeta, owner: &OwnerKind) -> Option<String> {
-    meta.owner_references.as_ref()?.iter().find_map(|r| {
-        (r.controller == Some(true) && r.kind == owner.kind && r.api_version == owner.api_version)
-            .then(|| r.uid.clone())
+/// The object's controller reference, if it points at the parent kind.
+fn controller_of<'a>(
+    meta: &'a ObjectMeta,
+    parent: &ApiResource,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+    meta.owner_references.as_ref()?.iter().find(|r| {
+        r.controller == Some(true) && r.kind == parent.kind && r.api_version == parent.api_version
     })
 }
 
 impl OwnedChildren {
-    pub fn new(owner: OwnerKind, kinds: Vec<ResolvedKind>) -> Arc<Self> {
-        let caches = kinds
-            .into_iter()
-            .map(|kind| ChildCache {
-                kind,
-                index: RwLock::default(),
-                synced: AtomicBool::new(false),
-            })
-            .collect();
+    /// Empty caches; [`Self::watch_kinds`] starts the watches.
+    pub fn new(
+        parent: ApiResource,
+        scope: WatchScope,
+        triggers: UnboundedSender<ObjectRef<DynamicObject>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
-            owner,
-            caches,
+            parent,
+            scope,
+            triggers,
+            caches: RwLock::default(),
             synced_changed: Notify::new(),
         })
     }
 
-    /// The declared child kinds, in the order the guest declared them.
-    pub fn kinds(&self) -> impl Iterator<Item = &ResolvedKind> {
-        self.caches.iter().map(|c| &c.kind)
-    }
-
-    /// Position of a kind in [`Self::kinds`].
-    pub fn kind_index(&self, api_version: &str, kind: &str) -> Option<usize> {
-        self.caches.iter().position(|c| {
-            c.kind.resource.api_version == api_version && c.kind.resource.kind == kind
+    /// Starts watching every kind in `kinds` that is not watched yet, and waits until all of
+    /// `kinds` have listed completely.
+    ///
+    /// # Errors
+    /// The kinds that have not synced when `timeout` passes (their watches keep running).
+    pub async fn watch_kinds(
+        self: &Arc<Self>,
+        kinds: &[Arc<ResolvedKind>],
+        timeout: Duration,
+    ) -> Result<(), String> {
+        {
+            let mut caches = self.caches.write().expect("cache list lock poisoned");
+            for kind in kinds {
+                if caches.iter().any(|c| c.kind.gvk == kind.gvk) {
+                    continue;
+                }
+                let cache = Arc::new(ChildCache {
+                    kind: Arc::clone(kind),
+                    state: RwLock::default(),
+                    synced: AtomicBool::new(false),
+                    watch_task: Mutex::new(None),
+                });
+                let task = tokio::spawn(Arc::clone(self).watch(Arc::clone(&cache)));
+                *cache.watch_task.lock().expect("watch task lock poisoned") =
+                    Some(task.abort_handle());
+                caches.push(cache);
+            }
+        }
+        tokio::time::timeout(timeout, async {
+            loop {
+                let changed = self.synced_changed.notified();
+                if self.synced(kinds) {
+                    return;
+                }
+                changed.await;
+            }
+        })
+        .await
+        .map_err(|_| {
+            let pending: Vec<String> = self
+                .caches()
+                .iter()
+                .filter(|c| {
+                    kinds.iter().any(|k| k.gvk == c.kind.gvk) && !c.synced.load(Ordering::Acquire)
+                })
+                .map(|c| c.kind.display_name())
+                .collect();
+            pending.join(", ")
         })
     }
 
-    pub fn kind(&self, index: usize) -> &ResolvedKind {
-        &self.caches[index].kind
-    }
-
-    /// True once every child kind has been listed completely at least once.
-    pub fn synced(&self) -> bool {
-        self.caches.iter().all(|c| c.synced.load(Ordering::Acquire))
-    }
-
-    /// Waits until [`Self::synced`].
-    pub async fn wait_synced(&self) {
-        loop {
-            let changed = self.synced_changed.notified();
-            if self.synced() {
-                return;
+    /// Stops watching, and forgets, every kind not in `kinds`.
+    pub fn retain_kinds(&self, kinds: &[Arc<ResolvedKind>]) {
+        let mut caches = self.caches.write().expect("cache list lock poisoned");
+        caches.retain(|cache| {
+            let keep = kinds.iter().any(|k| k.gvk == cache.kind.gvk);
+            if !keep {
+                if let Some(task) = cache.watch_task.lock().expect("watch task lock poisoned").take() {
+                    task.abort();
+                }
+                tracing::info!(kind = %cache.kind.display_name(), "stopped watching a child kind the guest no longer declares");
             }
-            changed.await;
-        }
+            keep
+        });
     }
 
-    /// Every cached child controlled by the parent with this UID, by kind then namespace/name.
-    pub fn owned_by(&self, parent_uid: &str) -> Vec<ObservedChild> {
+    /// True once every kind in `kinds` is watched and has listed completely at least once.
+    pub fn synced(&self, kinds: &[Arc<ResolvedKind>]) -> bool {
+        let caches = self.caches();
+        kinds.iter().all(|kind| {
+            caches
+                .iter()
+                .any(|c| c.kind.gvk == kind.gvk && c.synced.load(Ordering::Acquire))
+        })
+    }
+
+    /// Every cached child of one of `kinds` controlled by the parent with this UID, by kind
+    /// (in the order of `kinds`) then namespace/name.
+    pub fn owned_by(&self, parent_uid: &str, kinds: &[Arc<ResolvedKind>]) -> Vec<ObservedChild> {
+        let caches = self.caches();
         let mut children = Vec::new();
-        for (kind, cache) in self.caches.iter().enumerate() {
-            let index = cache.index.read().expect("child index lock poisoned");
-            if let Some(owned) = index.live.by_owner.get(parent_uid) {
+        for kind in kinds {
+            let Some(cache) = caches.iter().find(|c| c.kind.gvk == kind.gvk) else {
+                continue;
+            };
+            let state = cache.state.read().expect("child index lock poisoned");
+            if let Some(owned) = state.live.by_owner.get(parent_uid) {
                 children.extend(owned.values().map(|object| ObservedChild {
-                    kind,
+                    kind: Arc::clone(&cache.kind),
                     object: Arc::clone(object),
                 }));
             }
@@ -170,116 +234,150 @@ impl OwnedChildren {
         children
     }
 
-    /// Applies one watch event of kind `kind` to its cache. Returns the objects whose parents
-    /// should be reconciled because of it.
-    fn handle(&self, kind: usize, event: Event<DynamicObject>) -> Vec<DynamicObject> {
-        let cache = &self.caches[kind];
-        let mut state = cache.index.write().expect("child index lock poisoned");
+    fn caches(&self) -> Vec<Arc<ChildCache>> {
+        self.caches
+            .read()
+            .expect("cache list lock poisoned")
+            .clone()
+    }
+
+    /// Applies one watch event to a cache and returns the parents to reconcile because of it.
+    fn handle(
+        &self,
+        cache: &ChildCache,
+        event: Event<DynamicObject>,
+    ) -> Vec<ObjectRef<DynamicObject>> {
+        let mut state = cache.state.write().expect("child index lock poisoned");
         match event {
             Event::Apply(object) => {
-                let trigger = trigger_stub(&object);
-                state.live.upsert(object, &self.owner);
-                vec![trigger]
+                let parents = self.parent_of(&object).into_iter().collect();
+                state.live.upsert(object, &self.parent);
+                parents
             }
             Event::Delete(object) => {
                 state.live.remove(&child_name(&object.metadata));
-                vec![trigger_stub(&object)]
+                self.parent_of(&object).into_iter().collect()
             }
             Event::Init => {
                 state.relisting = Some(Index::default());
                 vec![]
             }
             Event::InitApply(object) => {
-                let trigger = trigger_stub(&object);
+                let parents = self.parent_of(&object).into_iter().collect();
                 state
                     .relisting
                     .get_or_insert_default()
-                    .upsert(object, &self.owner);
-                vec![trigger]
+                    .upsert(object, &self.parent);
+                parents
             }
             Event::InitDone => {
-                // Parents whose children vanished while the watch was down must hear about it.
-                let old_children: Vec<DynamicObject> = state
+                // Parents of children that vanished while the watch was down must hear about it.
+                let listed = state.relisting.take().unwrap_or_default();
+                let vanished: HashSet<ObjectRef<DynamicObject>> = state
                     .live
-                    .by_owner
-                    .values()
-                    .flat_map(|children| children.values().map(|o| trigger_stub(o)))
+                    .owner_of
+                    .keys()
+                    .filter(|key| !listed.owner_of.contains_key(*key))
+                    .filter_map(|key| {
+                        let uid = &state.live.owner_of[key];
+                        state
+                            .live
+                            .by_owner
+                            .get(uid)?
+                            .get(key)
+                            .and_then(|o| self.parent_of(o))
+                    })
                     .collect();
-                state.live = state.relisting.take().unwrap_or_default();
+                state.live = listed;
                 drop(state);
                 if !cache.synced.swap(true, Ordering::AcqRel) {
                     tracing::debug!(kind = %cache.kind.display_name(), "child cache synced");
                     self.synced_changed.notify_waiters();
                 }
-                old_children
+                vanished.into_iter().collect()
             }
         }
     }
 
-    /// Watches one child kind forever, keeping its cache current and sending every touched
-    /// child to `triggers` (the controller maps them to their parents).
-    pub async fn watch(
-        self: Arc<Self>,
-        kind: usize,
-        api: Api<DynamicObject>,
-        config: watcher::Config,
-        triggers: UnboundedSender<DynamicObject>,
-    ) {
-        let name = self.caches[kind].kind.display_name();
+    fn parent_of(&self, child: &DynamicObject) -> Option<ObjectRef<DynamicObject>> {
+        let owner = controller_of(&child.metadata, &self.parent)?;
+        let mut parent = ObjectRef::new_with(&owner.name, self.parent.clone());
+        if let Some(namespace) = &child.metadata.namespace {
+            parent = parent.within(namespace);
+        }
+        Some(parent)
+    }
+
+    /// Watches one child kind until aborted, keeping its cache current and sending the parents
+    /// of touched children to the controller.
+    async fn watch(self: Arc<Self>, cache: Arc<ChildCache>) {
+        let resource = &cache.kind.resource;
+        let api: Api<DynamicObject> = match &self.scope.namespace {
+            Some(ns) => Api::namespaced_with(self.scope.client.clone(), ns, resource),
+            None => Api::all_with(self.scope.client.clone(), resource),
+        };
+        let config = watcher::Config::default().labels(&self.scope.label_selector);
         let mut events = watcher::watcher(api, config).default_backoff().boxed();
         while let Some(event) = events.next().await {
             match event {
                 Ok(event) => {
-                    for object in self.handle(kind, event) {
+                    for parent in self.handle(&cache, event) {
                         // The receiver only goes away when the controller shuts down.
-                        let _ = triggers.unbounded_send(object);
+                        let _ = self.triggers.unbounded_send(parent);
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(kind = %name, %error, "child watch failed; retrying with backoff")
+                    tracing::warn!(kind = %cache.kind.display_name(), %error, "child watch failed; retrying with backoff")
                 }
             }
         }
-    }
-}
-
-/// A metadata-only copy of a child: enough for the controller to find its owner, and cheap to
-/// queue when thousands arrive at once during a list.
-fn trigger_stub(object: &DynamicObject) -> DynamicObject {
-    DynamicObject {
-        types: None,
-        metadata: ObjectMeta {
-            name: object.metadata.name.clone(),
-            namespace: object.metadata.namespace.clone(),
-            owner_references: object.metadata.owner_references.clone(),
-            ..ObjectMeta::default()
-        },
-        data: serde_json::Value::Null,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-    use kube::api::ApiResource;
+    use kube::api::GroupVersionKind;
 
     use super::*;
 
-    fn owner() -> OwnerKind {
-        OwnerKind {
-            api_version: "podtato.example.com/v1alpha1".into(),
-            kind: "PotatoHead".into(),
-        }
+    fn parent_resource() -> ApiResource {
+        ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "podtato.example.com",
+            "v1alpha1",
+            "PotatoHead",
+        ))
     }
 
-    fn children() -> Arc<OwnedChildren> {
-        let gvk = kube::api::GroupVersionKind::gvk("apps", "v1", "Deployment");
-        let kind = ResolvedKind {
+    fn deployment_kind() -> Arc<ResolvedKind> {
+        let gvk = GroupVersionKind::gvk("apps", "v1", "Deployment");
+        Arc::new(ResolvedKind {
             resource: ApiResource::from_gvk(&gvk),
             gvk,
             namespaced: true,
+        })
+    }
+
+    /// Caches with one Deployment cache, fed by hand (no watch task).
+    fn children() -> (Arc<OwnedChildren>, Arc<ChildCache>) {
+        let (triggers, _) = futures::channel::mpsc::unbounded();
+        let client =
+            kube::Client::try_from(kube::Config::new("http://127.0.0.1:1".parse().unwrap()))
+                .unwrap();
+        let scope = WatchScope {
+            client,
+            namespace: None,
+            label_selector: String::new(),
         };
-        OwnedChildren::new(owner(), vec![kind])
+        let children = OwnedChildren::new(parent_resource(), scope, triggers);
+        let cache = Arc::new(ChildCache {
+            kind: deployment_kind(),
+            state: RwLock::default(),
+            synced: AtomicBool::new(false),
+            watch_task: Mutex::new(None),
+        });
+        children.caches.write().unwrap().push(Arc::clone(&cache));
+        (children, cache)
     }
 
     fn child(name: &str, owner_uid: Option<&str>, controller: bool) -> DynamicObject {
@@ -294,9 +392,9 @@ mod tests {
         };
         if let Some(uid) = owner_uid {
             object.metadata.owner_references = Some(vec![OwnerReference {
-                api_version: owner().api_version,
-                kind: owner().kind,
-                name: "p".into(),
+                api_version: parent_resource().api_version,
+                kind: parent_resource().kind,
+                name: format!("parent-{uid}"),
                 uid: uid.into(),
                 controller: Some(controller),
                 block_owner_deletion: None,
@@ -307,55 +405,73 @@ mod tests {
 
     fn names(children: &OwnedChildren, uid: &str) -> Vec<String> {
         children
-            .owned_by(uid)
+            .owned_by(uid, &[deployment_kind()])
             .iter()
             .map(|c| c.object.metadata.name.clone().unwrap())
             .collect()
     }
 
-    #[test]
-    fn children_are_found_by_their_controller_uid_only() {
-        let cache = children();
-        cache.handle(0, Event::Apply(child("a", Some("p1"), true)));
-        cache.handle(0, Event::Apply(child("b", Some("p2"), true)));
-        cache.handle(0, Event::Apply(child("c", Some("p1"), false)));
-        cache.handle(0, Event::Apply(child("d", None, false)));
-        assert_eq!(names(&cache, "p1"), ["a"]);
-        assert_eq!(names(&cache, "p2"), ["b"]);
+    #[tokio::test]
+    async fn children_are_found_by_their_controller_uid_only() {
+        let (children, cache) = children();
+        let triggered = children.handle(&cache, Event::Apply(child("a", Some("p1"), true)));
+        assert_eq!(triggered[0].name, "parent-p1");
+        assert_eq!(triggered[0].namespace.as_deref(), Some("ns"));
+        children.handle(&cache, Event::Apply(child("b", Some("p2"), true)));
+        assert!(
+            children
+                .handle(&cache, Event::Apply(child("c", Some("p1"), false)))
+                .is_empty()
+        );
+        children.handle(&cache, Event::Apply(child("d", None, false)));
+        assert_eq!(names(&children, "p1"), ["a"]);
+        assert_eq!(names(&children, "p2"), ["b"]);
     }
 
-    #[test]
-    fn a_child_whose_controller_changes_moves_between_parents() {
-        let cache = children();
-        cache.handle(0, Event::Apply(child("a", Some("p1"), true)));
-        cache.handle(0, Event::Apply(child("a", Some("p2"), true)));
-        assert!(names(&cache, "p1").is_empty());
-        assert_eq!(names(&cache, "p2"), ["a"]);
-        cache.handle(0, Event::Delete(child("a", Some("p2"), true)));
-        assert!(names(&cache, "p2").is_empty());
+    #[tokio::test]
+    async fn a_child_whose_controller_changes_moves_between_parents() {
+        let (children, cache) = children();
+        children.handle(&cache, Event::Apply(child("a", Some("p1"), true)));
+        children.handle(&cache, Event::Apply(child("a", Some("p2"), true)));
+        assert!(names(&children, "p1").is_empty());
+        assert_eq!(names(&children, "p2"), ["a"]);
+        children.handle(&cache, Event::Delete(child("a", Some("p2"), true)));
+        assert!(names(&children, "p2").is_empty());
     }
 
-    #[test]
-    fn a_relist_replaces_the_index_only_when_it_is_complete() {
-        let cache = children();
-        assert!(!cache.synced());
-        cache.handle(0, Event::Init);
-        cache.handle(0, Event::InitApply(child("a", Some("p1"), true)));
-        cache.handle(0, Event::InitDone);
-        assert!(cache.synced());
-        assert_eq!(names(&cache, "p1"), ["a"]);
+    #[tokio::test]
+    async fn a_relist_replaces_the_index_only_when_it_is_complete() {
+        let (children, cache) = children();
+        assert!(!children.synced(&[deployment_kind()]));
+        children.handle(&cache, Event::Init);
+        children.handle(&cache, Event::InitApply(child("a", Some("p1"), true)));
+        children.handle(&cache, Event::InitDone);
+        assert!(children.synced(&[deployment_kind()]));
+        assert_eq!(names(&children, "p1"), ["a"]);
 
         // A relist in which "a" is gone: until InitDone the old, complete index is served.
-        cache.handle(0, Event::Init);
-        cache.handle(0, Event::InitApply(child("b", Some("p1"), true)));
-        assert_eq!(names(&cache, "p1"), ["a"]);
-        let triggers = cache.handle(0, Event::InitDone);
-        assert_eq!(names(&cache, "p1"), ["b"]);
+        children.handle(&cache, Event::Init);
+        children.handle(&cache, Event::InitApply(child("b", Some("p1"), true)));
+        assert_eq!(names(&children, "p1"), ["a"]);
+        let triggered = children.handle(&cache, Event::InitDone);
+        assert_eq!(names(&children, "p1"), ["b"]);
         // The parent of the vanished child is told.
-        assert!(
-            triggers
+        assert_eq!(
+            triggered
                 .iter()
-                .any(|t| t.metadata.name.as_deref() == Some("a"))
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>(),
+            ["parent-p1"]
         );
+    }
+
+    #[tokio::test]
+    async fn kinds_not_asked_for_are_not_returned_and_can_be_dropped() {
+        let (children, cache) = children();
+        children.handle(&cache, Event::Apply(child("a", Some("p1"), true)));
+        assert!(children.owned_by("p1", &[]).is_empty());
+        children.retain_kinds(&[]);
+        assert!(children.owned_by("p1", &[deployment_kind()]).is_empty());
+        assert!(!children.synced(&[deployment_kind()]));
     }
 }

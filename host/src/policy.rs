@@ -11,16 +11,16 @@
 //!   `metadata.uid`, `metadata.resourceVersion`, or `status`.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::owned::OwnedChildren;
+use crate::kinds::ResolvedKind;
 
 /// A desired child that passed the policy.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct DesiredChild {
-    /// Index of its kind in [`OwnedChildren::kinds`].
-    pub kind: usize,
+    pub kind: Arc<ResolvedKind>,
     pub name: String,
     pub object: Value,
 }
@@ -75,14 +75,15 @@ pub enum PolicyViolation {
 const HOST_OWNED_METADATA: [&str; 4] =
     ["ownerReferences", "managedFields", "uid", "resourceVersion"];
 
-/// Checks every desired child (JSON text from the guest) of a parent in `parent_namespace`.
+/// Checks every desired child (JSON text from the guest) of a parent in `parent_namespace`;
+/// `kinds` are the child kinds the guest declared.
 ///
 /// # Errors
 /// The first [`PolicyViolation`] found; nothing of this output may then be applied or pruned.
 pub fn check(
     children: &[String],
     parent_namespace: &str,
-    kinds: &OwnedChildren,
+    kinds: &[Arc<ResolvedKind>],
 ) -> Result<Vec<DesiredChild>, PolicyViolation> {
     let mut seen = HashSet::with_capacity(children.len());
     let mut checked = Vec::with_capacity(children.len());
@@ -101,13 +102,14 @@ pub fn check(
         let api_version = object["apiVersion"].as_str().unwrap_or_default();
         let kind_name = object["kind"].as_str().unwrap_or_default();
         let display = format!("{kind_name} ({api_version})");
-        let kind = kinds.kind_index(api_version, kind_name).ok_or_else(|| {
-            PolicyViolation::UndeclaredKind {
+        let kind = kinds
+            .iter()
+            .find(|k| k.resource.api_version == api_version && k.resource.kind == kind_name)
+            .ok_or_else(|| PolicyViolation::UndeclaredKind {
                 index,
                 kind: display.clone(),
-            }
-        })?;
-        let kind_display = kinds.kind(kind).display_name();
+            })?;
+        let kind_display = kind.display_name();
 
         let name = object["metadata"]["name"]
             .as_str()
@@ -121,7 +123,7 @@ pub fn check(
                 reason,
             });
         }
-        if !kinds.kind(kind).namespaced {
+        if !kind.namespaced {
             return Err(PolicyViolation::ClusterScoped {
                 kind: kind_display,
                 name,
@@ -161,14 +163,18 @@ pub fn check(
                 field: "status",
             });
         }
-        if !seen.insert((kind, name.clone())) {
+        if !seen.insert((kind_display.clone(), name.clone())) {
             return Err(PolicyViolation::Duplicate {
                 kind: kind_display,
                 name,
             });
         }
         object["metadata"]["namespace"] = Value::String(parent_namespace.into());
-        checked.push(DesiredChild { kind, name, object });
+        checked.push(DesiredChild {
+            kind: Arc::clone(kind),
+            name,
+            object,
+        });
     }
     Ok(checked)
 }
@@ -215,29 +221,21 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::kinds::ResolvedKind;
-    use crate::owned::OwnerKind;
 
-    fn kinds() -> std::sync::Arc<OwnedChildren> {
+    fn kinds() -> Vec<Arc<ResolvedKind>> {
         let kind = |g: &str, k: &str, namespaced: bool| {
             let gvk = GroupVersionKind::gvk(g, "v1", k);
-            ResolvedKind {
+            Arc::new(ResolvedKind {
                 resource: ApiResource::from_gvk(&gvk),
                 gvk,
                 namespaced,
-            }
+            })
         };
-        OwnedChildren::new(
-            OwnerKind {
-                api_version: "example.com/v1".into(),
-                kind: "Parent".into(),
-            },
-            vec![
-                kind("apps", "Deployment", true),
-                kind("", "Service", true),
-                kind("", "Namespace", false),
-            ],
-        )
+        vec![
+            kind("apps", "Deployment", true),
+            kind("", "Service", true),
+            kind("", "Namespace", false),
+        ]
     }
 
     fn deployment(name: &str) -> Value {
@@ -251,7 +249,7 @@ mod tests {
     #[test]
     fn declared_children_pass_and_are_put_in_the_parents_namespace() {
         let checked = check_one(deployment("web")).unwrap();
-        assert_eq!(checked[0].kind, 0);
+        assert_eq!(checked[0].kind.gvk.kind, "Deployment");
         assert_eq!(checked[0].object["metadata"]["namespace"], "ns");
     }
 

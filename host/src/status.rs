@@ -48,11 +48,13 @@ pub enum Outcome {
     },
 }
 
-/// The status to write, given the parent's current status.
+/// The status to write, given the parent's current status. `stamp` says which guest decided
+/// (`status.reconciler`: name, version, digest).
 pub fn next_status(
     observed: Option<&Value>,
     outcome: &Outcome,
     generation: Option<i64>,
+    stamp: &Value,
     now: &Value,
 ) -> Value {
     let mut status = match outcome {
@@ -99,6 +101,7 @@ pub fn next_status(
         }
     }
     status["conditions"] = Value::Array(conditions);
+    status["reconciler"] = stamp.clone();
     if let Some(generation) = generation {
         status["observedGeneration"] = json!(generation);
     }
@@ -146,6 +149,10 @@ mod tests {
     const T0: &str = "2026-01-01T00:00:00Z";
     const T1: &str = "2026-01-01T00:05:00Z";
 
+    fn stamp() -> Value {
+        json!({ "name": "g", "version": "1.0.0", "digest": "sha256:00" })
+    }
+
     fn ready(status: &Value) -> &Value {
         status["conditions"]
             .as_array()
@@ -163,10 +170,12 @@ mod tests {
                 guest_status: Some(json!({ "summary": "1/1" })),
             },
             Some(3),
+            &stamp(),
             &json!(T0),
         );
         assert_eq!(next["summary"], "1/1");
         assert_eq!(next["observedGeneration"], 3);
+        assert_eq!(next["reconciler"], stamp());
         let ready = ready(&next);
         assert_eq!(
             (ready["status"].as_str(), ready["reason"].as_str()),
@@ -190,6 +199,7 @@ mod tests {
                 guest_status: Some(guest),
             },
             Some(1),
+            &stamp(),
             &json!(T0),
         );
         assert_eq!(ready(&next)["reason"], "PartsNotReady");
@@ -203,13 +213,14 @@ mod tests {
                 guest_status: Some(json!({ "summary": "2/6" })),
             },
             Some(1),
+            &stamp(),
             &json!(T0),
         );
         let failed = Outcome::Failed {
             reason: FailureReason::InvalidSpec,
             message: "spec.x: bad".into(),
         };
-        let next = next_status(Some(&observed), &failed, Some(2), &json!(T1));
+        let next = next_status(Some(&observed), &failed, Some(2), &stamp(), &json!(T1));
         assert_eq!(next["summary"], "2/6");
         let ready = ready(&next);
         assert_eq!(
@@ -224,14 +235,14 @@ mod tests {
         let ok = Outcome::Reconciled {
             guest_status: Some(json!({})),
         };
-        let first = next_status(None, &ok, Some(1), &json!(T0));
-        let again = next_status(Some(&first), &ok, Some(2), &json!(T1));
+        let first = next_status(None, &ok, Some(1), &stamp(), &json!(T0));
+        let again = next_status(Some(&first), &ok, Some(2), &stamp(), &json!(T1));
         assert_eq!(ready(&again)["lastTransitionTime"], T0);
         assert!(
             needs_write(Some(&first), &again),
             "observedGeneration changed"
         );
-        let same = next_status(Some(&again), &ok, Some(2), &json!(T1));
+        let same = next_status(Some(&again), &ok, Some(2), &stamp(), &json!(T1));
         assert!(!needs_write(Some(&again), &same));
     }
 }

@@ -24,7 +24,7 @@ fn default_guest_path() -> PathBuf {
 }
 
 fn engine() -> Arc<GuestEngine> {
-    GuestEngine::new().expect("engine builds")
+    GuestEngine::new(None).expect("engine builds")
 }
 
 fn sample_parent(spec: Value) -> String {
@@ -55,7 +55,7 @@ fn all_parts() -> Value {
 #[test]
 fn default_guest_describes_potatohead_and_its_child_kinds() {
     let guest = engine()
-        .load(&default_guest_path(), GuestLimits::default())
+        .load_path(&default_guest_path(), GuestLimits::default())
         .unwrap();
     let manifest = guest.manifest();
     assert_eq!(manifest.name, "potatohead");
@@ -75,7 +75,7 @@ fn default_guest_describes_potatohead_and_its_child_kinds() {
 #[test]
 fn default_guest_renders_thirteen_children_for_the_sample() {
     let guest = engine()
-        .load(&default_guest_path(), GuestLimits::default())
+        .load_path(&default_guest_path(), GuestLimits::default())
         .unwrap();
     let desired = guest
         .reconcile(&observed(all_parts()), "default/demo")
@@ -101,7 +101,7 @@ fn default_guest_renders_thirteen_children_for_the_sample() {
 #[test]
 fn default_guest_rejects_an_invalid_spec_naming_the_field() {
     let guest = engine()
-        .load(&default_guest_path(), GuestLimits::default())
+        .load_path(&default_guest_path(), GuestLimits::default())
         .unwrap();
     let spec = json!({ "parts": [{"name": "hat", "replicas": -1}] });
     match guest.reconcile(&observed(spec), "default/demo") {
@@ -115,7 +115,7 @@ fn default_guest_rejects_an_invalid_spec_naming_the_field() {
 #[test]
 fn every_call_gets_a_fresh_store_so_calls_are_independent() {
     let guest = engine()
-        .load(&default_guest_path(), GuestLimits::default())
+        .load_path(&default_guest_path(), GuestLimits::default())
         .unwrap();
     let first = guest
         .reconcile(&observed(all_parts()), "default/demo")
@@ -133,7 +133,7 @@ fn every_call_gets_a_fresh_store_so_calls_are_independent() {
 #[test]
 fn a_missing_guest_file_is_a_clear_read_error() {
     let err = engine()
-        .load("/nonexistent/guest.wasm".as_ref(), GuestLimits::default())
+        .load_path("/nonexistent/guest.wasm".as_ref(), GuestLimits::default())
         .err()
         .unwrap();
     assert!(matches!(err, LoadError::Read { .. }), "{err}");
@@ -145,7 +145,10 @@ fn garbage_bytes_are_refused_as_not_a_component() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("garbage.wasm");
     std::fs::write(&path, b"this is not wasm at all").unwrap();
-    let err = engine().load(&path, GuestLimits::default()).err().unwrap();
+    let err = engine()
+        .load_path(&path, GuestLimits::default())
+        .err()
+        .unwrap();
     assert!(matches!(err, LoadError::NotWasm { .. }), "{err}");
 }
 
@@ -155,7 +158,10 @@ fn a_truncated_component_is_refused_as_not_compilable() {
     let path = dir.path().join("truncated.wasm");
     let bytes = std::fs::read(default_guest_path()).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-    let err = engine().load(&path, GuestLimits::default()).err().unwrap();
+    let err = engine()
+        .load_path(&path, GuestLimits::default())
+        .err()
+        .unwrap();
     assert!(matches!(err, LoadError::Compile { .. }), "{err}");
     assert!(err.to_string().contains("wasm32-wasip2"), "{err}");
 }
@@ -165,7 +171,10 @@ fn a_core_module_is_refused_with_a_hint_to_build_a_component() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("core.wasm");
     std::fs::write(&path, wat::parse_str("(module)").unwrap()).unwrap();
-    let err = engine().load(&path, GuestLimits::default()).err().unwrap();
+    let err = engine()
+        .load_path(&path, GuestLimits::default())
+        .err()
+        .unwrap();
     assert!(matches!(err, LoadError::CoreModule { .. }), "{err}");
 }
 
@@ -182,7 +191,10 @@ fn a_component_for_another_wit_version_is_refused_as_incompatible() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("future.wasm");
     std::fs::write(&path, wat::parse_str(wat).unwrap()).unwrap();
-    let err = engine().load(&path, GuestLimits::default()).err().unwrap();
+    let err = engine()
+        .load_path(&path, GuestLimits::default())
+        .err()
+        .unwrap();
     eprintln!("MSG: {}", chain(&err));
     assert!(matches!(err, LoadError::Incompatible { .. }), "{err}");
     assert!(

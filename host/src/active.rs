@@ -1,0 +1,58 @@
+//! The guest currently making decisions, with the child kinds it declared resolved against the
+//! API server. Swapped as a whole: a reconcile takes one snapshot and uses it throughout, so it
+//! never mixes two guests' decisions or kinds.
+
+use std::sync::{Arc, RwLock};
+
+use serde_json::{Value, json};
+
+use crate::guest::LoadedGuest;
+use crate::kinds::ResolvedKind;
+
+/// A loaded guest and its resolved child kinds.
+pub struct ActiveGuest {
+    pub guest: Arc<LoadedGuest>,
+    pub child_kinds: Vec<Arc<ResolvedKind>>,
+}
+
+impl ActiveGuest {
+    /// `potatohead 0.1.0 (sha256:568beca8fbd1…)`: for logs.
+    pub fn describe(&self) -> String {
+        let manifest = self.guest.manifest();
+        let digest = self.guest.digest();
+        let short = digest.get(..19).unwrap_or(digest);
+        format!("{} {} ({short}…)", manifest.name, manifest.version)
+    }
+
+    /// What the host writes to `status.reconciler`: which logic produced this status.
+    pub fn status_stamp(&self) -> Value {
+        let manifest = self.guest.manifest();
+        json!({ "name": manifest.name, "version": manifest.version, "digest": self.guest.digest() })
+    }
+}
+
+/// Holds the active guest; replaced atomically by a hot swap.
+pub struct GuestSlot {
+    active: RwLock<Arc<ActiveGuest>>,
+}
+
+impl GuestSlot {
+    pub fn new(active: ActiveGuest) -> Self {
+        Self {
+            active: RwLock::new(Arc::new(active)),
+        }
+    }
+
+    /// The guest to use for one reconcile.
+    pub fn current(&self) -> Arc<ActiveGuest> {
+        Arc::clone(&self.active.read().expect("guest slot lock poisoned"))
+    }
+
+    /// Makes `next` the active guest and returns the one it replaced.
+    pub fn replace(&self, next: ActiveGuest) -> Arc<ActiveGuest> {
+        std::mem::replace(
+            &mut *self.active.write().expect("guest slot lock poisoned"),
+            Arc::new(next),
+        )
+    }
+}

@@ -1,0 +1,369 @@
+//! One reconcile of one parent: observe (caches), decide (guest), check (output policy), apply,
+//! prune, report (status).
+//!
+//! # Guarantees
+//! - Nothing is pruned on incomplete information: a reconcile runs only when every child kind of
+//!   the active guest has listed completely, and prunes only when the guest succeeded, its
+//!   output passed the policy and every apply of this reconcile succeeded.
+//! - A guest failure or policy violation changes no child; it is reported in the parent's
+//!   `Ready` condition and retried with per-parent exponential backoff.
+//! - An invalid spec is reported and not retried until the parent changes.
+//! - One reconcile uses one guest throughout, even if a hot swap happens meanwhile.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{StreamExt, TryFutureExt};
+use kube::api::{Api, DynamicObject};
+use kube::runtime::controller::Action;
+use kube::{Client, ResourceExt};
+use serde_json::Value;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::active::{ActiveGuest, GuestSlot};
+use crate::apply::{self, ParentRef, Pruned};
+use crate::bindings::Observed;
+use crate::config::RunSettings;
+use crate::guest::GuestError;
+use crate::kinds::ResolvedKind;
+use crate::owned::{ObservedChild, OwnedChildren};
+use crate::policy::{self, DesiredChild, PolicyViolation};
+use crate::status::{self, FailureReason, Outcome};
+
+/// Shortest requeue a guest may ask for, so a guest cannot make the host spin.
+const MIN_REQUEUE: Duration = Duration::from_secs(1);
+/// Children applied at the same time for one parent.
+const APPLY_CONCURRENCY: usize = 8;
+
+/// Why a reconcile failed (and will be retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The parent lacks a namespace or UID (it did not come from the API server).
+    #[error("parent has no {0}")]
+    MissingMetadata(&'static str),
+    /// The guest trapped, timed out, or reported a transient failure.
+    #[error(transparent)]
+    Guest(GuestError),
+    /// The blocking task running the guest panicked or was cancelled.
+    #[error("guest task failed")]
+    GuestTask(#[source] tokio::task::JoinError),
+    /// The guest's output broke the output policy; nothing was applied.
+    #[error("guest output refused")]
+    Policy(#[source] PolicyViolation),
+    /// One or more applies or prunes failed.
+    #[error("{0}")]
+    Write(String),
+    /// The status could not be written.
+    #[error("writing status")]
+    Status(#[source] kube::Error),
+}
+
+/// Everything a reconcile needs, shared by all of them.
+pub struct Context {
+    pub client: Client,
+    pub slot: Arc<GuestSlot>,
+    pub parent_kind: ResolvedKind,
+    pub children: Arc<OwnedChildren>,
+    pub settings: RunSettings,
+    /// Consecutive failures per parent (namespace/name), for backoff.
+    pub failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    /// Counts one more consecutive failure of `parent`; returns the count.
+    pub fn record_failure(&self, parent: &DynamicObject) -> u32 {
+        let mut failures = self.failures.lock().expect("failure map lock poisoned");
+        let attempts = failures.entry(parent_key(parent)).or_insert(0);
+        *attempts = attempts.saturating_add(1);
+        *attempts
+    }
+}
+
+fn parent_key(parent: &DynamicObject) -> String {
+    format!(
+        "{}/{}",
+        parent.namespace().unwrap_or_default(),
+        parent.name_any()
+    )
+}
+
+/// The reconcile kube-runtime's controller calls.
+pub async fn reconcile(
+    parent: Arc<DynamicObject>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let active = ctx.slot.current();
+    let span = info_span!(
+        "reconcile",
+        namespace = parent.namespace().as_deref().unwrap_or_default(),
+        name = %parent.name_any(),
+        generation = parent.metadata.generation.unwrap_or_default(),
+        guest = %active.guest.digest(),
+    );
+    let result = reconcile_parent(&parent, &ctx, &active)
+        .instrument(span)
+        .await;
+    if result.is_ok() {
+        ctx.failures
+            .lock()
+            .expect("failure map lock poisoned")
+            .remove(&parent_key(&parent));
+    }
+    result
+}
+
+async fn reconcile_parent(
+    parent: &DynamicObject,
+    ctx: &Context,
+    active: &ActiveGuest,
+) -> Result<Action, ReconcileError> {
+    let namespace = parent
+        .namespace()
+        .ok_or(ReconcileError::MissingMetadata("namespace"))?;
+    let uid = parent.uid().ok_or(ReconcileError::MissingMetadata("uid"))?;
+    if !ctx.children.synced(&active.child_kinds) {
+        // Start-up and hot swaps wait for caches before activating a guest, and relists swap in
+        // complete indexes, so this is only the guard of the never-prune-on-incomplete-
+        // information invariant.
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    let report = Reporter {
+        ctx,
+        parent,
+        stamp: active.status_stamp(),
+    };
+    let finalizing = parent.metadata.deletion_timestamp.is_some();
+    let observed_children = ctx.children.owned_by(&uid, &active.child_kinds);
+    let observed = Observed {
+        parent: guest_json(parent),
+        children: observed_children
+            .iter()
+            .map(|c| guest_json(&c.object))
+            .collect(),
+        finalizing,
+    };
+
+    let guest = Arc::clone(&active.guest);
+    let parent_key = parent_key(parent);
+    // The guest's log lines belong to this reconcile's span, on whichever thread it runs.
+    let span = tracing::Span::current();
+    let answer = tokio::task::spawn_blocking(move || {
+        span.in_scope(|| guest.reconcile(&observed, &parent_key))
+    })
+    .await
+    .map_err(ReconcileError::GuestTask)?;
+    let desired = match answer {
+        Ok(desired) => desired,
+        Err(GuestError::InvalidSpec(reason)) => {
+            info!(%reason, "guest rejected the spec; waiting for it to change");
+            report
+                .failure(
+                    FailureReason::InvalidSpec,
+                    format!("invalid spec: {reason}"),
+                )
+                .await;
+            return Ok(Action::await_change());
+        }
+        Err(error) => {
+            report
+                .failure(FailureReason::GuestFailed, error.to_string())
+                .await;
+            return Err(ReconcileError::Guest(error));
+        }
+    };
+
+    let checked =
+        policy::check(&desired.children, &namespace, &active.child_kinds).and_then(|children| {
+            let status = desired
+                .status
+                .as_deref()
+                .map(policy::check_status)
+                .transpose()?;
+            Ok((children, status))
+        });
+    let (desired_children, guest_status) = match checked {
+        Ok(checked) => checked,
+        Err(violation) => {
+            report
+                .failure(FailureReason::PolicyViolation, violation.to_string())
+                .await;
+            return Err(ReconcileError::Policy(violation));
+        }
+    };
+    let requeue = desired.requeue_after_ms.map_or(ctx.settings.resync, |ms| {
+        Duration::from_millis(ms).max(MIN_REQUEUE)
+    });
+
+    if finalizing {
+        // Garbage collection removes the children of a parent being deleted; re-applying them
+        // would race it.
+        report
+            .outcome(&Outcome::Reconciled { guest_status })
+            .await?;
+        return Ok(Action::await_change());
+    }
+
+    let parent_ref = ParentRef {
+        api_version: ctx.parent_kind.resource.api_version.clone(),
+        kind: ctx.parent_kind.resource.kind.clone(),
+        name: parent.name_any(),
+        uid,
+    };
+    let wanted: HashSet<(String, String)> = desired_children
+        .iter()
+        .map(|c| (c.kind.display_name(), c.name.clone()))
+        .collect();
+    let (applied, unchanged, mut failures) = apply_children(
+        ctx,
+        &namespace,
+        &parent_ref,
+        desired_children,
+        &observed_children,
+    )
+    .await;
+
+    let mut pruned = 0;
+    if failures.is_empty() {
+        for child in &observed_children {
+            if wanted.contains(&(child.kind.display_name(), child.object.name_any())) {
+                continue;
+            }
+            match prune_child(ctx, &namespace, child).await {
+                Ok(Pruned::Deleted) => pruned += 1,
+                Ok(Pruned::AlreadyGone) => {}
+                Err(failure) => failures.push(failure),
+            }
+        }
+    }
+    if !failures.is_empty() {
+        let message = failures.join("; ");
+        report
+            .failure(FailureReason::ApplyFailed, message.clone())
+            .await;
+        return Err(ReconcileError::Write(message));
+    }
+    if applied + pruned > 0 {
+        info!(applied, unchanged, pruned, "children reconciled");
+    } else {
+        debug!(unchanged, "children already as desired");
+    }
+    report
+        .outcome(&Outcome::Reconciled { guest_status })
+        .await?;
+    Ok(Action::requeue(requeue))
+}
+
+/// Applies every desired child whose desired state is not already met, a few at a time.
+/// Returns (applied, unchanged, failures).
+async fn apply_children(
+    ctx: &Context,
+    namespace: &str,
+    parent: &ParentRef,
+    desired: Vec<DesiredChild>,
+    observed: &[ObservedChild],
+) -> (usize, usize, Vec<String>) {
+    let field_manager = ctx.settings.field_manager.as_str();
+    let writes = futures::stream::iter(desired.into_iter().map(|mut child| {
+        apply::prepare(&mut child.object, parent, field_manager);
+        let current = observed.iter().find(|o| {
+            o.kind.gvk == child.kind.gvk
+                && o.object.metadata.name.as_deref() == Some(child.name.as_str())
+        });
+        let satisfied = current.is_some_and(|o| apply::is_satisfied(&child.object, &o.object));
+        let api = Api::<DynamicObject>::namespaced_with(
+            ctx.client.clone(),
+            namespace,
+            &child.kind.resource,
+        );
+        async move {
+            if satisfied {
+                return Ok(false);
+            }
+            apply::apply(&api, &child.name, &child.object, field_manager)
+                .map_ok(|()| true)
+                .map_err(|e| format!("applying {} {}: {e}", child.kind.resource.kind, child.name))
+                .await
+        }
+    }))
+    .buffer_unordered(APPLY_CONCURRENCY)
+    .collect::<Vec<_>>()
+    .await;
+    let applied = writes.iter().filter(|w| matches!(w, Ok(true))).count();
+    let unchanged = writes.iter().filter(|w| matches!(w, Ok(false))).count();
+    (
+        applied,
+        unchanged,
+        writes.into_iter().filter_map(Result::err).collect(),
+    )
+}
+
+async fn prune_child(
+    ctx: &Context,
+    namespace: &str,
+    child: &ObservedChild,
+) -> Result<Pruned, String> {
+    let resource = &child.kind.resource;
+    let name = child.object.name_any();
+    let uid = child.object.uid().unwrap_or_default();
+    let api = Api::<DynamicObject>::namespaced_with(ctx.client.clone(), namespace, resource);
+    let pruned = apply::prune(&api, &name, &uid)
+        .await
+        .map_err(|e| format!("pruning {} {name}: {e}", resource.kind))?;
+    if pruned == Pruned::Deleted {
+        info!(kind = %resource.kind, %name, "pruned a child the guest no longer wants");
+    }
+    Ok(pruned)
+}
+
+/// Writes a parent's status for one reconcile.
+struct Reporter<'a> {
+    ctx: &'a Context,
+    parent: &'a DynamicObject,
+    /// Which guest decided (`status.reconciler`).
+    stamp: Value,
+}
+
+impl Reporter<'_> {
+    /// Records a failed reconcile. A failure to write it is only logged: the reconcile is failing
+    /// already and will be retried.
+    async fn failure(&self, reason: FailureReason, message: String) {
+        if let Err(error) = self.outcome(&Outcome::Failed { reason, message }).await {
+            warn!(error = %crate::error_chain(&error), "could not record the failure in the parent's status");
+        }
+    }
+
+    async fn outcome(&self, outcome: &Outcome) -> Result<(), ReconcileError> {
+        let observed = self.parent.data.get("status").filter(|s| s.is_object());
+        let next = status::next_status(
+            observed,
+            outcome,
+            self.parent.metadata.generation,
+            &self.stamp,
+            &status::now(),
+        );
+        if !status::needs_write(observed, &next) {
+            return Ok(());
+        }
+        let api = Api::<DynamicObject>::namespaced_with(
+            self.ctx.client.clone(),
+            &self.parent.namespace().unwrap_or_default(),
+            &self.ctx.parent_kind.resource,
+        );
+        match status::write(&api, self.parent, &next, &self.ctx.settings.field_manager).await {
+            // The parent was deleted meanwhile: nothing to report on.
+            Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
+            result => result.map_err(ReconcileError::Status),
+        }
+    }
+}
+
+/// An object as the guest sees it: as the API server returned it, minus `managedFields`
+/// (bookkeeping of server-side apply, large and of no use to a reconcile decision).
+fn guest_json(object: &DynamicObject) -> String {
+    let mut value = serde_json::to_value(object).expect("objects from the API server serialize");
+    if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("managedFields");
+    }
+    value.to_string()
+}

@@ -1,0 +1,269 @@
+//! Hot swap of the guest: notices a new guest file, loads and checks it off to the side, and only
+//! then makes it active and re-reconciles every parent. A bad file is refused with a log line and
+//! the active guest keeps serving: the host is never left without a working guest.
+//!
+//! A new file is noticed three ways, because each misses cases the others catch:
+//! - a file-system watch on the guest's *folder* (not the file: editors and `cp` over a file,
+//!   `mv` of a new file into place, and the kubelet's ConfigMap update, which swaps the `..data`
+//!   symlink inside the mount folder, all show up as events there);
+//! - SIGHUP, the conventional "reload your configuration";
+//! - a periodic check of the file's digest, for file systems that deliver no events.
+//!
+//! Events are debounced, so a file still being written is read once writing has settled; one
+//! that is still incomplete fails to compile, is refused, and the write's next event retries.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc::UnboundedSender;
+use notify::Watcher;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::active::{ActiveGuest, GuestSlot};
+use crate::error_chain;
+use crate::guest::{GuestEngine, GuestFile, GuestLimits, LoadError};
+use crate::kinds::{self, DiscoveryError, ResolvedKind, display_gvk};
+use crate::owned::OwnedChildren;
+
+/// Quiet time after the last file event before the file is read.
+const DEBOUNCE: Duration = Duration::from_millis(300);
+/// How long new child kinds may take to list before a swap is given up.
+const NEW_KINDS_SYNC_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a new guest file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file cannot be read or is not a usable guest.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The new guest reconciles another parent kind; the host's watches and caches are built
+    /// around the parent kind, so changing it takes a restart.
+    #[error(
+        "the new guest reconciles {new}, not {active}; restart the host to change the parent kind"
+    )]
+    ParentKindChanged { new: String, active: String },
+    /// A child kind the new guest declares is not served.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// A child kind the new guest declares could not be listed in time.
+    #[error("new child kinds {0} did not list within {NEW_KINDS_SYNC_TIMEOUT:?}")]
+    Sync(String),
+    /// The blocking task that loads the guest panicked.
+    #[error("guest loading task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// What a successful swap replaced.
+pub struct Swap {
+    pub previous: Arc<ActiveGuest>,
+    pub active: Arc<ActiveGuest>,
+    /// From reading the new file to the new guest being active.
+    pub took: Duration,
+}
+
+/// Everything a reload needs.
+pub struct Reloader {
+    pub engine: Arc<GuestEngine>,
+    pub path: PathBuf,
+    pub limits: GuestLimits,
+    pub poll_interval: Duration,
+    pub slot: Arc<GuestSlot>,
+    pub children: Arc<OwnedChildren>,
+    pub client: kube::Client,
+    /// Asks the controller to reconcile every parent.
+    pub reconcile_all: UnboundedSender<()>,
+    /// The digest of the last refused file, so a bad file is reported once, not every poll.
+    last_refused: Mutex<Option<String>>,
+}
+
+impl Reloader {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        engine: Arc<GuestEngine>,
+        path: PathBuf,
+        limits: GuestLimits,
+        poll_interval: Duration,
+        slot: Arc<GuestSlot>,
+        children: Arc<OwnedChildren>,
+        client: kube::Client,
+        reconcile_all: UnboundedSender<()>,
+    ) -> Self {
+        Self {
+            engine,
+            path,
+            limits,
+            poll_interval,
+            slot,
+            children,
+            client,
+            reconcile_all,
+            last_refused: Mutex::new(None),
+        }
+    }
+
+    /// Watches for new guest files until the process ends.
+    pub async fn run(self) {
+        let (wake, mut woken) = mpsc::channel::<&'static str>(16);
+        let _folder_watch = self.watch_folder(wake.clone());
+        tokio::spawn(forward_sighup(wake));
+        let mut poll = tokio::time::interval(self.poll_interval);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        poll.tick().await;
+        loop {
+            let cause = tokio::select! {
+                Some(cause) = woken.recv() => cause,
+                _ = poll.tick() => "periodic check",
+            };
+            tokio::time::sleep(DEBOUNCE).await;
+            while woken.try_recv().is_ok() {}
+            match self.reload().await {
+                Ok(Some(swap)) => info!(
+                    %cause,
+                    previous = %swap.previous.describe(),
+                    active = %swap.active.describe(),
+                    origin = ?swap.active.guest.origin(),
+                    took_ms = swap.took.as_secs_f64() * 1e3,
+                    "guest swapped; reconciling every parent with it"
+                ),
+                Ok(None) => debug!(%cause, "guest file unchanged"),
+                Err(error) => warn!(
+                    %cause,
+                    path = %self.path.display(),
+                    active = %self.slot.current().describe(),
+                    error = %error_chain(&error),
+                    "refused the new guest file; the active guest keeps serving"
+                ),
+            }
+        }
+    }
+
+    /// Watches the guest file's folder; `None` (logged) when the platform refuses, in which case
+    /// SIGHUP and the periodic check still work.
+    fn watch_folder(&self, wake: mpsc::Sender<&'static str>) -> Option<notify::RecommendedWatcher> {
+        let folder = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok_and(|e| !e.kind.is_access()) {
+                // A full channel already holds a wake-up: nothing is lost by dropping this one.
+                let _ = wake.try_send("file event");
+            }
+        });
+        let watched = watcher.and_then(|mut watcher| {
+            watcher.watch(folder, notify::RecursiveMode::NonRecursive)?;
+            Ok(watcher)
+        });
+        match watched {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                warn!(folder = %folder.display(), %error, "cannot watch the guest folder; relying on SIGHUP and the periodic check");
+                None
+            }
+        }
+    }
+
+    /// Reads the guest file and, when it differs from the active guest, loads, checks and
+    /// activates it. `Ok(None)`: nothing to do.
+    ///
+    /// # Errors
+    /// A [`ReloadError`] when the new file cannot replace the active guest; nothing changed then.
+    pub async fn reload(&self) -> Result<Option<Swap>, ReloadError> {
+        let started = Instant::now();
+        let path = self.path.clone();
+        let file = tokio::task::spawn_blocking(move || GuestFile::read(&path))
+            .await
+            .map_err(ReloadError::Task)??;
+        let active = self.slot.current();
+        if file.digest == active.guest.digest() {
+            return Ok(None);
+        }
+        if self.last_refused.lock().expect("lock").as_deref() == Some(file.digest.as_str()) {
+            return Ok(None);
+        }
+        self.activate(file, &active, started).await
+    }
+
+    async fn activate(
+        &self,
+        file: GuestFile,
+        active: &ActiveGuest,
+        started: Instant,
+    ) -> Result<Option<Swap>, ReloadError> {
+        let digest = file.digest.clone();
+        let outcome = self.load_and_check(file, active).await;
+        let next = match outcome {
+            Ok(next) => next,
+            Err(error) => {
+                // Stop any watch started for the refused guest's new kinds.
+                self.children.retain_kinds(&active.child_kinds);
+                *self.last_refused.lock().expect("lock") = Some(digest);
+                return Err(error);
+            }
+        };
+        *self.last_refused.lock().expect("lock") = None;
+        let previous = self.slot.replace(next);
+        let active = self.slot.current();
+        self.children.retain_kinds(&active.child_kinds);
+        // The receiver only goes away when the controller shuts down.
+        let _ = self.reconcile_all.unbounded_send(());
+        Ok(Some(Swap {
+            previous,
+            active,
+            took: started.elapsed(),
+        }))
+    }
+
+    async fn load_and_check(
+        &self,
+        file: GuestFile,
+        active: &ActiveGuest,
+    ) -> Result<ActiveGuest, ReloadError> {
+        let engine = Arc::clone(&self.engine);
+        let limits = self.limits;
+        let guest = tokio::task::spawn_blocking(move || engine.load(&file, limits))
+            .await
+            .map_err(ReloadError::Task)??;
+        let (new_parent, active_parent) =
+            (&guest.manifest().parent, &active.guest.manifest().parent);
+        if new_parent != active_parent {
+            return Err(ReloadError::ParentKindChanged {
+                new: display_gvk(new_parent),
+                active: display_gvk(active_parent),
+            });
+        }
+        let mut child_kinds = Vec::with_capacity(guest.manifest().children.len());
+        for gvk in &guest.manifest().children {
+            let known = active.child_kinds.iter().find(|k| &k.gvk == gvk);
+            let kind: Arc<ResolvedKind> = match known {
+                Some(kind) => Arc::clone(kind),
+                None => Arc::new(kinds::resolve(&self.client, gvk).await?),
+            };
+            child_kinds.push(kind);
+        }
+        self.children
+            .watch_kinds(&child_kinds, NEW_KINDS_SYNC_TIMEOUT)
+            .await
+            .map_err(ReloadError::Sync)?;
+        Ok(ActiveGuest {
+            guest: Arc::new(guest),
+            child_kinds,
+        })
+    }
+}
+
+async fn forward_sighup(wake: mpsc::Sender<&'static str>) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            warn!(%error, "cannot listen for SIGHUP; relying on the file watch and the periodic check");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        let _ = wake.send("SIGHUP").await;
+    }
+}
