@@ -22,7 +22,9 @@ guest: ## Build the default guest component (release, wasm32-wasip2)
 	$(CARGO) build -p guest-potatohead --target $(GUEST_TARGET) --release
 	@ls -l $(GUEST_WASM) | awk '{print "    guest size: " $$5 " bytes"}'
 
-build: guest ## Build the guest, the host and the test harness (debug)
+build: guest ## Build the guest, the test guests, the host and the test harness (debug)
+	@echo "==> building the test guests (tests/guests/)"
+	$(CARGO) build -p potatohead-v2-guest --target $(GUEST_TARGET) --release
 	@echo "==> building reconciler-host and the test harness"
 	$(CARGO) build -p reconciler-host -p e2e --bins
 

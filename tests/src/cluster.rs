@@ -42,6 +42,18 @@ pub fn potatohead_api(client: &kube::Client, namespace: &str) -> Api<DynamicObje
     Api::namespaced_with(client.clone(), namespace, &potatohead_resource())
 }
 
+/// The committed sample PotatoHead (`deploy/samples/potatohead.yaml`), named `name`, placed in
+/// `namespace`.
+pub fn sample_potatohead(namespace: &str, name: &str) -> DynamicObject {
+    let path = crate::paths::workspace_root().join("deploy/samples/potatohead.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let mut object: DynamicObject = serde_yaml::from_str(&text).expect("sample parses");
+    object.metadata.namespace = Some(namespace.to_string());
+    object.metadata.name = Some(name.to_string());
+    object
+}
+
 /// Polls `check` every 200 ms until it returns `Ok`, or panics with its last error after
 /// `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T

@@ -7,6 +7,6 @@ pub mod control_plane;
 pub mod host;
 pub mod paths;
 
-pub use cluster::{TestNamespace, eventually, potatohead_api};
+pub use cluster::{TestNamespace, eventually, potatohead_api, sample_potatohead};
 pub use control_plane::{ControlPlane, Options};
 pub use host::HostProcess;

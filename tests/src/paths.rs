@@ -49,3 +49,14 @@ pub fn potatohead_guest() -> PathBuf {
     );
     path
 }
+
+/// A test guest built from `tests/guests/` (e.g. `potatohead_v2_guest`), release wasm32-wasip2.
+pub fn test_guest(name: &str) -> PathBuf {
+    let path = target_dir().join(format!("wasm32-wasip2/release/{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `make build`",
+        path.display()
+    );
+    path
+}

@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use e2e::paths::{potatohead_guest, workspace_root};
-use e2e::{ControlPlane, HostProcess, TestNamespace, eventually, potatohead_api};
+use e2e::paths::potatohead_guest;
+use e2e::{
+    ControlPlane, HostProcess, TestNamespace, eventually, potatohead_api, sample_potatohead,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -26,11 +28,7 @@ const PORTS: [i32; 6] = [9000, 9001, 9003, 9005, 9002, 9004];
 
 /// The committed sample, placed in `namespace`.
 fn sample(namespace: &str) -> DynamicObject {
-    let text =
-        std::fs::read_to_string(workspace_root().join("deploy/samples/potatohead.yaml")).unwrap();
-    let mut object: DynamicObject = serde_yaml::from_str(&text).unwrap();
-    object.metadata.namespace = Some(namespace.to_string());
-    object
+    sample_potatohead(namespace, "demo")
 }
 
 struct Setup {

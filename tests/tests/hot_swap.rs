@@ -1,0 +1,272 @@
+//! End to end: the guest file is replaced while `reconciler-host` runs, against a real API server.
+//! The host must notice, check, switch and re-reconcile without restarting, and must refuse bad
+//! files while the previous guest keeps serving.
+//!
+//! These hosts run with `--guest-poll-interval 1h`, so only the file-system watch can notice a
+//! change within the tests' deadlines.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use e2e::paths::{potatohead_guest, test_guest};
+use e2e::{
+    ControlPlane, HostProcess, TestNamespace, eventually, potatohead_api, sample_potatohead,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::{Client, ResourceExt};
+
+const VARIANT_LABEL: &str = "podtato.example.com/variant";
+const SWAP_DEADLINE: Duration = Duration::from_secs(10);
+const CONVERGE: Duration = Duration::from_secs(30);
+
+/// Names of the parents each test creates.
+const PARENTS: [&str; 2] = ["demo", "second"];
+
+fn v2_guest() -> PathBuf {
+    test_guest("potatohead_v2_guest")
+}
+
+/// Replaces `path` the way deploy tools do: write a temporary file beside it, then rename.
+fn replace_file(path: &Path, contents: &[u8]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Label value of `VARIANT_LABEL` on every child in the namespace, by "Kind/name".
+async fn variants(client: &Client, namespace: &str) -> Vec<(String, Option<String>)> {
+    let params = ListParams::default().labels("app.kubernetes.io/managed-by=wasm-reconciler");
+    let mut found = Vec::new();
+    let variant =
+        |labels: &std::collections::BTreeMap<String, String>| labels.get(VARIANT_LABEL).cloned();
+    for d in Api::<Deployment>::namespaced(client.clone(), namespace)
+        .list(&params)
+        .await
+        .unwrap()
+    {
+        found.push((format!("Deployment/{}", d.name_any()), variant(d.labels())));
+    }
+    for s in Api::<Service>::namespaced(client.clone(), namespace)
+        .list(&params)
+        .await
+        .unwrap()
+    {
+        found.push((format!("Service/{}", s.name_any()), variant(s.labels())));
+    }
+    for c in Api::<ConfigMap>::namespaced(client.clone(), namespace)
+        .list(&params)
+        .await
+        .unwrap()
+    {
+        found.push((format!("ConfigMap/{}", c.name_any()), variant(c.labels())));
+    }
+    found
+}
+
+/// Waits until both parents' 13 children exist and all carry `variant` (None: no label).
+async fn all_children_are(
+    client: &Client,
+    namespace: &str,
+    variant: Option<&str>,
+    within: Duration,
+) {
+    eventually(
+        within,
+        &format!("all 26 children have variant {variant:?}"),
+        || async {
+            let found = variants(client, namespace).await;
+            let wrong: Vec<_> = found
+                .iter()
+                .filter(|(_, v)| v.as_deref() != variant)
+                .collect();
+            if found.len() == 26 && wrong.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{} children; wrong: {wrong:?}", found.len()))
+            }
+        },
+    )
+    .await
+}
+
+async fn reconciler_names(client: &Client, namespace: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for parent in PARENTS {
+        let object = potatohead_api(client, namespace).get(parent).await.unwrap();
+        names.push(
+            object.data["status"]["reconciler"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    names
+}
+
+struct Setup {
+    client: Client,
+    namespace: String,
+    host: HostProcess,
+    _dir: tempfile::TempDir,
+}
+
+/// A namespace with two PotatoHeads, and a host (poll interval 1 h, so only file events count)
+/// running the guest at `guest_path`, which `lay_out` prepares in the temporary folder.
+async fn setup(prefix: &str, lay_out: impl FnOnce(&Path) -> PathBuf) -> Setup {
+    let plane = ControlPlane::shared().await;
+    let client = plane.client().await;
+    let namespace = TestNamespace::create(&client, prefix).await.name;
+    let dir = tempfile::tempdir().unwrap();
+    let guest_path = lay_out(dir.path());
+    let cache = dir.path().join("compile-cache");
+    let host = HostProcess::start(
+        plane,
+        &guest_path,
+        &[
+            "--namespace",
+            &namespace,
+            "--guest-poll-interval",
+            "1h",
+            "--compile-cache-dir",
+            cache.to_str().unwrap(),
+        ],
+    );
+    for parent in PARENTS {
+        potatohead_api(&client, &namespace)
+            .create(
+                &PostParams::default(),
+                &sample_potatohead(&namespace, parent),
+            )
+            .await
+            .unwrap();
+    }
+    all_children_are(&client, &namespace, None, CONVERGE).await;
+    Setup {
+        client,
+        namespace,
+        host,
+        _dir: dir,
+    }
+}
+
+fn plain_file_layout(dir: &Path) -> PathBuf {
+    let path = dir.join("guest.wasm");
+    std::fs::copy(potatohead_guest(), &path).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replacing_the_guest_file_switches_every_potatohead_to_the_new_logic_without_a_restart() {
+    let mut setup = setup("swap-file", plain_file_layout).await;
+    let pid = setup.host.pid();
+    assert_eq!(
+        reconciler_names(&setup.client, &setup.namespace).await,
+        ["potatohead", "potatohead"]
+    );
+
+    replace_file(
+        &setup._dir.path().join("guest.wasm"),
+        &std::fs::read(v2_guest()).unwrap(),
+    );
+    all_children_are(&setup.client, &setup.namespace, Some("v2"), SWAP_DEADLINE).await;
+    eventually(SWAP_DEADLINE, "status names the new guest", || async {
+        let names = reconciler_names(&setup.client, &setup.namespace).await;
+        if names == ["potatohead-v2", "potatohead-v2"] {
+            Ok(())
+        } else {
+            Err(format!("{names:?}"))
+        }
+    })
+    .await;
+    assert!(setup.host.is_running(), "the host restarted or died");
+    assert_eq!(setup.host.pid(), pid);
+    assert!(
+        setup.host.log().contains("guest swapped"),
+        "the swap is logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configmap_volume_update_switches_the_guest() {
+    // The kubelet's layout: guest.wasm -> ..data/guest.wasm, ..data -> ..<timestamp>/.
+    let setup = setup("swap-configmap", |dir| {
+        let first = dir.join("..2026_11_24_01_00_00.000000001");
+        std::fs::create_dir(&first).unwrap();
+        std::fs::copy(potatohead_guest(), first.join("guest.wasm")).unwrap();
+        std::os::unix::fs::symlink("..2026_11_24_01_00_00.000000001", dir.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/guest.wasm", dir.join("guest.wasm")).unwrap();
+        dir.join("guest.wasm")
+    })
+    .await;
+
+    // The kubelet's atomic update: a new timestamped folder, a new ..data_tmp link renamed over
+    // ..data, then the old folder removed.
+    let dir = setup._dir.path();
+    let second = dir.join("..2026_11_24_02_00_00.000000002");
+    std::fs::create_dir(&second).unwrap();
+    std::fs::copy(v2_guest(), second.join("guest.wasm")).unwrap();
+    std::os::unix::fs::symlink("..2026_11_24_02_00_00.000000002", dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    std::fs::remove_dir_all(dir.join("..2026_11_24_01_00_00.000000001")).unwrap();
+
+    all_children_are(&setup.client, &setup.namespace, Some("v2"), SWAP_DEADLINE).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_and_incompatible_guests_are_refused_while_the_old_guest_keeps_serving() {
+    let setup = setup("swap-refused", plain_file_layout).await;
+    let guest_path = setup._dir.path().join("guest.wasm");
+    let refusals = |host: &HostProcess| host.log().matches("refused the new guest file").count();
+
+    replace_file(&guest_path, b"definitely not webassembly");
+    eventually(SWAP_DEADLINE, "garbage refused", || async {
+        if refusals(&setup.host) >= 1 {
+            Ok(())
+        } else {
+            Err("no refusal logged".into())
+        }
+    })
+    .await;
+
+    // A component built against a future, incompatible version of the WIT package.
+    let incompatible = wat::parse_str(
+        r#"(component
+            (core module $m (func (export "f")))
+            (core instance $i (instantiate $m))
+            (func $f (canon lift (core func $i "f")))
+            (instance $guest (export "describe" (func $f)))
+            (export "wasm-reconciler:reconciler/guest@9.0.0" (instance $guest)))"#,
+    )
+    .unwrap();
+    replace_file(&guest_path, &incompatible);
+    eventually(SWAP_DEADLINE, "incompatible guest refused", || async {
+        if refusals(&setup.host) >= 2 {
+            Ok(())
+        } else {
+            Err("one refusal logged".into())
+        }
+    })
+    .await;
+    let log = setup.host.log();
+    assert!(
+        log.contains("is not a WebAssembly file"),
+        "garbage named as such"
+    );
+    assert!(
+        log.contains("no exported instance named `wasm-reconciler:reconciler/guest@0.1.0`"),
+        "version mismatch named"
+    );
+
+    // The old guest still serves: a deleted child comes back, without the v2 label.
+    Api::<Deployment>::namespaced(setup.client.clone(), &setup.namespace)
+        .delete("demo-hat", &DeleteParams::default())
+        .await
+        .unwrap();
+    all_children_are(&setup.client, &setup.namespace, None, CONVERGE).await;
+
+    // A good file after the bad ones is picked up.
+    replace_file(&guest_path, &std::fs::read(v2_guest()).unwrap());
+    all_children_are(&setup.client, &setup.namespace, Some("v2"), SWAP_DEADLINE).await;
+}
