@@ -5,7 +5,7 @@ CARGO        ?= cargo
 GUEST_TARGET := wasm32-wasip2
 GUEST_WASM   := target/$(GUEST_TARGET)/release/guest_potatohead.wasm
 
-.PHONY: help deps guest build crd test demo lint fmt clean
+.PHONY: help deps guest build crd test demo lint fmt clean bench-hot-swap
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -37,6 +37,10 @@ test: deps build ## Run every test: guest unit tests, host tests on the real .wa
 
 demo: deps build ## Local control plane + CRD + host + sample; runs until Ctrl-C
 	@hack/demo.sh
+
+bench-hot-swap: deps build ## Guest swap latency in a running host (release), with and without the compile cache
+	$(CARGO) build --release -p reconciler-host
+	RECONCILER_HOST_BIN=$(CURDIR)/target/release/reconciler-host $(CARGO) bench -p e2e --bench hot_swap
 
 lint: ## rustfmt and clippy
 	$(CARGO) fmt --all -- --check
