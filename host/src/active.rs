@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::guest::LoadedGuest;
 use crate::kinds::ResolvedKind;
+use crate::metrics::GuestLabels;
 
 /// A loaded guest and its resolved child kinds.
 pub struct ActiveGuest {
@@ -22,6 +23,16 @@ impl ActiveGuest {
         let digest = self.guest.digest();
         let short = digest.get(..19).unwrap_or(digest);
         format!("{} {} ({short}…)", manifest.name, manifest.version)
+    }
+
+    /// The labels of the `guest_info` metric.
+    pub fn metric_labels(&self) -> GuestLabels {
+        let manifest = self.guest.manifest();
+        GuestLabels {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            digest: self.guest.digest().to_string(),
+        }
     }
 
     /// What the host writes to `status.reconciler`: which logic produced this status.

@@ -69,6 +69,14 @@ pub struct RunArgs {
     /// ~/.cache/wasm-reconciler/compiled-guests].
     #[arg(long, env = "RECONCILER_COMPILE_CACHE_DIR")]
     pub compile_cache_dir: Option<PathBuf>,
+    /// Address of the HTTP endpoint serving /metrics, /healthz and /readyz (port 0: any free
+    /// port, logged at start).
+    #[arg(
+        long,
+        env = "RECONCILER_METRICS_BIND_ADDRESS",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub metrics_bind_address: std::net::SocketAddr,
     /// Compile guests every time; keep no compile cache.
     #[arg(long, env = "RECONCILER_NO_COMPILE_CACHE")]
     pub no_compile_cache: bool,
@@ -84,6 +92,7 @@ pub struct RunSettings {
     pub resync: Duration,
     pub concurrency: u16,
     pub guest_poll_interval: Duration,
+    pub metrics_bind_address: std::net::SocketAddr,
     /// `None`: no compile cache.
     pub compile_cache_dir: Option<PathBuf>,
 }
@@ -150,6 +159,7 @@ impl RunArgs {
             resync: self.resync,
             concurrency: self.concurrency,
             guest_poll_interval: self.guest_poll_interval,
+            metrics_bind_address: self.metrics_bind_address,
             compile_cache_dir,
         })
     }

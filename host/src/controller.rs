@@ -18,6 +18,7 @@ use crate::apply::MANAGED_BY_LABEL;
 use crate::config::RunSettings;
 use crate::guest::{GuestEngine, LoadedGuest};
 use crate::kinds::{self, DiscoveryError};
+use crate::metrics::Metrics;
 use crate::owned::{OwnedChildren, WatchScope};
 use crate::reconcile::{Context, ReconcileError, reconcile};
 use crate::reload::Reloader;
@@ -52,6 +53,7 @@ pub async fn run(
     engine: Arc<GuestEngine>,
     guest: LoadedGuest,
     settings: RunSettings,
+    metrics: Arc<Metrics>,
 ) -> Result<(), StartError> {
     let manifest = guest.manifest().clone();
     let parent_kind = kinds::resolve(&client, &manifest.parent).await?;
@@ -84,21 +86,26 @@ pub async fn run(
         warn!(%pending, "child caches still listing");
     }
     info!("child caches synced; reconciling");
+    metrics.set_caches_synced();
 
-    let slot = Arc::new(GuestSlot::new(ActiveGuest {
+    let active = ActiveGuest {
         guest: Arc::new(guest),
         child_kinds,
-    }));
-    let reloader = Reloader::new(
+    };
+    metrics.set_active_guest(active.metric_labels());
+    let slot = Arc::new(GuestSlot::new(active));
+    let reloader = Reloader {
         engine,
-        settings.guest.clone(),
-        settings.limits,
-        settings.guest_poll_interval,
-        Arc::clone(&slot),
-        Arc::clone(&children),
-        client.clone(),
+        path: settings.guest.clone(),
+        limits: settings.limits,
+        poll_interval: settings.guest_poll_interval,
+        slot: Arc::clone(&slot),
+        children: Arc::clone(&children),
+        client: client.clone(),
         reconcile_all,
-    );
+        metrics: Arc::clone(&metrics),
+        last_refused: Default::default(),
+    };
     let reloads = tokio::spawn(reloader.run());
 
     let parent_api: Api<DynamicObject> = match settings.namespace.as_deref() {
@@ -111,6 +118,7 @@ pub async fn run(
         parent_kind: parent_kind.clone(),
         children,
         settings: settings.clone(),
+        metrics,
         failures: Mutex::new(HashMap::new()),
     });
     Controller::new_with(parent_api, watcher::Config::default(), parent_kind.resource.clone())

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{self, Desired, LogLevel, Manifest, Observed, ReconcilerPre, WIT_PACKAGE};
@@ -107,7 +107,10 @@ pub enum GuestError {
     /// The call ran past its deadline and was interrupted.
     #[error("guest call exceeded its {0:?} deadline and was interrupted")]
     Timeout(Duration),
-    /// The guest trapped: a panic, an out-of-bounds access, or hitting the memory limit.
+    /// The guest tried to grow its memory past the limit and was stopped.
+    #[error("guest exceeded its {} MiB memory limit and was stopped", .0 >> 20)]
+    OutOfMemory(usize),
+    /// The guest trapped: a panic, an out-of-bounds access, an unreachable instruction.
     #[error("guest trapped: {0}")]
     Trap(String),
 }
@@ -339,7 +342,7 @@ impl LoadedGuest {
         let answer = guest
             .wasm_reconciler_reconciler_guest()
             .call_reconcile(&mut store, observed)
-            .map_err(|e| self.call_failure(e))?;
+            .map_err(|e| self.call_failure(e, &store))?;
         answer.map_err(|e| match e {
             bindings::ReconcileError::InvalidSpec(reason) => GuestError::InvalidSpec(reason),
             bindings::ReconcileError::Transient(reason) => GuestError::Transient(reason),
@@ -351,7 +354,7 @@ impl LoadedGuest {
         guest
             .wasm_reconciler_reconciler_guest()
             .call_describe(&mut store)
-            .map_err(|e| self.call_failure(e))
+            .map_err(|e| self.call_failure(e, &store))
     }
 
     fn instantiate(
@@ -361,12 +364,10 @@ impl LoadedGuest {
         let state = GuestState {
             wasi: WasiCtxBuilder::new().build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.max_memory_bytes)
-                // A failed memory.grow traps with a clear message instead of returning -1 into
-                // an allocator that would abort with a less helpful one.
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: CallLimits {
+                max_memory_bytes: self.limits.max_memory_bytes,
+                memory_denied: false,
+            },
             guest_name: self.manifest.name.clone(),
             parent_key: parent_key.to_string(),
             log_messages: 0,
@@ -381,14 +382,18 @@ impl LoadedGuest {
             .max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
-        let guest = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.call_failure(e))?;
-        Ok((store, guest))
+        match self.pre.instantiate(&mut store) {
+            Ok(guest) => Ok((store, guest)),
+            Err(error) => Err(self.call_failure(error, &store)),
+        }
     }
 
-    fn call_failure(&self, error: wasmtime::Error) -> GuestError {
+    /// Classifies a failed call. The store is dropped afterwards: one that trapped is never
+    /// entered again.
+    fn call_failure(&self, error: wasmtime::Error, store: &Store<GuestState>) -> GuestError {
+        if store.data().limits.memory_denied {
+            return GuestError::OutOfMemory(self.limits.max_memory_bytes);
+        }
         match error.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => GuestError::Timeout(self.limits.timeout),
             _ => GuestError::Trap(format!("{error:#}")),
@@ -396,11 +401,50 @@ impl LoadedGuest {
     }
 }
 
+/// Most table elements (function references) a guest may have; far above what compilers emit.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// The per-call resource limiter: caps each linear memory and table, and remembers whether a
+/// memory growth was refused so the failure can be reported as what it is.
+struct CallLimits {
+    max_memory_bytes: usize,
+    memory_denied: bool,
+}
+
+impl ResourceLimiter for CallLimits {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory_bytes {
+            self.memory_denied = true;
+            // Trapping (rather than letting memory.grow return -1) stops the guest at once,
+            // instead of leaving it to an allocator's abort path.
+            return Err(wasmtime::Error::msg(format!(
+                "memory limit: growing to {desired} bytes exceeds {} bytes",
+                self.max_memory_bytes
+            )));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
 /// Per-call state of a store.
 struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: CallLimits,
     guest_name: String,
     parent_key: String,
     log_messages: u32,

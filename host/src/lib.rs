@@ -11,6 +11,7 @@ pub mod config;
 pub mod controller;
 pub mod guest;
 pub mod kinds;
+pub mod metrics;
 pub mod owned;
 pub mod policy;
 pub mod reconcile;

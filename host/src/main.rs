@@ -2,12 +2,14 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
 use reconciler_host::config::{Cli, Command, LogFormat};
 use reconciler_host::controller;
 use reconciler_host::guest::GuestEngine;
+use reconciler_host::metrics::{self, Metrics};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
@@ -46,6 +48,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
             let settings = args.validate()?;
+            // Serve health and metrics first, so a probe can see the process while it starts.
+            let metrics = Arc::new(Metrics::default());
+            let address = metrics::serve(settings.metrics_bind_address, Arc::clone(&metrics))
+                .await
+                .with_context(|| format!("serving metrics on {}", settings.metrics_bind_address))?;
+            info!(%address, "serving /metrics, /healthz and /readyz");
             let engine = GuestEngine::new(settings.compile_cache_dir.as_deref())
                 .map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
             let guest = engine.load_path(&settings.guest, settings.limits)?;
@@ -61,7 +69,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let client = kube::Client::try_default()
                 .await
                 .context("connecting to Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)")?;
-            controller::run(client, engine, guest, settings).await?;
+            controller::run(client, engine, guest, settings, metrics).await?;
             Ok(())
         }
     }

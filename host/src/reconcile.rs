@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryFutureExt};
 use kube::api::{Api, DynamicObject};
@@ -27,6 +27,7 @@ use crate::bindings::Observed;
 use crate::config::RunSettings;
 use crate::guest::GuestError;
 use crate::kinds::ResolvedKind;
+use crate::metrics::{ChildAction, GuestFailureKind, Metrics, ReconcileResult};
 use crate::owned::{ObservedChild, OwnedChildren};
 use crate::policy::{self, DesiredChild, PolicyViolation};
 use crate::status::{self, FailureReason, Outcome};
@@ -59,6 +60,43 @@ pub enum ReconcileError {
     Status(#[source] kube::Error),
 }
 
+impl ReconcileError {
+    fn result(&self) -> ReconcileResult {
+        match self {
+            ReconcileError::Guest(_) | ReconcileError::GuestTask(_) => ReconcileResult::GuestFailed,
+            ReconcileError::Policy(_) => ReconcileResult::PolicyViolation,
+            ReconcileError::Write(_) => ReconcileResult::ApplyFailed,
+            ReconcileError::Status(_) => ReconcileResult::StatusFailed,
+            ReconcileError::MissingMetadata(_) => ReconcileResult::Other,
+        }
+    }
+}
+
+impl GuestError {
+    /// The metric kind of a failed call; `None` for an invalid spec, which is a verdict, not a
+    /// failure of the guest.
+    fn failure_kind(&self) -> Option<GuestFailureKind> {
+        match self {
+            GuestError::InvalidSpec(_) => None,
+            GuestError::Transient(_) => Some(GuestFailureKind::Transient),
+            GuestError::Timeout(_) => Some(GuestFailureKind::Timeout),
+            GuestError::OutOfMemory(_) => Some(GuestFailureKind::Memory),
+            GuestError::Trap(_) => Some(GuestFailureKind::Trap),
+        }
+    }
+}
+
+impl PolicyViolation {
+    fn failure_kind(&self) -> GuestFailureKind {
+        match self {
+            PolicyViolation::NotAnObject { .. } | PolicyViolation::InvalidStatus { .. } => {
+                GuestFailureKind::InvalidOutput
+            }
+            _ => GuestFailureKind::Policy,
+        }
+    }
+}
+
 /// Everything a reconcile needs, shared by all of them.
 pub struct Context {
     pub client: Client,
@@ -66,6 +104,7 @@ pub struct Context {
     pub parent_kind: ResolvedKind,
     pub children: Arc<OwnedChildren>,
     pub settings: RunSettings,
+    pub metrics: Arc<Metrics>,
     /// Consecutive failures per parent (namespace/name), for backoff.
     pub failures: Mutex<HashMap<String, u32>>,
 }
@@ -101,9 +140,20 @@ pub async fn reconcile(
         generation = parent.metadata.generation.unwrap_or_default(),
         guest = %active.guest.digest(),
     );
-    let result = reconcile_parent(&parent, &ctx, &active)
+    let _in_flight = ctx.metrics.in_flight();
+    let started = Instant::now();
+    let (result, label) = match reconcile_parent(&parent, &ctx, &active)
         .instrument(span)
-        .await;
+        .await
+    {
+        Ok((action, label)) => (Ok(action), label),
+        Err(error) => {
+            let label = error.result();
+            (Err(error), label)
+        }
+    };
+    ctx.metrics
+        .reconcile_finished(label, started.elapsed().as_secs_f64());
     if result.is_ok() {
         ctx.failures
             .lock()
@@ -113,11 +163,13 @@ pub async fn reconcile(
     result
 }
 
+/// The reconcile proper; `Ok` carries how it ended for the metrics (an invalid spec is `Ok`:
+/// nothing to retry until the parent changes).
 async fn reconcile_parent(
     parent: &DynamicObject,
     ctx: &Context,
     active: &ActiveGuest,
-) -> Result<Action, ReconcileError> {
+) -> Result<(Action, ReconcileResult), ReconcileError> {
     let namespace = parent
         .namespace()
         .ok_or(ReconcileError::MissingMetadata("namespace"))?;
@@ -126,7 +178,10 @@ async fn reconcile_parent(
         // Start-up and hot swaps wait for caches before activating a guest, and relists swap in
         // complete indexes, so this is only the guard of the never-prune-on-incomplete-
         // information invariant.
-        return Ok(Action::requeue(Duration::from_secs(1)));
+        return Ok((
+            Action::requeue(Duration::from_secs(1)),
+            ReconcileResult::Other,
+        ));
     }
     let report = Reporter {
         ctx,
@@ -148,11 +203,14 @@ async fn reconcile_parent(
     let parent_key = parent_key(parent);
     // The guest's log lines belong to this reconcile's span, on whichever thread it runs.
     let span = tracing::Span::current();
-    let answer = tokio::task::spawn_blocking(move || {
-        span.in_scope(|| guest.reconcile(&observed, &parent_key))
+    let (answer, seconds) = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let answer = span.in_scope(|| guest.reconcile(&observed, &parent_key));
+        (answer, started.elapsed().as_secs_f64())
     })
     .await
     .map_err(ReconcileError::GuestTask)?;
+    ctx.metrics.guest_called(seconds);
     let desired = match answer {
         Ok(desired) => desired,
         Err(GuestError::InvalidSpec(reason)) => {
@@ -163,9 +221,12 @@ async fn reconcile_parent(
                     format!("invalid spec: {reason}"),
                 )
                 .await;
-            return Ok(Action::await_change());
+            return Ok((Action::await_change(), ReconcileResult::InvalidSpec));
         }
         Err(error) => {
+            if let Some(kind) = error.failure_kind() {
+                ctx.metrics.guest_failed(kind);
+            }
             report
                 .failure(FailureReason::GuestFailed, error.to_string())
                 .await;
@@ -185,6 +246,7 @@ async fn reconcile_parent(
     let (desired_children, guest_status) = match checked {
         Ok(checked) => checked,
         Err(violation) => {
+            ctx.metrics.guest_failed(violation.failure_kind());
             report
                 .failure(FailureReason::PolicyViolation, violation.to_string())
                 .await;
@@ -201,7 +263,7 @@ async fn reconcile_parent(
         report
             .outcome(&Outcome::Reconciled { guest_status })
             .await?;
-        return Ok(Action::await_change());
+        return Ok((Action::await_change(), ReconcileResult::Success));
     }
 
     let parent_ref = ParentRef {
@@ -243,6 +305,9 @@ async fn reconcile_parent(
             .await;
         return Err(ReconcileError::Write(message));
     }
+    ctx.metrics.children(ChildAction::Applied, applied);
+    ctx.metrics.children(ChildAction::Unchanged, unchanged);
+    ctx.metrics.children(ChildAction::Pruned, pruned);
     if applied + pruned > 0 {
         info!(applied, unchanged, pruned, "children reconciled");
     } else {
@@ -251,7 +316,7 @@ async fn reconcile_parent(
     report
         .outcome(&Outcome::Reconciled { guest_status })
         .await?;
-    Ok(Action::requeue(requeue))
+    Ok((Action::requeue(requeue), ReconcileResult::Success))
 }
 
 /// Applies every desired child whose desired state is not already met, a few at a time.

@@ -25,6 +25,7 @@ use crate::active::{ActiveGuest, GuestSlot};
 use crate::error_chain;
 use crate::guest::{GuestEngine, GuestFile, GuestLimits, LoadError};
 use crate::kinds::{self, DiscoveryError, ResolvedKind, display_gvk};
+use crate::metrics::{Metrics, ReloadResult};
 use crate::owned::OwnedChildren;
 
 /// Quiet time after the last file event before the file is read.
@@ -74,35 +75,12 @@ pub struct Reloader {
     pub client: kube::Client,
     /// Asks the controller to reconcile every parent.
     pub reconcile_all: UnboundedSender<()>,
+    pub metrics: Arc<Metrics>,
     /// The digest of the last refused file, so a bad file is reported once, not every poll.
-    last_refused: Mutex<Option<String>>,
+    pub(crate) last_refused: Mutex<Option<String>>,
 }
 
 impl Reloader {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        engine: Arc<GuestEngine>,
-        path: PathBuf,
-        limits: GuestLimits,
-        poll_interval: Duration,
-        slot: Arc<GuestSlot>,
-        children: Arc<OwnedChildren>,
-        client: kube::Client,
-        reconcile_all: UnboundedSender<()>,
-    ) -> Self {
-        Self {
-            engine,
-            path,
-            limits,
-            poll_interval,
-            slot,
-            children,
-            client,
-            reconcile_all,
-            last_refused: Mutex::new(None),
-        }
-    }
-
     /// Watches for new guest files until the process ends.
     pub async fn run(self) {
         let (wake, mut woken) = mpsc::channel::<&'static str>(16);
@@ -118,7 +96,16 @@ impl Reloader {
             };
             tokio::time::sleep(DEBOUNCE).await;
             while woken.try_recv().is_ok() {}
-            match self.reload().await {
+            let outcome = self.reload().await;
+            match &outcome {
+                Ok(Some(swap)) => {
+                    self.metrics.guest_reloaded(ReloadResult::Swapped);
+                    self.metrics.set_active_guest(swap.active.metric_labels());
+                }
+                Ok(None) => {}
+                Err(_) => self.metrics.guest_reloaded(ReloadResult::Refused),
+            }
+            match outcome {
                 Ok(Some(swap)) => info!(
                     %cause,
                     previous = %swap.previous.describe(),

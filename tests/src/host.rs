@@ -35,6 +35,8 @@ impl HostProcess {
             .arg("run")
             .arg("--guest")
             .arg(guest)
+            // Hosts run side by side in tests: take any free port (read back with metrics_address).
+            .args(["--metrics-bind-address", "127.0.0.1:0"])
             .args(args)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,reconciler_host=debug")
@@ -56,6 +58,58 @@ impl HostProcess {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The address of the host's /metrics, /healthz and /readyz, from its start-up log line.
+    pub async fn metrics_address(&self) -> std::net::SocketAddr {
+        crate::eventually(
+            std::time::Duration::from_secs(20),
+            "host logs its metrics address",
+            || async {
+                let log = self.log();
+                let line = log
+                    .lines()
+                    .find(|l| l.contains("serving /metrics"))
+                    .ok_or("not logged yet")?;
+                let address = line
+                    .split("address=")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next());
+                address
+                    .and_then(|a| a.parse().ok())
+                    .ok_or_else(|| format!("no address in {line:?}"))
+            },
+        )
+        .await
+    }
+
+    /// `GET path` on the host's HTTP endpoint: (status code, body).
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.metrics_address().await)
+            .await
+            .expect("connect");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("send request");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .await
+            .expect("read response");
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -75,4 +129,12 @@ impl Drop for HostProcess {
             }
         }
     }
+}
+
+/// The value of one series in Prometheus text, e.g.
+/// `metric_value(text, r#"reconciler_reconciles_total{result="Success"}"#)`.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
 }

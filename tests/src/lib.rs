@@ -9,4 +9,4 @@ pub mod paths;
 
 pub use cluster::{TestNamespace, eventually, potatohead_api, sample_potatohead};
 pub use control_plane::{ControlPlane, Options};
-pub use host::HostProcess;
+pub use host::{HostProcess, metric_value};

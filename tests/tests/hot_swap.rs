@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use e2e::paths::{potatohead_guest, test_guest};
 use e2e::{
-    ControlPlane, HostProcess, TestNamespace, eventually, potatohead_api, sample_potatohead,
+    ControlPlane, HostProcess, TestNamespace, eventually, metric_value, potatohead_api,
+    sample_potatohead,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -266,7 +267,38 @@ async fn garbage_and_incompatible_guests_are_refused_while_the_old_guest_keeps_s
         .unwrap();
     all_children_are(&setup.client, &setup.namespace, None, CONVERGE).await;
 
+    let (_, metrics) = setup.host.http_get("/metrics").await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"reconciler_guest_reloads_total{result="Refused"}"#
+        ),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"reconciler_guest_info{name="potatohead",version="0.1.0""#),
+        "{metrics}"
+    );
+
     // A good file after the bad ones is picked up.
     replace_file(&guest_path, &std::fs::read(v2_guest()).unwrap());
     all_children_are(&setup.client, &setup.namespace, Some("v2"), SWAP_DEADLINE).await;
+    let (_, metrics) = setup.host.http_get("/metrics").await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"reconciler_guest_reloads_total{result="Swapped"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"reconciler_guest_info{name="potatohead-v2",version="0.2.0""#),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(r#"reconciler_guest_info{name="potatohead","#),
+        "only the active guest: {metrics}"
+    );
 }
