@@ -129,10 +129,13 @@ pub struct PotatoHeadStatus {
     /// The spec generation this status describes (written by the host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready parts over parts, e.g. `4/6`.
-    pub summary: String,
+    /// Ready parts over parts, e.g. `4/6`. Optional in the schema: the host may write a status
+    /// (conditions only) before the guest ever computed one, e.g. for an invalid spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
     /// Readiness of each part.
-    pub parts: Vec<PartStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<Vec<PartStatus>>,
     /// Standard conditions; `Ready` is true when every part is ready and the last reconcile
     /// succeeded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -62,8 +62,8 @@ pub fn status(
     };
     PotatoHeadStatus {
         observed_generation: None,
-        summary: format!("{ready}/{total}"),
-        parts,
+        summary: Some(format!("{ready}/{total}")),
+        parts: Some(parts),
         conditions: vec![condition],
         reconciler: None,
     }
@@ -125,10 +125,11 @@ mod tests {
         let spec = spec(&[(Part::Entry, 1), (Part::Hat, 2), (Part::LeftArm, 1)]);
         let observed = vec![deployment("demo-entry", 1, 1), deployment("demo-hat", 2, 1)];
         let status = status("demo", &spec, &observed);
-        assert_eq!(status.summary, "1/3");
+        assert_eq!(status.summary.as_deref(), Some("1/3"));
         assert_eq!(
             status
                 .parts
+                .unwrap()
                 .iter()
                 .map(|p| (p.name, p.ready, p.ready_replicas))
                 .collect::<Vec<_>>(),
@@ -150,14 +151,19 @@ mod tests {
     fn all_parts_ready_makes_the_condition_true() {
         let spec = spec(&[(Part::Entry, 1)]);
         let status = status("demo", &spec, &[deployment("demo-entry", 1, 1)]);
-        assert_eq!(status.summary, "1/1");
+        assert_eq!(status.summary.as_deref(), Some("1/1"));
         assert_eq!(status.conditions[0].status, "True");
     }
 
     #[test]
     fn a_deployment_not_yet_at_the_desired_replicas_is_not_ready() {
         let spec = spec(&[(Part::Entry, 3)]);
-        assert!(!status("demo", &spec, &[deployment("demo-entry", 1, 1)]).parts[0].ready);
+        assert!(
+            !status("demo", &spec, &[deployment("demo-entry", 1, 1)])
+                .parts
+                .unwrap()[0]
+                .ready
+        );
     }
 
     #[test]
@@ -165,6 +171,6 @@ mod tests {
         let spec = spec(&[(Part::Entry, 1)]);
         let mut stale = deployment("demo-entry", 1, 1);
         stale["status"]["observedGeneration"] = json!(1);
-        assert!(!status("demo", &spec, &[stale]).parts[0].ready);
+        assert!(!status("demo", &spec, &[stale]).parts.unwrap()[0].ready);
     }
 }

@@ -54,6 +54,12 @@ pub struct RunArgs {
     /// Largest linear memory a guest may use, in MiB.
     #[arg(long, env = "RECONCILER_GUEST_MEMORY_MIB", default_value_t = 64)]
     pub guest_memory_mib: usize,
+    /// Most children one reconcile of the guest may return.
+    #[arg(long, env = "RECONCILER_GUEST_MAX_CHILDREN", default_value_t = 1000)]
+    pub guest_max_children: usize,
+    /// Most JSON (children and status) one reconcile of the guest may return, in MiB.
+    #[arg(long, env = "RECONCILER_GUEST_MAX_OUTPUT_MIB", default_value_t = 16)]
+    pub guest_max_output_mib: usize,
     /// How often every parent is reconciled even when nothing changed (e.g. 10m, 1h).
     #[arg(long, env = "RECONCILER_RESYNC", default_value = "10m", value_parser = humantime::parse_duration)]
     pub resync: Duration,
@@ -110,6 +116,10 @@ pub enum ConfigError {
     GuestMemory(usize),
     #[error("--resync must be at least 1s, not {0:?}")]
     Resync(Duration),
+    #[error("--guest-max-children must be at least 1")]
+    GuestMaxChildren,
+    #[error("--guest-max-output-mib must be between 1 and 1024, not {0}")]
+    GuestMaxOutput(usize),
     #[error("--concurrency must be at least 1")]
     Concurrency,
     #[error("--guest-poll-interval must be at least 1s, not {0:?}")]
@@ -136,6 +146,12 @@ impl RunArgs {
         if self.resync < Duration::from_secs(1) {
             return Err(ConfigError::Resync(self.resync));
         }
+        if self.guest_max_children == 0 {
+            return Err(ConfigError::GuestMaxChildren);
+        }
+        if !(1..=1024).contains(&self.guest_max_output_mib) {
+            return Err(ConfigError::GuestMaxOutput(self.guest_max_output_mib));
+        }
         if self.concurrency == 0 {
             return Err(ConfigError::Concurrency);
         }
@@ -155,6 +171,8 @@ impl RunArgs {
             limits: GuestLimits {
                 timeout: self.guest_timeout,
                 max_memory_bytes: self.guest_memory_mib << 20,
+                max_children: self.guest_max_children,
+                max_output_bytes: self.guest_max_output_mib << 20,
             },
             resync: self.resync,
             concurrency: self.concurrency,

@@ -36,6 +36,10 @@ pub struct GuestLimits {
     pub timeout: Duration,
     /// Largest linear memory a guest instance may have.
     pub max_memory_bytes: usize,
+    /// Most children one reconcile may return.
+    pub max_children: usize,
+    /// Most bytes of JSON (children and status together) one reconcile may return.
+    pub max_output_bytes: usize,
 }
 
 impl Default for GuestLimits {
@@ -43,6 +47,8 @@ impl Default for GuestLimits {
         Self {
             timeout: Duration::from_secs(2),
             max_memory_bytes: 64 << 20,
+            max_children: 1000,
+            max_output_bytes: 16 << 20,
         }
     }
 }
@@ -110,6 +116,9 @@ pub enum GuestError {
     /// The guest tried to grow its memory past the limit and was stopped.
     #[error("guest exceeded its {} MiB memory limit and was stopped", .0 >> 20)]
     OutOfMemory(usize),
+    /// The guest returned more children or bytes than the limits allow.
+    #[error("guest output exceeds the limits: {0}")]
+    OutputTooLarge(String),
     /// The guest trapped: a panic, an out-of-bounds access, an unreachable instruction.
     #[error("guest trapped: {0}")]
     Trap(String),
@@ -343,10 +352,31 @@ impl LoadedGuest {
             .wasm_reconciler_reconciler_guest()
             .call_reconcile(&mut store, observed)
             .map_err(|e| self.call_failure(e, &store))?;
-        answer.map_err(|e| match e {
+        let desired = answer.map_err(|e| match e {
             bindings::ReconcileError::InvalidSpec(reason) => GuestError::InvalidSpec(reason),
             bindings::ReconcileError::Transient(reason) => GuestError::Transient(reason),
-        })
+        })?;
+        self.check_output(&desired)?;
+        Ok(desired)
+    }
+
+    fn check_output(&self, desired: &Desired) -> Result<(), GuestError> {
+        let count = desired.children.len();
+        if count > self.limits.max_children {
+            return Err(GuestError::OutputTooLarge(format!(
+                "{count} children, at most {} allowed",
+                self.limits.max_children
+            )));
+        }
+        let bytes = desired.children.iter().map(String::len).sum::<usize>()
+            + desired.status.as_ref().map_or(0, String::len);
+        if bytes > self.limits.max_output_bytes {
+            return Err(GuestError::OutputTooLarge(format!(
+                "{bytes} bytes of JSON, at most {} allowed",
+                self.limits.max_output_bytes
+            )));
+        }
+        Ok(())
     }
 
     fn describe(&self) -> Result<Manifest, GuestError> {

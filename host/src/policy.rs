@@ -9,6 +9,10 @@
 //! - has a valid, unique (per kind) `metadata.name`;
 //! - does not set fields the host owns: `metadata.ownerReferences`, `metadata.managedFields`,
 //!   `metadata.uid`, `metadata.resourceVersion`, or `status`.
+//!
+//! One more rule needs the API server and is checked by the reconcile before anything is applied
+//! ([`PolicyViolation::TakeOver`]): a child that does not exist yet in the host's caches must not
+//! exist on the server under another controller, or under none.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -67,6 +71,16 @@ pub enum PolicyViolation {
     /// The status is not a JSON object.
     #[error("the desired status is not a JSON object: {reason}")]
     InvalidStatus { reason: String },
+    /// A desired child already exists and is not controlled by this parent: applying it would
+    /// take it over (and a later prune could delete something the host never created).
+    #[error(
+        "desired child {kind} {name:?} already exists and is controlled by {controller}; the host does not take over objects it did not create"
+    )]
+    TakeOver {
+        kind: String,
+        name: String,
+        controller: String,
+    },
     /// Two children have the same kind and name.
     #[error("desired child {kind} {name:?} is returned twice")]
     Duplicate { kind: String, name: String },

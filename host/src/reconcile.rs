@@ -82,6 +82,7 @@ impl GuestError {
             GuestError::Timeout(_) => Some(GuestFailureKind::Timeout),
             GuestError::OutOfMemory(_) => Some(GuestFailureKind::Memory),
             GuestError::Trap(_) => Some(GuestFailureKind::Trap),
+            GuestError::OutputTooLarge(_) => Some(GuestFailureKind::InvalidOutput),
         }
     }
 }
@@ -272,6 +273,21 @@ async fn reconcile_parent(
         name: parent.name_any(),
         uid,
     };
+    if let Err(violation) = check_no_take_over(
+        ctx,
+        &namespace,
+        &parent_ref.uid,
+        &desired_children,
+        &observed_children,
+    )
+    .await?
+    {
+        ctx.metrics.guest_failed(violation.failure_kind());
+        report
+            .failure(FailureReason::PolicyViolation, violation.to_string())
+            .await;
+        return Err(ReconcileError::Policy(violation));
+    }
     let wanted: HashSet<(String, String)> = desired_children
         .iter()
         .map(|c| (c.kind.display_name(), c.name.clone()))
@@ -317,6 +333,78 @@ async fn reconcile_parent(
         .outcome(&Outcome::Reconciled { guest_status })
         .await?;
     Ok((Action::requeue(requeue), ReconcileResult::Success))
+}
+
+/// The take-over rule of the output policy: every desired child the caches do not show as this
+/// parent's must not exist on the server (one GET per such child, which only happens when a child
+/// is first created, or when someone removed the host's label from it).
+///
+/// # Errors
+/// `Err` when the API server cannot answer; `Ok(Err(violation))` when a child would be taken
+/// over.
+async fn check_no_take_over(
+    ctx: &Context,
+    namespace: &str,
+    parent_uid: &str,
+    desired: &[DesiredChild],
+    observed: &[ObservedChild],
+) -> Result<Result<(), PolicyViolation>, ReconcileError> {
+    let fetches: Vec<_> = desired
+        .iter()
+        .filter(|child| {
+            !observed.iter().any(|o| {
+                o.kind.gvk == child.kind.gvk
+                    && o.object.metadata.name.as_deref() == Some(child.name.as_str())
+            })
+        })
+        .map(|child| {
+            let api = Api::<DynamicObject>::namespaced_with(
+                ctx.client.clone(),
+                namespace,
+                &child.kind.resource,
+            );
+            fetch(api, child)
+        })
+        .collect();
+    let existing: Vec<_> = futures::stream::iter(fetches)
+        .buffer_unordered(APPLY_CONCURRENCY)
+        .collect()
+        .await;
+    for (child, found) in existing {
+        let found = found.map_err(|e| {
+            ReconcileError::Write(format!(
+                "checking {} {}: {e}",
+                child.kind.resource.kind, child.name
+            ))
+        })?;
+        let Some(object) = found else { continue };
+        let controller = object
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|r| r.controller == Some(true));
+        let controller = match controller {
+            // Ours, and the cache has not caught up yet.
+            Some(owner) if owner.uid == parent_uid => continue,
+            Some(owner) => format!("{} {:?}", owner.kind, owner.name),
+            None => "nothing (no controller owner reference)".to_string(),
+        };
+        return Ok(Err(PolicyViolation::TakeOver {
+            kind: child.kind.display_name(),
+            name: child.name.clone(),
+            controller,
+        }));
+    }
+    Ok(Ok(()))
+}
+
+async fn fetch(
+    api: Api<DynamicObject>,
+    child: &DesiredChild,
+) -> (&DesiredChild, Result<Option<DynamicObject>, kube::Error>) {
+    let found = api.get_opt(&child.name).await;
+    (child, found)
 }
 
 /// Applies every desired child whose desired state is not already met, a few at a time.

@@ -536,3 +536,35 @@ async fn status_reflects_readiness_when_deployments_become_ready() {
     .await;
     assert_eq!(ready["reason"], "AllPartsReady");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_potatohead_invalid_from_the_start_gets_the_reason_and_no_children() {
+    let plane = ControlPlane::shared().await;
+    let client = plane.client().await;
+    let namespace = TestNamespace::create(&client, "invalid-first").await.name;
+    let _host = HostProcess::start(plane, &potatohead_guest(), &["--namespace", &namespace]);
+    let mut invalid = sample(&namespace);
+    invalid.data["spec"]["parts"][0]["env"] =
+        json!([{ "name": "SERVICES_CONFIG_FILE_PATH", "value": "/x" }]);
+    potatohead_api(&client, &namespace)
+        .create(&PostParams::default(), &invalid)
+        .await
+        .unwrap();
+
+    // The first status ever written carries only what the host knows: the condition.
+    let ready = eventually(CONVERGE, "Ready=False InvalidSpec", || async {
+        match ready_condition(&potatohead(&client, &namespace).await) {
+            Some(c) if c["reason"] == "InvalidSpec" => Ok(c),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.parts[0].env[0].name"),
+        "{ready}"
+    );
+    assert!(deployments(&client, &namespace).await.is_empty());
+}

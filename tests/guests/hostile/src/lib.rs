@@ -1,0 +1,141 @@
+//! A hostile guest for containment tests. It reconciles PotatoHeads, and the parent's annotation
+//! `hostile.example.com/attack` picks what it does; each attack is one line below saying what it
+//! attacks. With no annotation (or `none`) it behaves: one ConfigMap `<name>-ok`.
+
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use serde_json::{Value, json};
+
+    wit_bindgen::generate!({ path: "../../../wit", world: "reconciler" });
+
+    use exports::wasm_reconciler::reconciler::guest::{
+        Desired, Guest, Manifest, Observed, ReconcileError,
+    };
+    use wasm_reconciler::reconciler::log::{Level, log};
+    use wasm_reconciler::reconciler::types::GroupVersionKind;
+
+    struct Hostile;
+
+    fn gvk(group: &str, version: &str, kind: &str) -> GroupVersionKind {
+        GroupVersionKind {
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+        }
+    }
+
+    fn config_map(name: &str) -> Value {
+        json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": name }, "data": { "k": "v" } })
+    }
+
+    fn children(objects: Vec<Value>) -> Result<Desired, ReconcileError> {
+        Ok(Desired {
+            children: objects.iter().map(Value::to_string).collect(),
+            status: None,
+            requeue_after_ms: None,
+        })
+    }
+
+    impl Guest for Hostile {
+        fn describe() -> Manifest {
+            Manifest {
+                name: "hostile".into(),
+                version: "0.1.0".into(),
+                parent: gvk("podtato.example.com", "v1alpha1", "PotatoHead"),
+                children: vec![gvk("", "v1", "ConfigMap"), gvk("apps", "v1", "Deployment")],
+            }
+        }
+
+        fn reconcile(observed: Observed) -> Result<Desired, ReconcileError> {
+            let parent: Value = serde_json::from_str(&observed.parent)
+                .map_err(|e| ReconcileError::Transient(e.to_string()))?;
+            let name = parent["metadata"]["name"]
+                .as_str()
+                .unwrap_or("x")
+                .to_string();
+            let attack = parent["metadata"]["annotations"]["hostile.example.com/attack"]
+                .as_str()
+                .unwrap_or("none");
+            let ok = config_map(&format!("{name}-ok"));
+            match attack {
+                // Attacks the deadline: never returns.
+                "loop" => loop {
+                    std::hint::black_box(&attack);
+                },
+                // Attacks the memory limit: keeps 1 GiB alive.
+                "alloc" => {
+                    let block = std::hint::black_box(vec![1u8; 1 << 30]);
+                    children(vec![config_map(&format!("{name}-{}", block.len()))])
+                }
+                // Attacks error handling: traps.
+                "panic" => panic!("hostile guest panics on purpose"),
+                // Attacks output parsing: a child that is not JSON.
+                "invalid-json" => Ok(Desired {
+                    children: vec!["{not json".into()],
+                    status: None,
+                    requeue_after_ms: None,
+                }),
+                // Attacks output size: 100 000 objects.
+                "many-objects" => children(
+                    (0..100_000)
+                        .map(|i| config_map(&format!("{name}-{i}")))
+                        .collect(),
+                ),
+                // Attacks output size: one 100 MB object (more than the default memory limit).
+                "huge-object" => {
+                    let mut big = config_map(&format!("{name}-big"));
+                    big["data"]["k"] = Value::String("x".repeat(100 << 20));
+                    children(vec![big])
+                }
+                // Attacks the host's logs: a million messages in one call.
+                "log-flood" => {
+                    for i in 0..1_000_000 {
+                        log(Level::Info, &format!("flood {i}"));
+                    }
+                    children(vec![ok])
+                }
+                // Attacks the declared-kinds rule: a Secret, never declared.
+                "undeclared-kind" => children(vec![
+                    ok,
+                    json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": format!("{name}-secret") } }),
+                ]),
+                // Attacks privilege: a cluster-admin binding.
+                "cluster-role-binding" => children(vec![
+                    ok,
+                    json!({
+                        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                        "metadata": { "name": format!("{name}-pwn") },
+                        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin" },
+                        "subjects": [{ "kind": "ServiceAccount", "name": "default", "namespace": "default" }],
+                    }),
+                ]),
+                // Attacks namespace isolation: a ConfigMap in kube-system.
+                "other-namespace" => {
+                    let mut escaped = config_map(&format!("{name}-escaped"));
+                    escaped["metadata"]["namespace"] = json!("kube-system");
+                    children(vec![ok, escaped])
+                }
+                // Attacks ownership: claims a Deployment that another controller owns.
+                "take-over" => children(vec![
+                    ok,
+                    json!({
+                        "apiVersion": "apps/v1", "kind": "Deployment",
+                        "metadata": { "name": format!("{name}-taken") },
+                        "spec": { "replicas": 9, "selector": { "matchLabels": { "a": "b" } },
+                            "template": { "metadata": { "labels": { "a": "b" } },
+                                "spec": { "containers": [{ "name": "c", "image": "evil:1" }] } } },
+                    }),
+                ]),
+                // Attacks ownership: brings its own ownerReferences.
+                "owner-references" => {
+                    let mut owned = config_map(&format!("{name}-owned"));
+                    owned["metadata"]["ownerReferences"] = json!([{ "apiVersion": "v1", "kind": "Namespace", "name": "default", "uid": "00000000-0000-0000-0000-000000000000", "controller": true }]);
+                    children(vec![ok, owned])
+                }
+                _ => children(vec![ok]),
+            }
+        }
+    }
+
+    export!(Hostile);
+}
