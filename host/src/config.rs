@@ -83,6 +83,10 @@ pub struct RunArgs {
         default_value = "0.0.0.0:8080"
     )]
     pub metrics_bind_address: std::net::SocketAddr,
+    /// This replica's name, reported in the Events it publishes (set from the pod name with the
+    /// downward API).
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
     /// Compile guests every time; keep no compile cache.
     #[arg(long, env = "RECONCILER_NO_COMPILE_CACHE")]
     pub no_compile_cache: bool,
@@ -99,6 +103,7 @@ pub struct RunSettings {
     pub concurrency: u16,
     pub guest_poll_interval: Duration,
     pub metrics_bind_address: std::net::SocketAddr,
+    pub pod_name: Option<String>,
     /// `None`: no compile cache.
     pub compile_cache_dir: Option<PathBuf>,
 }
@@ -178,6 +183,7 @@ impl RunArgs {
             concurrency: self.concurrency,
             guest_poll_interval: self.guest_poll_interval,
             metrics_bind_address: self.metrics_bind_address,
+            pod_name: self.pod_name.filter(|name| !name.is_empty()),
             compile_cache_dir,
         })
     }

@@ -112,7 +112,12 @@ pub async fn run(
         Some(ns) => Api::namespaced_with(client.clone(), ns, &parent_kind.resource),
         None => Api::all_with(client.clone(), &parent_kind.resource),
     };
+    let reporter = kube::runtime::events::Reporter {
+        controller: settings.field_manager.clone(),
+        instance: settings.pod_name.clone(),
+    };
     let context = Arc::new(Context {
+        recorder: kube::runtime::events::Recorder::new(client.clone(), reporter),
         client,
         slot,
         parent_kind: parent_kind.clone(),

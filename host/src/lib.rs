@@ -16,6 +16,7 @@ pub mod owned;
 pub mod policy;
 pub mod reconcile;
 pub mod reload;
+pub mod report;
 pub mod status;
 
 /// An error and its causes on one line (`error: cause: cause`), for logs.

@@ -19,7 +19,7 @@ use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::Value;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span};
 
 use crate::active::{ActiveGuest, GuestSlot};
 use crate::apply::{self, ParentRef, Pruned};
@@ -30,7 +30,8 @@ use crate::kinds::ResolvedKind;
 use crate::metrics::{ChildAction, GuestFailureKind, Metrics, ReconcileResult};
 use crate::owned::{ObservedChild, OwnedChildren};
 use crate::policy::{self, DesiredChild, PolicyViolation};
-use crate::status::{self, FailureReason, Outcome};
+use crate::report::Reporter;
+use crate::status::{FailureReason, Outcome};
 
 /// Shortest requeue a guest may ask for, so a guest cannot make the host spin.
 const MIN_REQUEUE: Duration = Duration::from_secs(1);
@@ -106,6 +107,8 @@ pub struct Context {
     pub children: Arc<OwnedChildren>,
     pub settings: RunSettings,
     pub metrics: Arc<Metrics>,
+    /// Publishes Kubernetes Events about parents.
+    pub recorder: kube::runtime::events::Recorder,
     /// Consecutive failures per parent (namespace/name), for backoff.
     pub failures: Mutex<HashMap<String, u32>>,
 }
@@ -185,7 +188,10 @@ async fn reconcile_parent(
         ));
     }
     let report = Reporter {
-        ctx,
+        client: &ctx.client,
+        parent_kind: &ctx.parent_kind,
+        field_manager: &ctx.settings.field_manager,
+        recorder: &ctx.recorder,
         parent,
         stamp: active.status_stamp(),
     };
@@ -292,7 +298,7 @@ async fn reconcile_parent(
         .iter()
         .map(|c| (c.kind.display_name(), c.name.clone()))
         .collect();
-    let (applied, unchanged, mut failures) = apply_children(
+    let mut writes = apply_children(
         ctx,
         &namespace,
         &parent_ref,
@@ -301,21 +307,28 @@ async fn reconcile_parent(
     )
     .await;
 
-    let mut pruned = 0;
-    if failures.is_empty() {
+    if writes.failures.is_empty() {
         for child in &observed_children {
             if wanted.contains(&(child.kind.display_name(), child.object.name_any())) {
                 continue;
             }
             match prune_child(ctx, &namespace, child).await {
-                Ok(Pruned::Deleted) => pruned += 1,
+                Ok(Pruned::Deleted) => writes.pruned.push(format!(
+                    "{} {}",
+                    child.kind.resource.kind,
+                    child.object.name_any()
+                )),
                 Ok(Pruned::AlreadyGone) => {}
-                Err(failure) => failures.push(failure),
+                Err(failure) => writes.failures.push(failure),
             }
         }
     }
-    if !failures.is_empty() {
-        let message = failures.join("; ");
+    report
+        .children_changed(&writes.created, &writes.pruned)
+        .await;
+    let (applied, unchanged, pruned) = (writes.applied, writes.unchanged, writes.pruned.len());
+    if !writes.failures.is_empty() {
+        let message = writes.failures.join("; ");
         report
             .failure(FailureReason::ApplyFailed, message.clone())
             .await;
@@ -415,7 +428,7 @@ async fn apply_children(
     parent: &ParentRef,
     desired: Vec<DesiredChild>,
     observed: &[ObservedChild],
-) -> (usize, usize, Vec<String>) {
+) -> Writes {
     let field_manager = ctx.settings.field_manager.as_str();
     let writes = futures::stream::iter(desired.into_iter().map(|mut child| {
         apply::prepare(&mut child.object, parent, field_manager);
@@ -424,6 +437,7 @@ async fn apply_children(
                 && o.object.metadata.name.as_deref() == Some(child.name.as_str())
         });
         let satisfied = current.is_some_and(|o| apply::is_satisfied(&child.object, &o.object));
+        let created = current.is_none();
         let api = Api::<DynamicObject>::namespaced_with(
             ctx.client.clone(),
             namespace,
@@ -431,24 +445,44 @@ async fn apply_children(
         );
         async move {
             if satisfied {
-                return Ok(false);
+                return Ok(None);
             }
+            let what = format!("{} {}", child.kind.resource.kind, child.name);
             apply::apply(&api, &child.name, &child.object, field_manager)
-                .map_ok(|()| true)
-                .map_err(|e| format!("applying {} {}: {e}", child.kind.resource.kind, child.name))
+                .map_ok(|()| Some((what.clone(), created)))
+                .map_err(|e| format!("applying {what}: {e}"))
                 .await
         }
     }))
     .buffer_unordered(APPLY_CONCURRENCY)
     .collect::<Vec<_>>()
     .await;
-    let applied = writes.iter().filter(|w| matches!(w, Ok(true))).count();
-    let unchanged = writes.iter().filter(|w| matches!(w, Ok(false))).count();
-    (
-        applied,
-        unchanged,
-        writes.into_iter().filter_map(Result::err).collect(),
-    )
+    let mut summary = Writes::default();
+    for write in writes {
+        match write {
+            Ok(None) => summary.unchanged += 1,
+            Ok(Some((what, created))) => {
+                summary.applied += 1;
+                if created {
+                    summary.created.push(what);
+                }
+            }
+            Err(failure) => summary.failures.push(failure),
+        }
+    }
+    summary
+}
+
+/// What applying and pruning did in one reconcile.
+#[derive(Default)]
+struct Writes {
+    applied: usize,
+    unchanged: usize,
+    /// `Kind name` of children applied that did not exist before.
+    created: Vec<String>,
+    /// `Kind name` of children deleted.
+    pruned: Vec<String>,
+    failures: Vec<String>,
 }
 
 async fn prune_child(
@@ -467,48 +501,6 @@ async fn prune_child(
         info!(kind = %resource.kind, %name, "pruned a child the guest no longer wants");
     }
     Ok(pruned)
-}
-
-/// Writes a parent's status for one reconcile.
-struct Reporter<'a> {
-    ctx: &'a Context,
-    parent: &'a DynamicObject,
-    /// Which guest decided (`status.reconciler`).
-    stamp: Value,
-}
-
-impl Reporter<'_> {
-    /// Records a failed reconcile. A failure to write it is only logged: the reconcile is failing
-    /// already and will be retried.
-    async fn failure(&self, reason: FailureReason, message: String) {
-        if let Err(error) = self.outcome(&Outcome::Failed { reason, message }).await {
-            warn!(error = %crate::error_chain(&error), "could not record the failure in the parent's status");
-        }
-    }
-
-    async fn outcome(&self, outcome: &Outcome) -> Result<(), ReconcileError> {
-        let observed = self.parent.data.get("status").filter(|s| s.is_object());
-        let next = status::next_status(
-            observed,
-            outcome,
-            self.parent.metadata.generation,
-            &self.stamp,
-            &status::now(),
-        );
-        if !status::needs_write(observed, &next) {
-            return Ok(());
-        }
-        let api = Api::<DynamicObject>::namespaced_with(
-            self.ctx.client.clone(),
-            &self.parent.namespace().unwrap_or_default(),
-            &self.ctx.parent_kind.resource,
-        );
-        match status::write(&api, self.parent, &next, &self.ctx.settings.field_manager).await {
-            // The parent was deleted meanwhile: nothing to report on.
-            Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
-            result => result.map_err(ReconcileError::Status),
-        }
-    }
 }
 
 /// An object as the guest sees it: as the API server returned it, minus `managedFields`

@@ -85,3 +85,84 @@ async fn healthz_answers_at_once_and_readyz_once_caches_synced() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_tell_of_created_children_and_of_an_invalid_spec_once() {
+    use k8s_openapi::api::events::v1::Event;
+    use kube::api::{Api, ListParams, Patch, PatchParams};
+
+    let plane = ControlPlane::shared().await;
+    let client = plane.client().await;
+    let namespace = TestNamespace::create(&client, "events").await.name;
+    let _host = HostProcess::start(plane, &potatohead_guest(), &["--namespace", &namespace]);
+    potatohead_api(&client, &namespace)
+        .create(
+            &PostParams::default(),
+            &sample_potatohead(&namespace, "demo"),
+        )
+        .await
+        .unwrap();
+    let events = Api::<Event>::namespaced(client.clone(), &namespace);
+    let with_reason = |reason: &'static str| {
+        let events = events.clone();
+        async move {
+            let list = events
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let found: Vec<Event> = list
+                .items
+                .into_iter()
+                .filter(|e| {
+                    e.reason.as_deref() == Some(reason)
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("demo")
+                })
+                .collect();
+            if found.is_empty() {
+                Err(format!("no {reason} event"))
+            } else {
+                Ok(found)
+            }
+        }
+    };
+
+    let created = eventually(Duration::from_secs(30), "ChildrenCreated event", || {
+        with_reason("ChildrenCreated")
+    })
+    .await;
+    assert_eq!(created[0].type_.as_deref(), Some("Normal"));
+    assert!(
+        created[0]
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .contains("Deployment demo-hat"),
+        "{:?}",
+        created[0].note
+    );
+
+    let invalid = serde_json::json!({ "spec": { "parts": [{ "name": "hat", "env": [{ "name": "PODTATO_PORT", "value": "1" }] }] } });
+    potatohead_api(&client, &namespace)
+        .patch("demo", &PatchParams::default(), &Patch::Merge(invalid))
+        .await
+        .unwrap();
+    let warned = eventually(Duration::from_secs(30), "InvalidSpec event", || {
+        with_reason("InvalidSpec")
+    })
+    .await;
+    assert_eq!(warned[0].type_.as_deref(), Some("Warning"));
+    assert!(
+        warned[0]
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .contains("spec.parts[0].env[0].name"),
+        "{:?}",
+        warned[0].note
+    );
+    // The status write and later reconciles do not repeat it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = with_reason("InvalidSpec").await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].series, None, "the event was repeated as a series");
+}
