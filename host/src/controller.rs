@@ -44,7 +44,8 @@ pub enum StartError {
 }
 
 /// Resolves the guest's kinds, starts the child watches, waits for them to sync, then runs the
-/// controller and the guest hot swap until SIGTERM or Ctrl-C (finishing in-flight reconciles).
+/// controller and the guest hot swap until `shutdown` resolves (then in-flight reconciles finish
+/// and no new ones start).
 ///
 /// # Errors
 /// A [`StartError`] when a kind cannot be used.
@@ -54,6 +55,7 @@ pub async fn run(
     guest: LoadedGuest,
     settings: RunSettings,
     metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), StartError> {
     let manifest = guest.manifest().clone();
     let parent_kind = kinds::resolve(&client, &manifest.parent).await?;
@@ -130,7 +132,7 @@ pub async fn run(
         .reconcile_on(triggered_by_children)
         .reconcile_all_on(reconcile_all_requests)
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             match result {

@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -10,7 +11,8 @@ use reconciler_host::config::{Cli, Command, LogFormat};
 use reconciler_host::controller;
 use reconciler_host::guest::GuestEngine;
 use reconciler_host::metrics::{self, Metrics};
-use tracing::info;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(format: LogFormat) {
@@ -29,7 +31,29 @@ fn init_logging(format: LogFormat) {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    match run(cli.command).await {
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("stopping: finishing in-flight reconciles (signal again to stop at once)");
+        let _ = stop.send(true);
+        wait_for_signal().await;
+        warn!("second signal: exiting at once");
+        std::process::exit(1);
+    });
+    let mut stopped = stopping.clone();
+    let outcome = tokio::select! {
+        outcome = run(cli.command, stopping) => outcome,
+        // A reconcile is bounded (guest deadline, API timeouts), so this only fires if shutting
+        // down itself is stuck; do not leave a process that ignores SIGTERM.
+        () = async {
+            let _ = stopped.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            warn!("in-flight work did not finish within {SHUTDOWN_GRACE:?} of the stop signal; exiting");
+            Ok(())
+        }
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // `{:#}` prints the whole cause chain on one line.
@@ -44,7 +68,22 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
+/// How long a stop signal waits for in-flight reconciles before the process exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(15);
+
+/// SIGTERM (what Kubernetes sends) or SIGINT (Ctrl-C).
+async fn wait_for_signal() {
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+async fn run(
+    command: Command,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
             let settings = args.validate()?;
@@ -69,7 +108,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let client = kube::Client::try_default()
                 .await
                 .context("connecting to Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)")?;
-            controller::run(client, engine, guest, settings, metrics).await?;
+            let shutdown = async move {
+                let _ = stopping.wait_for(|stopping| *stopping).await;
+            };
+            controller::run(client, engine, guest, settings, metrics, shutdown).await?;
             Ok(())
         }
     }

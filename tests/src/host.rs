@@ -110,6 +110,22 @@ impl HostProcess {
         (status, body)
     }
 
+    /// Sends SIGTERM and waits up to `timeout` for the process to exit; its exit status, or
+    /// `None` if it is still running.
+    pub fn terminate(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -119,6 +135,18 @@ impl HostProcess {
 impl Drop for HostProcess {
     fn drop(&mut self) {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        // The host stops within its 15 s grace period; never let a stuck one hang the tests.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if matches!(self.child.try_wait(), Ok(None)) {
+            eprintln!(
+                "reconciler-host {} ignored SIGTERM for 20 s; killing it",
+                self.child.id()
+            );
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
         if std::thread::panicking() {
             let log = self.log();

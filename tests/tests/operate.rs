@@ -166,3 +166,36 @@ async fn events_tell_of_created_children_and_of_an_invalid_spec_once() {
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].series, None, "the event was repeated as a series");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_the_host_promptly_and_cleanly() {
+    let plane = ControlPlane::shared().await;
+    let client = plane.client().await;
+    let namespace = TestNamespace::create(&client, "sigterm").await.name;
+    let mut host = HostProcess::start(plane, &potatohead_guest(), &["--namespace", &namespace]);
+    potatohead_api(&client, &namespace)
+        .create(
+            &PostParams::default(),
+            &sample_potatohead(&namespace, "demo"),
+        )
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(30), "host reconciling", || async {
+        if host.log().contains("children reconciled") {
+            Ok(())
+        } else {
+            Err("not yet".to_string())
+        }
+    })
+    .await;
+    let status = tokio::task::block_in_place(|| host.terminate(Duration::from_secs(10)));
+    assert_eq!(
+        status.map(|s| s.code()),
+        Some(Some(0)),
+        "exit status after SIGTERM"
+    );
+    assert!(
+        host.log().contains("controller stopped"),
+        "stopped through the graceful path"
+    );
+}
