@@ -24,7 +24,7 @@ guest: ## Build the default guest component (release, wasm32-wasip2)
 
 build: guest ## Build the guest, the test guests, the host and the test harness (debug)
 	@echo "==> building the test guests (tests/guests/)"
-	$(CARGO) build -p potatohead-v2-guest -p hostile-guest --target $(GUEST_TARGET) --release
+	$(CARGO) build -p potatohead-v2-guest -p hostile-guest -p configmap-echo-guest --target $(GUEST_TARGET) --release
 	@echo "==> building reconciler-host and the test harness"
 	$(CARGO) build -p reconciler-host -p e2e --bins
 

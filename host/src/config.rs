@@ -87,6 +87,10 @@ pub struct RunArgs {
     /// downward API).
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
+    /// Accept a new guest file that reconciles another parent kind: the host then restarts its
+    /// controller in-process for the new kind (children of the old kind are left alone).
+    #[arg(long, env = "RECONCILER_ALLOW_PARENT_KIND_CHANGE")]
+    pub allow_parent_kind_change: bool,
     /// Compile guests every time; keep no compile cache.
     #[arg(long, env = "RECONCILER_NO_COMPILE_CACHE")]
     pub no_compile_cache: bool,
@@ -104,6 +108,7 @@ pub struct RunSettings {
     pub guest_poll_interval: Duration,
     pub metrics_bind_address: std::net::SocketAddr,
     pub pod_name: Option<String>,
+    pub allow_parent_kind_change: bool,
     /// `None`: no compile cache.
     pub compile_cache_dir: Option<PathBuf>,
 }
@@ -184,6 +189,7 @@ impl RunArgs {
             guest_poll_interval: self.guest_poll_interval,
             metrics_bind_address: self.metrics_bind_address,
             pod_name: self.pod_name.filter(|name| !name.is_empty()),
+            allow_parent_kind_change: self.allow_parent_kind_change,
             compile_cache_dir,
         })
     }

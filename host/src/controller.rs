@@ -21,7 +21,7 @@ use crate::kinds::{self, DiscoveryError};
 use crate::metrics::Metrics;
 use crate::owned::{OwnedChildren, WatchScope};
 use crate::reconcile::{Context, ReconcileError, reconcile};
-use crate::reload::Reloader;
+use crate::reload::{ParentKindHandoff, Reloader};
 
 /// First retry delay after a failed reconcile; doubles per consecutive failure.
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
@@ -43,6 +43,15 @@ pub enum StartError {
     ClusterScopedParent(String),
 }
 
+/// Why [`run`] returned.
+pub enum Stopped {
+    /// The shutdown future resolved.
+    Shutdown,
+    /// A new guest for another parent kind arrived (allowed by `--allow-parent-kind-change`):
+    /// run again with it.
+    NewParentKind(LoadedGuest),
+}
+
 /// Resolves the guest's kinds, starts the child watches, waits for them to sync, then runs the
 /// controller and the guest hot swap until `shutdown` resolves (then in-flight reconciles finish
 /// and no new ones start).
@@ -56,7 +65,7 @@ pub async fn run(
     settings: RunSettings,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) -> Result<(), StartError> {
+) -> Result<Stopped, StartError> {
     let manifest = guest.manifest().clone();
     let parent_kind = kinds::resolve(&client, &manifest.parent).await?;
     if !parent_kind.namespaced {
@@ -88,7 +97,7 @@ pub async fn run(
         warn!(%pending, "child caches still listing");
     }
     info!("child caches synced; reconciling");
-    metrics.set_caches_synced();
+    metrics.set_caches_synced(true);
 
     let active = ActiveGuest {
         guest: Arc::new(guest),
@@ -96,6 +105,7 @@ pub async fn run(
     };
     metrics.set_active_guest(active.metric_labels());
     let slot = Arc::new(GuestSlot::new(active));
+    let handoff = Arc::new(ParentKindHandoff::default());
     let reloader = Reloader {
         engine,
         path: settings.guest.clone(),
@@ -106,6 +116,9 @@ pub async fn run(
         client: client.clone(),
         reconcile_all,
         metrics: Arc::clone(&metrics),
+        parent_kind_change: settings
+            .allow_parent_kind_change
+            .then(|| Arc::clone(&handoff)),
         last_refused: Default::default(),
     };
     let reloads = tokio::spawn(reloader.run());
@@ -123,16 +136,24 @@ pub async fn run(
         client,
         slot,
         parent_kind: parent_kind.clone(),
-        children,
+        children: Arc::clone(&children),
         settings: settings.clone(),
-        metrics,
+        metrics: Arc::clone(&metrics),
         failures: Mutex::new(HashMap::new()),
     });
     Controller::new_with(parent_api, watcher::Config::default(), parent_kind.resource.clone())
         .reconcile_on(triggered_by_children)
         .reconcile_all_on(reconcile_all_requests)
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on({
+            let handoff = Arc::clone(&handoff);
+            async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    () = handoff.requested() => {}
+                }
+            }
+        })
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             match result {
@@ -145,8 +166,13 @@ pub async fn run(
         })
         .await;
     reloads.abort();
+    children.retain_kinds(&[]);
+    metrics.set_caches_synced(false);
     info!("controller stopped");
-    Ok(())
+    Ok(match handoff.take() {
+        Some(guest) => Stopped::NewParentKind(guest),
+        None => Stopped::Shutdown,
+    })
 }
 
 /// Per-parent exponential backoff: 1 s, 2 s, 4 s… up to 5 minutes; reset by a success.

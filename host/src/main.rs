@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use reconciler_host::config::{Cli, Command, LogFormat};
-use reconciler_host::controller;
+use reconciler_host::controller::{self, Stopped};
 use reconciler_host::guest::GuestEngine;
 use reconciler_host::metrics::{self, Metrics};
 use tokio::signal::unix::{SignalKind, signal};
@@ -80,10 +80,7 @@ async fn wait_for_signal() {
     }
 }
 
-async fn run(
-    command: Command,
-    mut stopping: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+async fn run(command: Command, stopping: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
             let settings = args.validate()?;
@@ -108,10 +105,26 @@ async fn run(
             let client = kube::Client::try_default()
                 .await
                 .context("connecting to Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)")?;
-            let shutdown = async move {
-                let _ = stopping.wait_for(|stopping| *stopping).await;
-            };
-            controller::run(client, engine, guest, settings, metrics, shutdown).await?;
+            let mut guest = guest;
+            loop {
+                let mut stopping = stopping.clone();
+                let shutdown = async move {
+                    let _ = stopping.wait_for(|stopping| *stopping).await;
+                };
+                let stopped = controller::run(
+                    client.clone(),
+                    Arc::clone(&engine),
+                    guest,
+                    settings.clone(),
+                    Arc::clone(&metrics),
+                    shutdown,
+                )
+                .await?;
+                match stopped {
+                    Stopped::Shutdown => break,
+                    Stopped::NewParentKind(next) => guest = next,
+                }
+            }
             Ok(())
         }
     }

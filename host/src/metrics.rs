@@ -214,9 +214,10 @@ impl Metrics {
         *active = Some(guest);
     }
 
-    /// Marks the child caches as listed, which makes `/readyz` answer ready.
-    pub fn set_caches_synced(&self) {
-        self.caches_synced.store(true, Ordering::Release);
+    /// Marks the child caches as listed (or not, while the controller restarts); `/readyz`
+    /// answers ready only when they are.
+    pub fn set_caches_synced(&self, synced: bool) {
+        self.caches_synced.store(synced, Ordering::Release);
     }
 
     fn ready(&self) -> bool {
@@ -330,7 +331,7 @@ mod tests {
     fn ready_needs_synced_caches_and_a_guest() {
         let metrics = Metrics::default();
         assert!(!metrics.ready());
-        metrics.set_caches_synced();
+        metrics.set_caches_synced(true);
         assert!(!metrics.ready());
         metrics.set_active_guest(GuestLabels {
             name: "g".into(),

@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::active::{ActiveGuest, GuestSlot};
 use crate::error_chain;
-use crate::guest::{GuestEngine, GuestFile, GuestLimits, LoadError};
+use crate::guest::{GuestEngine, GuestFile, GuestLimits, LoadError, LoadedGuest};
 use crate::kinds::{self, DiscoveryError, ResolvedKind, display_gvk};
 use crate::metrics::{Metrics, ReloadResult};
 use crate::owned::OwnedChildren;
@@ -39,12 +39,17 @@ pub enum ReloadError {
     /// The file cannot be read or is not a usable guest.
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// The new guest reconciles another parent kind; the host's watches and caches are built
-    /// around the parent kind, so changing it takes a restart.
+    /// The new guest reconciles another parent kind, which the host only accepts when started
+    /// with `--allow-parent-kind-change` (it then restarts its controller in-process).
     #[error(
-        "the new guest reconciles {new}, not {active}; restart the host to change the parent kind"
+        "the new guest reconciles {new}, not {active}; start the host with \
+         --allow-parent-kind-change to accept that, or restart it with the new guest"
     )]
     ParentKindChanged { new: String, active: String },
+    /// The new guest reconciles another parent kind and went to the controller, which restarts
+    /// around it (not a refusal).
+    #[error("handed over to a controller restart for a new parent kind")]
+    HandedOver,
     /// A child kind the new guest declares is not served.
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
@@ -54,6 +59,31 @@ pub enum ReloadError {
     /// The blocking task that loads the guest panicked.
     #[error("guest loading task failed")]
     Task(#[source] tokio::task::JoinError),
+}
+
+/// A guest for a new parent kind, handed from the reloader to the controller, which stops and is
+/// started again around it.
+#[derive(Default)]
+pub struct ParentKindHandoff {
+    guest: Mutex<Option<LoadedGuest>>,
+    handed_over: tokio::sync::Notify,
+}
+
+impl ParentKindHandoff {
+    fn hand_over(&self, guest: LoadedGuest) {
+        *self.guest.lock().expect("handoff lock poisoned") = Some(guest);
+        self.handed_over.notify_one();
+    }
+
+    /// Resolves once a guest has been handed over.
+    pub async fn requested(&self) {
+        self.handed_over.notified().await;
+    }
+
+    /// The handed-over guest, if any.
+    pub fn take(&self) -> Option<LoadedGuest> {
+        self.guest.lock().expect("handoff lock poisoned").take()
+    }
 }
 
 /// What a successful swap replaced.
@@ -76,6 +106,9 @@ pub struct Reloader {
     /// Asks the controller to reconcile every parent.
     pub reconcile_all: UnboundedSender<()>,
     pub metrics: Arc<Metrics>,
+    /// Where a guest for another parent kind is handed over, when that is allowed
+    /// (`--allow-parent-kind-change`); `None`: refuse such guests.
+    pub parent_kind_change: Option<Arc<ParentKindHandoff>>,
     /// The digest of the last refused file, so a bad file is reported once, not every poll.
     pub(crate) last_refused: Mutex<Option<String>>,
 }
@@ -102,7 +135,7 @@ impl Reloader {
                     self.metrics.guest_reloaded(ReloadResult::Swapped);
                     self.metrics.set_active_guest(swap.active.metric_labels());
                 }
-                Ok(None) => {}
+                Ok(None) | Err(ReloadError::HandedOver) => {}
                 Err(_) => self.metrics.guest_reloaded(ReloadResult::Refused),
             }
             match outcome {
@@ -115,6 +148,7 @@ impl Reloader {
                     "guest swapped; reconciling every parent with it"
                 ),
                 Ok(None) => debug!(%cause, "guest file unchanged"),
+                Err(ReloadError::HandedOver) => return,
                 Err(error) => warn!(
                     %cause,
                     path = %self.path.display(),
@@ -217,10 +251,18 @@ impl Reloader {
         let (new_parent, active_parent) =
             (&guest.manifest().parent, &active.guest.manifest().parent);
         if new_parent != active_parent {
-            return Err(ReloadError::ParentKindChanged {
+            let error = ReloadError::ParentKindChanged {
                 new: display_gvk(new_parent),
                 active: display_gvk(active_parent),
-            });
+            };
+            return match &self.parent_kind_change {
+                Some(handoff) => {
+                    info!(new = %display_gvk(new_parent), "the new guest reconciles another parent kind; restarting the controller for it");
+                    handoff.hand_over(guest);
+                    Err(ReloadError::HandedOver)
+                }
+                None => Err(error),
+            };
         }
         let mut child_kinds = Vec::with_capacity(guest.manifest().children.len());
         for gvk in &guest.manifest().children {

@@ -116,24 +116,30 @@ struct Setup {
 /// A namespace with two PotatoHeads, and a host (poll interval 1 h, so only file events count)
 /// running the guest at `guest_path`, which `lay_out` prepares in the temporary folder.
 async fn setup(prefix: &str, lay_out: impl FnOnce(&Path) -> PathBuf) -> Setup {
+    setup_with(prefix, lay_out, &[]).await
+}
+
+async fn setup_with(
+    prefix: &str,
+    lay_out: impl FnOnce(&Path) -> PathBuf,
+    extra_args: &[&str],
+) -> Setup {
     let plane = ControlPlane::shared().await;
     let client = plane.client().await;
     let namespace = TestNamespace::create(&client, prefix).await.name;
     let dir = tempfile::tempdir().unwrap();
     let guest_path = lay_out(dir.path());
     let cache = dir.path().join("compile-cache");
-    let host = HostProcess::start(
-        plane,
-        &guest_path,
-        &[
-            "--namespace",
-            &namespace,
-            "--guest-poll-interval",
-            "1h",
-            "--compile-cache-dir",
-            cache.to_str().unwrap(),
-        ],
-    );
+    let mut args = vec![
+        "--namespace",
+        &namespace,
+        "--guest-poll-interval",
+        "1h",
+        "--compile-cache-dir",
+        cache.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra_args);
+    let host = HostProcess::start(plane, &guest_path, &args);
     for parent in PARENTS {
         potatohead_api(&client, &namespace)
             .create(
@@ -301,4 +307,69 @@ async fn garbage_and_incompatible_guests_are_refused_while_the_old_guest_keeps_s
         !metrics.contains(r#"reconciler_guest_info{name="potatohead","#),
         "only the active guest: {metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_for_another_parent_kind_is_refused_unless_allowed() {
+    let setup = setup("swap-parent-refused", plain_file_layout).await;
+    replace_file(
+        &setup._dir.path().join("guest.wasm"),
+        &std::fs::read(test_guest("configmap_echo_guest")).unwrap(),
+    );
+    eventually(SWAP_DEADLINE, "refused for its parent kind", || async {
+        let log = setup.host.log();
+        if log.contains("refused the new guest file") && log.contains("--allow-parent-kind-change")
+        {
+            Ok(())
+        } else {
+            Err("not yet".to_string())
+        }
+    })
+    .await;
+    // The PotatoHead guest keeps serving.
+    Api::<Deployment>::namespaced(setup.client.clone(), &setup.namespace)
+        .delete("demo-hat", &DeleteParams::default())
+        .await
+        .unwrap();
+    all_children_are(&setup.client, &setup.namespace, None, CONVERGE).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_allow_parent_kind_change_the_host_restarts_its_controller_for_the_new_kind() {
+    let mut setup = setup_with(
+        "swap-parent-allowed",
+        plain_file_layout,
+        &["--allow-parent-kind-change"],
+    )
+    .await;
+    let pid = setup.host.pid();
+    replace_file(
+        &setup._dir.path().join("guest.wasm"),
+        &std::fs::read(test_guest("configmap_echo_guest")).unwrap(),
+    );
+    // The new guest reconciles ConfigMaps: the PotatoHeads' discovery ConfigMaps get an echo.
+    let accounts = Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(
+        setup.client.clone(),
+        &setup.namespace,
+    );
+    eventually(
+        SWAP_DEADLINE,
+        "ServiceAccount demo-service-discovery-echo exists",
+        || async {
+            accounts
+                .get("demo-service-discovery-echo")
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    assert!(setup.host.is_running());
+    assert_eq!(
+        setup.host.pid(),
+        pid,
+        "restarted in-process, not as a new process"
+    );
+    // The old kind's children are left alone.
+    assert_eq!(variants(&setup.client, &setup.namespace).await.len(), 26);
 }
