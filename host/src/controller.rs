@@ -49,7 +49,7 @@ pub enum Stopped {
     Shutdown,
     /// A new guest for another parent kind arrived (allowed by `--allow-parent-kind-change`):
     /// run again with it.
-    NewParentKind(LoadedGuest),
+    NewParentKind(Box<LoadedGuest>),
 }
 
 /// Resolves the guest's kinds, starts the child watches, waits for them to sync, then runs the
@@ -170,7 +170,7 @@ pub async fn run(
     metrics.set_caches_synced(false);
     info!("controller stopped");
     Ok(match handoff.take() {
-        Some(guest) => Stopped::NewParentKind(guest),
+        Some(guest) => Stopped::NewParentKind(Box::new(guest)),
         None => Stopped::Shutdown,
     })
 }

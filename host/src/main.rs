@@ -122,7 +122,7 @@ async fn run(command: Command, stopping: tokio::sync::watch::Receiver<bool>) -> 
                 .await?;
                 match stopped {
                     Stopped::Shutdown => break,
-                    Stopped::NewParentKind(next) => guest = next,
+                    Stopped::NewParentKind(next) => guest = *next,
                 }
             }
             Ok(())
