@@ -136,9 +136,18 @@ async fn guests_that_exhaust_memory_trap_or_return_too_much_are_stopped_and_chan
         ("many-objects", &["exceeds the limits", "memory limit"]),
         ("huge-object", &["memory limit", "exceeds the limits"]),
     ];
+    let rss_before = setup.host.rss_bytes();
     for (attack, phrases) in cases {
         setup.attack("victim", attack).await;
         setup.refused("victim", "GuestFailed", phrases).await;
+        // The guest asked for up to 1 GiB (or 100 MB of output); the host holds at most one
+        // guest memory (64 MiB by default) per call in flight, and frees it with the store.
+        let grown = setup.host.rss_bytes().saturating_sub(rss_before);
+        assert!(
+            grown < 200 << 20,
+            "{attack}: host RSS grew by {} MiB",
+            grown >> 20
+        );
         assert_eq!(
             setup.config_map_uid("victim-ok").await,
             ok_uid,
