@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::guest::GuestLimits;
+use crate::kinds::KindAllowlist;
 
 /// Runs Kubernetes reconcilers whose decisions are WebAssembly components.
 #[derive(Debug, Parser)]
@@ -87,6 +88,15 @@ pub struct RunArgs {
     /// downward API).
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
+    /// Child kinds guests may declare, as group/version/Kind (apps/v1/Deployment) or v1/Kind for
+    /// the core group; repeat the flag or separate with commas. Default: any namespaced kind. A
+    /// guest declaring anything else is refused at start and on hot swap.
+    #[arg(
+        long = "allowed-child-kind",
+        env = "RECONCILER_ALLOWED_CHILD_KINDS",
+        value_delimiter = ','
+    )]
+    pub allowed_child_kinds: Vec<String>,
     /// Accept a new guest file that reconciles another parent kind: the host then restarts its
     /// controller in-process for the new kind (children of the old kind are left alone).
     #[arg(long, env = "RECONCILER_ALLOW_PARENT_KIND_CHANGE")]
@@ -109,6 +119,7 @@ pub struct RunSettings {
     pub metrics_bind_address: std::net::SocketAddr,
     pub pod_name: Option<String>,
     pub allow_parent_kind_change: bool,
+    pub allowed_child_kinds: KindAllowlist,
     /// `None`: no compile cache.
     pub compile_cache_dir: Option<PathBuf>,
 }
@@ -130,6 +141,8 @@ pub enum ConfigError {
     GuestMaxChildren,
     #[error("--guest-max-output-mib must be between 1 and 1024, not {0}")]
     GuestMaxOutput(usize),
+    #[error("--allowed-child-kind: {0}")]
+    AllowedChildKind(String),
     #[error("--concurrency must be at least 1")]
     Concurrency,
     #[error("--guest-poll-interval must be at least 1s, not {0:?}")]
@@ -190,6 +203,8 @@ impl RunArgs {
             metrics_bind_address: self.metrics_bind_address,
             pod_name: self.pod_name.filter(|name| !name.is_empty()),
             allow_parent_kind_change: self.allow_parent_kind_change,
+            allowed_child_kinds: KindAllowlist::parse(&self.allowed_child_kinds)
+                .map_err(ConfigError::AllowedChildKind)?,
             compile_cache_dir,
         })
     }

@@ -119,6 +119,7 @@ pub async fn run(
         parent_kind_change: settings
             .allow_parent_kind_change
             .then(|| Arc::clone(&handoff)),
+        allowed_child_kinds: settings.allowed_child_kinds.clone(),
         last_refused: Default::default(),
     };
     let reloads = tokio::spawn(reloader.run());

@@ -102,6 +102,10 @@ async fn run(command: Command, stopping: tokio::sync::watch::Receiver<bool>) -> 
                 origin = ?guest.origin(),
                 "guest loaded"
             );
+            settings
+                .allowed_child_kinds
+                .check(&manifest.children)
+                .map_err(anyhow::Error::msg)?;
             let client = kube::Client::try_default()
                 .await
                 .context("connecting to Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)")?;

@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 use crate::active::{ActiveGuest, GuestSlot};
 use crate::error_chain;
 use crate::guest::{GuestEngine, GuestFile, GuestLimits, LoadError, LoadedGuest};
-use crate::kinds::{self, DiscoveryError, ResolvedKind, display_gvk};
+use crate::kinds::{self, DiscoveryError, KindAllowlist, ResolvedKind, display_gvk};
 use crate::metrics::{Metrics, ReloadResult};
 use crate::owned::OwnedChildren;
 
@@ -50,6 +50,9 @@ pub enum ReloadError {
     /// around it (not a refusal).
     #[error("handed over to a controller restart for a new parent kind")]
     HandedOver,
+    /// The new guest declares a child kind the host does not allow.
+    #[error("{0}")]
+    KindNotAllowed(String),
     /// A child kind the new guest declares is not served.
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
@@ -106,6 +109,8 @@ pub struct Reloader {
     /// Asks the controller to reconcile every parent.
     pub reconcile_all: UnboundedSender<()>,
     pub metrics: Arc<Metrics>,
+    /// Child kinds a new guest may declare.
+    pub allowed_child_kinds: KindAllowlist,
     /// Where a guest for another parent kind is handed over, when that is allowed
     /// (`--allow-parent-kind-change`); `None`: refuse such guests.
     pub parent_kind_change: Option<Arc<ParentKindHandoff>>,
@@ -264,6 +269,9 @@ impl Reloader {
                 None => Err(error),
             };
         }
+        self.allowed_child_kinds
+            .check(&guest.manifest().children)
+            .map_err(ReloadError::KindNotAllowed)?;
         let mut child_kinds = Vec::with_capacity(guest.manifest().children.len());
         for gvk in &guest.manifest().children {
             let known = active.child_kinds.iter().find(|k| &k.gvk == gvk);

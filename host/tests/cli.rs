@@ -9,6 +9,8 @@ fn run(args: &[&str]) -> Output {
         // No cluster: if the host got past validation it would fail differently (and later).
         .env("KUBECONFIG", "/nonexistent/kubeconfig")
         .env_remove("RECONCILER_GUEST")
+        // Tests run side by side: any free port for the metrics endpoint.
+        .env("RECONCILER_METRICS_BIND_ADDRESS", "127.0.0.1:0")
         .output()
         .expect("binary runs")
 }
@@ -58,4 +60,47 @@ fn the_guest_flag_is_required() {
     let output = run(&["run"]);
     assert_eq!(output.status.code(), Some(2), "clap's usage error");
     assert!(stderr(&output).contains("--guest"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_guest_declaring_a_child_kind_the_host_does_not_allow_is_refused_at_start() {
+    let guest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/wasm32-wasip2/release/guest_potatohead.wasm");
+    assert!(
+        guest.exists(),
+        "{} is missing: run `make guest`",
+        guest.display()
+    );
+    let output = run(&[
+        "run",
+        "--guest",
+        guest.to_str().unwrap(),
+        "--allowed-child-kind",
+        "v1/ConfigMap,v1/Service",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains(
+            "declares child kind Deployment.apps/v1, which --allowed-child-kind does not allow"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_malformed_allowed_child_kind_is_refused() {
+    let output = run(&[
+        "run",
+        "--guest",
+        "g.wasm",
+        "--allowed-child-kind",
+        "Deployment",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("--allowed-child-kind: \"Deployment\" is not group/version/Kind"),
+        "{}",
+        stderr(&output)
+    );
 }
