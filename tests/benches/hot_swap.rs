@@ -5,10 +5,9 @@
 //! Run: `make bench-hot-swap` (builds the release host, then
 //! `cargo bench -p e2e --bench hot_swap`). Numbers go to docs/benchmarks.md by hand.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use e2e::paths::{potatohead_guest, test_guest};
+use e2e::paths::{potatohead_guest, replace_file, test_guest};
 use e2e::{
     ControlPlane, HostProcess, TestNamespace, eventually, potatohead_api, sample_potatohead,
 };
@@ -143,10 +142,4 @@ async fn wait_for_reconciler(client: &kube::Client, namespace: &str, name: &str)
         },
     )
     .await
-}
-
-fn replace_file(path: &Path, contents: &[u8]) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
 }

@@ -60,3 +60,11 @@ pub fn test_guest(name: &str) -> PathBuf {
     );
     path
 }
+
+/// Replaces `path` the way deploy tools do: write a temporary file beside it, then rename it over
+/// the old one (readers never see a half-written file).
+pub fn replace_file(path: &std::path::Path, contents: &[u8]) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}

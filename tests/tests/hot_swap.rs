@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use e2e::paths::{potatohead_guest, test_guest};
+use e2e::paths::{potatohead_guest, replace_file, test_guest};
 use e2e::{
     ControlPlane, HostProcess, TestNamespace, eventually, metric_value, potatohead_api,
     sample_potatohead,
@@ -27,13 +27,6 @@ const PARENTS: [&str; 2] = ["demo", "second"];
 
 fn v2_guest() -> PathBuf {
     test_guest("potatohead_v2_guest")
-}
-
-/// Replaces `path` the way deploy tools do: write a temporary file beside it, then rename.
-fn replace_file(path: &Path, contents: &[u8]) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
 }
 
 /// Label value of `VARIANT_LABEL` on every child in the namespace, by "Kind/name".

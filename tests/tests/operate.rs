@@ -10,11 +10,11 @@ use e2e::{
 };
 use kube::api::PostParams;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn metrics_count_the_reconciles_writes_and_guest_calls_of_the_sample() {
+/// A fresh namespace with a host reconciling only it, and the sample PotatoHead `demo` in it.
+async fn host_with_sample(prefix: &str) -> (kube::Client, String, HostProcess) {
     let plane = ControlPlane::shared().await;
     let client = plane.client().await;
-    let namespace = TestNamespace::create(&client, "metrics").await.name;
+    let namespace = TestNamespace::create(&client, prefix).await.name;
     let host = HostProcess::start(plane, &potatohead_guest(), &["--namespace", &namespace]);
     potatohead_api(&client, &namespace)
         .create(
@@ -23,6 +23,12 @@ async fn metrics_count_the_reconciles_writes_and_guest_calls_of_the_sample() {
         )
         .await
         .unwrap();
+    (client, namespace, host)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_the_reconciles_writes_and_guest_calls_of_the_sample() {
+    let (_client, _namespace, host) = host_with_sample("metrics").await;
 
     let metrics = eventually(Duration::from_secs(30), "13 applies counted", || async {
         let (status, metrics) = host.http_get("/metrics").await;
@@ -91,17 +97,7 @@ async fn events_tell_of_created_children_and_of_an_invalid_spec_once() {
     use k8s_openapi::api::events::v1::Event;
     use kube::api::{Api, ListParams, Patch, PatchParams};
 
-    let plane = ControlPlane::shared().await;
-    let client = plane.client().await;
-    let namespace = TestNamespace::create(&client, "events").await.name;
-    let _host = HostProcess::start(plane, &potatohead_guest(), &["--namespace", &namespace]);
-    potatohead_api(&client, &namespace)
-        .create(
-            &PostParams::default(),
-            &sample_potatohead(&namespace, "demo"),
-        )
-        .await
-        .unwrap();
+    let (client, namespace, _host) = host_with_sample("events").await;
     let events = Api::<Event>::namespaced(client.clone(), &namespace);
     let with_reason = |reason: &'static str| {
         let events = events.clone();
@@ -169,17 +165,7 @@ async fn events_tell_of_created_children_and_of_an_invalid_spec_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_stops_the_host_promptly_and_cleanly() {
-    let plane = ControlPlane::shared().await;
-    let client = plane.client().await;
-    let namespace = TestNamespace::create(&client, "sigterm").await.name;
-    let mut host = HostProcess::start(plane, &potatohead_guest(), &["--namespace", &namespace]);
-    potatohead_api(&client, &namespace)
-        .create(
-            &PostParams::default(),
-            &sample_potatohead(&namespace, "demo"),
-        )
-        .await
-        .unwrap();
+    let (client, namespace, mut host) = host_with_sample("sigterm").await;
     eventually(Duration::from_secs(30), "host reconciling", || async {
         if host.log().contains("children reconciled") {
             Ok(())
