@@ -165,7 +165,7 @@ async fn events_tell_of_created_children_and_of_an_invalid_spec_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_stops_the_host_promptly_and_cleanly() {
-    let (client, namespace, mut host) = host_with_sample("sigterm").await;
+    let (_client, _namespace, mut host) = host_with_sample("sigterm").await;
     eventually(Duration::from_secs(30), "host reconciling", || async {
         if host.log().contains("children reconciled") {
             Ok(())
