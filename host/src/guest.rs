@@ -21,13 +21,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{self, Desired, LogLevel, Manifest, Observed, ReconcilerPre, WIT_PACKAGE};
 use crate::compile_cache::{CompileCache, CompileOrigin};
+use crate::guest_log::{CallLog, LogBudget};
 
 /// How often the epoch advances; the granularity of guest deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
-/// A guest message longer than this is cut, so a guest cannot flood the host's logs line by line.
-const MAX_LOG_MESSAGE_BYTES: usize = 4096;
-/// Messages a single call may log; the rest are dropped with one warning.
-const MAX_LOG_MESSAGES_PER_CALL: u32 = 256;
 
 /// Per-call limits of a guest.
 #[derive(Clone, Copy, Debug)]
@@ -138,6 +135,7 @@ pub struct GuestEngine {
     engine: Engine,
     linker: Linker<GuestState>,
     cache: Option<CompileCache>,
+    log_budget: Arc<LogBudget>,
 }
 
 impl GuestEngine {
@@ -183,6 +181,7 @@ impl GuestEngine {
             engine,
             linker,
             cache,
+            log_budget: Arc::default(),
         }))
     }
 
@@ -398,9 +397,11 @@ impl LoadedGuest {
                 max_memory_bytes: self.limits.max_memory_bytes,
                 memory_denied: false,
             },
-            guest_name: self.manifest.name.clone(),
-            parent_key: parent_key.to_string(),
-            log_messages: 0,
+            log: CallLog::new(
+                self.manifest.name.clone(),
+                parent_key.to_string(),
+                Arc::clone(&self.engine.log_budget),
+            ),
         };
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -475,9 +476,7 @@ struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: CallLimits,
-    guest_name: String,
-    parent_key: String,
-    log_messages: u32,
+    log: CallLog,
 }
 
 impl WasiView for GuestState {
@@ -492,27 +491,7 @@ impl WasiView for GuestState {
 impl bindings::wasm_reconciler::reconciler::types::Host for GuestState {}
 
 impl bindings::wasm_reconciler::reconciler::log::Host for GuestState {
-    fn log(&mut self, level: LogLevel, mut message: String) {
-        self.log_messages += 1;
-        if self.log_messages > MAX_LOG_MESSAGES_PER_CALL {
-            if self.log_messages == MAX_LOG_MESSAGES_PER_CALL + 1 {
-                tracing::warn!(guest = %self.guest_name, parent = %self.parent_key,
-                    "guest logged more than {MAX_LOG_MESSAGES_PER_CALL} messages in one call; dropping the rest");
-            }
-            return;
-        }
-        if message.len() > MAX_LOG_MESSAGE_BYTES {
-            let cut = message.floor_char_boundary(MAX_LOG_MESSAGE_BYTES);
-            message.truncate(cut);
-            message.push_str("… (truncated)");
-        }
-        let (guest, parent) = (&self.guest_name, &self.parent_key);
-        match level {
-            LogLevel::Trace => tracing::trace!(guest = %guest, parent = %parent, "{message}"),
-            LogLevel::Debug => tracing::debug!(guest = %guest, parent = %parent, "{message}"),
-            LogLevel::Info => tracing::info!(guest = %guest, parent = %parent, "{message}"),
-            LogLevel::Warn => tracing::warn!(guest = %guest, parent = %parent, "{message}"),
-            LogLevel::Error => tracing::error!(guest = %guest, parent = %parent, "{message}"),
-        }
+    fn log(&mut self, level: LogLevel, message: String) {
+        self.log.log(level, message);
     }
 }

@@ -10,6 +10,7 @@ pub mod compile_cache;
 pub mod config;
 pub mod controller;
 pub mod guest;
+pub mod guest_log;
 pub mod kinds;
 pub mod metrics;
 pub mod owned;

@@ -1,0 +1,118 @@
+//! The guest's `log` import: messages routed to `tracing` with the guest's and parent's names,
+//! each cut at 4 KiB, at most 256 per call, and rate-limited across all calls of the process
+//! (a token bucket), so no guest can flood the host's logs however many parents there are.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::bindings::LogLevel;
+
+/// A message longer than this is cut.
+const MAX_MESSAGE_BYTES: usize = 4096;
+/// Messages a single call may log; the rest are dropped with one warning.
+const MAX_MESSAGES_PER_CALL: u32 = 256;
+/// Sustained guest messages per second, all calls together.
+const RATE_PER_SECOND: f64 = 200.0;
+/// Messages that may be logged at once after a quiet period.
+const BURST: f64 = 2000.0;
+
+/// The process-wide token bucket for guest messages.
+pub struct LogBudget {
+    bucket: Mutex<(f64, Instant)>,
+}
+
+impl Default for LogBudget {
+    fn default() -> Self {
+        Self { bucket: Mutex::new((BURST, Instant::now())) }
+    }
+}
+
+impl LogBudget {
+    fn take(&self) -> bool {
+        self.take_at(Instant::now())
+    }
+
+    fn take_at(&self, now: Instant) -> bool {
+        let mut bucket = self.bucket.lock().expect("log budget lock poisoned");
+        let (tokens, last) = *bucket;
+        let refilled = (tokens + now.saturating_duration_since(last).as_secs_f64() * RATE_PER_SECOND).min(BURST);
+        let allowed = refilled >= 1.0;
+        *bucket = (if allowed { refilled - 1.0 } else { refilled }, now.max(last));
+        allowed
+    }
+}
+
+/// Logging state of one guest call.
+pub struct CallLog {
+    pub guest_name: String,
+    pub parent_key: String,
+    pub budget: std::sync::Arc<LogBudget>,
+    messages: u32,
+    rate_limited: bool,
+}
+
+impl CallLog {
+    pub fn new(guest_name: String, parent_key: String, budget: std::sync::Arc<LogBudget>) -> Self {
+        Self { guest_name, parent_key, budget, messages: 0, rate_limited: false }
+    }
+
+    /// Logs one guest message, or drops it (warning once per call) when over a limit.
+    pub fn log(&mut self, level: LogLevel, mut message: String) {
+        let (guest, parent) = (&self.guest_name, &self.parent_key);
+        self.messages = self.messages.saturating_add(1);
+        if self.messages > MAX_MESSAGES_PER_CALL {
+            if self.messages == MAX_MESSAGES_PER_CALL + 1 {
+                tracing::warn!(%guest, %parent, "guest logged more than {MAX_MESSAGES_PER_CALL} messages in one call; dropping the rest");
+            }
+            return;
+        }
+        if !self.budget.take() {
+            if !self.rate_limited {
+                self.rate_limited = true;
+                tracing::warn!(%guest, %parent, "guests log more than {RATE_PER_SECOND} messages per second; dropping messages");
+            }
+            return;
+        }
+        if message.len() > MAX_MESSAGE_BYTES {
+            message.truncate(message.floor_char_boundary(MAX_MESSAGE_BYTES));
+            message.push_str("… (truncated)");
+        }
+        match level {
+            LogLevel::Trace => tracing::trace!(%guest, %parent, "{message}"),
+            LogLevel::Debug => tracing::debug!(%guest, %parent, "{message}"),
+            LogLevel::Info => tracing::info!(%guest, %parent, "{message}"),
+            LogLevel::Warn => tracing::warn!(%guest, %parent, "{message}"),
+            LogLevel::Error => tracing::error!(%guest, %parent, "{message}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_budget_allows_a_burst_then_the_sustained_rate() {
+        let budget = LogBudget::default();
+        let start = Instant::now();
+        let burst = (0..3000).filter(|_| budget.take_at(start)).count();
+        assert_eq!(burst, BURST as usize);
+        // One second later, about RATE_PER_SECOND more.
+        let later = start + Duration::from_secs(1);
+        let refilled = (0..1000).filter(|_| budget.take_at(later)).count();
+        assert_eq!(refilled, RATE_PER_SECOND as usize);
+    }
+
+    #[test]
+    fn a_call_stops_logging_after_its_cap() {
+        let mut log = CallLog::new("g".into(), "ns/p".into(), Default::default());
+        for _ in 0..(MAX_MESSAGES_PER_CALL + 10) {
+            log.log(LogLevel::Debug, "x".into());
+        }
+        // Only the capped messages took tokens from the shared budget.
+        let left = log.budget.bucket.lock().unwrap().0;
+        assert!((BURST - left - MAX_MESSAGES_PER_CALL as f64).abs() < 1.0, "{left}");
+    }
+}
