@@ -23,7 +23,9 @@ pub struct LogBudget {
 
 impl Default for LogBudget {
     fn default() -> Self {
-        Self { bucket: Mutex::new((BURST, Instant::now())) }
+        Self {
+            bucket: Mutex::new((BURST, Instant::now())),
+        }
     }
 }
 
@@ -35,9 +37,14 @@ impl LogBudget {
     fn take_at(&self, now: Instant) -> bool {
         let mut bucket = self.bucket.lock().expect("log budget lock poisoned");
         let (tokens, last) = *bucket;
-        let refilled = (tokens + now.saturating_duration_since(last).as_secs_f64() * RATE_PER_SECOND).min(BURST);
+        let refilled = (tokens
+            + now.saturating_duration_since(last).as_secs_f64() * RATE_PER_SECOND)
+            .min(BURST);
         let allowed = refilled >= 1.0;
-        *bucket = (if allowed { refilled - 1.0 } else { refilled }, now.max(last));
+        *bucket = (
+            if allowed { refilled - 1.0 } else { refilled },
+            now.max(last),
+        );
         allowed
     }
 }
@@ -53,7 +60,13 @@ pub struct CallLog {
 
 impl CallLog {
     pub fn new(guest_name: String, parent_key: String, budget: std::sync::Arc<LogBudget>) -> Self {
-        Self { guest_name, parent_key, budget, messages: 0, rate_limited: false }
+        Self {
+            guest_name,
+            parent_key,
+            budget,
+            messages: 0,
+            rate_limited: false,
+        }
     }
 
     /// Logs one guest message, or drops it (warning once per call) when over a limit.
@@ -113,6 +126,9 @@ mod tests {
         }
         // Only the capped messages took tokens from the shared budget.
         let left = log.budget.bucket.lock().unwrap().0;
-        assert!((BURST - left - MAX_MESSAGES_PER_CALL as f64).abs() < 1.0, "{left}");
+        assert!(
+            (BURST - left - MAX_MESSAGES_PER_CALL as f64).abs() < 1.0,
+            "{left}"
+        );
     }
 }
