@@ -253,6 +253,9 @@ impl Reloader {
         let guest = tokio::task::spawn_blocking(move || engine.load(&file, limits))
             .await
             .map_err(ReloadError::Task)??;
+        self.allowed_child_kinds
+            .check(&guest.manifest().children)
+            .map_err(ReloadError::KindNotAllowed)?;
         let (new_parent, active_parent) =
             (&guest.manifest().parent, &active.guest.manifest().parent);
         if new_parent != active_parent {
@@ -269,9 +272,6 @@ impl Reloader {
                 None => Err(error),
             };
         }
-        self.allowed_child_kinds
-            .check(&guest.manifest().children)
-            .map_err(ReloadError::KindNotAllowed)?;
         let mut child_kinds = Vec::with_capacity(guest.manifest().children.len());
         for gvk in &guest.manifest().children {
             let known = active.child_kinds.iter().find(|k| &k.gvk == gvk);
