@@ -5,7 +5,7 @@ CARGO        ?= cargo
 GUEST_TARGET := wasm32-wasip2
 GUEST_WASM   := target/$(GUEST_TARGET)/release/guest_potatohead.wasm
 
-.PHONY: help deps guest build crd test demo lint fmt clean bench-hot-swap
+.PHONY: help deps guest test-guests build crd test demo lint fmt clean bench-hot-swap
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,17 +22,21 @@ guest: ## Build the default guest component (release, wasm32-wasip2)
 	$(CARGO) build -p guest-potatohead --target $(GUEST_TARGET) --release
 	@ls -l $(GUEST_WASM) | awk '{print "    guest size: " $$5 " bytes"}'
 
-build: guest ## Build the guest, the test guests, the host and the test harness (debug)
+test-guests: ## Build the test guests under tests/guests/ (release, wasm32-wasip2)
 	@echo "==> building the test guests (tests/guests/)"
 	$(CARGO) build -p potatohead-v2-guest -p hostile-guest -p configmap-echo-guest --target $(GUEST_TARGET) --release
+
+build: guest test-guests ## Build the guests, the host and the test harness (debug)
 	@echo "==> building reconciler-host and the test harness"
 	$(CARGO) build -p reconciler-host -p e2e --bins
 
 crd: ## Regenerate deploy/crd/potatohead.yaml from the Rust spec types
 	$(CARGO) run -q -p guest-potatohead --features crd --bin crdgen > deploy/crd/potatohead.yaml
 
-test: deps build ## Run every test: guest unit tests, host tests on the real .wasm, end-to-end tests
-	@echo "==> running all tests (end-to-end tests start their own kube-apiserver and etcd)"
+# `cargo test` builds reconciler-host itself (with the test build's features), so the host is not
+# built separately here: that would compile wasmtime twice with different feature sets.
+test: deps guest test-guests ## Run every test: guest unit tests, host tests on the real .wasm, end-to-end tests
+	@echo "==> building and running all tests (end-to-end tests start their own kube-apiserver and etcd)"
 	$(CARGO) test --workspace --features guest-potatohead/crd
 
 demo: deps build ## Local control plane + CRD + host + sample; runs until Ctrl-C

@@ -142,19 +142,23 @@ pub async fn run(
         metrics: Arc::clone(&metrics),
         failures: Mutex::new(HashMap::new()),
     });
-    Controller::new_with(parent_api, watcher::Config::default(), parent_kind.resource.clone())
+    // Stop on the caller's shutdown, or when the reloader hands over a guest for a new parent kind.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn({
+        let handoff = Arc::clone(&handoff);
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = handoff.requested() => {}
+            }
+            let _ = stop.send(true);
+        }
+    });
+    let controller = Controller::new_with(parent_api, watcher::Config::default(), parent_kind.resource.clone())
         .reconcile_on(triggered_by_children)
         .reconcile_all_on(reconcile_all_requests)
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
-        .graceful_shutdown_on({
-            let handoff = Arc::clone(&handoff);
-            async move {
-                tokio::select! {
-                    () = shutdown => {}
-                    () = handoff.requested() => {}
-                }
-            }
-        })
+        .graceful_shutdown_on(stopped(stopping.clone()))
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             match result {
@@ -164,8 +168,23 @@ pub async fn run(
                 }
                 Err(error) => debug!(%error, "controller event"),
             }
-        })
-        .await;
+        });
+    // kube-runtime's graceful shutdown finishes in-flight reconciles, but (kube 5.0) never ends
+    // when it is asked to stop before the parent watch's first list completed. So once stopping,
+    // also end as soon as no reconcile is in flight.
+    let idle_after_stop = {
+        let metrics = Arc::clone(&metrics);
+        async move {
+            stopped(stopping).await;
+            while metrics.reconciles_in_flight() > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    tokio::select! {
+        () = controller => {}
+        () = idle_after_stop => debug!("stopping with no reconcile in flight"),
+    }
     reloads.abort();
     children.retain_kinds(&[]);
     metrics.set_caches_synced(false);
@@ -174,6 +193,11 @@ pub async fn run(
         Some(guest) => Stopped::NewParentKind(Box::new(guest)),
         None => Stopped::Shutdown,
     })
+}
+
+/// Resolves once `stopping` turns true (or its sender is gone).
+async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stopping| *stopping).await;
 }
 
 /// Per-parent exponential backoff: 1 s, 2 s, 4 s… up to 5 minutes; reset by a success.

@@ -189,6 +189,11 @@ impl Metrics {
             .inc_by(count as u64);
     }
 
+    /// Reconciles running now.
+    pub fn reconciles_in_flight(&self) -> i64 {
+        self.reconciles_in_flight.get()
+    }
+
     /// Counts a reconcile as running until the guard drops.
     pub fn in_flight(self: &Arc<Self>) -> InFlight {
         self.reconciles_in_flight.inc();
