@@ -4,6 +4,9 @@
 //!
 //! Run: `cargo bench -p reconciler-host --bench guest_margin` (after `make guest`).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -15,7 +18,7 @@ const CALLS: usize = 2000;
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let wasm = root.join("target/wasm32-wasip2/release/guest_potatohead.wasm");
+    let wasm = common::built_guest("guest_potatohead");
     let sample: Value = serde_yaml::from_str(
         &std::fs::read_to_string(root.join("deploy/samples/potatohead.yaml")).unwrap(),
     )

@@ -3,7 +3,8 @@
 //! trap or timeout escapes: the guest either renders children the API server would accept
 //! (names, ports, replicas in range) or returns an invalid-spec error naming the wrong field.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
@@ -14,12 +15,7 @@ use serde_json::{Value, json};
 fn guest() -> &'static LoadedGuest {
     static GUEST: OnceLock<LoadedGuest> = OnceLock::new();
     GUEST.get_or_init(|| {
-        let path = std::env::var_os("POTATOHEAD_GUEST_WASM")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                    .join("../target/wasm32-wasip2/release/guest_potatohead.wasm")
-            });
+        let path = common::built_guest("guest_potatohead");
         let engine = GuestEngine::new(None).expect("engine builds");
         engine
             .load_path(&path, GuestLimits::default())

@@ -26,38 +26,39 @@ fn target_dir() -> PathBuf {
 
 /// The `reconciler-host` binary under test: `$RECONCILER_HOST_BIN`, else the debug build.
 pub fn host_binary() -> PathBuf {
-    let path = std::env::var_os("RECONCILER_HOST_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("debug/reconciler-host"));
-    assert!(
-        path.exists(),
-        "{} is missing: run `make build` (or set RECONCILER_HOST_BIN)",
-        path.display()
-    );
-    path
+    built(
+        Some("RECONCILER_HOST_BIN"),
+        "debug/reconciler-host",
+        "make build",
+    )
 }
 
 /// The default guest: `$POTATOHEAD_GUEST_WASM`, else the release wasm32-wasip2 build.
 pub fn potatohead_guest() -> PathBuf {
-    let path = std::env::var_os("POTATOHEAD_GUEST_WASM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("wasm32-wasip2/release/guest_potatohead.wasm"));
-    assert!(
-        path.exists(),
-        "{} is missing: run `make guest` (or set POTATOHEAD_GUEST_WASM)",
-        path.display()
-    );
-    path
+    built(
+        Some("POTATOHEAD_GUEST_WASM"),
+        "wasm32-wasip2/release/guest_potatohead.wasm",
+        "make guest",
+    )
 }
 
 /// A test guest built from `tests/guests/` (e.g. `potatohead_v2_guest`), release wasm32-wasip2.
 pub fn test_guest(name: &str) -> PathBuf {
-    let path = target_dir().join(format!("wasm32-wasip2/release/{name}.wasm"));
-    assert!(
-        path.exists(),
-        "{} is missing: run `make build`",
-        path.display()
-    );
+    built(
+        None,
+        &format!("wasm32-wasip2/release/{name}.wasm"),
+        "make test-guests",
+    )
+}
+
+/// A build output: `$override_var` if given and set, else `<target>/<relative>`; panics saying
+/// how to build it when missing.
+fn built(override_var: Option<&str>, relative: &str, make: &str) -> PathBuf {
+    let path = override_var
+        .and_then(std::env::var_os)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join(relative));
+    assert!(path.exists(), "{} is missing: run `{make}`", path.display());
     path
 }
 
