@@ -27,18 +27,23 @@ impl ActiveGuest {
 
     /// The labels of the `guest_info` metric.
     pub fn metric_labels(&self) -> GuestLabels {
-        let manifest = self.guest.manifest();
-        GuestLabels {
-            name: manifest.name.clone(),
-            version: manifest.version.clone(),
-            digest: self.guest.digest().to_string(),
-        }
+        guest_labels(&self.guest)
     }
 
     /// What the host writes to `status.reconciler`: which logic produced this status.
     pub fn status_stamp(&self) -> Value {
         let manifest = self.guest.manifest();
         json!({ "name": manifest.name, "version": manifest.version, "digest": self.guest.digest() })
+    }
+}
+
+/// The labels of the `guest_info` metric for `guest`.
+pub fn guest_labels(guest: &LoadedGuest) -> GuestLabels {
+    let manifest = guest.manifest();
+    GuestLabels {
+        name: manifest.name.clone(),
+        version: manifest.version.clone(),
+        digest: guest.digest().to_string(),
     }
 }
 

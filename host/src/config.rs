@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::guest::GuestLimits;
 use crate::kinds::KindAllowlist;
+use crate::leader::{ElectionSettings, LeaseTimings};
 
 /// Runs Kubernetes reconcilers whose decisions are WebAssembly components.
 #[derive(Debug, Parser)]
@@ -104,6 +105,36 @@ pub struct RunArgs {
     /// Compile guests every time; keep no compile cache.
     #[arg(long, env = "RECONCILER_NO_COMPILE_CACHE")]
     pub no_compile_cache: bool,
+    #[command(flatten)]
+    pub leader_election: LeaderElectionArgs,
+}
+
+/// Flags of leader election (`--leader-elect…`).
+#[derive(Debug, Args)]
+pub struct LeaderElectionArgs {
+    /// Run as one of several replicas: only the holder of a coordination.k8s.io/v1 Lease
+    /// reconciles, the others stand by to take over.
+    #[arg(long = "leader-elect", env = "RECONCILER_LEADER_ELECT")]
+    pub enabled: bool,
+    /// Name of the Lease [default: the field manager].
+    #[arg(
+        long = "leader-elect-lease-name",
+        env = "RECONCILER_LEADER_ELECT_LEASE_NAME"
+    )]
+    pub lease_name: Option<String>,
+    /// Namespace of the Lease (set from the pod's namespace with the downward API)
+    /// [default: --namespace, when set].
+    #[arg(long = "leader-elect-namespace", env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// How long a standby waits, after the leader's last renewal it saw, before taking over.
+    #[arg(long = "leader-elect-lease-duration", env = "RECONCILER_LEADER_ELECT_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_duration: Duration,
+    /// How long a leader keeps reconciling without renewing its Lease; then it stops writing.
+    #[arg(long = "leader-elect-renew-deadline", env = "RECONCILER_LEADER_ELECT_RENEW_DEADLINE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub renew_deadline: Duration,
+    /// Pause between attempts to take or renew the Lease.
+    #[arg(long = "leader-elect-retry-period", env = "RECONCILER_LEADER_ELECT_RETRY_PERIOD", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub retry_period: Duration,
 }
 
 /// Validated settings of the controller.
@@ -122,6 +153,8 @@ pub struct RunSettings {
     pub allowed_child_kinds: KindAllowlist,
     /// `None`: no compile cache.
     pub compile_cache_dir: Option<PathBuf>,
+    /// `None`: no leader election, this process reconciles.
+    pub leader_election: Option<ElectionSettings>,
 }
 
 /// A flag value that cannot work.
@@ -147,6 +180,16 @@ pub enum ConfigError {
     Concurrency,
     #[error("--guest-poll-interval must be at least 1s, not {0:?}")]
     GuestPollInterval(Duration),
+    #[error(
+        "--leader-elect needs the Lease's namespace: set --leader-elect-namespace (or POD_NAMESPACE \
+         from the downward API), or --namespace"
+    )]
+    LeaderElectNamespace,
+    #[error(
+        "leader election needs whole seconds with lease duration > renew deadline > retry period \
+         >= 1s (a leader must stop before a standby may take over), not {0:?}"
+    )]
+    LeaderElectTimings(LeaseTimings),
 }
 
 impl RunArgs {
@@ -181,6 +224,11 @@ impl RunArgs {
         if self.guest_poll_interval < Duration::from_secs(1) {
             return Err(ConfigError::GuestPollInterval(self.guest_poll_interval));
         }
+        let leader_election = self.leader_election.validate(
+            self.namespace.as_deref(),
+            self.pod_name.as_deref(),
+            &self.field_manager,
+        )?;
         let compile_cache_dir = if self.no_compile_cache {
             None
         } else {
@@ -206,7 +254,53 @@ impl RunArgs {
             allowed_child_kinds: KindAllowlist::parse(&self.allowed_child_kinds)
                 .map_err(ConfigError::AllowedChildKind)?,
             compile_cache_dir,
+            leader_election,
         })
+    }
+}
+
+impl LeaderElectionArgs {
+    fn validate(
+        self,
+        watch_namespace: Option<&str>,
+        pod_name: Option<&str>,
+        field_manager: &str,
+    ) -> Result<Option<ElectionSettings>, ConfigError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let timings = LeaseTimings {
+            lease_duration: self.lease_duration,
+            renew_deadline: self.renew_deadline,
+            retry_period: self.retry_period,
+        };
+        let whole_seconds = |d: Duration| d.subsec_nanos() == 0 && d >= Duration::from_secs(1);
+        // The Lease stores whole seconds; the deadline must end before a standby may take over.
+        if !whole_seconds(timings.lease_duration)
+            || timings.lease_duration <= timings.renew_deadline
+            || timings.renew_deadline <= timings.retry_period
+            || timings.retry_period < Duration::from_secs(1)
+        {
+            return Err(ConfigError::LeaderElectTimings(timings));
+        }
+        let namespace = self
+            .lease_namespace
+            .filter(|ns| !ns.is_empty())
+            .or_else(|| {
+                watch_namespace
+                    .filter(|ns| !ns.is_empty())
+                    .map(str::to_owned)
+            })
+            .ok_or(ConfigError::LeaderElectNamespace)?;
+        Ok(Some(ElectionSettings {
+            lease_name: self
+                .lease_name
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| field_manager.to_owned()),
+            namespace,
+            identity: crate::leader::identity(pod_name.filter(|name| !name.is_empty())),
+            timings,
+        }))
     }
 }
 
@@ -254,6 +348,48 @@ mod tests {
         assert_eq!(settings.limits.max_memory_bytes, 64 << 20);
         assert_eq!(settings.namespace, None);
         assert_eq!(settings.guest_poll_interval, Duration::from_secs(10));
+        assert!(settings.leader_election.is_none());
+    }
+
+    #[test]
+    fn leader_election_finds_its_namespace_and_checks_its_timings() {
+        let settings = parse(&["--leader-elect", "--namespace", "team"])
+            .unwrap()
+            .leader_election
+            .unwrap();
+        assert_eq!(settings.namespace, "team");
+        assert_eq!(settings.lease_name, "wasm-reconciler");
+        assert_eq!(settings.timings, LeaseTimings::default());
+        let named = parse(&[
+            "--leader-elect",
+            "--leader-elect-namespace",
+            "ops",
+            "--leader-elect-lease-name",
+            "potatoes",
+        ])
+        .unwrap()
+        .leader_election
+        .unwrap();
+        assert_eq!(
+            (named.namespace.as_str(), named.lease_name.as_str()),
+            ("ops", "potatoes")
+        );
+        assert_eq!(
+            parse(&["--leader-elect"]).unwrap_err(),
+            ConfigError::LeaderElectNamespace
+        );
+        for timings in [
+            ["--leader-elect-renew-deadline", "15s"],
+            ["--leader-elect-retry-period", "10s"],
+            ["--leader-elect-lease-duration", "15500ms"],
+            ["--leader-elect-retry-period", "500ms"],
+        ] {
+            let args = [&["--leader-elect", "--namespace", "a"][..], &timings[..]].concat();
+            assert!(
+                matches!(parse(&args), Err(ConfigError::LeaderElectTimings(_))),
+                "{timings:?}"
+            );
+        }
     }
 
     #[test]

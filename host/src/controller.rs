@@ -2,7 +2,7 @@
 //! `Controller` over the parent kind with the host's reconcile (see `reconcile.rs`), and the
 //! guest hot swap beside it (see `reload.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use futures::StreamExt;
 use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use tracing::{debug, info, warn};
 
@@ -18,7 +19,7 @@ use crate::apply::MANAGED_BY_LABEL;
 use crate::config::RunSettings;
 use crate::guest::{GuestEngine, LoadedGuest};
 use crate::kinds::{self, DiscoveryError};
-use crate::metrics::Metrics;
+use crate::metrics::{BacklogProbe, Metrics};
 use crate::owned::{OwnedChildren, WatchScope};
 use crate::reconcile::{Context, ReconcileError, reconcile};
 use crate::reload::{ParentKindHandoff, Reloader};
@@ -56,12 +57,15 @@ pub enum Stopped {
 /// controller and the guest hot swap until `shutdown` resolves (then in-flight reconciles finish
 /// and no new ones start).
 ///
+/// Dropping the returned future instead stops everything at once, abandoning in-flight
+/// reconciles at their next await (what a leader that lost its Lease must do).
+///
 /// # Errors
 /// A [`StartError`] when a kind cannot be used.
 pub async fn run(
     client: Client,
     engine: Arc<GuestEngine>,
-    guest: LoadedGuest,
+    guest: Arc<LoadedGuest>,
     settings: RunSettings,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
@@ -99,10 +103,7 @@ pub async fn run(
     info!("child caches synced; reconciling");
     metrics.set_caches_synced(true);
 
-    let active = ActiveGuest {
-        guest: Arc::new(guest),
-        child_kinds,
-    };
+    let active = ActiveGuest { guest, child_kinds };
     metrics.set_active_guest(active.metric_labels());
     let slot = Arc::new(GuestSlot::new(active));
     let handoff = Arc::new(ParentKindHandoff::default());
@@ -123,6 +124,11 @@ pub async fn run(
         last_refused: Default::default(),
     };
     let reloads = tokio::spawn(reloader.run());
+    let mut teardown = Teardown {
+        tasks: vec![reloads.abort_handle()],
+        children: Arc::clone(&children),
+        metrics: Arc::clone(&metrics),
+    };
 
     let parent_api: Api<DynamicObject> = match settings.namespace.as_deref() {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &parent_kind.resource),
@@ -141,10 +147,11 @@ pub async fn run(
         settings: settings.clone(),
         metrics: Arc::clone(&metrics),
         failures: Mutex::new(HashMap::new()),
+        reconciled_generations: Mutex::new(HashMap::new()),
     });
     // Stop on the caller's shutdown, or when the reloader hands over a guest for a new parent kind.
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    tokio::spawn({
+    let forward_stop = tokio::spawn({
         let handoff = Arc::clone(&handoff);
         async move {
             tokio::select! {
@@ -154,7 +161,17 @@ pub async fn run(
             let _ = stop.send(true);
         }
     });
-    let controller = Controller::new_with(parent_api, watcher::Config::default(), parent_kind.resource.clone())
+    teardown.tasks.push(forward_stop.abort_handle());
+    let controller = Controller::new_with(
+        parent_api,
+        watcher::Config::default(),
+        parent_kind.resource.clone(),
+    );
+    metrics.set_backlog_probe(Some(backlog_probe(
+        controller.store(),
+        Arc::clone(&context),
+    )));
+    let controller = controller
         .reconcile_on(triggered_by_children)
         .reconcile_all_on(reconcile_all_requests)
         .with_config(ControllerConfig::default().concurrency(settings.concurrency))
@@ -185,13 +202,55 @@ pub async fn run(
         () = controller => {}
         () = idle_after_stop => debug!("stopping with no reconcile in flight"),
     }
-    reloads.abort();
-    children.retain_kinds(&[]);
-    metrics.set_caches_synced(false);
+    drop(teardown);
     info!("controller stopped");
     Ok(match handoff.take() {
         Some(guest) => Stopped::NewParentKind(Box::new(guest)),
         None => Stopped::Shutdown,
+    })
+}
+
+/// Stops what runs beside the controller, however [`run`] ends (returned or dropped).
+struct Teardown {
+    tasks: Vec<tokio::task::AbortHandle>,
+    children: Arc<OwnedChildren>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.children.retain_kinds(&[]);
+        self.metrics.set_caches_synced(false);
+        self.metrics.set_backlog_probe(None);
+    }
+}
+
+/// Counts watched parents whose generation differs from the one last reconciled, and forgets
+/// parents that are gone.
+fn backlog_probe(parents: Store<DynamicObject>, ctx: Arc<Context>) -> BacklogProbe {
+    Box::new(move || {
+        let parents = parents.state();
+        let mut reconciled = ctx
+            .reconciled_generations
+            .lock()
+            .expect("generation map lock poisoned");
+        let mut present = HashSet::with_capacity(parents.len());
+        let mut waiting = 0;
+        for parent in &parents {
+            let Some(uid) = parent.metadata.uid.as_deref() else {
+                continue;
+            };
+            present.insert(uid);
+            if reconciled.get(uid).copied() != Some(parent.metadata.generation.unwrap_or_default())
+            {
+                waiting += 1;
+            }
+        }
+        reconciled.retain(|uid, _| present.contains(uid.as_str()));
+        waiting
     })
 }
 

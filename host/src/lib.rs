@@ -12,6 +12,7 @@ pub mod controller;
 pub mod guest;
 pub mod guest_log;
 pub mod kinds;
+pub mod leader;
 pub mod metrics;
 pub mod owned;
 pub mod policy;

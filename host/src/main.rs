@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use reconciler_host::config::{Cli, Command, LogFormat};
-use reconciler_host::controller::{self, Stopped};
-use reconciler_host::guest::GuestEngine;
-use reconciler_host::metrics::{self, Metrics};
+use reconciler_host::active::guest_labels;
+use reconciler_host::config::{Cli, Command, LogFormat, RunSettings};
+use reconciler_host::controller::{self, StartError, Stopped};
+use reconciler_host::guest::{GuestEngine, LoadedGuest};
+use reconciler_host::leader::Elector;
+use reconciler_host::metrics::{self, Leadership, Metrics};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
@@ -80,7 +83,7 @@ async fn wait_for_signal() {
     }
 }
 
-async fn run(command: Command, stopping: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn run(command: Command, stopping: watch::Receiver<bool>) -> anyhow::Result<()> {
     match command {
         Command::Run(args) => {
             let settings = args.validate()?;
@@ -106,30 +109,88 @@ async fn run(command: Command, stopping: tokio::sync::watch::Receiver<bool>) -> 
                 .allowed_child_kinds
                 .check(&manifest.children)
                 .map_err(anyhow::Error::msg)?;
+            metrics.set_active_guest(guest_labels(&guest));
             let client = kube::Client::try_default()
                 .await
                 .context("connecting to Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)")?;
-            let mut guest = guest;
+            let mut guest = Arc::new(guest);
+            let Some(election) = settings.leader_election.clone() else {
+                metrics.set_leadership(Leadership::NotElecting);
+                return reconcile(&client, &engine, &mut guest, &settings, &metrics, stopping)
+                    .await
+                    .map_err(Into::into);
+            };
+            let mut elector = Elector::new(client.clone(), election);
             loop {
-                let mut stopping = stopping.clone();
-                let shutdown = async move {
-                    let _ = stopping.wait_for(|stopping| *stopping).await;
+                info!(identity = %elector.identity(), "leader election: campaigning for the Lease");
+                let renewed = tokio::select! {
+                    renewed = elector.campaign(|| metrics.set_leadership(Leadership::Standby)) => renewed,
+                    () = stopped(stopping.clone()) => return Ok(()),
                 };
-                let stopped = controller::run(
-                    client.clone(),
-                    Arc::clone(&engine),
-                    guest,
-                    settings.clone(),
-                    Arc::clone(&metrics),
-                    shutdown,
-                )
-                .await?;
-                match stopped {
-                    Stopped::Shutdown => break,
-                    Stopped::NewParentKind(next) => guest = *next,
+                metrics.set_leadership(Leadership::Leader);
+                let (done, done_receiver) = tokio::sync::oneshot::channel::<()>();
+                let work = async {
+                    let result = reconcile(
+                        &client,
+                        &engine,
+                        &mut guest,
+                        &settings,
+                        &metrics,
+                        stopping.clone(),
+                    )
+                    .await;
+                    let _ = done.send(());
+                    result
+                };
+                let hold = elector.hold(renewed, async {
+                    let _ = done_receiver.await;
+                });
+                tokio::pin!(work, hold);
+                tokio::select! {
+                    held = &mut hold => {
+                        // Dropping `work` abandons in-flight reconciles: another replica may be
+                        // leading already, and two writers would fight.
+                        metrics.set_leadership(Leadership::Unknown);
+                        warn!(reason = ?held, "leadership lost: stopped reconciling at once");
+                    }
+                    result = &mut work => {
+                        // The last write is done: hand the Lease over (released in `hold`).
+                        hold.await;
+                        return result.map_err(Into::into);
+                    }
                 }
             }
-            Ok(())
         }
     }
+}
+
+/// Runs the controller until `stopping`, again for each new parent kind a hot swap hands over.
+async fn reconcile(
+    client: &kube::Client,
+    engine: &Arc<GuestEngine>,
+    guest: &mut Arc<LoadedGuest>,
+    settings: &RunSettings,
+    metrics: &Arc<Metrics>,
+    stopping: watch::Receiver<bool>,
+) -> Result<(), StartError> {
+    loop {
+        let stopped = controller::run(
+            client.clone(),
+            Arc::clone(engine),
+            Arc::clone(guest),
+            settings.clone(),
+            Arc::clone(metrics),
+            stopped(stopping.clone()),
+        )
+        .await?;
+        match stopped {
+            Stopped::Shutdown => return Ok(()),
+            Stopped::NewParentKind(next) => *guest = Arc::new(*next),
+        }
+    }
+}
+
+/// Resolves once `stopping` turns true.
+async fn stopped(mut stopping: watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stopping| *stopping).await;
 }

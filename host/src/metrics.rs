@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -81,6 +81,34 @@ struct ReloadLabel {
     result: ReloadResult,
 }
 
+/// This replica's part in leader election.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Leadership {
+    /// Starting: not known yet.
+    Unknown = 0,
+    /// Another replica leads; this one waits to take over.
+    Standby = 1,
+    /// This replica holds the Lease and reconciles.
+    Leader = 2,
+    /// Leader election is off: this replica reconciles.
+    NotElecting = 3,
+}
+
+impl Leadership {
+    fn from_u8(value: u8) -> Self {
+        match value {
+            1 => Self::Standby,
+            2 => Self::Leader,
+            3 => Self::NotElecting,
+            _ => Self::Unknown,
+        }
+    }
+}
+
+/// Counts the parents waiting for a reconcile, evaluated at each scrape.
+pub type BacklogProbe = Box<dyn Fn() -> i64 + Send + Sync>;
+
 /// Identity of the active guest.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GuestLabels {
@@ -98,6 +126,10 @@ pub struct Metrics {
     guest_failures: Family<KindLabel, Counter>,
     children: Family<ActionLabel, Counter>,
     reconciles_in_flight: Gauge,
+    queue_depth: Gauge,
+    backlog_probe: std::sync::Mutex<Option<BacklogProbe>>,
+    leader: Gauge,
+    leadership: AtomicU8,
     guest_reloads: Family<ReloadLabel, Counter>,
     guest_info: Family<GuestLabels, Gauge>,
     active_guest: std::sync::Mutex<Option<GuestLabels>>,
@@ -116,6 +148,10 @@ impl Default for Metrics {
             guest_failures: Family::default(),
             children: Family::default(),
             reconciles_in_flight: Gauge::default(),
+            queue_depth: Gauge::default(),
+            backlog_probe: std::sync::Mutex::new(None),
+            leader: Gauge::default(),
+            leadership: AtomicU8::new(Leadership::Unknown as u8),
             guest_reloads: Family::default(),
             guest_info: Family::default(),
             active_guest: std::sync::Mutex::new(None),
@@ -151,6 +187,18 @@ impl Default for Metrics {
             "reconciles_in_flight",
             "Reconciles running now (the controller's work in progress)",
             metrics.reconciles_in_flight.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Parents whose current generation has not been reconciled yet (the controller's \
+             backlog; reconciles caused by child changes or the periodic resync are not counted)",
+            metrics.queue_depth.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 when this replica reconciles (it holds the leader Lease, or runs without leader \
+             election), 0 on standby",
+            metrics.leader.clone(),
         );
         registry.register(
             "guest_reloads",
@@ -225,13 +273,48 @@ impl Metrics {
         self.caches_synced.store(synced, Ordering::Release);
     }
 
+    /// Records this replica's part in leader election.
+    pub fn set_leadership(&self, leadership: Leadership) {
+        self.leadership.store(leadership as u8, Ordering::Release);
+        self.leader.set(i64::from(matches!(
+            leadership,
+            Leadership::Leader | Leadership::NotElecting
+        )));
+    }
+
+    pub fn leadership(&self) -> Leadership {
+        Leadership::from_u8(self.leadership.load(Ordering::Acquire))
+    }
+
+    /// Sets how `queue_depth` is counted (`None`: 0, while no controller runs).
+    pub fn set_backlog_probe(&self, probe: Option<BacklogProbe>) {
+        *self
+            .backlog_probe
+            .lock()
+            .expect("backlog probe lock poisoned") = probe;
+    }
+
+    /// A standby is ready once it knows it is one: it has no caches to sync until it leads.
     fn ready(&self) -> bool {
-        self.caches_synced.load(Ordering::Acquire)
-            && self.active_guest.lock().expect("lock").is_some()
+        let role_ready = match self.leadership() {
+            Leadership::Unknown => false,
+            Leadership::Standby => true,
+            Leadership::Leader | Leadership::NotElecting => {
+                self.caches_synced.load(Ordering::Acquire)
+            }
+        };
+        role_ready && self.active_guest.lock().expect("lock").is_some()
     }
 
     /// The metrics in the Prometheus text format.
     pub fn encode(&self) -> String {
+        let depth = self
+            .backlog_probe
+            .lock()
+            .expect("backlog probe lock poisoned")
+            .as_ref()
+            .map_or(0, |probe| probe());
+        self.queue_depth.set(depth);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
@@ -287,7 +370,7 @@ async fn readyz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: caches syncing or no guest loaded",
+            "not ready: leader election undecided, caches syncing or no guest loaded",
         )
     }
 }
@@ -332,17 +415,47 @@ mod tests {
         assert!(!text.contains("digest=\"sha256:aa\""), "{text}");
     }
 
-    #[test]
-    fn ready_needs_synced_caches_and_a_guest() {
-        let metrics = Metrics::default();
-        assert!(!metrics.ready());
-        metrics.set_caches_synced(true);
-        assert!(!metrics.ready());
-        metrics.set_active_guest(GuestLabels {
+    fn a_guest() -> GuestLabels {
+        GuestLabels {
             name: "g".into(),
             version: "1".into(),
             digest: "d".into(),
-        });
+        }
+    }
+
+    #[test]
+    fn ready_needs_a_role_synced_caches_and_a_guest() {
+        let metrics = Metrics::default();
+        metrics.set_active_guest(a_guest());
+        metrics.set_caches_synced(true);
+        assert!(!metrics.ready(), "role unknown");
+        metrics.set_leadership(Leadership::NotElecting);
         assert!(metrics.ready());
+        metrics.set_caches_synced(false);
+        assert!(!metrics.ready(), "caches not synced");
+        let no_guest = Metrics::default();
+        no_guest.set_leadership(Leadership::NotElecting);
+        no_guest.set_caches_synced(true);
+        assert!(!no_guest.ready(), "no guest");
+    }
+
+    #[test]
+    fn a_standby_is_ready_without_caches_and_reports_it() {
+        let metrics = Metrics::default();
+        metrics.set_active_guest(a_guest());
+        metrics.set_leadership(Leadership::Standby);
+        assert!(metrics.ready());
+        assert!(metrics.encode().contains("reconciler_leader 0"));
+        metrics.set_leadership(Leadership::Leader);
+        assert!(!metrics.ready(), "a leader needs its caches");
+        assert!(metrics.encode().contains("reconciler_leader 1"));
+    }
+
+    #[test]
+    fn queue_depth_comes_from_the_probe_at_scrape_time() {
+        let metrics = Metrics::default();
+        assert!(metrics.encode().contains("reconciler_queue_depth 0"));
+        metrics.set_backlog_probe(Some(Box::new(|| 7)));
+        assert!(metrics.encode().contains("reconciler_queue_depth 7"));
     }
 }

@@ -111,6 +111,9 @@ pub struct Context {
     pub recorder: kube::runtime::events::Recorder,
     /// Consecutive failures per parent (namespace/name), for backoff.
     pub failures: Mutex<HashMap<String, u32>>,
+    /// The generation each parent (by UID) was last reconciled at, whatever the result: what
+    /// `queue_depth` compares the watched parents with.
+    pub reconciled_generations: Mutex<HashMap<String, i64>>,
 }
 
 impl Context {
@@ -158,6 +161,12 @@ pub async fn reconcile(
     };
     ctx.metrics
         .reconcile_finished(label, started.elapsed().as_secs_f64());
+    if let Some(uid) = parent.uid() {
+        ctx.reconciled_generations
+            .lock()
+            .expect("generation map lock poisoned")
+            .insert(uid, parent.metadata.generation.unwrap_or_default());
+    }
     if result.is_ok() {
         ctx.failures
             .lock()

@@ -127,10 +127,16 @@ impl Reloader {
         let mut poll = tokio::time::interval(self.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         poll.tick().await;
+        // The file may have changed since the guest was loaded: while caches listed, or while
+        // this replica stood by for leadership.
+        let mut start_up = Some("start-up check");
         loop {
-            let cause = tokio::select! {
-                Some(cause) = woken.recv() => cause,
-                _ = poll.tick() => "periodic check",
+            let cause = match start_up.take() {
+                Some(cause) => cause,
+                None => tokio::select! {
+                    Some(cause) = woken.recv() => cause,
+                    _ = poll.tick() => "periodic check",
+                },
             };
             tokio::time::sleep(DEBOUNCE).await;
             while woken.try_recv().is_ok() {}

@@ -126,6 +126,12 @@ impl HostProcess {
         }
     }
 
+    /// Kills the process with SIGKILL (no clean-up, like a node dying) and reaps it.
+    pub fn kill_hard(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Resident memory of the process, in bytes (from /proc).
     pub fn rss_bytes(&self) -> u64 {
         let status =

@@ -67,6 +67,21 @@ async fn metrics_count_the_reconciles_writes_and_guest_calls_of_the_sample() {
             .contains(r#"reconciler_guest_info{name="potatohead",version="0.1.0",digest="sha256:"#),
         "{metrics}"
     );
+    // Without leader election this replica reconciles.
+    assert_eq!(
+        metric_value(&metrics, "reconciler_leader"),
+        Some(1.0),
+        "{metrics}"
+    );
+    // Every parent's generation reconciled: nothing waits.
+    eventually(Duration::from_secs(30), "queue depth 0", || async {
+        let (_, metrics) = host.http_get("/metrics").await;
+        match metric_value(&metrics, "reconciler_queue_depth") {
+            Some(0.0) => Ok(()),
+            depth => Err(format!("{depth:?}")),
+        }
+    })
+    .await;
     // Nothing failed, so no failure series exists at all.
     assert!(
         !metrics.contains("reconciler_guest_failures_total{"),
