@@ -228,30 +228,34 @@ impl Drop for Teardown {
     }
 }
 
-/// Counts watched parents whose generation differs from the one last reconciled, and forgets
-/// parents that are gone.
+/// `queue_depth`: reads the controller's parent cache at each scrape.
 fn backlog_probe(parents: Store<DynamicObject>, ctx: Arc<Context>) -> BacklogProbe {
     Box::new(move || {
-        let parents = parents.state();
         let mut reconciled = ctx
             .reconciled_generations
             .lock()
             .expect("generation map lock poisoned");
-        let mut present = HashSet::with_capacity(parents.len());
-        let mut waiting = 0;
-        for parent in &parents {
-            let Some(uid) = parent.metadata.uid.as_deref() else {
-                continue;
-            };
-            present.insert(uid);
-            if reconciled.get(uid).copied() != Some(parent.metadata.generation.unwrap_or_default())
-            {
-                waiting += 1;
-            }
-        }
-        reconciled.retain(|uid, _| present.contains(uid.as_str()));
-        waiting
+        count_waiting(&parents.state(), &mut reconciled)
     })
+}
+
+/// Counts parents whose generation differs from the one last reconciled, and forgets parents
+/// that are gone.
+fn count_waiting(parents: &[Arc<DynamicObject>], reconciled: &mut HashMap<String, i64>) -> i64 {
+    let mut present = HashSet::with_capacity(parents.len());
+    let mut waiting = 0;
+    for parent in parents {
+        let Some(uid) = parent.metadata.uid.as_deref() else {
+            continue;
+        };
+        present.insert(uid);
+        let generation = parent.metadata.generation.unwrap_or_default();
+        if reconciled.get(uid) != Some(&generation) {
+            waiting += 1;
+        }
+    }
+    reconciled.retain(|uid, _| present.contains(uid.as_str()));
+    waiting
 }
 
 /// Resolves once `stopping` turns true (or its sender is gone).
@@ -267,4 +271,34 @@ fn error_policy(parent: Arc<DynamicObject>, _error: &ReconcileError, ctx: Arc<Co
             .saturating_mul(1 << (attempts - 1).min(16))
             .min(BACKOFF_MAX),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parent(uid: &str, generation: i64) -> Arc<DynamicObject> {
+        let mut object = DynamicObject::new(
+            uid,
+            &kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
+        );
+        object.metadata.uid = Some(uid.into());
+        object.metadata.generation = Some(generation);
+        Arc::new(object)
+    }
+
+    #[test]
+    fn parents_with_an_unreconciled_generation_are_waiting_and_gone_ones_forgotten() {
+        let mut reconciled = HashMap::from([
+            ("a".to_string(), 1),
+            ("b".to_string(), 1),
+            ("gone".to_string(), 4),
+        ]);
+        let parents = [parent("a", 1), parent("b", 2), parent("new", 1)];
+        assert_eq!(count_waiting(&parents, &mut reconciled), 2);
+        assert!(!reconciled.contains_key("gone"));
+        reconciled.insert("b".into(), 2);
+        reconciled.insert("new".into(), 1);
+        assert_eq!(count_waiting(&parents, &mut reconciled), 0);
+    }
 }
