@@ -337,7 +337,7 @@ async fn reconcile_parent(
         .await;
     let (applied, unchanged, pruned) = (writes.applied, writes.unchanged, writes.pruned.len());
     if !writes.failures.is_empty() {
-        let message = writes.failures.join("; ");
+        let message = crate::summarize_failures(&writes.failures);
         report
             .failure(FailureReason::ApplyFailed, message.clone())
             .await;
@@ -395,8 +395,10 @@ async fn check_no_take_over(
     for (child, found) in existing {
         let found = found.map_err(|e| {
             ReconcileError::Write(format!(
-                "checking {} {}: {e}",
-                child.kind.resource.kind, child.name
+                "checking {} {}: {}",
+                child.kind.resource.kind,
+                child.name,
+                crate::api_error_text(&e)
             ))
         })?;
         let Some(object) = found else { continue };
@@ -459,7 +461,7 @@ async fn apply_children(
             let what = format!("{} {}", child.kind.resource.kind, child.name);
             apply::apply(&api, &child.name, &child.object, field_manager)
                 .map_ok(|()| Some((what.clone(), created)))
-                .map_err(|e| format!("applying {what}: {e}"))
+                .map_err(|e| format!("applying {what}: {}", crate::api_error_text(&e)))
                 .await
         }
     }))
@@ -503,9 +505,13 @@ async fn prune_child(
     let name = child.object.name_any();
     let uid = child.object.uid().unwrap_or_default();
     let api = Api::<DynamicObject>::namespaced_with(ctx.client.clone(), namespace, resource);
-    let pruned = apply::prune(&api, &name, &uid)
-        .await
-        .map_err(|e| format!("pruning {} {name}: {e}", resource.kind))?;
+    let pruned = apply::prune(&api, &name, &uid).await.map_err(|e| {
+        format!(
+            "pruning {} {name}: {}",
+            resource.kind,
+            crate::api_error_text(&e)
+        )
+    })?;
     if pruned == Pruned::Deleted {
         info!(kind = %resource.kind, %name, "pruned a child the guest no longer wants");
     }

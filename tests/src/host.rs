@@ -27,17 +27,29 @@ impl HostProcess {
         guest: &Path,
         args: &[&str],
     ) -> HostProcess {
+        let mut all = vec!["run".to_string(), "--guest".to_string()];
+        all.push(guest.display().to_string());
+        all.extend(args.iter().map(|a| a.to_string()));
+        Self::spawn(plane, kubeconfig, &all, &[])
+    }
+
+    /// `reconciler-host <args…>` with extra environment variables, authenticated by
+    /// `kubeconfig`, its metrics on a free loopback port.
+    pub fn spawn(
+        plane: &ControlPlane,
+        kubeconfig: &Path,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> HostProcess {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log = plane.dir.join(format!("reconciler-host-{n}.log"));
         let file = fs::File::create(&log).expect("host log file");
         let child = Command::new(host_binary())
-            .arg("run")
-            .arg("--guest")
-            .arg(guest)
+            .args(args)
             // Hosts run side by side in tests: take any free port (read back with metrics_address).
             .args(["--metrics-bind-address", "127.0.0.1:0"])
-            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,reconciler_host=debug")
             .stdin(Stdio::null())
@@ -69,10 +81,16 @@ impl HostProcess {
                     .lines()
                     .find(|l| l.contains("serving /metrics"))
                     .ok_or("not logged yet")?;
+                // Text logs say `address=…`, JSON logs `"address":"…"`.
                 let address = line
                     .split("address=")
                     .nth(1)
-                    .and_then(|rest| rest.split_whitespace().next());
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .or_else(|| {
+                        line.split("\"address\":\"")
+                            .nth(1)
+                            .and_then(|rest| rest.split('"').next())
+                    });
                 address
                     .and_then(|a| a.parse().ok())
                     .ok_or_else(|| format!("no address in {line:?}"))

@@ -4,7 +4,9 @@
 
 pub mod cluster;
 pub mod control_plane;
+pub mod deploy;
 pub mod host;
+pub mod operator;
 pub mod paths;
 
 pub use cluster::{TestNamespace, eventually, potatohead_api, sample_potatohead};
