@@ -5,7 +5,7 @@ CARGO        ?= cargo
 GUEST_TARGET := wasm32-wasip2
 GUEST_WASM   := target/$(GUEST_TARGET)/release/guest_potatohead.wasm
 
-.PHONY: help deps guest test-guests build crd test demo lint fmt clean bench-hot-swap
+.PHONY: help deps guest test-guests build release crd test demo lint fmt clean bench-hot-swap publish-guest
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -15,6 +15,7 @@ deps: ## Install the wasm target and the local control plane (one-time build, ca
 	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
 	@echo "==> checking the local control plane binaries (the first run builds them: several minutes)"
 	@hack/control-plane-bins.sh >/dev/null
+	@hack/kubectl.sh >/dev/null
 
 guest: ## Build the default guest component (release, wasm32-wasip2)
 	@echo "==> building the guest $(GUEST_WASM)"
@@ -29,6 +30,13 @@ test-guests: ## Build the test guests under tests/guests/ (release, wasm32-wasip
 build: guest test-guests ## Build the guests, the host and the test harness (debug)
 	@echo "==> building reconciler-host and the test harness"
 	$(CARGO) build -p reconciler-host -p e2e --bins
+
+release: guest ## Build the release host (what the Dockerfile ships) and guest
+	$(CARGO) build --release --locked -p reconciler-host
+	@ls -l target/release/reconciler-host | awk '{print "    host size: " $$5 " bytes"}'
+
+publish-guest: guest ## Build the guest and create/update its ConfigMap in the cluster (NAMESPACE, CONFIGMAP, KUBECTL)
+	hack/publish-guest.sh $(GUEST_WASM)
 
 crd: ## Regenerate deploy/crd/potatohead.yaml from the Rust spec types
 	$(CARGO) run -q -p guest-potatohead --features crd --bin crdgen > deploy/crd/potatohead.yaml

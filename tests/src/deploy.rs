@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use anyhow::{Context, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::discovery::pinned_kind;
 use serde::Deserialize;
@@ -168,17 +168,97 @@ pub async fn service_account_kubeconfig(
     Ok(path)
 }
 
+/// `hack/publish-guest.sh GUEST` into `namespace`, as the user of `kubeconfig`, with kubectl 1.20.
+pub fn publish_guest(kubeconfig: &Path, namespace: &str, guest: &Path) -> anyhow::Result<()> {
+    let script = workspace_root().join("hack/publish-guest.sh");
+    let output = Command::new(&script)
+        .arg(guest)
+        .env("KUBECONFIG", kubeconfig)
+        .env("KUBECTL", kubectl())
+        .env("NAMESPACE", namespace)
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !output.status.success() {
+        bail!(
+            "publish-guest failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// The host running like the Deployment's pod, and the local folders standing in for its
+/// ConfigMap volumes.
+pub struct PodLike {
+    pub host: HostProcess,
+    namespace: String,
+    /// (local folder, ConfigMap name)
+    config_maps: Vec<(PathBuf, String)>,
+}
+
+impl PodLike {
+    /// Does what the kubelet does when a mounted ConfigMap changed: writes its keys into a new
+    /// timestamped folder and swaps the `..data` symlink to it.
+    pub async fn sync_volumes(&self, client: &kube::Client) -> anyhow::Result<()> {
+        for (dir, name) in &self.config_maps {
+            project_config_map(client, &self.namespace, name, dir).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes ConfigMap `namespace/name` into `dir` in the kubelet's layout:
+/// `key -> ..data/key`, `..data -> ..<timestamp>/`.
+async fn project_config_map(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let config_map = Api::<ConfigMap>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .with_context(|| format!("reading ConfigMap {namespace}/{name}"))?;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let version = format!(
+        "..2026_11_24_00_00_00.{:09}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let payload = dir.join(&version);
+    std::fs::create_dir_all(&payload)?;
+    let mut keys = Vec::new();
+    for (key, value) in config_map.binary_data.iter().flatten() {
+        std::fs::write(payload.join(key), &value.0)?;
+        keys.push(key.clone());
+    }
+    for (key, value) in config_map.data.iter().flatten() {
+        std::fs::write(payload.join(key), value)?;
+        keys.push(key.clone());
+    }
+    let staged = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&staged);
+    std::os::unix::fs::symlink(&version, &staged)?;
+    std::fs::rename(&staged, dir.join("..data"))?;
+    for key in keys {
+        let link = dir.join(&key);
+        if link.symlink_metadata().is_err() {
+            std::os::unix::fs::symlink(format!("..data/{key}"), link)?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs `reconciler-host` configured exactly like the manager container of `deployment`: its
 /// args and env (downward-API fields filled in as the kubelet would), its volumes as local
-/// folders at the paths the args name (the guest ConfigMap holding `guest` under each of its
-/// keys… here `guest.wasm`), authenticated by `kubeconfig`.
-pub fn start_like_pod(
+/// folders at the paths the args name (ConfigMaps projected from the API server by `client`,
+/// in the kubelet's layout; emptyDirs empty), authenticated by `kubeconfig`.
+pub async fn start_like_pod(
     plane: &ControlPlane,
+    client: &kube::Client,
     kubeconfig: &Path,
     deployment: &Deployment,
-    guest: &Path,
     pod_name: &str,
-) -> anyhow::Result<HostProcess> {
+) -> anyhow::Result<PodLike> {
     let namespace = deployment
         .metadata
         .namespace
@@ -195,8 +275,8 @@ pub fn start_like_pod(
         .find(|c| c.name == "manager")
         .context("no manager container")?;
     let root = plane.dir.join(format!("pod-{namespace}-{pod_name}"));
-    // mountPath -> local folder
     let mut mounts = BTreeMap::new();
+    let mut config_maps = Vec::new();
     for mount in container.volume_mounts.iter().flatten() {
         let volume = pod
             .volumes
@@ -206,8 +286,14 @@ pub fn start_like_pod(
             .with_context(|| format!("no volume {}", mount.name))?;
         let local = root.join(&mount.name);
         std::fs::create_dir_all(&local)?;
-        if volume.config_map.is_some() {
-            std::fs::copy(guest, local.join("guest.wasm"))?;
+        if let Some(source) = &volume.config_map {
+            project_config_map(client, &namespace, &source.name, &local).await?;
+            config_maps.push((local.clone(), source.name.clone()));
+        } else if volume.empty_dir.is_none() {
+            bail!(
+                "volume {} is neither a ConfigMap nor an emptyDir",
+                volume.name
+            );
         }
         mounts.insert(mount.mount_path.clone(), local);
     }
@@ -248,5 +334,9 @@ pub fn start_like_pod(
         };
         env.push((var.name.clone(), value));
     }
-    Ok(HostProcess::spawn(plane, kubeconfig, &args, &env))
+    Ok(PodLike {
+        host: HostProcess::spawn(plane, kubeconfig, &args, &env),
+        namespace,
+        config_maps,
+    })
 }

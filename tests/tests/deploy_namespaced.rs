@@ -56,14 +56,17 @@ async fn deploy_variant(
         deploy::service_account_kubeconfig(plane, client, &variant.namespace, "wasm-reconciler")
             .await
             .unwrap();
+    deploy::publish_guest(&plane.kubeconfig, &variant.namespace, &potatohead_guest()).unwrap();
     deploy::start_like_pod(
         plane,
+        client,
         &kubeconfig,
         &deployment,
-        &potatohead_guest(),
         "wasm-reconciler-7d4b9-x2x9q",
     )
+    .await
     .unwrap()
+    .host
 }
 
 #[tokio::test(flavor = "multi_thread")]

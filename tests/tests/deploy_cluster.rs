@@ -1,0 +1,161 @@
+//! End to end: `deploy/default` applied with `kubectl apply -k` (kubectl 1.20), the guest
+//! published with `hack/publish-guest.sh`, and the host run exactly like the Deployment's pod,
+//! authenticated as its ServiceAccount with the ClusterRole: it manages PotatoHeads in any
+//! namespace, and a newly published guest reaches it without a restart.
+//!
+//! Own test binary, so its own control plane: this operator watches every namespace.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use e2e::deploy::{self, kind_of};
+use e2e::operator::manages_the_sample;
+use e2e::paths::{potatohead_guest, test_guest};
+use e2e::{ControlPlane, TestNamespace, eventually, potatohead_api};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+
+const SYSTEM: &str = "wasm-reconciler-system";
+
+#[test]
+fn both_rbac_flavours_grant_the_same_rules() {
+    let rules = |overlay: &str, kind: &str| {
+        deploy::kustomize(overlay)
+            .unwrap()
+            .into_iter()
+            .find(|o| kind_of(o) == kind && o.metadata.name.as_deref() == Some("wasm-reconciler"))
+            .unwrap()
+            .data["rules"]
+            .clone()
+    };
+    assert_eq!(rules("default", "ClusterRole"), rules("namespaced", "Role"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_overlay_is_accepted_by_the_api_server() {
+    let plane = ControlPlane::shared().await;
+    let client = plane.client().await;
+    let version = client.apiserver_version().await.unwrap();
+    let minor: u32 = version.minor.trim_end_matches('+').parse().unwrap();
+    for overlay in ["default", "namespaced", "oci-guest", "samples"] {
+        let mut objects = deploy::kustomize(overlay).unwrap();
+        assert!(!objects.is_empty(), "{overlay} renders nothing");
+        if overlay == "oci-guest" && minor < 31 {
+            // Image volumes exist from 1.31; an older server drops the unknown volume source
+            // and rightly refuses a volume without one.
+            eprintln!("skipping the dry run of deploy/oci-guest: the server is 1.{minor} (< 1.31)");
+            continue;
+        }
+        // A server-side dry run needs the namespace to exist.
+        deploy::relocate(&mut objects, &format!("dry-run-{overlay}"));
+        let namespaces: Vec<_> = objects
+            .iter()
+            .filter(|o| kind_of(o) == "Namespace")
+            .cloned()
+            .collect();
+        deploy::apply(&client, &namespaces, false).await.unwrap();
+        if overlay == "samples" {
+            let namespace = TestNamespace::create(&client, "dry-run-sample").await.name;
+            deploy::relocate(&mut objects, &namespace);
+            for object in &mut objects {
+                object.metadata.namespace = Some(namespace.clone());
+            }
+        }
+        deploy::apply(&client, &objects, true)
+            .await
+            .unwrap_or_else(|e| panic!("deploy/{overlay}: {e:#}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cluster_scoped_operator_works_as_its_service_account_and_takes_a_published_guest() {
+    let plane = ControlPlane::shared().await;
+    let client = plane.client().await;
+
+    // As a user would: apply -k, then publish the guest the Deployment mounts.
+    let applied = Command::new(deploy::kubectl())
+        .args(["apply", "-k"])
+        .arg(e2e::paths::workspace_root().join("deploy/default"))
+        .env("KUBECONFIG", &plane.kubeconfig)
+        .output()
+        .unwrap();
+    assert!(
+        applied.status.success(),
+        "kubectl apply -k deploy/default: {}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    deploy::publish_guest(&plane.kubeconfig, SYSTEM, &potatohead_guest()).unwrap();
+    let published = Api::<ConfigMap>::namespaced(client.clone(), SYSTEM)
+        .get("wasm-reconciler-guest")
+        .await
+        .unwrap();
+    assert_eq!(
+        published.binary_data.unwrap()["guest.wasm"].0,
+        std::fs::read(potatohead_guest()).unwrap(),
+        "the ConfigMap holds the guest byte for byte"
+    );
+
+    let deployment = Api::<Deployment>::namespaced(client.clone(), SYSTEM)
+        .get("wasm-reconciler")
+        .await
+        .unwrap();
+    let kubeconfig = deploy::service_account_kubeconfig(plane, &client, SYSTEM, "wasm-reconciler")
+        .await
+        .unwrap();
+    let pod = deploy::start_like_pod(
+        plane,
+        &client,
+        &kubeconfig,
+        &deployment,
+        "wasm-reconciler-5f7c6-q8w2z",
+    )
+    .await
+    .unwrap();
+
+    // PotatoHeads in two unrelated namespaces.
+    for prefix in ["team-a", "team-b"] {
+        let namespace = TestNamespace::create(&client, prefix).await.name;
+        manages_the_sample(
+            &client,
+            &namespace,
+            Instant::now() + Duration::from_secs(60),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{namespace}: {e}\n{}", pod.host.log()));
+    }
+
+    // A new guest, published and delivered to the mount: the running host switches to it.
+    let namespace = TestNamespace::create(&client, "team-c").await.name;
+    manages_the_sample(
+        &client,
+        &namespace,
+        Instant::now() + Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    let pid = pod.host.pid();
+    deploy::publish_guest(
+        &plane.kubeconfig,
+        SYSTEM,
+        &test_guest("potatohead_v2_guest"),
+    )
+    .unwrap();
+    pod.sync_volumes(&client).await.unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "status names the published guest",
+        || async {
+            let demo = potatohead_api(&client, &namespace)
+                .get("demo")
+                .await
+                .unwrap();
+            match demo.data["status"]["reconciler"]["name"].as_str() {
+                Some("potatohead-v2") => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert_eq!(pod.host.pid(), pid, "no restart");
+}
