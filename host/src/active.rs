@@ -32,9 +32,14 @@ impl ActiveGuest {
 
     /// What the host writes to `status.reconciler`: which logic produced this status.
     pub fn status_stamp(&self) -> Value {
-        let manifest = self.guest.manifest();
-        json!({ "name": manifest.name, "version": manifest.version, "digest": self.guest.digest() })
+        status_stamp(&self.guest)
     }
+}
+
+/// `status.reconciler` for `guest`: its name, version and digest.
+pub fn status_stamp(guest: &LoadedGuest) -> Value {
+    let manifest = guest.manifest();
+    json!({ "name": manifest.name, "version": manifest.version, "digest": guest.digest() })
 }
 
 /// The labels of the `guest_info` metric for `guest`.

@@ -31,6 +31,49 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the controller: watch the guest's parent kind and reconcile every parent through it.
     Run(RunArgs),
+    /// Run a guest offline for one parent, exactly as the controller would, and print what it
+    /// would apply and the status it would write. Exit code 0: rendered; 1: the guest rejected
+    /// the spec, failed, or broke the host's output rules; 2: unusable input.
+    Render(RenderArgs),
+    /// Check a guest file: is it usable by this host, and what does it declare? Exit code 0:
+    /// usable; 1: not.
+    Check(CheckArgs),
+}
+
+/// Output format of `render`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Yaml,
+    Json,
+}
+
+/// Flags of `reconciler-host render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The guest component (.wasm).
+    #[arg(long)]
+    pub guest: PathBuf,
+    /// The parent object (YAML or JSON file), e.g. deploy/samples/potatohead.yaml.
+    #[arg(long)]
+    pub parent: PathBuf,
+    /// Children the guest observes: YAML/JSON files (several documents or a List) or folders of
+    /// them; repeat the flag for more.
+    #[arg(long)]
+    pub children: Vec<PathBuf>,
+    /// Print YAML documents, or one JSON List.
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Yaml)]
+    pub output: OutputFormat,
+    /// The field manager the host would run with (it names the managed-by label).
+    #[arg(long, default_value = "wasm-reconciler")]
+    pub field_manager: String,
+}
+
+/// Flags of `reconciler-host check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The guest component (.wasm).
+    #[arg(long)]
+    pub guest: PathBuf,
 }
 
 /// Flags of `reconciler-host run`.
@@ -305,7 +348,7 @@ impl LeaderElectionArgs {
 }
 
 /// `$XDG_CACHE_HOME/wasm-reconciler/compiled-guests`, else `$HOME/.cache/…`; none without either.
-fn default_compile_cache_dir() -> Option<PathBuf> {
+pub fn default_compile_cache_dir() -> Option<PathBuf> {
     let cache_home = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)

@@ -194,15 +194,55 @@ impl GuestEngine {
         file: &GuestFile,
         limits: GuestLimits,
     ) -> Result<LoadedGuest, LoadError> {
-        let path = file.path.as_path();
+        let compiled = self.compile(file)?;
+        self.link(file, compiled, limits)
+    }
+
+    /// Compiles a guest file to machine code, or takes it from the compile cache.
+    ///
+    /// # Errors
+    /// [`LoadError::Compile`] when the file is not a component wasmtime accepts.
+    pub fn compile(&self, file: &GuestFile) -> Result<CompiledGuest, LoadError> {
         let compiled = match &self.cache {
             Some(cache) => cache.component(&self.engine, &file.bytes, &file.digest),
             None => Component::new(&self.engine, &file.bytes).map(|c| (c, CompileOrigin::Compiled)),
         };
         let (component, origin) = compiled.map_err(|source| LoadError::Compile {
-            path: path.into(),
+            path: file.path.clone(),
             source,
         })?;
+        Ok(CompiledGuest { component, origin })
+    }
+
+    /// The names a compiled guest imports and exports (e.g.
+    /// `wasm-reconciler:reconciler/guest@0.1.0`), for telling users what a guest was built
+    /// against.
+    pub fn interfaces(&self, compiled: &CompiledGuest) -> GuestInterfaces {
+        let component_type = compiled.component.component_type();
+        GuestInterfaces {
+            imports: component_type
+                .imports(&self.engine)
+                .map(|(name, _)| name.to_string())
+                .collect(),
+            exports: component_type
+                .exports(&self.engine)
+                .map(|(name, _)| name.to_string())
+                .collect(),
+        }
+    }
+
+    /// Links a compiled guest and asks it to describe itself.
+    ///
+    /// # Errors
+    /// [`LoadError::Incompatible`], [`LoadError::Describe`] or [`LoadError::Manifest`].
+    pub fn link(
+        self: &Arc<Self>,
+        file: &GuestFile,
+        compiled: CompiledGuest,
+        limits: GuestLimits,
+    ) -> Result<LoadedGuest, LoadError> {
+        let path = file.path.as_path();
+        let CompiledGuest { component, origin } = compiled;
         let incompatible = |source| LoadError::Incompatible {
             path: path.into(),
             source,
@@ -245,6 +285,19 @@ impl GuestEngine {
     ) -> Result<LoadedGuest, LoadError> {
         self.load(&GuestFile::read(path)?, limits)
     }
+}
+
+/// A guest compiled to machine code, not yet linked.
+pub struct CompiledGuest {
+    component: Component,
+    origin: CompileOrigin,
+}
+
+/// What a guest component imports and exports, by name.
+#[derive(Clone, Debug, Default)]
+pub struct GuestInterfaces {
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
 }
 
 /// A guest file's bytes and digest, read once.

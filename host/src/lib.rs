@@ -6,6 +6,7 @@
 pub mod active;
 pub mod apply;
 pub mod bindings;
+pub mod check;
 pub mod compile_cache;
 pub mod config;
 pub mod controller;
@@ -18,6 +19,7 @@ pub mod owned;
 pub mod policy;
 pub mod reconcile;
 pub mod reload;
+pub mod render;
 pub mod report;
 pub mod status;
 

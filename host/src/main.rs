@@ -8,11 +8,15 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use reconciler_host::active::guest_labels;
-use reconciler_host::config::{Cli, Command, LogFormat, RunSettings};
+use reconciler_host::config::{
+    Cli, Command, LogFormat, OutputFormat, RenderArgs, RunArgs, RunSettings,
+    default_compile_cache_dir,
+};
 use reconciler_host::controller::{self, StartError, Stopped};
-use reconciler_host::guest::{GuestEngine, LoadedGuest};
+use reconciler_host::guest::{GuestEngine, GuestLimits, LoadedGuest};
 use reconciler_host::leader::Elector;
 use reconciler_host::metrics::{self, Leadership, Metrics};
+use reconciler_host::render::RenderError;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -34,6 +38,11 @@ fn init_logging(format: LogFormat) {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    let args = match cli.command {
+        Command::Render(args) => return render(args),
+        Command::Check(args) => return check(&args.guest),
+        Command::Run(args) => args,
+    };
     let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -45,7 +54,7 @@ async fn main() -> ExitCode {
     });
     let mut stopped = stopping.clone();
     let outcome = tokio::select! {
-        outcome = run(cli.command, stopping) => outcome,
+        outcome = run(args, stopping) => outcome,
         // A reconcile is bounded (guest deadline, API timeouts), so this only fires if shutting
         // down itself is stuck; do not leave a process that ignores SIGTERM.
         () = async {
@@ -83,82 +92,144 @@ async fn wait_for_signal() {
     }
 }
 
-async fn run(command: Command, stopping: watch::Receiver<bool>) -> anyhow::Result<()> {
-    match command {
-        Command::Run(args) => {
-            let settings = args.validate()?;
-            // Serve health and metrics first, so a probe can see the process while it starts.
-            let metrics = Arc::new(Metrics::default());
-            let address = metrics::serve(settings.metrics_bind_address, Arc::clone(&metrics))
-                .await
-                .with_context(|| format!("serving metrics on {}", settings.metrics_bind_address))?;
-            info!(%address, "serving /metrics, /healthz and /readyz");
-            let engine = GuestEngine::new(settings.compile_cache_dir.as_deref())
-                .map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
-            let guest = engine.load_path(&settings.guest, settings.limits)?;
-            let manifest = guest.manifest();
-            info!(
-                guest = %manifest.name,
-                version = %manifest.version,
-                digest = %guest.digest(),
-                path = %settings.guest.display(),
-                origin = ?guest.origin(),
-                "guest loaded"
-            );
-            settings
-                .allowed_child_kinds
-                .check(&manifest.children)
-                .map_err(anyhow::Error::msg)?;
-            metrics.set_active_guest(guest_labels(&guest));
-            let client = kube::Client::try_default()
-                .await
-                .context("connecting to Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)")?;
-            let mut guest = Arc::new(guest);
-            let Some(election) = settings.leader_election.clone() else {
-                metrics.set_leadership(Leadership::NotElecting);
-                return reconcile(&client, &engine, &mut guest, &settings, &metrics, stopping)
-                    .await
-                    .map_err(Into::into);
-            };
-            let mut elector = Elector::new(client.clone(), election);
-            loop {
-                info!(identity = %elector.identity(), "leader election: campaigning for the Lease");
-                let renewed = tokio::select! {
-                    renewed = elector.campaign(|| metrics.set_leadership(Leadership::Standby)) => renewed,
-                    () = stopped(stopping.clone()) => return Ok(()),
-                };
-                metrics.set_leadership(Leadership::Leader);
-                let (done, done_receiver) = tokio::sync::oneshot::channel::<()>();
-                let work = async {
-                    let result = reconcile(
-                        &client,
-                        &engine,
-                        &mut guest,
-                        &settings,
-                        &metrics,
-                        stopping.clone(),
-                    )
-                    .await;
-                    let _ = done.send(());
-                    result
-                };
-                let hold = elector.hold(renewed, async {
-                    let _ = done_receiver.await;
-                });
-                tokio::pin!(work, hold);
-                tokio::select! {
-                    held = &mut hold => {
-                        // Dropping `work` abandons in-flight reconciles: another replica may be
-                        // leading already, and two writers would fight.
-                        metrics.set_leadership(Leadership::Unknown);
-                        warn!(reason = ?held, "leadership lost: stopped reconciling at once");
-                    }
-                    result = &mut work => {
-                        // The last write is done: hand the Lease over (released in `hold`).
-                        hold.await;
-                        return result.map_err(Into::into);
-                    }
+/// `render`: exit 0 rendered, 1 the guest said no, 2 unusable input.
+fn render(args: RenderArgs) -> ExitCode {
+    let rendered = (|| -> Result<_, anyhow::Error> {
+        let parent = reconciler_host::render::read_parent(&args.parent)?;
+        let children = reconciler_host::render::read_children(&args.children)?;
+        let engine = GuestEngine::new(default_compile_cache_dir().as_deref())
+            .map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
+        let guest = engine.load_path(&args.guest, GuestLimits::default())?;
+        Ok(reconciler_host::render::render(
+            &guest,
+            parent,
+            children,
+            &args.field_manager,
+            &reconciler_host::status::now(),
+        )?)
+    })();
+    match rendered {
+        Ok(rendered) => {
+            print!(
+                "{}",
+                match args.output {
+                    OutputFormat::Yaml => rendered.to_yaml(),
+                    OutputFormat::Json => rendered.to_json() + "\n",
                 }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            let verdict = error
+                .downcast_ref::<RenderError>()
+                .is_some_and(RenderError::is_guest_verdict);
+            ExitCode::from(if verdict { 1 } else { 2 })
+        }
+    }
+}
+
+/// `check`: exit 0 usable, 1 not.
+fn check(path: &std::path::Path) -> ExitCode {
+    let engine = match GuestEngine::new(None) {
+        Ok(engine) => engine,
+        Err(error) => {
+            eprintln!("error: creating the WebAssembly engine: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match reconciler_host::check::check(&engine, path) {
+        Ok(report) => {
+            print!("{}", report.to_text(path));
+            if report.verdict.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            println!(
+                "file:          {}\nverdict:       unusable: {}",
+                path.display(),
+                reconciler_host::error_chain(&error)
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let settings = args.validate()?;
+    // Serve health and metrics first, so a probe can see the process while it starts.
+    let metrics = Arc::new(Metrics::default());
+    let address = metrics::serve(settings.metrics_bind_address, Arc::clone(&metrics))
+        .await
+        .with_context(|| format!("serving metrics on {}", settings.metrics_bind_address))?;
+    info!(%address, "serving /metrics, /healthz and /readyz");
+    let engine = GuestEngine::new(settings.compile_cache_dir.as_deref())
+        .map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
+    let guest = engine.load_path(&settings.guest, settings.limits)?;
+    let manifest = guest.manifest();
+    info!(
+        guest = %manifest.name,
+        version = %manifest.version,
+        digest = %guest.digest(),
+        path = %settings.guest.display(),
+        origin = ?guest.origin(),
+        "guest loaded"
+    );
+    settings
+        .allowed_child_kinds
+        .check(&manifest.children)
+        .map_err(anyhow::Error::msg)?;
+    metrics.set_active_guest(guest_labels(&guest));
+    let client = kube::Client::try_default().await.context(
+        "connecting to Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)",
+    )?;
+    let mut guest = Arc::new(guest);
+    let Some(election) = settings.leader_election.clone() else {
+        metrics.set_leadership(Leadership::NotElecting);
+        return reconcile(&client, &engine, &mut guest, &settings, &metrics, stopping)
+            .await
+            .map_err(Into::into);
+    };
+    let mut elector = Elector::new(client.clone(), election);
+    loop {
+        info!(identity = %elector.identity(), "leader election: campaigning for the Lease");
+        let renewed = tokio::select! {
+            renewed = elector.campaign(|| metrics.set_leadership(Leadership::Standby)) => renewed,
+            () = stopped(stopping.clone()) => return Ok(()),
+        };
+        metrics.set_leadership(Leadership::Leader);
+        let (done, done_receiver) = tokio::sync::oneshot::channel::<()>();
+        let work = async {
+            let result = reconcile(
+                &client,
+                &engine,
+                &mut guest,
+                &settings,
+                &metrics,
+                stopping.clone(),
+            )
+            .await;
+            let _ = done.send(());
+            result
+        };
+        let hold = elector.hold(renewed, async {
+            let _ = done_receiver.await;
+        });
+        tokio::pin!(work, hold);
+        tokio::select! {
+            held = &mut hold => {
+                // Dropping `work` abandons in-flight reconciles: another replica may be
+                // leading already, and two writers would fight.
+                metrics.set_leadership(Leadership::Unknown);
+                warn!(reason = ?held, "leadership lost: stopped reconciling at once");
+            }
+            result = &mut work => {
+                // The last write is done: hand the Lease over (released in `hold`).
+                hold.await;
+                return result.map_err(Into::into);
             }
         }
     }

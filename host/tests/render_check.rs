@@ -1,0 +1,274 @@
+//! `reconciler-host render` and `check` on the real guest `.wasm`: the guest author's offline
+//! tools. A golden file catches unintended changes to what the default guest renders.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::built_guest;
+use serde_json::Value;
+
+fn host(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_reconciler-host"))
+        .args(args)
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .output()
+        .expect("binary runs")
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn guest() -> String {
+    built_guest("guest_potatohead").display().to_string()
+}
+
+fn sample() -> String {
+    workspace()
+        .join("deploy/samples/potatohead.yaml")
+        .display()
+        .to_string()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Replaces what changes from run to run or build to build (condition times, the guest's
+/// digest) so the golden file holds only what the guest decides.
+fn normalized(yaml: &str) -> String {
+    yaml.lines()
+        .map(|line| {
+            // Keys may follow a list item's `- `.
+            let trimmed = line.trim_start().trim_start_matches("- ");
+            let indent = &line[..line.len() - trimmed.len()];
+            if trimmed.starts_with("lastTransitionTime:") {
+                format!("{indent}lastTransitionTime: <now>")
+            } else if trimmed.starts_with("digest: sha256:") {
+                format!("{indent}digest: sha256:<guest digest>")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+fn documents(yaml: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(yaml)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect()
+}
+
+#[test]
+fn render_prints_the_samples_13_children_and_status_as_in_the_golden_file() {
+    let output = host(&["render", "--guest", &guest(), "--parent", &sample()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let yaml = text(&output.stdout);
+    let objects = documents(&yaml);
+    let kinds: Vec<&str> = objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
+    let count = |kind: &str| kinds.iter().filter(|k| **k == kind).count();
+    assert_eq!(
+        (count("Deployment"), count("Service"), count("ConfigMap")),
+        (6, 6, 1)
+    );
+    assert_eq!(objects.len(), 14, "13 children, then the parent's status");
+    let parent = objects.last().unwrap();
+    assert_eq!(parent["kind"], "PotatoHead");
+    assert_eq!(parent["status"]["reconciler"]["name"], "potatohead");
+    for child in &objects[..13] {
+        assert_eq!(
+            child["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "wasm-reconciler"
+        );
+        assert_eq!(child["metadata"]["ownerReferences"][0]["controller"], true);
+        assert_eq!(child["metadata"]["namespace"], "default");
+    }
+
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/potatohead-sample.yaml");
+    let rendered = normalized(&yaml);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &rendered).unwrap();
+    }
+    let expected = std::fs::read_to_string(&golden).unwrap_or_default();
+    assert!(
+        rendered == expected,
+        "render output differs from {} (UPDATE_GOLDEN=1 cargo test -p reconciler-host --test \
+         render_check rewrites it; review the diff):\n{rendered}",
+        golden.display()
+    );
+}
+
+#[test]
+fn render_as_json_is_one_list_with_the_same_objects() {
+    let output = host(&[
+        "render",
+        "--guest",
+        &guest(),
+        "--parent",
+        &sample(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let list: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"].as_array().unwrap().len(), 14);
+}
+
+#[test]
+fn render_takes_observed_children_into_account() {
+    // The guest's status counts ready parts from the observed Deployments: none observed, 0/6;
+    // all six observed ready (given as a folder of files), 6/6.
+    let rendered = host(&["render", "--guest", &guest(), "--parent", &sample()]);
+    let dir = tempfile::tempdir().unwrap();
+    for (n, mut child) in documents(&text(&rendered.stdout))
+        .into_iter()
+        .filter(|c| c["kind"] == "Deployment")
+        .enumerate()
+    {
+        child["metadata"]["generation"] = 1.into();
+        child["status"] = serde_json::json!({ "observedGeneration": 1, "readyReplicas": 1 });
+        let file = dir.path().join(format!("deployment-{n}.yaml"));
+        std::fs::write(file, serde_yaml::to_string(&child).unwrap()).unwrap();
+    }
+    let folder = dir.path().display().to_string();
+    for (extra, summary) in [
+        (vec![], "0/6"),
+        (vec!["--children", folder.as_str()], "6/6"),
+    ] {
+        let guest = guest();
+        let sample = sample();
+        let mut args = vec!["render", "--guest", &guest, "--parent", &sample];
+        args.extend(extra);
+        let output = host(&args);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        let objects = documents(&text(&output.stdout));
+        assert_eq!(
+            objects.last().unwrap()["status"]["summary"],
+            summary,
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn render_of_an_invalid_spec_prints_the_guests_reason_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = dir.path().join("invalid.yaml");
+    std::fs::write(
+        &parent,
+        "apiVersion: podtato.example.com/v1alpha1\nkind: PotatoHead\nmetadata:\n  name: bad\nspec:\n  parts:\n  - name: hat\n    env:\n    - name: PODTATO_PORT\n      value: \"1\"\n",
+    )
+    .unwrap();
+    let output = host(&[
+        "render",
+        "--guest",
+        &guest(),
+        "--parent",
+        parent.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty(), "nothing rendered");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("the guest rejected the spec")
+            && stderr.contains("spec.parts[0].env[0].name"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn render_of_another_kind_or_a_missing_file_is_an_input_error_exiting_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = dir.path().join("deployment.yaml");
+    std::fs::write(
+        &parent,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n",
+    )
+    .unwrap();
+    let output = host(&[
+        "render",
+        "--guest",
+        &guest(),
+        "--parent",
+        parent.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("the parent is a Deployment.apps/v1, but the guest reconciles PotatoHead.podtato.example.com/v1alpha1"),
+        "{stderr}"
+    );
+    let output = host(&[
+        "render",
+        "--guest",
+        &guest(),
+        "--parent",
+        "/nonexistent.yaml",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("cannot read /nonexistent.yaml"));
+}
+
+#[test]
+fn check_describes_the_default_guest() {
+    let output = host(&["check", "--guest", &guest()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    for expected in [
+        "guest:         potatohead 0.1.0",
+        "WIT package:   wasm-reconciler:reconciler@0.1.0",
+        "exports:       wasm-reconciler:reconciler/guest@0.1.0",
+        "parent kind:   PotatoHead.podtato.example.com/v1alpha1",
+        "child kinds:   Deployment.apps/v1, Service.v1, ConfigMap.v1",
+        "compile time:",
+        "verdict:       usable by this host",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing in:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn check_refuses_garbage_and_a_component_for_another_wit_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"not wasm").unwrap();
+    let output = host(&["check", "--guest", garbage.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stdout).contains("unusable: ")
+            && text(&output.stdout).contains("is not a WebAssembly file"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    let future = dir.path().join("future.wasm");
+    let wat = r#"(component
+        (core module $m (func (export "f")))
+        (core instance $i (instantiate $m))
+        (func $f (canon lift (core func $i "f")))
+        (instance $guest (export "describe" (func $f)))
+        (export "wasm-reconciler:reconciler/guest@9.0.0" (instance $guest))
+    )"#;
+    std::fs::write(&future, wat::parse_str(wat).unwrap()).unwrap();
+    let output = host(&["check", "--guest", future.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("exports:       wasm-reconciler:reconciler/guest@9.0.0")
+            && stdout.contains(
+                "not compatible with this host, which implements wasm-reconciler:reconciler@0.1.0"
+            ),
+        "{stdout}"
+    );
+}
