@@ -379,8 +379,10 @@ mod tests {
         let cli =
             Cli::try_parse_from([&["reconciler-host", "run", "--guest", "g.wasm"], args].concat())
                 .unwrap();
-        let Command::Run(run) = cli.command;
-        run.validate()
+        match cli.command {
+            Command::Run(run) => run.validate(),
+            other => panic!("parsed as {other:?}"),
+        }
     }
 
     #[test]
