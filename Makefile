@@ -5,7 +5,7 @@ CARGO        ?= cargo
 GUEST_TARGET := wasm32-wasip2
 GUEST_WASM   := target/$(GUEST_TARGET)/release/guest_potatohead.wasm
 
-.PHONY: help deps guest test-guests build release crd test demo lint fmt clean bench-hot-swap publish-guest
+.PHONY: help deps guest test-guests example-guests build release crd test demo lint fmt clean bench-hot-swap publish-guest
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ test-guests: ## Build the test guests under tests/guests/ (release, wasm32-wasip
 	@echo "==> building the test guests (tests/guests/)"
 	$(CARGO) build -p potatohead-v2-guest -p hostile-guest -p configmap-echo-guest --target $(GUEST_TARGET) --release
 
+example-guests: ## Build the example guests in other languages (examples/; needs node and npm)
+	examples/greeting-js/build.sh
+
 build: guest test-guests ## Build the guests, the host and the test harness (debug)
 	@echo "==> building reconciler-host and the test harness"
 	$(CARGO) build -p reconciler-host -p e2e --bins
@@ -43,7 +46,7 @@ crd: ## Regenerate deploy/crd/potatohead.yaml from the Rust spec types
 
 # `cargo test` builds reconciler-host itself (with the test build's features), so the host is not
 # built separately here: that would compile wasmtime twice with different feature sets.
-test: deps guest test-guests ## Run every test: guest unit tests, host tests on the real .wasm, end-to-end tests
+test: deps guest test-guests example-guests ## Run every test: guest unit tests, host tests on the real .wasm, end-to-end tests
 	@echo "==> building and running all tests (end-to-end tests start their own kube-apiserver and etcd)"
 	$(CARGO) test --workspace --features guest-potatohead/crd
 

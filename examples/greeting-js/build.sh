@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds the Greeting guest: guest.js + ../../wit -> a WebAssembly component.
+#   examples/greeting-js/build.sh [OUT]   (default: target/examples/greeting_js.wasm)
+# Needs node and npm; `npm ci` installs the pinned componentize-qjs (npm's cache makes reruns
+# fast). --sync: the host calls guests synchronously (no component-model async).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+OUT=${1:-$ROOT/target/examples/greeting_js.wasm}
+cd "$HERE"
+if ! command -v npm >/dev/null; then
+  # Debian's nodejs (18 in bookworm) is new enough (componentize-qjs needs >= 18).
+  echo "installing Debian packages: nodejs npm" >&2
+  sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+if [ ! -x node_modules/.bin/componentize-qjs ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error >&2
+fi
+mkdir -p "$(dirname "$OUT")"
+node_modules/.bin/componentize-qjs --sync --wit "$ROOT/wit" --world reconciler --js guest.js -o "$OUT" >&2
+echo "built $OUT ($(stat -c %s "$OUT") bytes)" >&2
