@@ -35,7 +35,11 @@ fn main() {
     println!("| guest | .wasm | compile (median of {COMPILES}) | call median | call p99 |");
     println!("|---|---|---|---|---|");
     for (name, wasm, sample) in guests {
-        assert!(wasm.exists(), "{} is missing: run `make guest example-guests`", wasm.display());
+        assert!(
+            wasm.exists(),
+            "{} is missing: run `make guest example-guests`",
+            wasm.display()
+        );
         let (size, compile, median, p99) = measure(&wasm, &sample);
         println!(
             "| {name} | {:.0} KiB | {:.0} ms | {:.0} µs | {:.0} µs |",

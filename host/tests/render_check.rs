@@ -272,3 +272,50 @@ fn check_refuses_garbage_and_a_component_for_another_wit_version() {
         "{stdout}"
     );
 }
+
+#[test]
+fn the_greeting_decided_in_rust_and_in_javascript_renders_the_same() {
+    let sample = workspace().join("examples/greeting-js/sample.yaml");
+    let js = workspace().join("target/examples/greeting_js.wasm");
+    assert!(
+        js.exists(),
+        "{} is missing: run `make example-guests`",
+        js.display()
+    );
+    let render = |guest: &Path| {
+        let output = host(&[
+            "render",
+            "--guest",
+            guest.to_str().unwrap(),
+            "--parent",
+            sample.to_str().unwrap(),
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        let mut objects = documents(&text(&output.stdout));
+        let mut parent = objects.pop().unwrap();
+        let stamp = parent["status"]
+            .as_object_mut()
+            .unwrap()
+            .remove("reconciler")
+            .unwrap();
+        (objects, parent, stamp["name"].clone())
+    };
+    let (rust_children, rust_parent, rust_name) = render(&built_guest("greeting_rust_guest"));
+    let (js_children, js_parent, js_name) = render(&js);
+    assert_eq!(
+        (rust_name.as_str(), js_name.as_str()),
+        (Some("greeting-rust"), Some("greeting-js"))
+    );
+    assert_eq!(rust_children.len(), 2);
+    assert_eq!(rust_children, js_children);
+    let strip_times = |mut parent: Value| {
+        for condition in parent["status"]["conditions"].as_array_mut().unwrap() {
+            condition
+                .as_object_mut()
+                .unwrap()
+                .remove("lastTransitionTime");
+        }
+        parent
+    };
+    assert_eq!(strip_times(rust_parent), strip_times(js_parent));
+}
