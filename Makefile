@@ -5,7 +5,7 @@ CARGO        ?= cargo
 GUEST_TARGET := wasm32-wasip2
 GUEST_WASM   := target/$(GUEST_TARGET)/release/guest_potatohead.wasm
 
-.PHONY: help deps guest test-guests example-guests build release crd test demo lint fmt clean bench-hot-swap publish-guest
+.PHONY: help deps guest guest-component test-guests example-guests build release crd test demo lint fmt clean bench-hot-swap publish-guest
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,6 +22,13 @@ guest: ## Build the default guest component (release, wasm32-wasip2)
 	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
 	$(CARGO) build -p guest-potatohead --target $(GUEST_TARGET) --release
 	@ls -l $(GUEST_WASM) | awk '{print "    guest size: " $$5 " bytes"}'
+
+# cargo-component is the other way to build guests (see docs/writing-a-guest.md); installed once
+# into ~/.cargo/bin (about 10 minutes on two cores), then reused.
+CARGO_COMPONENT_VERSION := 0.21.1
+guest-component: ## Build the default guest with cargo-component as well (target/wasm32-wasip1/…)
+	@command -v cargo-component >/dev/null || { echo "==> installing cargo-component $(CARGO_COMPONENT_VERSION) (one time, ~10 min)"; $(CARGO) install cargo-component --locked --version $(CARGO_COMPONENT_VERSION); }
+	$(CARGO) component build -p guest-potatohead --release
 
 test-guests: ## Build the test guests under tests/guests/ (release, wasm32-wasip2)
 	@echo "==> building the test guests (tests/guests/)"
@@ -47,7 +54,7 @@ crd: ## Regenerate deploy/crd/potatohead.yaml from the Rust spec types
 
 # `cargo test` builds reconciler-host itself (with the test build's features), so the host is not
 # built separately here: that would compile wasmtime twice with different feature sets.
-test: deps guest test-guests example-guests ## Run every test: guest unit tests, host tests on the real .wasm, end-to-end tests
+test: deps guest guest-component test-guests example-guests ## Run every test: guest unit tests, host tests on the real .wasm, end-to-end tests
 	@echo "==> building and running all tests (end-to-end tests start their own kube-apiserver and etcd)"
 	$(CARGO) test --workspace --features guest-potatohead/crd
 

@@ -319,3 +319,21 @@ fn the_greeting_decided_in_rust_and_in_javascript_renders_the_same() {
     };
     assert_eq!(strip_times(rust_parent), strip_times(js_parent));
 }
+
+#[test]
+fn the_guest_built_with_cargo_component_renders_like_the_wasip2_build() {
+    let component = workspace().join("target/wasm32-wasip1/release/guest_potatohead.wasm");
+    assert!(
+        component.exists(),
+        "{} is missing: run `make guest-component`",
+        component.display()
+    );
+    let check = host(&["check", "--guest", component.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stdout));
+    let render = |guest: &str| {
+        let output = host(&["render", "--guest", guest, "--parent", &sample()]);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        normalized(&text(&output.stdout))
+    };
+    assert_eq!(render(component.to_str().unwrap()), render(&guest()));
+}
