@@ -11,9 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use reconciler_host::bindings::Observed;
 use reconciler_host::guest::{GuestEngine, GuestFile, GuestLimits};
-use serde_json::Value;
 
 const CALLS: usize = 500;
 const COMPILES: usize = 3;
@@ -52,12 +50,6 @@ fn main() {
 }
 
 fn measure(wasm: &Path, sample: &Path) -> (usize, Duration, Duration, Duration) {
-    let mut parent: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(sample).unwrap()).unwrap();
-    parent["metadata"]["namespace"] = "default".into();
-    parent["metadata"]["uid"] = "00000000-0000-0000-0000-000000000001".into();
-    parent["metadata"]["generation"] = 1.into();
-
     let engine = GuestEngine::new(None).unwrap();
     let file = GuestFile::read(wasm).unwrap();
     let mut compiles: Vec<Duration> = (0..COMPILES)
@@ -69,21 +61,7 @@ fn measure(wasm: &Path, sample: &Path) -> (usize, Duration, Duration, Duration) 
         .collect();
     compiles.sort();
     let guest = engine.load(&file, GuestLimits::default()).unwrap();
-    let first = guest
-        .reconcile(
-            &Observed {
-                parent: parent.to_string(),
-                children: vec![],
-                finalizing: false,
-            },
-            "bench",
-        )
-        .unwrap();
-    let observed = Observed {
-        parent: parent.to_string(),
-        children: first.children.clone(),
-        finalizing: false,
-    };
+    let observed = common::steady_state(&guest, sample);
     let mut times: Vec<Duration> = (0..CALLS)
         .map(|_| {
             let started = Instant::now();

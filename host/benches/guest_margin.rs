@@ -10,43 +10,19 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use reconciler_host::bindings::Observed;
 use reconciler_host::guest::{GuestEngine, GuestError, GuestLimits};
-use serde_json::Value;
 
 const CALLS: usize = 2000;
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let wasm = common::built_guest("guest_potatohead");
-    let sample: Value = serde_yaml::from_str(
-        &std::fs::read_to_string(root.join("deploy/samples/potatohead.yaml")).unwrap(),
-    )
-    .unwrap();
-    let mut parent = sample;
-    parent["metadata"]["namespace"] = "default".into();
-    parent["metadata"]["uid"] = "00000000-0000-0000-0000-000000000001".into();
-    parent["metadata"]["generation"] = 1.into();
-
     let engine = GuestEngine::new(None).unwrap();
     let defaults = GuestLimits::default();
     let guest = engine.load_path(&wasm, defaults).unwrap();
     // Steady state: the children the guest wants are what the host observes.
-    let first = guest
-        .reconcile(
-            &Observed {
-                parent: parent.to_string(),
-                children: vec![],
-                finalizing: false,
-            },
-            "bench",
-        )
-        .unwrap();
-    let observed = Observed {
-        parent: parent.to_string(),
-        children: first.children.clone(),
-        finalizing: false,
-    };
+    let observed = common::steady_state(&guest, &root.join("deploy/samples/potatohead.yaml"));
+    let first = guest.reconcile(&observed, "bench").unwrap();
     let bytes_in = observed.parent.len() + observed.children.iter().map(String::len).sum::<usize>();
     let bytes_out = first.children.iter().map(String::len).sum::<usize>()
         + first.status.as_ref().map_or(0, String::len);

@@ -178,17 +178,9 @@ fn a_core_module_is_refused_with_a_hint_to_build_a_component() {
 
 #[test]
 fn a_component_for_another_wit_version_is_refused_as_incompatible() {
-    // A minimal component exporting the guest interface of a future, incompatible package version.
-    let wat = r#"(component
-        (core module $m (func (export "f")))
-        (core instance $i (instantiate $m))
-        (func $f (canon lift (core func $i "f")))
-        (instance $guest (export "describe" (func $f)))
-        (export "wasm-reconciler:reconciler/guest@9.0.0" (instance $guest))
-    )"#;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("future.wasm");
-    std::fs::write(&path, wat::parse_str(wat).unwrap()).unwrap();
+    std::fs::write(&path, common::future_wit_component()).unwrap();
     let err = engine()
         .load_path(&path, GuestLimits::default())
         .err()

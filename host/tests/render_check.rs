@@ -57,6 +57,20 @@ fn normalized(yaml: &str) -> String {
         + "\n"
 }
 
+/// `render` of the default guest for a parent given as YAML text.
+fn render_parent_text(yaml: &str) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = dir.path().join("parent.yaml");
+    std::fs::write(&parent, yaml).unwrap();
+    host(&[
+        "render",
+        "--guest",
+        &guest(),
+        "--parent",
+        parent.to_str().unwrap(),
+    ])
+}
+
 fn documents(yaml: &str) -> Vec<Value> {
     serde_yaml::Deserializer::from_str(yaml)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
@@ -160,20 +174,9 @@ fn render_takes_observed_children_into_account() {
 
 #[test]
 fn render_of_an_invalid_spec_prints_the_guests_reason_and_exits_1() {
-    let dir = tempfile::tempdir().unwrap();
-    let parent = dir.path().join("invalid.yaml");
-    std::fs::write(
-        &parent,
+    let output = render_parent_text(
         "apiVersion: podtato.example.com/v1alpha1\nkind: PotatoHead\nmetadata:\n  name: bad\nspec:\n  parts:\n  - name: hat\n    env:\n    - name: PODTATO_PORT\n      value: \"1\"\n",
-    )
-    .unwrap();
-    let output = host(&[
-        "render",
-        "--guest",
-        &guest(),
-        "--parent",
-        parent.to_str().unwrap(),
-    ]);
+    );
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty(), "nothing rendered");
     let stderr = text(&output.stderr);
@@ -186,20 +189,8 @@ fn render_of_an_invalid_spec_prints_the_guests_reason_and_exits_1() {
 
 #[test]
 fn render_of_another_kind_or_a_missing_file_is_an_input_error_exiting_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let parent = dir.path().join("deployment.yaml");
-    std::fs::write(
-        &parent,
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n",
-    )
-    .unwrap();
-    let output = host(&[
-        "render",
-        "--guest",
-        &guest(),
-        "--parent",
-        parent.to_str().unwrap(),
-    ]);
+    let output =
+        render_parent_text("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n");
     assert_eq!(output.status.code(), Some(2));
     let stderr = text(&output.stderr);
     assert!(
@@ -253,14 +244,7 @@ fn check_refuses_garbage_and_a_component_for_another_wit_version() {
     );
 
     let future = dir.path().join("future.wasm");
-    let wat = r#"(component
-        (core module $m (func (export "f")))
-        (core instance $i (instantiate $m))
-        (func $f (canon lift (core func $i "f")))
-        (instance $guest (export "describe" (func $f)))
-        (export "wasm-reconciler:reconciler/guest@9.0.0" (instance $guest))
-    )"#;
-    std::fs::write(&future, wat::parse_str(wat).unwrap()).unwrap();
+    std::fs::write(&future, common::future_wit_component()).unwrap();
     let output = host(&["check", "--guest", future.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     let stdout = text(&output.stdout);

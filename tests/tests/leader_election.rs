@@ -102,6 +102,21 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
         .filter(|h| !h.is_empty())
 }
 
+/// Creates the sample `demo` and waits until its six Deployments exist with the default tag.
+async fn create_sample_and_wait(client: &Client, namespace: &str) {
+    potatohead_api(client, namespace)
+        .create(
+            &PostParams::default(),
+            &sample_potatohead(namespace, "demo"),
+        )
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(60), "sample converged", || {
+        all_images_have_tag(client, namespace, "0.3.0")
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn exactly_one_replica_reconciles_and_a_standby_takes_over_when_the_leader_is_killed() {
     let plane = ControlPlane::shared().await;
@@ -110,17 +125,7 @@ async fn exactly_one_replica_reconciles_and_a_standby_takes_over_when_the_leader
     let leases = Api::<Lease>::namespaced(client.clone(), &namespace);
     let mut a = replica(plane, &namespace, "replica-a");
     let mut b = replica(plane, &namespace, "replica-b");
-    potatohead_api(&client, &namespace)
-        .create(
-            &PostParams::default(),
-            &sample_potatohead(&namespace, "demo"),
-        )
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(60), "sample converged", || {
-        all_images_have_tag(&client, &namespace, "0.3.0")
-    })
-    .await;
+    create_sample_and_wait(&client, &namespace).await;
 
     // Exactly one leads; the standby has not reconciled or written anything.
     let (a_role, a_writes) = role_and_writes(&a).await;
@@ -195,17 +200,7 @@ async fn a_leader_that_loses_its_lease_stops_writing_and_releases_it_on_sigterm(
     let namespace = TestNamespace::create(&client, "leader-lost").await.name;
     let leases = Api::<Lease>::namespaced(client.clone(), &namespace);
     let mut host = replica(plane, &namespace, "only");
-    potatohead_api(&client, &namespace)
-        .create(
-            &PostParams::default(),
-            &sample_potatohead(&namespace, "demo"),
-        )
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(60), "sample converged", || {
-        all_images_have_tag(&client, &namespace, "0.3.0")
-    })
-    .await;
+    create_sample_and_wait(&client, &namespace).await;
 
     // Another party takes the Lease (as a replica would after a long partition).
     eventually(

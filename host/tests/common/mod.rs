@@ -19,3 +19,48 @@ pub fn built_guest(name: &str) -> PathBuf {
     );
     path
 }
+
+/// A minimal component exporting the guest interface of a future, incompatible version of the
+/// WIT package (`guest@9.0.0`).
+#[allow(dead_code)] // not every test binary including this module uses it
+pub fn future_wit_component() -> Vec<u8> {
+    wat::parse_str(
+        r#"(component
+            (core module $m (func (export "f")))
+            (core instance $i (instantiate $m))
+            (func $f (canon lift (core func $i "f")))
+            (instance $guest (export "describe" (func $f)))
+            (export "wasm-reconciler:reconciler/guest@9.0.0" (instance $guest))
+        )"#,
+    )
+    .expect("valid WAT")
+}
+
+/// The sample in steady state for `guest`: `sample` as the API server would hand it over
+/// (namespace, UID, generation set) and the children the guest wants given back as observed.
+#[allow(dead_code)]
+pub fn steady_state(
+    guest: &reconciler_host::guest::LoadedGuest,
+    sample: &std::path::Path,
+) -> reconciler_host::bindings::Observed {
+    let mut parent: serde_json::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(sample).unwrap()).unwrap();
+    parent["metadata"]["namespace"] = "default".into();
+    parent["metadata"]["uid"] = "00000000-0000-0000-0000-000000000001".into();
+    parent["metadata"]["generation"] = 1.into();
+    let first = guest
+        .reconcile(
+            &reconciler_host::bindings::Observed {
+                parent: parent.to_string(),
+                children: vec![],
+                finalizing: false,
+            },
+            "bench",
+        )
+        .expect("the sample reconciles");
+    reconciler_host::bindings::Observed {
+        parent: parent.to_string(),
+        children: first.children,
+        finalizing: false,
+    }
+}
