@@ -105,6 +105,18 @@ impl Index {
     }
 }
 
+/// Items of a list response carry no `apiVersion`/`kind` (watch events do): fill them in, so a
+/// cached child reads the same however it arrived, to the guest and to the no-op check (which
+/// would otherwise re-apply every child after each relist).
+fn with_type(object: &mut DynamicObject, kind: &ApiResource) {
+    if object.types.is_none() {
+        object.types = Some(kube::api::TypeMeta {
+            api_version: kind.api_version.clone(),
+            kind: kind.kind.clone(),
+        });
+    }
+}
+
 fn child_name(meta: &ObjectMeta) -> ChildName {
     (
         meta.namespace.clone().unwrap_or_default(),
@@ -248,6 +260,7 @@ impl OwnedChildren {
         event: Event<DynamicObject>,
     ) -> Vec<ObjectRef<DynamicObject>> {
         let mut state = cache.state.write().expect("child index lock poisoned");
+        let event = event.modify(|object| with_type(object, &cache.kind.resource));
         match event {
             Event::Apply(object) => {
                 let parents = self.parent_of(&object).into_iter().collect();
@@ -259,6 +272,7 @@ impl OwnedChildren {
                 self.parent_of(&object).into_iter().collect()
             }
             Event::Init => {
+                tracing::debug!(kind = %cache.kind.display_name(), "child cache listing");
                 state.relisting = Some(Index::default());
                 vec![]
             }
@@ -288,8 +302,10 @@ impl OwnedChildren {
                             .and_then(|o| self.parent_of(o))
                     })
                     .collect();
+                let count = listed.owner_of.len();
                 state.live = listed;
                 drop(state);
+                tracing::debug!(kind = %cache.kind.display_name(), children = count, vanished = vanished.len(), "child cache (re)listed");
                 if !cache.synced.swap(true, Ordering::AcqRel) {
                     tracing::debug!(kind = %cache.kind.display_name(), "child cache synced");
                     self.synced_changed.notify_waiters();
@@ -473,5 +489,24 @@ mod tests {
         children.retain_kinds(&[]);
         assert!(children.owned_by("p1", &[deployment_kind()]).is_empty());
         assert!(!children.synced(&[deployment_kind()]));
+    }
+
+    #[tokio::test]
+    async fn listed_children_get_the_kind_list_items_lack() {
+        let (children, cache) = children();
+        // `child` makes objects without apiVersion/kind, as list responses carry them.
+        children.handle(&cache, Event::Init);
+        children.handle(&cache, Event::InitApply(child("a", Some("p1"), true)));
+        children.handle(&cache, Event::InitDone);
+        let cached = children.owned_by("p1", &[deployment_kind()]);
+        let types = cached[0]
+            .object
+            .types
+            .clone()
+            .expect("apiVersion and kind filled in");
+        assert_eq!(
+            (types.api_version.as_str(), types.kind.as_str()),
+            ("apps/v1", "Deployment")
+        );
     }
 }

@@ -207,7 +207,7 @@ async fn reconcile_parent(
     let finalizing = parent.metadata.deletion_timestamp.is_some();
     let observed_children = ctx.children.owned_by(&uid, &active.child_kinds);
     let observed = Observed {
-        parent: guest_json(parent),
+        parent: parent_json(parent, &ctx.parent_kind),
         children: observed_children
             .iter()
             .map(|c| guest_json(&c.object))
@@ -520,6 +520,20 @@ async fn prune_child(
 
 /// An object as the guest sees it: as the API server returned it, minus `managedFields`
 /// (bookkeeping of server-side apply, large and of no use to a reconcile decision).
+/// The parent as the guest sees it: parents that arrived in a list response lack
+/// `apiVersion`/`kind`, which the guest is promised.
+fn parent_json(parent: &DynamicObject, kind: &ResolvedKind) -> String {
+    if parent.types.is_some() {
+        return guest_json(parent);
+    }
+    let mut typed = parent.clone();
+    typed.types = Some(kube::api::TypeMeta {
+        api_version: kind.resource.api_version.clone(),
+        kind: kind.resource.kind.clone(),
+    });
+    guest_json(&typed)
+}
+
 fn guest_json(object: &DynamicObject) -> String {
     let mut value = serde_json::to_value(object).expect("objects from the API server serialize");
     if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {

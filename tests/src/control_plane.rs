@@ -37,7 +37,18 @@ pub struct ControlPlane {
     pub kubeconfig: PathBuf,
     /// `https://127.0.0.1:<port>`.
     pub server: String,
-    processes: Mutex<Vec<Child>>,
+    /// `http://127.0.0.1:<port>` (empty for an existing cluster).
+    pub etcd: String,
+    processes: Mutex<Vec<Process>>,
+}
+
+/// One server process, with what it takes to start it again after a stop.
+struct Process {
+    name: String,
+    program: std::ffi::OsString,
+    args: Vec<std::ffi::OsString>,
+    /// `None` while stopped.
+    child: Option<Child>,
 }
 
 const ADMIN_TOKEN: &str = "e2e-admin-token";
@@ -86,9 +97,10 @@ impl ControlPlane {
             dir: dir.clone(),
             kubeconfig,
             server,
+            etcd: format!("http://127.0.0.1:{etcd_port}"),
             processes: Mutex::new(Vec::new()),
         };
-        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let etcd_url = plane.etcd.clone();
         plane.spawn(
             "etcd",
             Command::new(bins.join("etcd"))
@@ -156,6 +168,7 @@ impl ControlPlane {
             dir,
             kubeconfig,
             server: String::new(),
+            etcd: String::new(),
             processes: Mutex::new(Vec::new()),
         })
     }
@@ -253,7 +266,24 @@ impl ControlPlane {
     }
 
     fn spawn(&self, name: &str, command: &mut Command) -> anyhow::Result<()> {
-        let log = fs::File::create(self.dir.join(format!("{name}.log")))?;
+        let mut process = Process {
+            name: name.to_string(),
+            program: command.get_program().to_owned(),
+            args: command.get_args().map(ToOwned::to_owned).collect(),
+            child: None,
+        };
+        self.launch(&mut process)?;
+        self.processes.lock().expect("process list").push(process);
+        Ok(())
+    }
+
+    fn launch(&self, process: &mut Process) -> anyhow::Result<()> {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{}.log", process.name)))?;
+        let mut command = Command::new(&process.program);
+        command.args(&process.args);
         // SAFETY: prctl is async-signal-safe; this runs in the forked child before exec.
         unsafe {
             command.pre_exec(|| {
@@ -266,9 +296,90 @@ impl ControlPlane {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .with_context(|| format!("starting {name}"))?;
-        self.processes.lock().expect("process list").push(child);
+            .with_context(|| format!("starting {}", process.name))?;
+        process.child = Some(child);
         Ok(())
+    }
+
+    /// Stops server `name` (`etcd`, `kube-apiserver`, `kube-controller-manager`): SIGTERM, and
+    /// SIGKILL after 10 s. [`Self::resume`] starts it again with the same flags and data.
+    pub fn stop(&self, name: &str) {
+        let mut processes = self.processes.lock().expect("process list");
+        let process = processes
+            .iter_mut()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no process {name}"));
+        if let Some(mut child) = process.child.take() {
+            terminate(&mut child, Duration::from_secs(10));
+        }
+    }
+
+    /// Starts a stopped server again. The process belongs to the calling thread (it gets SIGTERM
+    /// when that thread exits), so call it from a thread that lives as long as the plane, as
+    /// [`DedicatedPlane::resume`] does.
+    pub fn resume(&self, name: &str) -> anyhow::Result<()> {
+        let mut processes = self.processes.lock().expect("process list");
+        let process = processes
+            .iter_mut()
+            .find(|p| p.name == name)
+            .with_context(|| format!("no process {name}"))?;
+        if process.child.is_none() {
+            self.launch(process)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the API server answers `/readyz` with `ok`.
+    pub async fn wait_until_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let client = self.client().await;
+        loop {
+            let request = http::Request::get("/readyz")
+                .body(Vec::new())
+                .expect("request builds");
+            if client
+                .request_text(request)
+                .await
+                .is_ok_and(|body| body.trim() == "ok")
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "kube-apiserver not ready {timeout:?} after (re)start; logs in {}",
+                    self.dir.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Moves etcd's history past every resourceVersion a client has seen (writes a marker key)
+    /// and compacts it up to there (through etcd's HTTP gateway), so that watches resuming from
+    /// an older resourceVersion get `410 Gone`. Returns the compacted revision.
+    pub async fn compact_etcd(&self) -> anyhow::Result<i64> {
+        let address = self
+            .etcd
+            .strip_prefix("http://")
+            .context("no etcd of our own (existing cluster)")?;
+        // key "/e2e-marker", value "x", base64-encoded as the gateway wants.
+        let put = etcd_post(
+            address,
+            "/v3/kv/put",
+            r#"{"key":"L2UyZS1tYXJrZXI=","value":"eA=="}"#,
+        )
+        .await?;
+        let revision: i64 = put["header"]["revision"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .with_context(|| format!("no revision in {put}"))?;
+        etcd_post(
+            address,
+            "/v3/kv/compaction",
+            &format!(r#"{{"revision":"{revision}","physical":true}}"#),
+        )
+        .await?;
+        Ok(revision)
     }
 
     /// The API server's self-signed serving certificate followed by the CA that signed it
@@ -328,9 +439,12 @@ impl ControlPlane {
 
     fn exited_process(&self) -> Option<String> {
         let mut processes = self.processes.lock().expect("process list");
-        processes.iter_mut().find_map(|p| match p.try_wait() {
-            Ok(Some(status)) => Some(format!("process {} ({status})", p.id())),
-            _ => None,
+        processes.iter_mut().find_map(|p| {
+            let child = p.child.as_mut()?;
+            match child.try_wait() {
+                Ok(Some(status)) => Some(format!("{} ({status})", p.name)),
+                _ => None,
+            }
         })
     }
 }
@@ -339,11 +453,138 @@ impl Drop for ControlPlane {
     fn drop(&mut self) {
         let mut processes = self.processes.lock().expect("process list");
         // Reverse start order: the controller manager and API server before etcd.
-        for child in processes.iter_mut().rev() {
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-            let _ = child.wait();
+        for process in processes.iter_mut().rev() {
+            if let Some(mut child) = process.child.take() {
+                terminate(&mut child, Duration::from_secs(10));
+            }
         }
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// SIGTERM, then SIGKILL if it is still running after `grace`; reaps it.
+fn terminate(child: &mut Child, grace: Duration) {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + grace;
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// `POST path` with a JSON body to etcd's HTTP gateway; the JSON answer.
+async fn etcd_post(address: &str, path: &str, body: &str) -> anyhow::Result<serde_json::Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .with_context(|| format!("malformed answer from etcd: {response}"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("etcd {path}: {head} {body}");
+    }
+    // Chunked or not, the JSON object is the one between the first '{' and the last '}'.
+    let json = body
+        .find('{')
+        .zip(body.rfind('}'))
+        .map(|(start, end)| &body[start..=end])
+        .with_context(|| format!("no JSON in etcd's answer: {body}"))?;
+    Ok(serde_json::from_str(json)?)
+}
+
+/// A control plane of its own for one test, whose servers the test may stop and resume. It
+/// lives on a thread of its own (servers die with the thread that started them), which also
+/// starts servers again. Stopped when dropped.
+pub struct DedicatedPlane {
+    plane: std::sync::Arc<ControlPlane>,
+    requests: Option<std::sync::mpsc::Sender<PlaneRequest>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+type PlaneRequest = Box<dyn FnOnce(&ControlPlane) + Send>;
+
+impl DedicatedPlane {
+    /// Starts etcd, kube-apiserver (and kube-controller-manager if asked) and installs the
+    /// PotatoHead CRD.
+    pub async fn start(options: Options) -> DedicatedPlane {
+        let (started, receive) = tokio::sync::oneshot::channel();
+        let (requests, incoming) = std::sync::mpsc::channel::<PlaneRequest>();
+        let thread = std::thread::Builder::new()
+            .name("dedicated-plane".into())
+            .spawn(move || {
+                let plane = ControlPlane::start(options).and_then(|plane| {
+                    plane.block_on(
+                        plane.install_crd(&workspace_root().join("deploy/crd/potatohead.yaml")),
+                    )?;
+                    Ok(std::sync::Arc::new(plane))
+                });
+                let plane = match plane {
+                    Ok(plane) => {
+                        let _ = started.send(Ok(std::sync::Arc::clone(&plane)));
+                        plane
+                    }
+                    Err(error) => {
+                        let _ = started.send(Err(format!("{error:#}")));
+                        return;
+                    }
+                };
+                // Serve requests until the sender is dropped; then the plane (the last
+                // reference, once the test dropped its own) stops its servers.
+                for request in incoming {
+                    request(&plane);
+                }
+            })
+            .expect("spawn dedicated-plane thread");
+        let plane = receive
+            .await
+            .expect("plane thread reports")
+            .unwrap_or_else(|e| panic!("starting a dedicated control plane failed: {e}"));
+        DedicatedPlane {
+            plane,
+            requests: Some(requests),
+            thread: Some(thread),
+        }
+    }
+
+    /// Starts a stopped server again, from the plane's own thread.
+    pub async fn resume(&self, name: &str) {
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let name = name.to_string();
+        self.requests
+            .as_ref()
+            .expect("plane running")
+            .send(Box::new(move |plane: &ControlPlane| {
+                let _ = done.send(plane.resume(&name).map_err(|e| format!("{e:#}")));
+            }))
+            .expect("plane thread alive");
+        finished
+            .await
+            .expect("plane thread answers")
+            .unwrap_or_else(|e| panic!("resuming failed: {e}"));
+    }
+}
+
+impl std::ops::Deref for DedicatedPlane {
+    type Target = ControlPlane;
+    fn deref(&self) -> &ControlPlane {
+        &self.plane
+    }
+}
+
+impl Drop for DedicatedPlane {
+    fn drop(&mut self) {
+        // The thread holds the other reference; closing the channel ends it and drops the plane.
+        drop(self.requests.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

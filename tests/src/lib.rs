@@ -10,5 +10,5 @@ pub mod operator;
 pub mod paths;
 
 pub use cluster::{TestNamespace, eventually, potatohead_api, sample_potatohead};
-pub use control_plane::{ControlPlane, Options};
+pub use control_plane::{ControlPlane, DedicatedPlane, Options};
 pub use host::{HostProcess, metric_value};
