@@ -127,21 +127,29 @@ async fn exactly_one_replica_reconciles_and_a_standby_takes_over_when_the_leader
     let mut b = replica(plane, &namespace, "replica-b");
     create_sample_and_wait(&client, &namespace).await;
 
-    // Exactly one leads; the standby has not reconciled or written anything.
-    let (a_role, a_writes) = role_and_writes(&a).await;
-    let (b_role, b_writes) = role_and_writes(&b).await;
-    let a_leads = match (a_role, b_role) {
-        (Some(1.0), Some(0.0)) => true,
-        (Some(0.0), Some(1.0)) => false,
-        roles => panic!("expected one leader and one standby, got {roles:?}"),
-    };
+    // Exactly one leads; the standby has not reconciled or written anything. (Counters move when
+    // a reconcile ends, which can be just after its children appear.)
+    let a_leads = eventually(
+        Duration::from_secs(30),
+        "the leader counted its writes",
+        || async {
+            match (role_and_writes(&a).await, role_and_writes(&b).await) {
+                ((Some(1.0), a_writes), (Some(0.0), b_writes)) if a_writes > 0.0 => {
+                    assert_eq!(b_writes, 0.0, "the standby wrote");
+                    Ok(true)
+                }
+                ((Some(0.0), a_writes), (Some(1.0), b_writes)) if b_writes > 0.0 => {
+                    assert_eq!(a_writes, 0.0, "the standby wrote");
+                    Ok(false)
+                }
+                roles => Err(format!("(role, writes) of a and b: {roles:?}")),
+            }
+        },
+    )
+    .await;
     let (leader, standby, standby_name) = if a_leads {
-        assert_eq!(b_writes, 0.0, "the standby wrote");
-        assert!(a_writes > 0.0);
         (&mut a, &mut b, "replica-b")
     } else {
-        assert_eq!(a_writes, 0.0, "the standby wrote");
-        assert!(b_writes > 0.0);
         (&mut b, &mut a, "replica-a")
     };
     assert_eq!(
