@@ -30,7 +30,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controller: watch the guest's parent kind and reconcile every parent through it.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run a guest offline for one parent, exactly as the controller would, and print what it
     /// would apply and the status it would write. Exit code 0: rendered; 1: the guest rejected
     /// the spec, failed, or broke the host's output rules; 2: unusable input.

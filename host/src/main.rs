@@ -41,7 +41,7 @@ async fn main() -> ExitCode {
     let args = match cli.command {
         Command::Render(args) => return render(args),
         Command::Check(args) => return check(&args.guest),
-        Command::Run(args) => args,
+        Command::Run(args) => *args,
     };
     let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
