@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::children::desired_children;
 use crate::spec::PotatoHeadSpec;
-use crate::status::status;
+use crate::status::{ObservedChild, status};
 use crate::validate::{validate_name, validate_spec};
 
 /// What the guest wants, before conversion to the WIT record.
@@ -55,7 +55,7 @@ pub fn reconcile(
 
     // Children the host sent are objects the API server returned; one that fails to parse would
     // be a host bug, and ignoring it only makes its part look not ready.
-    let observed: Vec<Value> = observed_children
+    let observed: Vec<ObservedChild> = observed_children
         .iter()
         .filter_map(|c| serde_json::from_str(c).ok())
         .collect();

@@ -1,16 +1,49 @@
 //! Computes a PotatoHead's status from the Deployments the host observed.
 
-use serde_json::Value;
+use serde::Deserialize;
 
 use crate::children::part_object_name;
 use crate::spec::{Condition, PartStatus, PotatoHeadSpec, PotatoHeadStatus};
+
+/// What the status reads of an observed child. Parsing into this skips every other field without
+/// building it: a JSON tree of each whole child (managed fields, pod template…) cost more than the
+/// rest of a reconcile together.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ObservedChild {
+    pub kind: String,
+    pub metadata: ObservedMetadata,
+    /// `None` also when the field is JSON `null`.
+    pub spec: Option<ObservedSpec>,
+    pub status: Option<ObservedStatus>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ObservedMetadata {
+    pub name: String,
+    pub generation: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ObservedSpec {
+    pub replicas: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ObservedStatus {
+    pub observed_generation: Option<i64>,
+    pub ready_replicas: Option<i64>,
+}
 
 /// The status for a validated spec. `observed_children` are the parent's owned objects as the
 /// host saw them; only Deployments are read.
 pub fn status(
     parent: &str,
     spec: &PotatoHeadSpec,
-    observed_children: &[Value],
+    observed_children: &[ObservedChild],
 ) -> PotatoHeadStatus {
     let parts: Vec<PartStatus> = spec
         .parts
@@ -20,8 +53,8 @@ pub fn status(
             let desired_replicas = part.replicas;
             let deployment = observed_children
                 .iter()
-                .find(|c| c["kind"] == "Deployment" && c["metadata"]["name"] == name.as_str());
-            let ready_replicas = deployment.map_or(0, |d| int(&d["status"]["readyReplicas"]));
+                .find(|c| c.kind == "Deployment" && c.metadata.name == name);
+            let ready_replicas = deployment.map_or(0, ready_replicas);
             PartStatus {
                 name: part.name,
                 ready: deployment.is_some_and(|d| deployment_ready(d, desired_replicas)),
@@ -71,19 +104,29 @@ pub fn status(
 
 /// A Deployment is ready when it runs the replica count we want, the Deployment controller has
 /// seen its latest spec (when it reports that), and enough replicas are ready.
-fn deployment_ready(deployment: &Value, desired_replicas: i32) -> bool {
-    let spec_replicas = deployment["spec"]["replicas"].as_i64().unwrap_or(1);
-    let generation = int(&deployment["metadata"]["generation"]);
-    let seen_latest = deployment["status"]["observedGeneration"]
-        .as_i64()
+fn deployment_ready(deployment: &ObservedChild, desired_replicas: i32) -> bool {
+    let spec_replicas = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let generation = deployment.metadata.generation.unwrap_or(0);
+    let seen_latest = deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.observed_generation)
         .is_none_or(|seen| seen >= generation);
     spec_replicas == i64::from(desired_replicas)
         && seen_latest
-        && int(&deployment["status"]["readyReplicas"]) >= i64::from(desired_replicas)
+        && ready_replicas(deployment) >= i64::from(desired_replicas)
 }
 
-fn int(value: &Value) -> i64 {
-    value.as_i64().unwrap_or(0)
+fn ready_replicas(deployment: &ObservedChild) -> i64 {
+    deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -111,13 +154,14 @@ mod tests {
         }
     }
 
-    fn deployment(name: &str, replicas: i64, ready: i64) -> Value {
-        json!({
+    fn deployment(name: &str, replicas: i64, ready: i64) -> ObservedChild {
+        serde_json::from_value(json!({
             "kind": "Deployment",
-            "metadata": { "name": name, "generation": 2 },
-            "spec": { "replicas": replicas },
+            "metadata": { "name": name, "generation": 2, "uid": "ignored" },
+            "spec": { "replicas": replicas, "template": { "spec": {} } },
             "status": { "observedGeneration": 2, "readyReplicas": ready },
-        })
+        }))
+        .unwrap()
     }
 
     #[test]
@@ -167,10 +211,21 @@ mod tests {
     }
 
     #[test]
+    fn a_child_with_null_spec_and_status_still_parses() {
+        let child: ObservedChild = serde_json::from_value(json!({
+            "kind": "Deployment", "metadata": { "name": "demo-entry" }, "spec": null, "status": null
+        }))
+        .unwrap();
+        let spec = spec(&[(Part::Entry, 1)]);
+        let part = &status("demo", &spec, &[child]).parts.unwrap()[0];
+        assert_eq!((part.ready, part.ready_replicas), (false, 0));
+    }
+
+    #[test]
     fn a_deployment_whose_latest_spec_is_unseen_is_not_ready() {
         let spec = spec(&[(Part::Entry, 1)]);
         let mut stale = deployment("demo-entry", 1, 1);
-        stale["status"]["observedGeneration"] = json!(1);
+        stale.status.as_mut().unwrap().observed_generation = Some(1);
         assert!(!status("demo", &spec, &[stale]).parts.unwrap()[0].ready);
     }
 }
