@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Greeting guest: guest.js + ../../wit -> a WebAssembly component.
 #   examples/greeting-js/build.sh [OUT]   (default: target/examples/greeting_js.wasm)
-# Needs node and npm; `npm ci` installs the pinned componentize-qjs (npm's cache makes reruns
+# Needs node and npm; npm installs the pinned componentize-qjs (npm's cache makes reruns
 # fast). --sync: the host calls guests synchronously (no component-model async).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -16,7 +16,10 @@ if ! command -v npm >/dev/null; then
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 if [ ! -x node_modules/.bin/componentize-qjs ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error >&2
+  # Not `npm ci`: componentize-qjs 0.4.5 lists optional platform packages that were never
+  # published, which `npm ci` refuses as a lock mismatch; `install --no-save` follows the lock
+  # and leaves it unchanged.
+  npm install --no-audit --no-fund --no-save --loglevel=error >&2
 fi
 mkdir -p "$(dirname "$OUT")"
 node_modules/.bin/componentize-qjs --sync --wit "$ROOT/wit" --world reconciler --js guest.js -o "$OUT" >&2
