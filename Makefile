@@ -5,7 +5,7 @@ CARGO        ?= cargo
 GUEST_TARGET := wasm32-wasip2
 GUEST_WASM   := target/$(GUEST_TARGET)/release/guest_potatohead.wasm
 
-.PHONY: help deps guest guest-component test-guests example-guests build release crd test demo lint fmt clean bench-hot-swap publish-guest
+.PHONY: help deps guest guest-component test-guests example-guests build release crd test demo lint fmt clean bench-hot-swap bench-scale publish-guest
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -64,6 +64,10 @@ demo: deps build ## Local control plane + CRD + host + sample; runs until Ctrl-C
 bench-hot-swap: deps build ## Guest swap latency in a running host (release), with and without the compile cache
 	$(CARGO) build --release -p reconciler-host
 	RECONCILER_HOST_BIN=$(CURDIR)/target/release/reconciler-host $(CARGO) bench -p e2e --bench hot_swap
+
+bench-scale: deps guest ## The host at scale vs the API server's own limit (release; PARENTS=1000)
+	$(CARGO) build --release -p reconciler-host
+	RECONCILER_HOST_BIN=$(CURDIR)/target/release/reconciler-host $(CARGO) bench -p e2e --bench scale
 
 lint: ## rustfmt and clippy
 	$(CARGO) fmt --all -- --check

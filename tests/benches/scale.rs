@@ -1,0 +1,281 @@
+//! Benchmark (not a test): the host at scale on the local control plane (kube-apiserver + etcd of
+//! its own), measured against the API server's own limit in the same run.
+//!
+//! 1. Convergence: PARENTS PotatoHeads (13 children each) created at once, until every child
+//!    exists and every status is written; versus the *floor*: a minimal client issuing the same
+//!    PotatoHead creates and the same child applies with the same concurrency (32 parents at a
+//!    time, 8 children per parent at a time, as the host) and nothing else.
+//! 2. API requests per PotatoHead on first convergence, by verb (the API server's own counters).
+//! 3. Steady state: the host restarted against the converged cluster reconciles every parent; the
+//!    write requests that causes (target: none) and the time it takes.
+//! 4. Host memory (RSS) idle with the guest loaded and with everything cached.
+//!
+//! Run: `make bench-scale` (release host; `PARENTS=1000` by default, e.g. `PARENTS=200` for a
+//! quick run). Numbers go to docs/benchmarks.md by hand.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use e2e::paths::{host_binary, potatohead_guest};
+use e2e::{
+    DedicatedPlane, HostProcess, Options, TestNamespace, metric_value, potatohead_api,
+    sample_potatohead,
+};
+use futures::{StreamExt, TryStreamExt};
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use serde_json::Value;
+
+/// Parents reconciled at once (the host's default `--concurrency`).
+const PARENT_CONCURRENCY: usize = 32;
+/// Children applied at once for one parent (the host's `APPLY_CONCURRENCY`).
+const CHILD_CONCURRENCY: usize = 8;
+const FIELD_MANAGER: &str = "wasm-reconciler";
+
+#[tokio::main]
+async fn main() {
+    let parents: usize = std::env::var("PARENTS")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1000);
+    println!("host binary: {}", host_binary().display());
+    println!("{parents} PotatoHeads, {} children", parents * 13);
+    let plane = DedicatedPlane::start(Options::default()).await;
+    let client = plane.client().await;
+    let names: Vec<String> = (0..parents).map(|i| format!("ph-{i}")).collect();
+
+    // The floor first, in a namespace of its own.
+    let floor_ns = TestNamespace::create(&client, "floor").await.name;
+    let template = children_template();
+    let started = Instant::now();
+    floor(&client, &floor_ns, &names, &template).await;
+    let floor_time = started.elapsed();
+    println!("floor: {:.1} s", floor_time.as_secs_f64());
+
+    // The host, from idle to converged.
+    let host_ns = TestNamespace::create(&client, "host").await.name;
+    let mut host = HostProcess::start(&plane, &potatohead_guest(), &["--namespace", &host_ns]);
+    wait_ready(&host).await;
+    let idle_rss = host.rss_bytes();
+    let before = request_counts(&client).await;
+    let started = Instant::now();
+    create_parents(&client, &host_ns, &names).await;
+    wait_for_metric(
+        &host,
+        r#"reconciler_reconciles_total{result="Success"}"#,
+        parents as f64,
+    )
+    .await;
+    let host_time = started.elapsed();
+    let after = request_counts(&client).await;
+    let loaded_rss = host.rss_bytes();
+    println!("host: {:.1} s", host_time.as_secs_f64());
+
+    // Steady state: a fresh host process reconciles every parent of the converged cluster.
+    host.kill_hard();
+    let before_restart = request_counts(&client).await;
+    let started = Instant::now();
+    let host = HostProcess::start(&plane, &potatohead_guest(), &["--namespace", &host_ns]);
+    wait_for_metric(
+        &host,
+        r#"reconciler_children_total{action="Unchanged"}"#,
+        (parents * 13) as f64,
+    )
+    .await;
+    let resync_time = started.elapsed();
+    let after_restart = request_counts(&client).await;
+
+    println!("\n| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| floor: {parents} PotatoHead creates + {} child applies | {:.1} s |",
+        parents * 13,
+        floor_time.as_secs_f64()
+    );
+    println!(
+        "| host: {parents} PotatoHeads created → all children and statuses written | {:.1} s ({:.2}× floor) |",
+        host_time.as_secs_f64(),
+        host_time.as_secs_f64() / floor_time.as_secs_f64()
+    );
+    println!(
+        "| host reconciles/s on first convergence | {:.0} |",
+        parents as f64 / host_time.as_secs_f64()
+    );
+    let per_parent = |from: &BTreeMap<String, f64>, to: &BTreeMap<String, f64>| {
+        let mut text = Vec::new();
+        for (key, value) in to {
+            let delta = value - from.get(key).copied().unwrap_or(0.0);
+            if delta > 0.0 {
+                text.push(format!("{key} {:.2}", delta / parents as f64));
+            }
+        }
+        text.join(", ")
+    };
+    println!(
+        "| API requests per PotatoHead, first convergence (the bench's own PotatoHead POSTs included) | {} |",
+        per_parent(&before, &after)
+    );
+    println!(
+        "| restarted host: every parent reconciled (steady state) | {:.1} s |",
+        resync_time.as_secs_f64()
+    );
+    println!(
+        "| API requests per PotatoHead during that resync | {} |",
+        per_parent(&before_restart, &after_restart)
+    );
+    println!(
+        "| host RSS idle (guest loaded) / with {} children cached | {:.0} MiB / {:.0} MiB |",
+        parents * 13,
+        idle_rss as f64 / 1048576.0,
+        loaded_rss as f64 / 1048576.0
+    );
+}
+
+/// The 13 children of a PotatoHead named `ph-template` in namespace `ns-template` with UID
+/// `uid-template`, as the host applies them (from `reconciler-host render`).
+fn children_template() -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = dir.path().join("parent.yaml");
+    let mut sample: Value = serde_json::to_value(sample_potatohead("ns-template", "ph-template")).unwrap();
+    sample["metadata"]["uid"] = "uid-template".into();
+    std::fs::write(&parent, serde_yaml::to_string(&sample).unwrap()).unwrap();
+    let output = std::process::Command::new(host_binary())
+        .args(["render", "-o", "json", "--guest"])
+        .arg(potatohead_guest())
+        .arg("--parent")
+        .arg(&parent)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let list: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let items = list["items"].as_array().unwrap();
+    items[..items.len() - 1].iter().map(Value::to_string).collect()
+}
+
+async fn create_parents(client: &Client, namespace: &str, names: &[String]) {
+    let api = potatohead_api(client, namespace);
+    futures::stream::iter(names)
+        .map(|name| {
+            let api = api.clone();
+            async move {
+                api.create(&PostParams::default(), &sample_potatohead(namespace, name))
+                    .await
+            }
+        })
+        .buffer_unordered(PARENT_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+}
+
+/// What the host does on first convergence, minus everything but the writes: create each parent,
+/// then apply its children, 32 parents and 8 children per parent at a time.
+async fn floor(client: &Client, namespace: &str, names: &[String], template: &[String]) {
+    let parents = potatohead_api(client, namespace);
+    let kinds: BTreeMap<&str, ApiResource> = [
+        ("Deployment", GroupVersionKind::gvk("apps", "v1", "Deployment"), "deployments"),
+        ("Service", GroupVersionKind::gvk("", "v1", "Service"), "services"),
+        ("ConfigMap", GroupVersionKind::gvk("", "v1", "ConfigMap"), "configmaps"),
+    ]
+    .into_iter()
+    .map(|(kind, gvk, plural)| (kind, ApiResource::from_gvk_with_plural(&gvk, plural)))
+    .collect();
+    futures::stream::iter(names)
+        .map(|name| {
+            let parents = parents.clone();
+            let kinds = &kinds;
+            async move {
+                let created = parents
+                    .create(&PostParams::default(), &sample_potatohead(namespace, name))
+                    .await
+                    .unwrap();
+                let uid = created.metadata.uid.unwrap();
+                futures::stream::iter(template)
+                    .map(|text| {
+                        let object: DynamicObject = serde_json::from_str(
+                            &text
+                                .replace("ph-template", name)
+                                .replace("ns-template", namespace)
+                                .replace("uid-template", &uid),
+                        )
+                        .unwrap();
+                        let kind = object.types.as_ref().unwrap().kind.clone();
+                        let api: Api<DynamicObject> =
+                            Api::namespaced_with(client.clone(), namespace, &kinds[kind.as_str()]);
+                        async move {
+                            api.patch(
+                                &object.metadata.name.clone().unwrap(),
+                                &PatchParams::apply(FIELD_MANAGER).force(),
+                                &Patch::Apply(&object),
+                            )
+                            .await
+                            .unwrap();
+                        }
+                    })
+                    .buffer_unordered(CHILD_CONCURRENCY)
+                    .collect::<Vec<()>>()
+                    .await;
+            }
+        })
+        .buffer_unordered(PARENT_CONCURRENCY)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+async fn wait_ready(host: &HostProcess) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while host.http_get("/readyz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "host not ready:\n{}", host.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls the host's metrics (cheap, unlike listing thousands of objects) until `series` reaches
+/// `at_least`.
+async fn wait_for_metric(host: &HostProcess, series: &str, at_least: f64) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let (_, metrics) = host.http_get("/metrics").await;
+        if metric_value(&metrics, series).is_some_and(|v| v >= at_least) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} did not reach {at_least}:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The API server's request counters by verb (its `apiserver_request_total`), for the kinds the
+/// host touches.
+async fn request_counts(client: &Client) -> BTreeMap<String, f64> {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(request).await.unwrap();
+    let mut counts = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let label = |name: &str| {
+            line.split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let resource = label("resource");
+        if !matches!(
+            resource.as_str(),
+            "deployments" | "services" | "configmaps" | "potatoheads" | "events"
+        ) {
+            continue;
+        }
+        let subresource = label("subresource");
+        let key = if subresource.is_empty() {
+            format!("{} {resource}", label("verb"))
+        } else {
+            format!("{} {resource}/{subresource}", label("verb"))
+        };
+        let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        *counts.entry(key).or_insert(0.0) += value;
+    }
+    counts
+}
