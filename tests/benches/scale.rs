@@ -23,7 +23,9 @@ use e2e::{
 };
 use futures::{StreamExt, TryStreamExt};
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use serde_json::Value;
 
 /// Parents reconciled at once (the host's default `--concurrency`).
@@ -136,7 +138,8 @@ async fn main() {
 fn children_template() -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let parent = dir.path().join("parent.yaml");
-    let mut sample: Value = serde_json::to_value(sample_potatohead("ns-template", "ph-template")).unwrap();
+    let mut sample: Value =
+        serde_json::to_value(sample_potatohead("ns-template", "ph-template")).unwrap();
     sample["metadata"]["uid"] = "uid-template".into();
     std::fs::write(&parent, serde_yaml::to_string(&sample).unwrap()).unwrap();
     let output = std::process::Command::new(host_binary())
@@ -146,10 +149,17 @@ fn children_template() -> Vec<String> {
         .arg(&parent)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let list: Value = serde_json::from_slice(&output.stdout).unwrap();
     let items = list["items"].as_array().unwrap();
-    items[..items.len() - 1].iter().map(Value::to_string).collect()
+    items[..items.len() - 1]
+        .iter()
+        .map(Value::to_string)
+        .collect()
 }
 
 async fn create_parents(client: &Client, namespace: &str, names: &[String]) {
@@ -173,9 +183,21 @@ async fn create_parents(client: &Client, namespace: &str, names: &[String]) {
 async fn floor(client: &Client, namespace: &str, names: &[String], template: &[String]) {
     let parents = potatohead_api(client, namespace);
     let kinds: BTreeMap<&str, ApiResource> = [
-        ("Deployment", GroupVersionKind::gvk("apps", "v1", "Deployment"), "deployments"),
-        ("Service", GroupVersionKind::gvk("", "v1", "Service"), "services"),
-        ("ConfigMap", GroupVersionKind::gvk("", "v1", "ConfigMap"), "configmaps"),
+        (
+            "Deployment",
+            GroupVersionKind::gvk("apps", "v1", "Deployment"),
+            "deployments",
+        ),
+        (
+            "Service",
+            GroupVersionKind::gvk("", "v1", "Service"),
+            "services",
+        ),
+        (
+            "ConfigMap",
+            GroupVersionKind::gvk("", "v1", "ConfigMap"),
+            "configmaps",
+        ),
     ]
     .into_iter()
     .map(|(kind, gvk, plural)| (kind, ApiResource::from_gvk_with_plural(&gvk, plural)))
@@ -253,7 +275,10 @@ async fn request_counts(client: &Client) -> BTreeMap<String, f64> {
     let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
     let text = client.request_text(request).await.unwrap();
     let mut counts = BTreeMap::new();
-    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
         let label = |name: &str| {
             line.split(&format!("{name}=\""))
                 .nth(1)
