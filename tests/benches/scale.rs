@@ -64,10 +64,11 @@ async fn main() {
     create_parents(&client, &host_ns, &names).await;
     wait_for_metric(
         &host,
-        r#"reconciler_reconciles_total{result="Success"}"#,
-        parents as f64,
+        &[r#"reconciler_children_total{action="Applied"}"#],
+        (parents * 13) as f64,
     )
     .await;
+    wait_for_statuses(&client, &host_ns, parents).await;
     let host_time = started.elapsed();
     let after = request_counts(&client).await;
     let loaded_rss = host.rss_bytes();
@@ -78,9 +79,13 @@ async fn main() {
     let before_restart = request_counts(&client).await;
     let started = Instant::now();
     let host = HostProcess::start(&plane, &potatohead_guest(), &["--namespace", &host_ns]);
+    // Every child looked at once, whether it needed a write or not.
     wait_for_metric(
         &host,
-        r#"reconciler_children_total{action="Unchanged"}"#,
+        &[
+            r#"reconciler_children_total{action="Unchanged"}"#,
+            r#"reconciler_children_total{action="Applied"}"#,
+        ],
         (parents * 13) as f64,
     )
     .await;
@@ -252,18 +257,44 @@ async fn wait_ready(host: &HostProcess) {
     }
 }
 
-/// Polls the host's metrics (cheap, unlike listing thousands of objects) until `series` reaches
-/// `at_least`.
-async fn wait_for_metric(host: &HostProcess, series: &str, at_least: f64) {
+/// Polls the host's metrics (cheap, unlike listing thousands of objects) until the sum of
+/// `series` reaches `at_least`.
+async fn wait_for_metric(host: &HostProcess, series: &[&str], at_least: f64) {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let (_, metrics) = host.http_get("/metrics").await;
-        if metric_value(&metrics, series).is_some_and(|v| v >= at_least) {
+        let sum: f64 = series
+            .iter()
+            .filter_map(|s| metric_value(&metrics, s))
+            .sum();
+        if sum >= at_least {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "{series} did not reach {at_least}:\n{metrics}"
+            "{series:?} did not reach {at_least}:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Lists the PotatoHeads until every one of them has a status for its current generation.
+async fn wait_for_statuses(client: &Client, namespace: &str, parents: usize) {
+    let api = potatohead_api(client, namespace);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let list = api.list(&Default::default()).await.unwrap();
+        let done = list
+            .items
+            .iter()
+            .filter(|p| p.data["status"]["observedGeneration"].as_i64() == p.metadata.generation)
+            .count();
+        if done == parents {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{done} of {parents} statuses written"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
