@@ -105,10 +105,14 @@ impl Index {
     }
 }
 
-/// Items of a list response carry no `apiVersion`/`kind` (watch events do): fill them in, so a
-/// cached child reads the same however it arrived, to the guest and to the no-op check (which
-/// would otherwise re-apply every child after each relist).
-fn with_type(object: &mut DynamicObject, kind: &ApiResource) {
+/// Makes a cached child the same however it arrived, and no bigger than needed:
+/// - items of a list response carry no `apiVersion`/`kind` (watch events do): filled in, or the
+///   guest would see children without a kind and the no-op check would re-apply every child
+///   after each relist;
+/// - `managedFields` dropped: nothing in the host or the guest reads them, and they are a large
+///   part of every object applied with server-side apply.
+fn normalize(object: &mut DynamicObject, kind: &ApiResource) {
+    object.metadata.managed_fields = None;
     if object.types.is_none() {
         object.types = Some(kube::api::TypeMeta {
             api_version: kind.api_version.clone(),
@@ -260,7 +264,7 @@ impl OwnedChildren {
         event: Event<DynamicObject>,
     ) -> Vec<ObjectRef<DynamicObject>> {
         let mut state = cache.state.write().expect("child index lock poisoned");
-        let event = event.modify(|object| with_type(object, &cache.kind.resource));
+        let event = event.modify(|object| normalize(object, &cache.kind.resource));
         match event {
             Event::Apply(object) => {
                 let parents = self.parent_of(&object).into_iter().collect();
@@ -492,13 +496,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn listed_children_get_the_kind_list_items_lack() {
+    async fn listed_children_get_the_kind_list_items_lack_and_lose_managed_fields() {
         let (children, cache) = children();
         // `child` makes objects without apiVersion/kind, as list responses carry them.
         children.handle(&cache, Event::Init);
-        children.handle(&cache, Event::InitApply(child("a", Some("p1"), true)));
+        let mut listed = child("a", Some("p1"), true);
+        listed.metadata.managed_fields = Some(vec![Default::default()]);
+        children.handle(&cache, Event::InitApply(listed));
         children.handle(&cache, Event::InitDone);
         let cached = children.owned_by("p1", &[deployment_kind()]);
+        assert_eq!(cached[0].object.metadata.managed_fields, None);
         let types = cached[0]
             .object
             .types
