@@ -329,7 +329,8 @@ impl ControlPlane {
         Ok(())
     }
 
-    /// Waits until the API server answers `/readyz` with `ok`.
+    /// Waits until the API server answers `/readyz` with `ok`; fails early when one of the
+    /// plane's servers exited.
     pub async fn wait_until_ready(&self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         let client = self.client().await;
@@ -344,12 +345,7 @@ impl ControlPlane {
             {
                 return Ok(());
             }
-            if Instant::now() > deadline {
-                bail!(
-                    "kube-apiserver not ready {timeout:?} after (re)start; logs in {}",
-                    self.dir.display()
-                );
-            }
+            self.check_still_starting(deadline, "kube-apiserver's /readyz")?;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -400,24 +396,7 @@ impl ControlPlane {
     }
 
     fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + timeout;
-        self.block_on(async {
-            let client = self.client().await;
-            loop {
-                let request = http::Request::get("/readyz")
-                    .body(Vec::new())
-                    .expect("request builds");
-                if client
-                    .request_text(request)
-                    .await
-                    .is_ok_and(|body| body.trim() == "ok")
-                {
-                    return Ok(());
-                }
-                self.check_still_starting(deadline, "kube-apiserver's /readyz")?;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
+        self.block_on(self.wait_until_ready(timeout))
     }
 
     /// Fails when a process died or the deadline passed while waiting for something.
