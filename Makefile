@@ -8,7 +8,7 @@ GUEST_WASM   := target/$(GUEST_TARGET)/release/guest_potatohead.wasm
 .PHONY: help deps guest guest-component test-guests example-guests build release crd test demo lint fmt clean bench-hot-swap bench-scale publish-guest
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 deps: ## Install the wasm target and the local control plane (one-time build, cached in ~/.cache)
 	@echo "==> checking the Rust target $(GUEST_TARGET)"
