@@ -148,6 +148,7 @@ pub async fn run(
         metrics: Arc::clone(&metrics),
         failures: Mutex::new(HashMap::new()),
         reconciled_generations: Mutex::new(HashMap::new()),
+        written_statuses: Mutex::new(HashMap::new()),
     });
     // Stop on the caller's shutdown, or when the reloader hands over a guest for a new parent kind.
     let (stop, stopping) = tokio::sync::watch::channel(false);

@@ -114,6 +114,8 @@ pub struct Context {
     /// The generation each parent (by UID) was last reconciled at, whatever the result: what
     /// `queue_depth` compares the watched parents with.
     pub reconciled_generations: Mutex<HashMap<String, i64>>,
+    /// Statuses written and not yet seen through the parent watch (see `report.rs`).
+    pub written_statuses: crate::report::WrittenStatuses,
 }
 
 impl Context {
@@ -203,6 +205,7 @@ async fn reconcile_parent(
         recorder: &ctx.recorder,
         parent,
         stamp: active.status_stamp(),
+        written: &ctx.written_statuses,
     };
     let finalizing = parent.metadata.deletion_timestamp.is_some();
     let observed_children = ctx.children.owned_by(&uid, &active.child_kinds);

@@ -2,6 +2,9 @@
 //! Kubernetes Events on transitions — children created, children pruned, a new failure reason —
 //! never one per reconcile.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use kube::api::{Api, DynamicObject};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
@@ -15,6 +18,9 @@ use crate::status::{self, FailureReason, Outcome};
 /// The longest Event note the API server accepts (events.k8s.io/v1 `note`: 1 kB).
 const MAX_NOTE_BYTES: usize = 1024;
 
+/// The status this process last wrote, by parent UID, kept until the parent watch shows it.
+pub type WrittenStatuses = Mutex<HashMap<String, Value>>;
+
 /// Reports on one parent for one reconcile.
 pub struct Reporter<'a> {
     pub client: &'a Client,
@@ -24,6 +30,7 @@ pub struct Reporter<'a> {
     pub parent: &'a DynamicObject,
     /// Which guest decided (`status.reconciler`).
     pub stamp: Value,
+    pub written: &'a WrittenStatuses,
 }
 
 impl Reporter<'_> {
@@ -67,6 +74,7 @@ impl Reporter<'_> {
     /// Writes the status for `outcome` if it differs from the parent's current one.
     pub async fn outcome(&self, outcome: &Outcome) -> Result<(), ReconcileError> {
         let observed = self.observed_status();
+        let observed = observed.as_ref();
         let next = status::next_status(
             observed,
             outcome,
@@ -82,22 +90,54 @@ impl Reporter<'_> {
             &self.parent.namespace().unwrap_or_default(),
             &self.parent_kind.resource,
         );
+        let uid = self.parent.uid().unwrap_or_default();
         match status::write(&api, self.parent, &next, self.field_manager).await {
+            Ok(()) => {
+                self.written_statuses().insert(uid, next);
+                Ok(())
+            }
             // The parent was deleted meanwhile: nothing to report on.
-            Err(kube::Error::Api(response)) if response.code == 404 => Ok(()),
-            result => result.map_err(ReconcileError::Status),
+            Err(kube::Error::Api(response)) if response.code == 404 => {
+                self.written_statuses().remove(&uid);
+                Ok(())
+            }
+            Err(error) => Err(ReconcileError::Status(error)),
         }
     }
 
-    fn observed_status(&self) -> Option<&Value> {
-        self.parent.data.get("status").filter(|s| s.is_object())
+    /// The parent's current status: as the parent snapshot shows it, unless that snapshot
+    /// provably predates this process's own last write (no status yet, or an older
+    /// `observedGeneration`): reconciles triggered by child events often run before the parent
+    /// watch delivers the status just written, and would otherwise write it again, with a new
+    /// `lastTransitionTime`.
+    fn observed_status(&self) -> Option<Value> {
+        let snapshot = self.parent.data.get("status").filter(|s| s.is_object());
+        let uid = self.parent.uid()?;
+        let mut written = self.written_statuses();
+        let Some(remembered) = written.get(&uid) else {
+            return snapshot.cloned();
+        };
+        let generation = |status: &Value| status["observedGeneration"].as_i64();
+        match snapshot {
+            Some(snapshot) if generation(snapshot) >= generation(remembered) => {
+                // The watch has caught up: the snapshot is authoritative again.
+                written.remove(&uid);
+                Some(snapshot.clone())
+            }
+            _ => Some(remembered.clone()),
+        }
     }
 
-    fn ready_condition(&self) -> Option<&Value> {
+    fn written_statuses(&self) -> std::sync::MutexGuard<'_, HashMap<String, Value>> {
+        self.written.lock().expect("written status lock poisoned")
+    }
+
+    fn ready_condition(&self) -> Option<Value> {
         self.observed_status()?["conditions"]
             .as_array()?
             .iter()
             .find(|c| c["type"] == "Ready")
+            .cloned()
     }
 
     async fn event(&self, type_: EventType, reason: &str, note: &str) {
