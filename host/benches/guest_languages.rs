@@ -62,14 +62,7 @@ fn measure(wasm: &Path, sample: &Path) -> (usize, Duration, Duration, Duration) 
     compiles.sort();
     let guest = engine.load(&file, GuestLimits::default()).unwrap();
     let observed = common::steady_state(&guest, sample);
-    let mut times: Vec<Duration> = (0..CALLS)
-        .map(|_| {
-            let started = Instant::now();
-            guest.reconcile(&observed, "bench").unwrap();
-            started.elapsed()
-        })
-        .collect();
-    times.sort();
+    let times = common::call_times(&guest, &observed, CALLS);
     (
         file.bytes.len(),
         compiles[COMPILES / 2],

@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use reconciler_host::guest::{GuestEngine, GuestError, GuestLimits};
 
@@ -27,14 +26,7 @@ fn main() {
     let bytes_out = first.children.iter().map(String::len).sum::<usize>()
         + first.status.as_ref().map_or(0, String::len);
 
-    let mut times: Vec<Duration> = (0..CALLS)
-        .map(|_| {
-            let started = Instant::now();
-            guest.reconcile(&observed, "bench").unwrap();
-            started.elapsed()
-        })
-        .collect();
-    times.sort();
+    let times = common::call_times(&guest, &observed, CALLS);
     let median = times[CALLS / 2];
     let p99 = times[CALLS * 99 / 100];
 

@@ -210,10 +210,10 @@ async fn reconcile_parent(
     let finalizing = parent.metadata.deletion_timestamp.is_some();
     let observed_children = ctx.children.owned_by(&uid, &active.child_kinds);
     let observed = Observed {
-        parent: parent_json(parent, &ctx.parent_kind),
+        parent: guest_json(parent, &ctx.parent_kind),
         children: observed_children
             .iter()
-            .map(|c| guest_json(&c.object))
+            .map(|c| guest_json(&c.object, &c.kind))
             .collect(),
         finalizing,
     };
@@ -521,24 +521,15 @@ async fn prune_child(
     Ok(pruned)
 }
 
-/// An object as the guest sees it: as the API server returned it, minus `managedFields`
-/// (bookkeeping of server-side apply, large and of no use to a reconcile decision).
-/// The parent as the guest sees it: parents that arrived in a list response lack
-/// `apiVersion`/`kind`, which the guest is promised.
-fn parent_json(parent: &DynamicObject, kind: &ResolvedKind) -> String {
-    if parent.types.is_some() {
-        return guest_json(parent);
-    }
-    let mut typed = parent.clone();
-    typed.types = Some(kube::api::TypeMeta {
-        api_version: kind.resource.api_version.clone(),
-        kind: kind.resource.kind.clone(),
-    });
-    guest_json(&typed)
-}
-
-fn guest_json(object: &DynamicObject) -> String {
+/// An object as the guest sees it: as the API server returned it, with `apiVersion`/`kind` even
+/// when it came in a list response (whose items lack them; the guest is promised them), minus
+/// `managedFields` (bookkeeping of server-side apply, large and of no use to a decision).
+fn guest_json(object: &DynamicObject, kind: &ResolvedKind) -> String {
     let mut value = serde_json::to_value(object).expect("objects from the API server serialize");
+    if value.get("kind").is_none() {
+        value["apiVersion"] = Value::String(kind.resource.api_version.clone());
+        value["kind"] = Value::String(kind.resource.kind.clone());
+    }
     if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
         metadata.remove("managedFields");
     }

@@ -64,3 +64,23 @@ pub fn steady_state(
         finalizing: false,
     }
 }
+
+/// Wall times of `calls` reconciles of `observed`, each in a fresh store as in production, sorted.
+#[allow(dead_code)]
+pub fn call_times(
+    guest: &reconciler_host::guest::LoadedGuest,
+    observed: &reconciler_host::bindings::Observed,
+    calls: usize,
+) -> Vec<std::time::Duration> {
+    let mut times: Vec<std::time::Duration> = (0..calls)
+        .map(|_| {
+            let started = std::time::Instant::now();
+            guest
+                .reconcile(observed, "bench")
+                .expect("the guest reconciles");
+            started.elapsed()
+        })
+        .collect();
+    times.sort();
+    times
+}
