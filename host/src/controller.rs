@@ -15,7 +15,6 @@ use kube::runtime::watcher;
 use tracing::{debug, info, warn};
 
 use crate::active::{ActiveGuest, GuestSlot};
-use crate::apply::MANAGED_BY_LABEL;
 use crate::config::RunSettings;
 use crate::guest::{GuestEngine, LoadedGuest};
 use crate::kinds::{self, DiscoveryError};
@@ -85,7 +84,7 @@ pub async fn run(
     let scope = WatchScope {
         client: client.clone(),
         namespace: settings.namespace.clone(),
-        label_selector: format!("{MANAGED_BY_LABEL}={}", settings.field_manager),
+        managed_by: settings.field_manager.clone(),
     };
     let children = OwnedChildren::new(parent_kind.resource.clone(), scope, child_triggers);
     info!(

@@ -10,6 +10,7 @@ pub mod check;
 pub mod compile_cache;
 pub mod config;
 pub mod controller;
+pub mod foreign;
 pub mod guest;
 pub mod guest_log;
 pub mod kinds;

@@ -3,9 +3,12 @@
 //! scanning unrelated objects. Kinds are added and removed at run time when a new guest declares
 //! different child kinds.
 //!
-//! Only objects carrying the host's `managed-by` label are watched (a label selector on the server
-//! side), which keeps unrelated objects out of memory altogether. A child whose label someone
+//! Only objects carrying the host's `managed-by` label are watched in full (a label selector on the
+//! server side), which keeps unrelated objects' contents out of memory. A child whose label someone
 //! removed leaves the cache; its parent's next reconcile applies it again, restoring the label.
+//! Beside each kind's cache runs a metadata-only watch of the *other* objects of the kind
+//! ([`ForeignNames`]), so [`OwnedChildren::holder`] can tell who holds any name without asking the
+//! API server.
 //!
 //! # Guarantees
 //! - After a (re)list, a kind's index is replaced atomically at `InitDone`: a reconcile never
@@ -28,6 +31,8 @@ use kube::runtime::watcher::{self, Event};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
+use crate::apply::MANAGED_BY_LABEL;
+use crate::foreign::{ForeignNames, Holder};
 use crate::kinds::ResolvedKind;
 
 /// Namespace and name of a child.
@@ -46,8 +51,30 @@ pub struct WatchScope {
     pub client: kube::Client,
     /// `None`: all namespaces.
     pub namespace: Option<String>,
-    /// Label selector every child carries (the host's managed-by label).
-    pub label_selector: String,
+    /// The value of the managed-by label on every child (the field manager).
+    pub managed_by: String,
+}
+
+impl WatchScope {
+    /// Selects the host's children.
+    fn owned_selector(&self) -> String {
+        format!("{MANAGED_BY_LABEL}={}", self.managed_by)
+    }
+
+    /// Selects every other object, including those without the label.
+    fn foreign_selector(&self) -> String {
+        format!("{MANAGED_BY_LABEL}!={}", self.managed_by)
+    }
+
+    fn api<K>(&self, resource: &ApiResource) -> Api<K>
+    where
+        K: kube::Resource<DynamicType = ApiResource, Scope = kube::core::DynamicResourceScope>,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
+            None => Api::all_with(self.client.clone(), resource),
+        }
+    }
 }
 
 /// Every child cache, plus where to send reconcile requests for parents.
@@ -64,7 +91,22 @@ struct ChildCache {
     kind: Arc<ResolvedKind>,
     state: RwLock<CacheState>,
     synced: AtomicBool,
-    watch_task: Mutex<Option<AbortHandle>>,
+    /// The same kind's objects without the host's label.
+    foreign: ForeignNames,
+    /// The two watches (children, foreign names).
+    watch_tasks: Mutex<Vec<AbortHandle>>,
+}
+
+impl ChildCache {
+    fn new(kind: Arc<ResolvedKind>) -> Self {
+        Self {
+            kind,
+            state: RwLock::default(),
+            synced: AtomicBool::new(false),
+            foreign: ForeignNames::default(),
+            watch_tasks: Mutex::default(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -76,30 +118,33 @@ struct CacheState {
 
 #[derive(Default)]
 struct Index {
+    /// The objects controlled by a parent, by the parent's UID.
     by_owner: HashMap<String, BTreeMap<ChildName, Arc<DynamicObject>>>,
-    owner_of: HashMap<ChildName, String>,
+    /// Who controls each labelled object, a parent or not (for the take-over rule).
+    holders: HashMap<ChildName, Holder>,
 }
 
 impl Index {
     fn upsert(&mut self, object: DynamicObject, parent: &ApiResource) {
         let key = child_name(&object.metadata);
         self.remove(&key);
-        if let Some(owner) = controller_of(&object.metadata, parent) {
-            self.owner_of.insert(key.clone(), owner.uid.clone());
+        let holder = Holder::of(&object.metadata, parent);
+        if let Holder::Parent { uid, .. } = &holder {
             self.by_owner
-                .entry(owner.uid.clone())
+                .entry(uid.clone())
                 .or_default()
-                .insert(key, Arc::new(object));
+                .insert(key.clone(), Arc::new(object));
         }
+        self.holders.insert(key, holder);
     }
 
     fn remove(&mut self, key: &ChildName) {
-        if let Some(owner_uid) = self.owner_of.remove(key)
-            && let Some(children) = self.by_owner.get_mut(&owner_uid)
+        if let Some(Holder::Parent { uid, .. }) = self.holders.remove(key)
+            && let Some(children) = self.by_owner.get_mut(&uid)
         {
             children.remove(key);
             if children.is_empty() {
-                self.by_owner.remove(&owner_uid);
+                self.by_owner.remove(&uid);
             }
         }
     }
@@ -126,16 +171,6 @@ fn child_name(meta: &ObjectMeta) -> ChildName {
         meta.namespace.clone().unwrap_or_default(),
         meta.name.clone().unwrap_or_default(),
     )
-}
-
-/// The object's controller reference, if it points at the parent kind.
-fn controller_of<'a>(
-    meta: &'a ObjectMeta,
-    parent: &ApiResource,
-) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
-    meta.owner_references.as_ref()?.iter().find(|r| {
-        r.controller == Some(true) && r.kind == parent.kind && r.api_version == parent.api_version
-    })
 }
 
 impl OwnedChildren {
@@ -170,15 +205,11 @@ impl OwnedChildren {
                 if caches.iter().any(|c| c.kind.gvk == kind.gvk) {
                     continue;
                 }
-                let cache = Arc::new(ChildCache {
-                    kind: Arc::clone(kind),
-                    state: RwLock::default(),
-                    synced: AtomicBool::new(false),
-                    watch_task: Mutex::new(None),
-                });
-                let task = tokio::spawn(Arc::clone(self).watch(Arc::clone(&cache)));
-                *cache.watch_task.lock().expect("watch task lock poisoned") =
-                    Some(task.abort_handle());
+                let cache = Arc::new(ChildCache::new(Arc::clone(kind)));
+                let children = tokio::spawn(Arc::clone(self).watch(Arc::clone(&cache)));
+                let foreign = tokio::spawn(Arc::clone(self).watch_foreign(Arc::clone(&cache)));
+                *cache.watch_tasks.lock().expect("watch task lock poisoned") =
+                    vec![children.abort_handle(), foreign.abort_handle()];
                 caches.push(cache);
             }
         }
@@ -211,7 +242,7 @@ impl OwnedChildren {
         caches.retain(|cache| {
             let keep = kinds.iter().any(|k| k.gvk == cache.kind.gvk);
             if !keep {
-                if let Some(task) = cache.watch_task.lock().expect("watch task lock poisoned").take() {
+                for task in cache.watch_tasks.lock().expect("watch task lock poisoned").drain(..) {
                     task.abort();
                 }
                 tracing::info!(kind = %cache.kind.display_name(), "stopped watching a child kind the guest no longer declares");
@@ -248,6 +279,30 @@ impl OwnedChildren {
             }
         }
         children
+    }
+
+    /// Who holds the name `namespace/name` of `kind`, if anything does; `None` when the caches
+    /// cannot tell (the kind is not watched, or has not listed yet), and the API server must.
+    pub fn holder(
+        &self,
+        kind: &ResolvedKind,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Option<Holder>> {
+        let cache = self.caches().into_iter().find(|c| c.kind.gvk == kind.gvk)?;
+        if !cache.synced.load(Ordering::Acquire) {
+            return None;
+        }
+        let labelled = cache
+            .state
+            .read()
+            .expect("child index lock poisoned")
+            .live
+            .holders
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned();
+        let foreign = cache.foreign.holder(namespace, name)?;
+        Some(labelled.or(foreign))
     }
 
     fn caches(&self) -> Vec<Arc<ChildCache>> {
@@ -293,20 +348,15 @@ impl OwnedChildren {
                 let listed = state.relisting.take().unwrap_or_default();
                 let vanished: HashSet<ObjectRef<DynamicObject>> = state
                     .live
-                    .owner_of
-                    .keys()
-                    .filter(|key| !listed.owner_of.contains_key(*key))
-                    .filter_map(|key| {
-                        let uid = &state.live.owner_of[key];
-                        state
-                            .live
-                            .by_owner
-                            .get(uid)?
-                            .get(key)
-                            .and_then(|o| self.parent_of(o))
+                    .holders
+                    .iter()
+                    .filter(|(key, _)| !listed.holders.contains_key(*key))
+                    .filter_map(|((namespace, _), holder)| match holder {
+                        Holder::Parent { name, .. } => Some(self.parent_ref(name, namespace)),
+                        Holder::Other(_) => None,
                     })
                     .collect();
-                let count = listed.owner_of.len();
+                let count = listed.holders.len();
                 state.live = listed;
                 drop(state);
                 tracing::debug!(kind = %cache.kind.display_name(), children = count, vanished = vanished.len(), "child cache (re)listed");
@@ -320,23 +370,25 @@ impl OwnedChildren {
     }
 
     fn parent_of(&self, child: &DynamicObject) -> Option<ObjectRef<DynamicObject>> {
-        let owner = controller_of(&child.metadata, &self.parent)?;
-        let mut parent = ObjectRef::new_with(&owner.name, self.parent.clone());
-        if let Some(namespace) = &child.metadata.namespace {
-            parent = parent.within(namespace);
+        match Holder::of(&child.metadata, &self.parent) {
+            Holder::Parent { name, .. } => Some(self.parent_ref(
+                &name,
+                child.metadata.namespace.as_deref().unwrap_or_default(),
+            )),
+            Holder::Other(_) => None,
         }
-        Some(parent)
+    }
+
+    /// Children live in their parent's namespace.
+    fn parent_ref(&self, name: &str, namespace: &str) -> ObjectRef<DynamicObject> {
+        ObjectRef::new_with(name, self.parent.clone()).within(namespace)
     }
 
     /// Watches one child kind until aborted, keeping its cache current and sending the parents
     /// of touched children to the controller.
     async fn watch(self: Arc<Self>, cache: Arc<ChildCache>) {
-        let resource = &cache.kind.resource;
-        let api: Api<DynamicObject> = match &self.scope.namespace {
-            Some(ns) => Api::namespaced_with(self.scope.client.clone(), ns, resource),
-            None => Api::all_with(self.scope.client.clone(), resource),
-        };
-        let config = watcher::Config::default().labels(&self.scope.label_selector);
+        let api = self.scope.api(&cache.kind.resource);
+        let config = watcher::Config::default().labels(&self.scope.owned_selector());
         let mut events = watcher::watcher(api, config).default_backoff().boxed();
         while let Some(event) = events.next().await {
             match event {
@@ -351,6 +403,20 @@ impl OwnedChildren {
                 }
             }
         }
+    }
+
+    /// Keeps the kind's foreign-name index current until aborted.
+    async fn watch_foreign(self: Arc<Self>, cache: Arc<ChildCache>) {
+        let api = self.scope.api(&cache.kind.resource);
+        cache
+            .foreign
+            .watch(
+                api,
+                &self.scope.foreign_selector(),
+                &self.parent,
+                &cache.kind.display_name(),
+            )
+            .await;
     }
 }
 
@@ -387,15 +453,10 @@ mod tests {
         let scope = WatchScope {
             client,
             namespace: None,
-            label_selector: String::new(),
+            managed_by: "test".into(),
         };
         let children = OwnedChildren::new(parent_resource(), scope, triggers);
-        let cache = Arc::new(ChildCache {
-            kind: deployment_kind(),
-            state: RwLock::default(),
-            synced: AtomicBool::new(false),
-            watch_task: Mutex::new(None),
-        });
+        let cache = Arc::new(ChildCache::new(deployment_kind()));
         children.caches.write().unwrap().push(Arc::clone(&cache));
         (children, cache)
     }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryFutureExt};
-use kube::api::{Api, DynamicObject};
+use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use serde_json::Value;
@@ -25,6 +25,7 @@ use crate::active::{ActiveGuest, GuestSlot};
 use crate::apply::{self, ParentRef, Pruned};
 use crate::bindings::Observed;
 use crate::config::RunSettings;
+use crate::foreign::Holder;
 use crate::guest::GuestError;
 use crate::kinds::ResolvedKind;
 use crate::metrics::{ChildAction, GuestFailureKind, Metrics, ReconcileResult};
@@ -361,8 +362,9 @@ async fn reconcile_parent(
 }
 
 /// The take-over rule of the output policy: every desired child the caches do not show as this
-/// parent's must not exist on the server (one GET per such child, which only happens when a child
-/// is first created, or when someone removed the host's label from it).
+/// parent's must not exist under another controller, or under none. The caches know every name
+/// of a watched kind (the host's children in full, other objects by name and controller); only
+/// while they are still listing is the API server asked, one GET per such child.
 ///
 /// # Errors
 /// `Err` when the API server cannot answer; `Ok(Err(violation))` when a child would be taken
@@ -374,28 +376,33 @@ async fn check_no_take_over(
     desired: &[DesiredChild],
     observed: &[ObservedChild],
 ) -> Result<Result<(), PolicyViolation>, ReconcileError> {
-    let fetches: Vec<_> = desired
-        .iter()
-        .filter(|child| {
-            !observed.iter().any(|o| {
-                o.kind.gvk == child.kind.gvk
-                    && o.object.metadata.name.as_deref() == Some(child.name.as_str())
-            })
-        })
-        .map(|child| {
-            let api = Api::<DynamicObject>::namespaced_with(
-                ctx.client.clone(),
-                namespace,
-                &child.kind.resource,
-            );
-            fetch(api, child)
-        })
-        .collect();
-    let existing: Vec<_> = futures::stream::iter(fetches)
+    let mut fetches = Vec::new();
+    let mut holders = Vec::new();
+    for child in desired {
+        let known = observed.iter().any(|o| {
+            o.kind.gvk == child.kind.gvk
+                && o.object.metadata.name.as_deref() == Some(child.name.as_str())
+        });
+        if known {
+            continue;
+        }
+        match ctx.children.holder(&child.kind, namespace, &child.name) {
+            Some(holder) => holders.push((child, holder)),
+            None => {
+                let api = Api::<DynamicObject>::namespaced_with(
+                    ctx.client.clone(),
+                    namespace,
+                    &child.kind.resource,
+                );
+                fetches.push(fetch(api, child, &ctx.parent_kind.resource));
+            }
+        }
+    }
+    let fetched: Vec<_> = futures::stream::iter(fetches)
         .buffer_unordered(APPLY_CONCURRENCY)
         .collect()
         .await;
-    for (child, found) in existing {
+    for (child, found) in fetched {
         let found = found.map_err(|e| {
             ReconcileError::Write(format!(
                 "checking {} {}: {}",
@@ -404,34 +411,36 @@ async fn check_no_take_over(
                 crate::api_error_text(&e)
             ))
         })?;
-        let Some(object) = found else { continue };
-        let controller = object
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .find(|r| r.controller == Some(true));
-        let controller = match controller {
-            // Ours, and the cache has not caught up yet.
-            Some(owner) if owner.uid == parent_uid => continue,
-            Some(owner) => format!("{} {:?}", owner.kind, owner.name),
-            None => "nothing (no controller owner reference)".to_string(),
-        };
-        return Ok(Err(PolicyViolation::TakeOver {
-            kind: child.kind.display_name(),
-            name: child.name.clone(),
-            controller,
-        }));
+        holders.push((child, found));
+    }
+    for (child, holder) in holders {
+        match holder {
+            None => {}
+            // Ours, and the cache has not caught up yet (or someone removed the host's label).
+            Some(Holder::Parent { uid, .. }) if uid == parent_uid => {}
+            Some(holder) => {
+                return Ok(Err(PolicyViolation::TakeOver {
+                    kind: child.kind.display_name(),
+                    name: child.name.clone(),
+                    controller: holder.describe(&ctx.parent_kind.resource),
+                }));
+            }
+        }
     }
     Ok(Ok(()))
 }
 
-async fn fetch(
+/// Who holds a child's name, asked of the API server.
+async fn fetch<'a>(
     api: Api<DynamicObject>,
-    child: &DesiredChild,
-) -> (&DesiredChild, Result<Option<DynamicObject>, kube::Error>) {
+    child: &'a DesiredChild,
+    parent: &ApiResource,
+) -> (&'a DesiredChild, Result<Option<Holder>, kube::Error>) {
     let found = api.get_opt(&child.name).await;
-    (child, found)
+    (
+        child,
+        found.map(|object| object.map(|o| Holder::of(&o.metadata, parent))),
+    )
 }
 
 /// Applies every desired child whose desired state is not already met, a few at a time.

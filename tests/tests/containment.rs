@@ -73,6 +73,15 @@ impl Setup {
             .unwrap();
     }
 
+    /// Touches the parent so it is reconciled now rather than after its failure backoff.
+    async fn poke(&self, parent: &str, value: &str) {
+        let patch = json!({ "metadata": { "annotations": { "test.example.com/poke": value } } });
+        potatohead_api(&self.client, &self.namespace)
+            .patch(parent, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap();
+    }
+
     /// Waits for the parent's Ready condition to be False with `reason` and a message containing
     /// one of `phrases`.
     async fn refused(&self, parent: &str, reason: &str, phrases: &[&str]) -> Value {
@@ -252,6 +261,58 @@ async fn a_guest_cannot_take_over_an_object_another_controller_owns() {
     assert_eq!(
         after.metadata.resource_version, before.metadata.resource_version,
         "their Deployment was written"
+    );
+
+    // The host knows these names from its caches, not by asking: the rule must hold for an object
+    // with no controller at all, and for one that carries the host's own label (so it sits in the
+    // host's child cache, not in the index of unmanaged names) under another controller.
+    let orphaned = deployments
+        .patch(
+            "victim-taken",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "ownerReferences": null } })),
+        )
+        .await
+        .unwrap();
+    setup.poke("victim", "1").await;
+    setup
+        .refused("victim", "PolicyViolation", &["controlled by nothing"])
+        .await;
+    let current = deployments.get("victim-taken").await.unwrap();
+    assert_eq!(
+        current.metadata.resource_version, orphaned.metadata.resource_version,
+        "the orphaned Deployment was written"
+    );
+    let second_owner = Api::<ConfigMap>::namespaced(setup.client.clone(), &setup.namespace)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({ "metadata": { "name": "second-owner" } })).unwrap(),
+        )
+        .await
+        .unwrap();
+    let labelled = deployments
+        .patch(
+            "victim-taken",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": {
+                "labels": { "app.kubernetes.io/managed-by": "wasm-reconciler" },
+                "ownerReferences": [{ "apiVersion": "v1", "kind": "ConfigMap",
+                    "name": "second-owner", "uid": second_owner.uid().unwrap(), "controller": true }] } })),
+        )
+        .await
+        .unwrap();
+    setup.poke("victim", "2").await;
+    setup
+        .refused(
+            "victim",
+            "PolicyViolation",
+            &[r#"controlled by ConfigMap "second-owner""#],
+        )
+        .await;
+    let current = deployments.get("victim-taken").await.unwrap();
+    assert_eq!(
+        current.metadata.resource_version, labelled.metadata.resource_version,
+        "the labelled Deployment was written"
     );
     assert_eq!(setup.config_map_uid("victim-ok").await, ok_uid);
     setup.assert_healthy().await;

@@ -1,0 +1,255 @@
+//! Who holds the names the host does not manage: for one child kind, every object in scope that
+//! does *not* carry the host's managed-by label, with its controller, from a metadata-only watch.
+//!
+//! The take-over rule of the output policy needs to know, before a child is created, whether an
+//! object of that name already exists. Asking the API server costs one GET per new child (13 000
+//! extra requests when 1 000 PotatoHeads are created); this index answers from memory instead.
+//! The host's own children are not in it (the label selector `managed-by!=<field manager>` leaves
+//! them to the owned caches), so it stays as small as the unrelated objects of the kinds, and it
+//! keeps only a name and a controller per object.
+//!
+//! # Guarantees
+//! - [`ForeignNames::holder`] answers only once the first list has completed; until then the
+//!   caller must ask the API server.
+//! - A relist replaces the index atomically at `InitDone`, so an answer never comes from a
+//!   half-listed index.
+//!
+//! Like the GET it replaces, the answer can be stale by the watch's latency: an object created by
+//! someone else in the moment before the host's own create may be taken over.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, ApiResource, DynamicObject, ObjectMeta, PartialObjectMeta};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+
+/// Namespace and name.
+pub type ObjectName = (String, String);
+
+/// What controls an existing object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// A parent of the host's parent kind, by UID (name kept for messages).
+    Parent { uid: String, name: String },
+    /// Something else: its description (`ReplicaSet "x"`), or none.
+    Other(Option<String>),
+}
+
+impl Holder {
+    /// The controller reference among an object's owner references, sorted by whether it points
+    /// at the parent kind.
+    pub fn of(meta: &ObjectMeta, parent: &ApiResource) -> Self {
+        let controller = meta
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|r| r.controller == Some(true));
+        match controller {
+            Some(owner) if is_parent(owner, parent) => Self::Parent {
+                uid: owner.uid.clone(),
+                name: owner.name.clone(),
+            },
+            Some(owner) => Self::Other(Some(format!("{} {:?}", owner.kind, owner.name))),
+            None => Self::Other(None),
+        }
+    }
+
+    /// For messages: `PotatoHead "a"`, or `nothing (no controller owner reference)`.
+    pub fn describe(&self, parent: &ApiResource) -> String {
+        match self {
+            Self::Parent { name, .. } => format!("{} {name:?}", parent.kind),
+            Self::Other(Some(description)) => description.clone(),
+            Self::Other(None) => "nothing (no controller owner reference)".to_string(),
+        }
+    }
+}
+
+fn is_parent(owner: &OwnerReference, parent: &ApiResource) -> bool {
+    owner.kind == parent.kind && owner.api_version == parent.api_version
+}
+
+/// The unmanaged objects of one child kind.
+#[derive(Default)]
+pub struct ForeignNames {
+    state: RwLock<State>,
+    synced: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
+    live: HashMap<ObjectName, Holder>,
+    /// Filled during a (re)list and swapped in at `InitDone`.
+    relisting: Option<HashMap<ObjectName, Holder>>,
+}
+
+impl ForeignNames {
+    /// `None` until the first list completed; then who holds the name, if anything does.
+    pub fn holder(&self, namespace: &str, name: &str) -> Option<Option<Holder>> {
+        if !self.synced.load(Ordering::Acquire) {
+            return None;
+        }
+        let state = self.state.read().expect("foreign index lock poisoned");
+        Some(
+            state
+                .live
+                .get(&(namespace.to_string(), name.to_string()))
+                .cloned(),
+        )
+    }
+
+    /// Applies one watch event.
+    fn handle(&self, event: Event<PartialObjectMeta<DynamicObject>>, parent: &ApiResource) {
+        let mut state = self.state.write().expect("foreign index lock poisoned");
+        match event {
+            Event::Apply(object) => {
+                state.live.insert(
+                    name_of(&object.metadata),
+                    Holder::of(&object.metadata, parent),
+                );
+            }
+            Event::Delete(object) => {
+                state.live.remove(&name_of(&object.metadata));
+            }
+            Event::Init => state.relisting = Some(HashMap::new()),
+            Event::InitApply(object) => {
+                state.relisting.get_or_insert_default().insert(
+                    name_of(&object.metadata),
+                    Holder::of(&object.metadata, parent),
+                );
+            }
+            Event::InitDone => {
+                state.live = state.relisting.take().unwrap_or_default();
+                self.synced.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Watches the kind's objects without the host's label until the task is aborted.
+    pub async fn watch(
+        &self,
+        api: Api<PartialObjectMeta<DynamicObject>>,
+        label_selector: &str,
+        parent: &ApiResource,
+        kind: &str,
+    ) {
+        let config = watcher::Config::default().labels(label_selector);
+        // An `Api` of `PartialObjectMeta` makes metadata-only requests.
+        let mut events = watcher::watcher(api, config).default_backoff().boxed();
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(event) => self.handle(event, parent),
+                Err(error) => {
+                    tracing::warn!(%kind, %error, "watch of unmanaged objects failed; retrying with backoff")
+                }
+            }
+        }
+    }
+}
+
+fn name_of(meta: &ObjectMeta) -> ObjectName {
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::api::GroupVersionKind;
+
+    use super::*;
+
+    fn parent() -> ApiResource {
+        ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "podtato.example.com",
+            "v1alpha1",
+            "PotatoHead",
+        ))
+    }
+
+    fn object(name: &str, controller: Option<(&str, &str)>) -> PartialObjectMeta<DynamicObject> {
+        let mut meta = ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("ns".into()),
+            ..Default::default()
+        };
+        if let Some((kind, uid)) = controller {
+            let api_version = if kind == "PotatoHead" {
+                parent().api_version
+            } else {
+                "apps/v1".into()
+            };
+            meta.owner_references = Some(vec![OwnerReference {
+                api_version,
+                kind: kind.into(),
+                name: format!("owner-{uid}"),
+                uid: uid.into(),
+                controller: Some(true),
+                block_owner_deletion: None,
+            }]);
+        }
+        PartialObjectMeta {
+            types: None,
+            metadata: meta,
+            _phantom: Default::default(),
+        }
+    }
+
+    #[test]
+    fn nothing_is_answered_before_the_first_list_completes() {
+        let names = ForeignNames::default();
+        names.handle(Event::Init, &parent());
+        names.handle(Event::InitApply(object("a", None)), &parent());
+        assert_eq!(names.holder("ns", "a"), None);
+        names.handle(Event::InitDone, &parent());
+        assert_eq!(names.holder("ns", "a"), Some(Some(Holder::Other(None))));
+        assert_eq!(names.holder("ns", "b"), Some(None));
+    }
+
+    #[test]
+    fn holders_are_told_apart_by_controller() {
+        let names = ForeignNames::default();
+        names.handle(Event::Init, &parent());
+        names.handle(Event::InitDone, &parent());
+        names.handle(
+            Event::Apply(object("a", Some(("PotatoHead", "p1")))),
+            &parent(),
+        );
+        names.handle(
+            Event::Apply(object("b", Some(("ReplicaSet", "r1")))),
+            &parent(),
+        );
+        let a = names.holder("ns", "a").unwrap().unwrap();
+        assert_eq!(
+            a,
+            Holder::Parent {
+                uid: "p1".into(),
+                name: "owner-p1".into()
+            }
+        );
+        let b = names.holder("ns", "b").unwrap().unwrap();
+        assert_eq!(b.describe(&parent()), r#"ReplicaSet "owner-r1""#);
+        names.handle(Event::Delete(object("b", None)), &parent());
+        assert_eq!(names.holder("ns", "b"), Some(None));
+    }
+
+    #[test]
+    fn a_relist_replaces_the_index_when_complete() {
+        let names = ForeignNames::default();
+        names.handle(Event::Init, &parent());
+        names.handle(Event::InitApply(object("a", None)), &parent());
+        names.handle(Event::InitDone, &parent());
+        names.handle(Event::Init, &parent());
+        names.handle(Event::InitApply(object("b", None)), &parent());
+        // Until InitDone the previous, complete index answers.
+        assert!(names.holder("ns", "a").unwrap().is_some());
+        assert!(names.holder("ns", "b").unwrap().is_none());
+        names.handle(Event::InitDone, &parent());
+        assert!(names.holder("ns", "a").unwrap().is_none());
+        assert!(names.holder("ns", "b").unwrap().is_some());
+    }
+}
