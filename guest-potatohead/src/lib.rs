@@ -3,6 +3,7 @@
 //! This file is only the binding glue between the WIT interface and the plain functions in the
 //! other modules, which hold the decisions and their native unit tests.
 
+pub mod arena;
 pub mod children;
 pub mod parts;
 pub mod reconcile;
@@ -55,9 +56,10 @@ mod component {
                         Level::Debug,
                         &format!("desired {} children", desired.children.len()),
                     );
+                    let (children, status) = desired.to_text();
                     Ok(Desired {
-                        children: desired.children.iter().map(|c| c.to_string()).collect(),
-                        status: desired.status.map(|s| s.to_string()),
+                        children,
+                        status,
                         requeue_after_ms: desired.requeue_after_ms,
                     })
                 }

@@ -150,6 +150,9 @@ impl GuestEngine {
             // Deadlines: a ticker advances the epoch; a store traps when its deadline passes.
             // Cheaper than fuel metering and measures wall time, which is what callers wait on.
             .epoch_interruption(true);
+        if std::env::var_os("EXPERIMENT_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
 
         let mut linker = Linker::new(&engine);
@@ -381,6 +384,32 @@ pub struct LoadedGuest {
     manifest: GuestManifest,
 }
 
+/// One instance of a guest in a store of its own, good for one call: a store is never entered
+/// twice, so no state (or trap) of one reconcile reaches the next.
+pub struct GuestInstance<'a> {
+    guest: &'a LoadedGuest,
+    store: Store<GuestState>,
+    exports: bindings::Reconciler,
+}
+
+impl GuestInstance<'_> {
+    /// Calls `reconcile` and checks the size of the answer. Blocking.
+    pub fn reconcile(mut self, observed: &Observed) -> Result<Desired, GuestError> {
+        let guest = self.guest;
+        let answer = self
+            .exports
+            .wasm_reconciler_reconciler_guest()
+            .call_reconcile(&mut self.store, observed)
+            .map_err(|e| guest.call_failure(e, &self.store))?;
+        let desired = answer.map_err(|e| match e {
+            bindings::ReconcileError::InvalidSpec(reason) => GuestError::InvalidSpec(reason),
+            bindings::ReconcileError::Transient(reason) => GuestError::Transient(reason),
+        })?;
+        guest.check_output(&desired)?;
+        Ok(desired)
+    }
+}
+
 impl LoadedGuest {
     /// What the guest reconciles.
     pub fn manifest(&self) -> &GuestManifest {
@@ -399,17 +428,7 @@ impl LoadedGuest {
 
     /// Calls `reconcile` in a fresh store. Blocking: call it from a blocking thread.
     pub fn reconcile(&self, observed: &Observed, parent_key: &str) -> Result<Desired, GuestError> {
-        let (mut store, guest) = self.instantiate(parent_key)?;
-        let answer = guest
-            .wasm_reconciler_reconciler_guest()
-            .call_reconcile(&mut store, observed)
-            .map_err(|e| self.call_failure(e, &store))?;
-        let desired = answer.map_err(|e| match e {
-            bindings::ReconcileError::InvalidSpec(reason) => GuestError::InvalidSpec(reason),
-            bindings::ReconcileError::Transient(reason) => GuestError::Transient(reason),
-        })?;
-        self.check_output(&desired)?;
-        Ok(desired)
+        self.instantiate(parent_key)?.reconcile(observed)
     }
 
     fn check_output(&self, desired: &Desired) -> Result<(), GuestError> {
@@ -432,17 +451,21 @@ impl LoadedGuest {
     }
 
     fn describe(&self) -> Result<Manifest, GuestError> {
-        let (mut store, guest) = self.instantiate("describe")?;
-        guest
+        let GuestInstance {
+            guest,
+            mut store,
+            exports,
+        } = self.instantiate("describe")?;
+        exports
             .wasm_reconciler_reconciler_guest()
             .call_describe(&mut store)
-            .map_err(|e| self.call_failure(e, &store))
+            .map_err(|e| guest.call_failure(e, &store))
     }
 
-    fn instantiate(
-        &self,
-        parent_key: &str,
-    ) -> Result<(Store<GuestState>, bindings::Reconciler), GuestError> {
+    /// A fresh store and instance for one call, limits armed; `parent_key` labels its log lines.
+    /// [`Self::reconcile`] is this and [`GuestInstance::reconcile`]; apart they let a benchmark
+    /// time the two halves.
+    pub fn instantiate(&self, parent_key: &str) -> Result<GuestInstance<'_>, GuestError> {
         let state = GuestState {
             wasi: WasiCtxBuilder::new().build(),
             table: ResourceTable::new(),
@@ -467,7 +490,11 @@ impl LoadedGuest {
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         match self.pre.instantiate(&mut store) {
-            Ok(guest) => Ok((store, guest)),
+            Ok(exports) => Ok(GuestInstance {
+                guest: self,
+                store,
+                exports,
+            }),
             Err(error) => Err(self.call_failure(error, &store)),
         }
     }
