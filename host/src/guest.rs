@@ -150,7 +150,8 @@ impl GuestEngine {
             // Deadlines: a ticker advances the epoch; a store traps when its deadline passes.
             // Cheaper than fuel metering and measures wall time, which is what callers wait on.
             .epoch_interruption(true);
-        if std::env::var_os("EXPERIMENT_PERFMAP").is_some() {
+        // For profiling guests: `perf` names JIT-compiled guest functions from /tmp/perf-<pid>.map.
+        if std::env::var_os("RECONCILER_GUEST_PERFMAP").is_some_and(|v| v == "1") {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         let engine = Engine::new(&config)?;
