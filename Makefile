@@ -5,7 +5,7 @@ CARGO        ?= cargo
 GUEST_TARGET := wasm32-wasip2
 GUEST_WASM   := target/$(GUEST_TARGET)/release/guest_potatohead.wasm
 
-.PHONY: help deps guest guest-component test-guests example-guests build release crd test demo lint fmt clean bench-hot-swap bench-scale publish-guest
+.PHONY: help deps guest guest-component test-guests example-guests build release crd test demo lint fmt clean bench bench-hot-swap bench-scale bench-guest publish-guest
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -60,6 +60,11 @@ test: deps guest guest-component test-guests example-guests ## Run every test: g
 
 demo: deps build ## Local control plane + CRD + host + sample; runs until Ctrl-C
 	@hack/demo.sh
+
+bench: bench-scale bench-guest ## The benchmarks of docs/benchmarks.md: scale and guest overhead (~5 min once built)
+
+bench-guest: guest ## One reconcile through WebAssembly vs the same logic compiled natively, by phase
+	$(CARGO) bench -p reconciler-host --bench guest_vs_native
 
 bench-hot-swap: deps build ## Guest swap latency in a running host (release), with and without the compile cache
 	$(CARGO) build --release -p reconciler-host

@@ -95,9 +95,25 @@ struct ChildCache {
     foreign: ForeignNames,
     /// The two watches (children, foreign names).
     watch_tasks: Mutex<Vec<AbortHandle>>,
+    /// Writes the host made that the watch has not delivered yet.
+    pending: Mutex<HashMap<ChildName, PendingWrite>>,
+}
+
+/// A write of the host's whose watch event has not reached the cache yet: which version of the
+/// child the cache showed when it was written (`None`: absent) and the desired-state digest
+/// written. Without it, a reconcile triggered by the first of several child events would see the
+/// other children still stale and apply them again (11 Deployment applies per PotatoHead instead
+/// of 6 when 1000 tags change at once).
+struct PendingWrite {
+    seen_version: Option<String>,
+    digest: String,
 }
 
 impl ChildCache {
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<ChildName, PendingWrite>> {
+        self.pending.lock().expect("pending writes lock poisoned")
+    }
+
     fn new(kind: Arc<ResolvedKind>) -> Self {
         Self {
             kind,
@@ -105,6 +121,7 @@ impl ChildCache {
             synced: AtomicBool::new(false),
             foreign: ForeignNames::default(),
             watch_tasks: Mutex::default(),
+            pending: Mutex::default(),
         }
     }
 }
@@ -305,6 +322,45 @@ impl OwnedChildren {
         Some(labelled.or(foreign))
     }
 
+    /// Remembers that the host wrote `digest` to a child over `seen_version` (the version its cache
+    /// showed; `None`: absent), until the child's next watch event.
+    pub fn wrote(
+        &self,
+        kind: &ResolvedKind,
+        name: ChildName,
+        seen_version: Option<String>,
+        digest: String,
+    ) {
+        if let Some(cache) = self.caches().into_iter().find(|c| c.kind.gvk == kind.gvk) {
+            cache.pending().insert(
+                name,
+                PendingWrite {
+                    seen_version,
+                    digest,
+                },
+            );
+        }
+    }
+
+    /// True when the host already wrote `digest` to this child and the cache still shows the
+    /// version it wrote over: the write is on its way, and applying again would only repeat it.
+    /// Any watch event for the child (or a relist) ends this, so a change made by someone else
+    /// afterwards is judged on what the cache then shows.
+    pub fn write_in_flight(
+        &self,
+        kind: &ResolvedKind,
+        name: &ChildName,
+        cached_version: Option<&str>,
+        digest: &str,
+    ) -> bool {
+        let Some(cache) = self.caches().into_iter().find(|c| c.kind.gvk == kind.gvk) else {
+            return false;
+        };
+        cache.pending().get(name).is_some_and(|pending| {
+            pending.digest == digest && pending.seen_version.as_deref() == cached_version
+        })
+    }
+
     fn caches(&self) -> Vec<Arc<ChildCache>> {
         self.caches
             .read()
@@ -320,6 +376,13 @@ impl OwnedChildren {
     ) -> Vec<ObjectRef<DynamicObject>> {
         let mut state = cache.state.write().expect("child index lock poisoned");
         let event = event.modify(|object| normalize(object, &cache.kind.resource));
+        match &event {
+            Event::Apply(object) | Event::Delete(object) | Event::InitApply(object) => {
+                cache.pending().remove(&child_name(&object.metadata));
+            }
+            Event::InitDone => cache.pending().clear(),
+            Event::Init => {}
+        }
         match event {
             Event::Apply(object) => {
                 let parents = self.parent_of(&object).into_iter().collect();
@@ -544,6 +607,31 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["parent-p1"]
         );
+    }
+
+    #[tokio::test]
+    async fn a_write_is_in_flight_until_the_childs_next_event() {
+        let (children, cache) = children();
+        let key = ("ns".to_string(), "a".to_string());
+        let kind = deployment_kind();
+        children.wrote(&kind, key.clone(), Some("5".into()), "d1".into());
+        assert!(children.write_in_flight(&kind, &key, Some("5"), "d1"));
+        assert!(
+            !children.write_in_flight(&kind, &key, Some("5"), "d2"),
+            "another desired state"
+        );
+        assert!(
+            !children.write_in_flight(&kind, &key, Some("7"), "d1"),
+            "the cache moved on"
+        );
+        children.handle(&cache, Event::Apply(child("a", Some("p1"), true)));
+        assert!(!children.write_in_flight(&kind, &key, Some("5"), "d1"));
+
+        // A create (nothing cached) until the object shows up, or a relist.
+        children.wrote(&kind, key.clone(), None, "d1".into());
+        assert!(children.write_in_flight(&kind, &key, None, "d1"));
+        children.handle(&cache, Event::InitDone);
+        assert!(!children.write_in_flight(&kind, &key, None, "d1"));
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryFutureExt};
+use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
@@ -459,7 +459,16 @@ async fn apply_children(
             o.kind.gvk == child.kind.gvk
                 && o.object.metadata.name.as_deref() == Some(child.name.as_str())
         });
-        let satisfied = current.is_some_and(|o| apply::is_satisfied(&child.object, &o.object));
+        let key = (namespace.to_string(), child.name.clone());
+        let digest = child.object["metadata"]["annotations"][apply::DESIRED_DIGEST_ANNOTATION]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let seen_version = current.and_then(|o| o.object.metadata.resource_version.clone());
+        let satisfied = current.is_some_and(|o| apply::is_satisfied(&child.object, &o.object))
+            || ctx
+                .children
+                .write_in_flight(&child.kind, &key, seen_version.as_deref(), &digest);
         let created = current.is_none();
         let api = Api::<DynamicObject>::namespaced_with(
             ctx.client.clone(),
@@ -472,9 +481,10 @@ async fn apply_children(
             }
             let what = format!("{} {}", child.kind.resource.kind, child.name);
             apply::apply(&api, &child.name, &child.object, field_manager)
-                .map_ok(|()| Some((what.clone(), created)))
-                .map_err(|e| format!("applying {what}: {}", crate::api_error_text(&e)))
                 .await
+                .map_err(|e| format!("applying {what}: {}", crate::api_error_text(&e)))?;
+            ctx.children.wrote(&child.kind, key, seen_version, digest);
+            Ok(Some((what, created)))
         }
     }))
     .buffer_unordered(APPLY_CONCURRENCY)

@@ -9,6 +9,12 @@
 //! 3. Steady state: the host restarted against the converged cluster reconciles every parent; the
 //!    write requests that causes (target: none) and the time it takes.
 //! 4. Host memory (RSS) idle with the guest loaded and with everything cached.
+//! 5. Rolling change: a new tag on every PotatoHead, until every status reports the new
+//!    generation; versus the floor for the same updates (the parent patches and the 6
+//!    Deployment applies per parent).
+//! 6. The peer a user would otherwise write (`scale/native_peer.rs`): a plain kube-rs controller
+//!    with the same decision compiled natively, applying every child on every reconcile; same
+//!    concurrency, same wait as the host.
 //!
 //! Run: `make bench-scale` (release host; `PARENTS=1000` by default, e.g. `PARENTS=200` for a
 //! quick run). Numbers go to docs/benchmarks.md by hand.
@@ -21,6 +27,9 @@ use e2e::{
     DedicatedPlane, HostProcess, Options, TestNamespace, metric_value, potatohead_api,
     sample_potatohead,
 };
+#[path = "scale/native_peer.rs"]
+mod native_peer;
+
 use futures::{StreamExt, TryStreamExt};
 use kube::Client;
 use kube::api::{
@@ -33,6 +42,9 @@ const PARENT_CONCURRENCY: usize = 32;
 /// Children applied at once for one parent (the host's `APPLY_CONCURRENCY`).
 const CHILD_CONCURRENCY: usize = 8;
 const FIELD_MANAGER: &str = "wasm-reconciler";
+/// The sample's tag, and the one the rolling change moves to.
+const TAG: &str = "0.3.0";
+const NEW_TAG: &str = "0.3.1";
 
 #[tokio::main]
 async fn main() {
@@ -48,7 +60,7 @@ async fn main() {
 
     // The floor first, in a namespace of its own.
     let floor_ns = TestNamespace::create(&client, "floor").await.name;
-    let template = children_template();
+    let template = children_template(TAG);
     let started = Instant::now();
     floor(&client, &floor_ns, &names, &template).await;
     let floor_time = started.elapsed();
@@ -74,6 +86,27 @@ async fn main() {
     let loaded_rss = host.rss_bytes();
     println!("host: {:.1} s", host_time.as_secs_f64());
 
+    // Rolling change: the host first, then the floor's same updates.
+    let before_roll = request_counts(&client).await;
+    let started = Instant::now();
+    set_tags(&client, &host_ns, &names, NEW_TAG).await;
+    wait_for_statuses(&client, &host_ns, parents).await;
+    let roll_time = started.elapsed();
+    let after_roll = request_counts(&client).await;
+    println!("host rolling change: {:.1} s", roll_time.as_secs_f64());
+    let new_deployments: Vec<String> = children_template(NEW_TAG)
+        .into_iter()
+        .filter(|t| t.contains(r#""kind":"Deployment""#))
+        .collect();
+    let uids = uids(&client, &floor_ns).await;
+    let started = Instant::now();
+    floor_roll(&client, &floor_ns, &uids, &new_deployments).await;
+    let floor_roll_time = started.elapsed();
+    println!(
+        "floor rolling change: {:.1} s",
+        floor_roll_time.as_secs_f64()
+    );
+
     // Steady state: a fresh host process reconciles every parent of the converged cluster.
     host.kill_hard();
     let before_restart = request_counts(&client).await;
@@ -91,6 +124,24 @@ async fn main() {
     .await;
     let resync_time = started.elapsed();
     let after_restart = request_counts(&client).await;
+    drop(host);
+
+    // The plain controller, from idle to converged, in a namespace of its own.
+    let peer_ns = TestNamespace::create(&client, "peer").await.name;
+    let peer = tokio::spawn(native_peer::run(
+        plane.client().await,
+        peer_ns.clone(),
+        PARENT_CONCURRENCY as u16,
+        CHILD_CONCURRENCY,
+    ));
+    let before_peer = request_counts(&client).await;
+    let started = Instant::now();
+    create_parents(&client, &peer_ns, &names).await;
+    wait_for_statuses(&client, &peer_ns, parents).await;
+    let peer_time = started.elapsed();
+    let after_peer = request_counts(&client).await;
+    peer.abort();
+    println!("native peer: {:.1} s", peer_time.as_secs_f64());
 
     println!("\n| measure | value |");
     println!("|---|---|");
@@ -123,6 +174,30 @@ async fn main() {
         per_parent(&before, &after)
     );
     println!(
+        "| plain native kube-rs controller (applies everything every reconcile), same job | {:.1} s ({:.2}× floor, {:.2}× host) |",
+        peer_time.as_secs_f64(),
+        peer_time.as_secs_f64() / floor_time.as_secs_f64(),
+        peer_time.as_secs_f64() / host_time.as_secs_f64()
+    );
+    println!(
+        "| API requests per PotatoHead, plain controller's first convergence | {} |",
+        per_parent(&before_peer, &after_peer)
+    );
+    println!(
+        "| floor: {parents} PotatoHead tag patches + {} Deployment applies | {:.1} s |",
+        parents * 6,
+        floor_roll_time.as_secs_f64()
+    );
+    println!(
+        "| host: tag changed on {parents} PotatoHeads → all statuses at the new generation | {:.1} s ({:.2}× floor) |",
+        roll_time.as_secs_f64(),
+        roll_time.as_secs_f64() / floor_roll_time.as_secs_f64()
+    );
+    println!(
+        "| API requests per PotatoHead, rolling change (the bench's own patches included) | {} |",
+        per_parent(&before_roll, &after_roll)
+    );
+    println!(
         "| restarted host: every parent reconciled (steady state) | {:.1} s |",
         resync_time.as_secs_f64()
     );
@@ -140,12 +215,13 @@ async fn main() {
 
 /// The 13 children of a PotatoHead named `ph-template` in namespace `ns-template` with UID
 /// `uid-template`, as the host applies them (from `reconciler-host render`).
-fn children_template() -> Vec<String> {
+fn children_template(tag: &str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let parent = dir.path().join("parent.yaml");
     let mut sample: Value =
         serde_json::to_value(sample_potatohead("ns-template", "ph-template")).unwrap();
     sample["metadata"]["uid"] = "uid-template".into();
+    sample["spec"]["tag"] = tag.into();
     std::fs::write(&parent, serde_yaml::to_string(&sample).unwrap()).unwrap();
     let output = std::process::Command::new(host_binary())
         .args(["render", "-o", "json", "--guest"])
@@ -229,6 +305,90 @@ async fn floor(client: &Client, namespace: &str, names: &[String], template: &[S
                         let kind = object.types.as_ref().unwrap().kind.clone();
                         let api: Api<DynamicObject> =
                             Api::namespaced_with(client.clone(), namespace, &kinds[kind.as_str()]);
+                        async move {
+                            api.patch(
+                                &object.metadata.name.clone().unwrap(),
+                                &PatchParams::apply(FIELD_MANAGER).force(),
+                                &Patch::Apply(&object),
+                            )
+                            .await
+                            .unwrap();
+                        }
+                    })
+                    .buffer_unordered(CHILD_CONCURRENCY)
+                    .collect::<Vec<()>>()
+                    .await;
+            }
+        })
+        .buffer_unordered(PARENT_CONCURRENCY)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+/// Sets `spec.tag` on every named PotatoHead, 32 at a time.
+async fn set_tags(client: &Client, namespace: &str, names: &[String], tag: &str) {
+    let api = potatohead_api(client, namespace);
+    futures::stream::iter(names)
+        .map(|name| {
+            let api = api.clone();
+            let patch = serde_json::json!({ "spec": { "tag": tag } });
+            async move {
+                api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+            }
+        })
+        .buffer_unordered(PARENT_CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+}
+
+/// Name → UID of every PotatoHead in `namespace`.
+async fn uids(client: &Client, namespace: &str) -> BTreeMap<String, String> {
+    potatohead_api(client, namespace)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| (p.metadata.name.unwrap(), p.metadata.uid.unwrap()))
+        .collect()
+}
+
+/// What the host writes for a new tag, minus everything but the writes: patch each parent's tag,
+/// then apply its 6 Deployments, with the host's concurrency.
+async fn floor_roll(
+    client: &Client,
+    namespace: &str,
+    uids: &BTreeMap<String, String>,
+    deployments: &[String],
+) {
+    let parents = potatohead_api(client, namespace);
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apps", "v1", "Deployment"),
+        "deployments",
+    );
+    futures::stream::iter(uids)
+        .map(|(name, uid)| {
+            let parents = parents.clone();
+            let resource = &resource;
+            async move {
+                let patch = serde_json::json!({ "spec": { "tag": NEW_TAG } });
+                parents
+                    .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .unwrap();
+                futures::stream::iter(deployments)
+                    .map(|text| {
+                        let object: DynamicObject = serde_json::from_str(
+                            &text
+                                .replace("ph-template", name)
+                                .replace("ns-template", namespace)
+                                .replace("uid-template", uid),
+                        )
+                        .unwrap();
+                        let api: Api<DynamicObject> =
+                            Api::namespaced_with(client.clone(), namespace, resource);
                         async move {
                             api.patch(
                                 &object.metadata.name.clone().unwrap(),
