@@ -15,6 +15,10 @@
 //! 6. The peer a user would otherwise write (`scale/native_peer.rs`): a plain kube-rs controller
 //!    with the same decision compiled natively, applying every child on every reconcile; same
 //!    concurrency, same wait as the host.
+//! 7. Memory baseline: the same watches and caches without wasmtime (`scale/cache_baseline.rs`,
+//!    a process of its own), read beside the host's RSS with everything cached.
+//! 8. Start-up: process start to first reconcile (its debug log line), with a cold and a warm
+//!    compile cache, against the converged cluster.
 //!
 //! Run: `make bench-scale` (release host; `PARENTS=1000` by default, e.g. `PARENTS=200` for a
 //! quick run). Numbers go to docs/benchmarks.md by hand.
@@ -27,6 +31,8 @@ use e2e::{
     DedicatedPlane, HostProcess, Options, TestNamespace, metric_value, potatohead_api,
     sample_potatohead,
 };
+#[path = "scale/cache_baseline.rs"]
+mod cache_baseline;
 #[path = "scale/native_peer.rs"]
 mod native_peer;
 
@@ -48,6 +54,11 @@ const NEW_TAG: &str = "0.3.1";
 
 #[tokio::main]
 async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--cache-baseline") {
+        cache_baseline::run(args[at + 1].clone()).await;
+        return;
+    }
     let parents: usize = std::env::var("PARENTS")
         .ok()
         .and_then(|p| p.parse().ok())
@@ -71,6 +82,7 @@ async fn main() {
     let mut host = HostProcess::start(&plane, &potatohead_guest(), &["--namespace", &host_ns]);
     wait_ready(&host).await;
     let idle_rss = host.rss_bytes();
+    let idle_cpu = host.cpu_seconds();
     let before = request_counts(&client).await;
     let started = Instant::now();
     create_parents(&client, &host_ns, &names).await;
@@ -83,16 +95,24 @@ async fn main() {
     wait_for_statuses(&client, &host_ns, parents).await;
     let host_time = started.elapsed();
     let after = request_counts(&client).await;
-    let loaded_rss = host.rss_bytes();
+    let convergence_cpu = host.cpu_seconds() - idle_cpu;
+    let reconciles = reconcile_count(&host).await;
     println!("host: {:.1} s", host_time.as_secs_f64());
+
+    // Memory, with everything cached: the host beside its own caches without wasmtime.
+    let (loaded_rss, baseline_rss) = memory_beside_baseline(&plane, &host, &host_ns).await;
+    let peak_rss = host.peak_rss_bytes();
 
     // Rolling change: the host first, then the floor's same updates.
     let before_roll = request_counts(&client).await;
+    let roll_cpu_before = host.cpu_seconds();
     let started = Instant::now();
     set_tags(&client, &host_ns, &names, NEW_TAG).await;
     wait_for_statuses(&client, &host_ns, parents).await;
     let roll_time = started.elapsed();
     let after_roll = request_counts(&client).await;
+    let roll_cpu = host.cpu_seconds() - roll_cpu_before;
+    let roll_reconciles = reconcile_count(&host).await - reconciles;
     println!("host rolling change: {:.1} s", roll_time.as_secs_f64());
     let new_deployments: Vec<String> = children_template(NEW_TAG)
         .into_iter()
@@ -126,6 +146,11 @@ async fn main() {
     let after_restart = request_counts(&client).await;
     drop(host);
 
+    // Start-up against the converged cluster, compile cache cold then warm.
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cold_start = start_up(&plane, &host_ns, cache_dir.path()).await;
+    let warm_start = start_up(&plane, &host_ns, cache_dir.path()).await;
+
     // The plain controller, from idle to converged, in a namespace of its own.
     let peer_ns = TestNamespace::create(&client, "peer").await.name;
     let peer = tokio::spawn(native_peer::run(
@@ -158,6 +183,10 @@ async fn main() {
     println!(
         "| host reconciles/s on first convergence | {:.0} |",
         parents as f64 / host_time.as_secs_f64()
+    );
+    println!(
+        "| host CPU on first convergence | {convergence_cpu:.1} s for {reconciles:.0} reconciles ({:.2} ms each) |",
+        convergence_cpu * 1e3 / reconciles
     );
     let per_parent = |from: &BTreeMap<String, f64>, to: &BTreeMap<String, f64>| {
         let mut text = Vec::new();
@@ -198,6 +227,9 @@ async fn main() {
         per_parent(&before_roll, &after_roll)
     );
     println!(
+        "| host CPU in the rolling change | {roll_cpu:.1} s for {roll_reconciles:.0} reconciles |"
+    );
+    println!(
         "| restarted host: every parent reconciled (steady state) | {:.1} s |",
         resync_time.as_secs_f64()
     );
@@ -205,12 +237,104 @@ async fn main() {
         "| API requests per PotatoHead during that resync | {} |",
         per_parent(&before_restart, &after_restart)
     );
+    let mib = |bytes: u64| bytes as f64 / 1048576.0;
     println!(
-        "| host RSS idle (guest loaded) / with {} children cached | {:.0} MiB / {:.0} MiB |",
+        "| host RSS idle (guest loaded) / with {} children cached / peak | {:.0} MiB / {:.0} MiB / {:.0} MiB |",
         parents * 13,
-        idle_rss as f64 / 1048576.0,
-        loaded_rss as f64 / 1048576.0
+        mib(idle_rss),
+        mib(loaded_rss),
+        mib(peak_rss)
     );
+    println!(
+        "| same watches and caches without wasmtime (baseline process), same moment | {:.0} MiB (host {:.2}× baseline; host − baseline {:.0} MiB) |",
+        mib(baseline_rss),
+        loaded_rss as f64 / baseline_rss as f64,
+        mib(loaded_rss.saturating_sub(baseline_rss))
+    );
+    println!(
+        "| start-up to first reconcile, {parents} parents: cold / warm compile cache | {:.0} ms / {:.0} ms |",
+        cold_start.as_secs_f64() * 1e3,
+        warm_start.as_secs_f64() * 1e3
+    );
+}
+
+/// Reconciles the host has finished, whatever their result.
+async fn reconcile_count(host: &HostProcess) -> f64 {
+    let (_, metrics) = host.http_get("/metrics").await;
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("reconciler_reconciles_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Starts this bench as the cache baseline against `namespace`, waits until it has listed
+/// everything, and reads its RSS and the host's at that moment.
+async fn memory_beside_baseline(
+    plane: &DedicatedPlane,
+    host: &HostProcess,
+    namespace: &str,
+) -> (u64, u64) {
+    use std::io::BufRead;
+    let mut baseline = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--cache-baseline", namespace])
+        .env("KUBECONFIG", &plane.kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = baseline.stdout.take().unwrap();
+    let synced = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .any(|line| line.is_ok_and(|l| l == "synced"))
+    })
+    .await
+    .unwrap();
+    assert!(synced, "the baseline process ended before it synced");
+    // Let both settle (allocator caches, the last watch events) before reading.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss = (host.rss_bytes(), e2e::proc_stats::rss_bytes(baseline.id()));
+    let _ = baseline.kill();
+    let _ = baseline.wait();
+    rss
+}
+
+/// Process start to the first reconcile's log line, for a host started against `namespace`
+/// with `cache_dir` as its compile cache.
+async fn start_up(
+    plane: &DedicatedPlane,
+    namespace: &str,
+    cache_dir: &std::path::Path,
+) -> Duration {
+    let started = k8s_openapi::jiff::Timestamp::now();
+    let host = HostProcess::start(
+        plane,
+        &potatohead_guest(),
+        &[
+            "--namespace",
+            namespace,
+            "--compile-cache-dir",
+            cache_dir.to_str().unwrap(),
+            "--log-format",
+            "json",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let log = host.log();
+        let first = log.lines().find(|l| {
+            l.contains("children already as desired") || l.contains("children reconciled")
+        });
+        if let Some(line) = first {
+            let value: Value = serde_json::from_str(line).unwrap();
+            let at: k8s_openapi::jiff::Timestamp =
+                value["timestamp"].as_str().unwrap().parse().unwrap();
+            let elapsed = at.duration_since(started);
+            return Duration::from_secs_f64(elapsed.as_secs_f64());
+        }
+        assert!(Instant::now() < deadline, "no reconcile logged:\n{log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The 13 children of a PotatoHead named `ph-template` in namespace `ns-template` with UID

@@ -150,15 +150,19 @@ impl HostProcess {
         let _ = self.child.wait();
     }
 
-    /// Resident memory of the process, in bytes (from /proc).
+    /// Resident memory of the process, in bytes.
     pub fn rss_bytes(&self) -> u64 {
-        let status =
-            fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kib| kib * 1024)
+        crate::proc_stats::rss_bytes(self.child.id())
+    }
+
+    /// The most resident memory the process has had, in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        crate::proc_stats::peak_rss_bytes(self.child.id())
+    }
+
+    /// CPU time (user + system) the process has used, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        crate::proc_stats::cpu_seconds(self.child.id())
     }
 
     /// Whether the process is still running.

@@ -8,6 +8,7 @@ pub mod deploy;
 pub mod host;
 pub mod operator;
 pub mod paths;
+pub mod proc_stats;
 
 pub use cluster::{TestNamespace, eventually, potatohead_api, sample_potatohead};
 pub use control_plane::{ControlPlane, DedicatedPlane, Options};
