@@ -336,11 +336,11 @@ async fn reconcile_parent(
             }
         }
     }
-    report
-        .children_changed(&writes.created, &writes.pruned)
-        .await;
     let (applied, unchanged, pruned) = (writes.applied, writes.unchanged, writes.pruned.len());
     if !writes.failures.is_empty() {
+        report
+            .children_changed(&writes.created, &writes.pruned)
+            .await;
         let message = crate::summarize_failures(&writes.failures);
         report
             .failure(FailureReason::ApplyFailed, message.clone())
@@ -355,9 +355,13 @@ async fn reconcile_parent(
     } else {
         debug!(unchanged, "children already as desired");
     }
-    report
-        .outcome(&Outcome::Reconciled { guest_status })
-        .await?;
+    // The Event and the status are independent writes: one round trip instead of two.
+    let outcome = Outcome::Reconciled { guest_status };
+    let ((), written) = futures::join!(
+        report.children_changed(&writes.created, &writes.pruned),
+        report.outcome(&outcome)
+    );
+    written?;
     Ok((Action::requeue(requeue), ReconcileResult::Success))
 }
 

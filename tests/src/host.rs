@@ -33,7 +33,8 @@ impl HostProcess {
         Self::spawn(plane, kubeconfig, &all, &[])
     }
 
-    /// `reconciler-host <args…>` with extra environment variables, authenticated by
+    /// `reconciler-host <args…>` with extra environment variables (which may override the
+    /// default `RUST_LOG=info,reconciler_host=debug`), authenticated by
     /// `kubeconfig`, its metrics on a free loopback port.
     pub fn spawn(
         plane: &ControlPlane,
@@ -49,9 +50,9 @@ impl HostProcess {
             .args(args)
             // Hosts run side by side in tests: take any free port (read back with metrics_address).
             .args(["--metrics-bind-address", "127.0.0.1:0"])
+            .env("RUST_LOG", "info,reconciler_host=debug")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info,reconciler_host=debug")
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file clone"))
             .stderr(file)
