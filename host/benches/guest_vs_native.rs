@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use reconciler_host::bindings::{Desired, Observed};
-use reconciler_host::guest::{GuestEngine, GuestLimits, LoadedGuest};
+use reconciler_host::guest::{GuestEngine, GuestLimits};
 use reconciler_host::kinds::ResolvedKind;
 use reconciler_host::policy;
 use reconciler_host::reconcile::guest_json;
@@ -81,16 +81,21 @@ fn main() {
         let (answer, t) = timed(|| native_call(&text));
         phases.native_call.push(t);
         std::hint::black_box(answer);
-        phases.wasm_full.push(full_wasm(
-            &guest,
+        let through_wasm = |o: &Observed| guest.reconcile(o, "bench").unwrap();
+        phases.wasm_full.push(full(
+            through_wasm,
             &parent,
             &parent_kind,
             &children,
             &child_kinds,
         ));
-        phases
-            .native_full
-            .push(full_native(&parent, &parent_kind, &children, &child_kinds));
+        phases.native_full.push(full(
+            native_call,
+            &parent,
+            &parent_kind,
+            &children,
+            &child_kinds,
+        ));
     }
 
     // Page faults: a fresh instance's memory is new to the process every call.
@@ -199,29 +204,16 @@ fn check(answer: &Desired, kinds: &[Arc<ResolvedKind>]) {
     std::hint::black_box((children, status));
 }
 
-fn full_wasm(
-    guest: &LoadedGuest,
+/// One full call timed whole: the host's objects to JSON, `call`, the output checked.
+fn full(
+    call: impl Fn(&Observed) -> Desired,
     parent: &DynamicObject,
     parent_kind: &ResolvedKind,
     children: &[(DynamicObject, &ResolvedKind)],
     kinds: &[Arc<ResolvedKind>],
 ) -> Duration {
     let started = Instant::now();
-    let answer = guest
-        .reconcile(&input(parent, parent_kind, children), "bench")
-        .unwrap();
-    check(&answer, kinds);
-    started.elapsed()
-}
-
-fn full_native(
-    parent: &DynamicObject,
-    parent_kind: &ResolvedKind,
-    children: &[(DynamicObject, &ResolvedKind)],
-    kinds: &[Arc<ResolvedKind>],
-) -> Duration {
-    let started = Instant::now();
-    let answer = native_call(&input(parent, parent_kind, children));
+    let answer = call(&input(parent, parent_kind, children));
     check(&answer, kinds);
     started.elapsed()
 }

@@ -306,7 +306,7 @@ impl OwnedChildren {
         namespace: &str,
         name: &str,
     ) -> Option<Option<Holder>> {
-        let cache = self.caches().into_iter().find(|c| c.kind.gvk == kind.gvk)?;
+        let cache = self.cache_of(kind)?;
         if !cache.synced.load(Ordering::Acquire) {
             return None;
         }
@@ -331,7 +331,7 @@ impl OwnedChildren {
         seen_version: Option<String>,
         digest: String,
     ) {
-        if let Some(cache) = self.caches().into_iter().find(|c| c.kind.gvk == kind.gvk) {
+        if let Some(cache) = self.cache_of(kind) {
             cache.pending().insert(
                 name,
                 PendingWrite {
@@ -353,12 +353,22 @@ impl OwnedChildren {
         cached_version: Option<&str>,
         digest: &str,
     ) -> bool {
-        let Some(cache) = self.caches().into_iter().find(|c| c.kind.gvk == kind.gvk) else {
+        let Some(cache) = self.cache_of(kind) else {
             return false;
         };
         cache.pending().get(name).is_some_and(|pending| {
             pending.digest == digest && pending.seen_version.as_deref() == cached_version
         })
+    }
+
+    /// The cache of one kind, if it is watched.
+    fn cache_of(&self, kind: &ResolvedKind) -> Option<Arc<ChildCache>> {
+        self.caches
+            .read()
+            .expect("cache list lock poisoned")
+            .iter()
+            .find(|c| c.kind.gvk == kind.gvk)
+            .cloned()
     }
 
     fn caches(&self) -> Vec<Arc<ChildCache>> {

@@ -33,14 +33,14 @@ use e2e::{
 };
 #[path = "scale/cache_baseline.rs"]
 mod cache_baseline;
+#[path = "scale/floor.rs"]
+mod floor;
 #[path = "scale/native_peer.rs"]
 mod native_peer;
 
 use futures::{StreamExt, TryStreamExt};
 use kube::Client;
-use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
-};
+use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::Value;
 
 /// Parents reconciled at once (the host's default `--concurrency`).
@@ -75,7 +75,7 @@ async fn main() {
     let me = std::process::id();
     let floor_cpu_before = e2e::proc_stats::cpu_seconds(me);
     let started = Instant::now();
-    floor(&client, &floor_ns, &names, &template).await;
+    floor::create(&client, &floor_ns, &names, &template).await;
     let floor_time = started.elapsed();
     let floor_cpu = e2e::proc_stats::cpu_seconds(me) - floor_cpu_before;
     println!("floor: {:.1} s", floor_time.as_secs_f64());
@@ -125,7 +125,7 @@ async fn main() {
         .collect();
     let uids = uids(&client, &floor_ns).await;
     let started = Instant::now();
-    floor_roll(&client, &floor_ns, &uids, &new_deployments).await;
+    floor::roll(&client, &floor_ns, &uids, NEW_TAG, &new_deployments).await;
     let floor_roll_time = started.elapsed();
     println!(
         "floor rolling change: {:.1} s",
@@ -418,72 +418,6 @@ async fn create_parents(client: &Client, namespace: &str, names: &[String]) {
         .unwrap();
 }
 
-/// What the host does on first convergence, minus everything but the writes: create each parent,
-/// then apply its children, 32 parents and 8 children per parent at a time.
-async fn floor(client: &Client, namespace: &str, names: &[String], template: &[String]) {
-    let parents = potatohead_api(client, namespace);
-    let kinds: BTreeMap<&str, ApiResource> = [
-        (
-            "Deployment",
-            GroupVersionKind::gvk("apps", "v1", "Deployment"),
-            "deployments",
-        ),
-        (
-            "Service",
-            GroupVersionKind::gvk("", "v1", "Service"),
-            "services",
-        ),
-        (
-            "ConfigMap",
-            GroupVersionKind::gvk("", "v1", "ConfigMap"),
-            "configmaps",
-        ),
-    ]
-    .into_iter()
-    .map(|(kind, gvk, plural)| (kind, ApiResource::from_gvk_with_plural(&gvk, plural)))
-    .collect();
-    futures::stream::iter(names)
-        .map(|name| {
-            let parents = parents.clone();
-            let kinds = &kinds;
-            async move {
-                let created = parents
-                    .create(&PostParams::default(), &sample_potatohead(namespace, name))
-                    .await
-                    .unwrap();
-                let uid = created.metadata.uid.unwrap();
-                futures::stream::iter(template)
-                    .map(|text| {
-                        let object: DynamicObject = serde_json::from_str(
-                            &text
-                                .replace("ph-template", name)
-                                .replace("ns-template", namespace)
-                                .replace("uid-template", &uid),
-                        )
-                        .unwrap();
-                        let kind = object.types.as_ref().unwrap().kind.clone();
-                        let api: Api<DynamicObject> =
-                            Api::namespaced_with(client.clone(), namespace, &kinds[kind.as_str()]);
-                        async move {
-                            api.patch(
-                                &object.metadata.name.clone().unwrap(),
-                                &PatchParams::apply(FIELD_MANAGER).force(),
-                                &Patch::Apply(&object),
-                            )
-                            .await
-                            .unwrap();
-                        }
-                    })
-                    .buffer_unordered(CHILD_CONCURRENCY)
-                    .collect::<Vec<()>>()
-                    .await;
-            }
-        })
-        .buffer_unordered(PARENT_CONCURRENCY)
-        .collect::<Vec<()>>()
-        .await;
-}
-
 /// Sets `spec.tag` on every named PotatoHead, 32 at a time.
 async fn set_tags(client: &Client, namespace: &str, names: &[String], tag: &str) {
     let api = potatohead_api(client, namespace);
@@ -512,60 +446,6 @@ async fn uids(client: &Client, namespace: &str) -> BTreeMap<String, String> {
         .into_iter()
         .map(|p| (p.metadata.name.unwrap(), p.metadata.uid.unwrap()))
         .collect()
-}
-
-/// What the host writes for a new tag, minus everything but the writes: patch each parent's tag,
-/// then apply its 6 Deployments, with the host's concurrency.
-async fn floor_roll(
-    client: &Client,
-    namespace: &str,
-    uids: &BTreeMap<String, String>,
-    deployments: &[String],
-) {
-    let parents = potatohead_api(client, namespace);
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("apps", "v1", "Deployment"),
-        "deployments",
-    );
-    futures::stream::iter(uids)
-        .map(|(name, uid)| {
-            let parents = parents.clone();
-            let resource = &resource;
-            async move {
-                let patch = serde_json::json!({ "spec": { "tag": NEW_TAG } });
-                parents
-                    .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .unwrap();
-                futures::stream::iter(deployments)
-                    .map(|text| {
-                        let object: DynamicObject = serde_json::from_str(
-                            &text
-                                .replace("ph-template", name)
-                                .replace("ns-template", namespace)
-                                .replace("uid-template", uid),
-                        )
-                        .unwrap();
-                        let api: Api<DynamicObject> =
-                            Api::namespaced_with(client.clone(), namespace, resource);
-                        async move {
-                            api.patch(
-                                &object.metadata.name.clone().unwrap(),
-                                &PatchParams::apply(FIELD_MANAGER).force(),
-                                &Patch::Apply(&object),
-                            )
-                            .await
-                            .unwrap();
-                        }
-                    })
-                    .buffer_unordered(CHILD_CONCURRENCY)
-                    .collect::<Vec<()>>()
-                    .await;
-            }
-        })
-        .buffer_unordered(PARENT_CONCURRENCY)
-        .collect::<Vec<()>>()
-        .await;
 }
 
 async fn wait_ready(host: &HostProcess) {
