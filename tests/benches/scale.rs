@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 
 use e2e::paths::{host_binary, potatohead_guest};
 use e2e::{
-    DedicatedPlane, HostProcess, Options, TestNamespace, metric_value, potatohead_api,
-    sample_potatohead,
+    CHILDREN_APPLIED, DedicatedPlane, HostProcess, Options, TestNamespace, metric_value,
+    potatohead_api, sample_potatohead,
 };
 #[path = "scale/cache_baseline.rs"]
 mod cache_baseline;
@@ -89,12 +89,7 @@ async fn main() {
     let before = request_counts(&client).await;
     let started = Instant::now();
     create_parents(&client, &host_ns, &names).await;
-    wait_for_metric(
-        &host,
-        &[r#"reconciler_children_total{action="Applied"}"#],
-        (parents * 13) as f64,
-    )
-    .await;
+    wait_for_metric(&host, &[CHILDREN_APPLIED], (parents * 13) as f64).await;
     wait_for_statuses(&client, &host_ns, parents).await;
     let host_time = started.elapsed();
     let after = request_counts(&client).await;
@@ -142,7 +137,7 @@ async fn main() {
         &host,
         &[
             r#"reconciler_children_total{action="Unchanged"}"#,
-            r#"reconciler_children_total{action="Applied"}"#,
+            CHILDREN_APPLIED,
         ],
         (parents * 13) as f64,
     )

@@ -129,6 +129,13 @@ impl HostProcess {
         (status, body)
     }
 
+    /// The current value of one counter series from `/metrics`, e.g. [`CHILDREN_APPLIED`]; 0
+    /// before it first moves (a labelled series appears only then).
+    pub async fn counter(&self, series: &str) -> f64 {
+        let (_, metrics) = self.http_get("/metrics").await;
+        metric_value(&metrics, series).unwrap_or(0.0)
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for the process to exit; its exit status, or
     /// `None` if it is still running.
     pub fn terminate(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
@@ -198,6 +205,11 @@ impl Drop for HostProcess {
         }
     }
 }
+
+/// Children the host has applied.
+pub const CHILDREN_APPLIED: &str = r#"reconciler_children_total{action="Applied"}"#;
+/// Children the host has pruned.
+pub const CHILDREN_PRUNED: &str = r#"reconciler_children_total{action="Pruned"}"#;
 
 /// The value of one series in Prometheus text, e.g.
 /// `metric_value(text, r#"reconciler_reconciles_total{result="Success"}"#)`.

@@ -12,4 +12,4 @@ pub mod proc_stats;
 
 pub use cluster::{TestNamespace, eventually, potatohead_api, sample_potatohead};
 pub use control_plane::{ControlPlane, DedicatedPlane, Options};
-pub use host::{HostProcess, metric_value};
+pub use host::{CHILDREN_APPLIED, CHILDREN_PRUNED, HostProcess, metric_value};

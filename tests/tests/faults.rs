@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use e2e::paths::potatohead_guest;
 use e2e::{
-    ControlPlane, DedicatedPlane, HostProcess, Options, TestNamespace, eventually, metric_value,
-    potatohead_api, sample_potatohead,
+    CHILDREN_APPLIED, CHILDREN_PRUNED, ControlPlane, DedicatedPlane, HostProcess, Options,
+    TestNamespace, eventually, metric_value, potatohead_api, sample_potatohead,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -168,16 +168,6 @@ async fn no_reconcile_in_flight(host: &HostProcess) {
     .await;
 }
 
-async fn applied_count(host: &HostProcess) -> f64 {
-    let (_, metrics) = host.http_get("/metrics").await;
-    metric_value(&metrics, r#"reconciler_children_total{action="Applied"}"#).unwrap_or(0.0)
-}
-
-async fn pruned_count(host: &HostProcess) -> f64 {
-    let (_, metrics) = host.http_get("/metrics").await;
-    metric_value(&metrics, r#"reconciler_children_total{action="Pruned"}"#).unwrap_or(0.0)
-}
-
 /// Stops `server` for `outage` while PotatoHeads are being created and changed, then resumes it.
 ///
 /// Invariants: never prune on incomplete information (nothing deleted across the outage);
@@ -223,7 +213,11 @@ async fn outage_while_creating_and_changing(server: &str, outage: Duration) {
     );
     assert_no_child_replaced(&before, &after);
     assert!(host.is_running(), "the host exited during the outage");
-    assert_eq!(pruned_count(&host).await, 0.0, "something was pruned");
+    assert_eq!(
+        host.counter(CHILDREN_PRUNED).await,
+        0.0,
+        "something was pruned"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -272,7 +266,11 @@ async fn a_host_killed_mid_way_through_200_potatoheads_converges_after_restart()
     })
     .await;
     assert_no_child_replaced(&made_before_kill, &after);
-    assert_eq!(pruned_count(&host).await, 0.0, "something was pruned");
+    assert_eq!(
+        host.counter(CHILDREN_PRUNED).await,
+        0.0,
+        "something was pruned"
+    );
     eprintln!(
         "killed with {} of {total} children made; converged after restart",
         made_before_kill.len()
@@ -298,7 +296,7 @@ async fn expired_watches_relist_without_spurious_deletes() {
     .await;
 
     no_reconcile_in_flight(&host).await;
-    let applied_before = applied_count(&host).await;
+    let applied_before = host.counter(CHILDREN_APPLIED).await;
     // The watches drop with the API server; etcd's history is compacted past every
     // resourceVersion the host saw, so resuming them is impossible: 410 Gone.
     plane.stop("kube-apiserver");
@@ -332,14 +330,18 @@ async fn expired_watches_relist_without_spurious_deletes() {
     let mut untouched = before.clone();
     untouched.remove("Deployment/ph-0-hat");
     assert_no_child_replaced(&untouched, &after);
-    assert_eq!(pruned_count(&host).await, 0.0, "something was pruned");
+    assert_eq!(
+        host.counter(CHILDREN_PRUNED).await,
+        0.0,
+        "something was pruned"
+    );
     // Relisted children are recognised as already right: the only writes are the recreated
     // Deployment and ph-1's six Deployments with the new tag.
     eventually(
         Duration::from_secs(30),
         "exactly 7 applies after the relist",
         || async {
-            match applied_count(&host).await - applied_before {
+            match host.counter(CHILDREN_APPLIED).await - applied_before {
                 7.0 => Ok(()),
                 more if more > 7.0 => panic!("{more} applies after the relist, expected 7"),
                 fewer => Err(format!("{fewer} counted so far")),
@@ -414,13 +416,11 @@ async fn another_field_manager_keeps_its_fields_and_loses_ours_without_a_hot_loo
     // No hot loop: once the reconcile that put replicas back has ended, no more applies and no
     // more changes to the object over the next seconds.
     no_reconcile_in_flight(&host).await;
-    let (_, metrics) = host.http_get("/metrics").await;
-    let applied = metric_value(&metrics, r#"reconciler_children_total{action="Applied"}"#);
+    let applied = host.counter(CHILDREN_APPLIED).await;
     let version = settled.metadata.resource_version.clone();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (_, metrics) = host.http_get("/metrics").await;
     assert_eq!(
-        metric_value(&metrics, r#"reconciler_children_total{action="Applied"}"#),
+        host.counter(CHILDREN_APPLIED).await,
         applied,
         "the host kept applying"
     );

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use e2e::paths::potatohead_guest;
 use e2e::{
-    ControlPlane, HostProcess, TestNamespace, eventually, metric_value, potatohead_api,
-    sample_potatohead,
+    CHILDREN_APPLIED, CHILDREN_PRUNED, ControlPlane, HostProcess, TestNamespace, eventually,
+    metric_value, potatohead_api, sample_potatohead,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -49,8 +49,8 @@ async fn role_and_writes(host: &HostProcess) -> (Option<f64>, f64) {
         .lines()
         .filter(|l| {
             l.starts_with("reconciler_reconciles_total{")
-                || l.starts_with(r#"reconciler_children_total{action="Applied"}"#)
-                || l.starts_with(r#"reconciler_children_total{action="Pruned"}"#)
+                || l.starts_with(CHILDREN_APPLIED)
+                || l.starts_with(CHILDREN_PRUNED)
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use e2e::paths::potatohead_guest;
 use e2e::{
-    ControlPlane, HostProcess, TestNamespace, eventually, metric_value, potatohead_api,
-    sample_potatohead,
+    CHILDREN_APPLIED, ControlPlane, HostProcess, TestNamespace, eventually, metric_value,
+    potatohead_api, sample_potatohead,
 };
 use kube::api::PostParams;
 
@@ -32,7 +32,7 @@ async fn metrics_count_the_reconciles_writes_and_guest_calls_of_the_sample() {
 
     let metrics = eventually(Duration::from_secs(30), "13 applies counted", || async {
         let (status, metrics) = host.http_get("/metrics").await;
-        let applied = metric_value(&metrics, r#"reconciler_children_total{action="Applied"}"#);
+        let applied = metric_value(&metrics, CHILDREN_APPLIED);
         let succeeded = metric_value(&metrics, r#"reconciler_reconciles_total{result="Success"}"#);
         if status == 200 && applied == Some(13.0) && succeeded.is_some() {
             Ok(metrics)

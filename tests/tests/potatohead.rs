@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use e2e::paths::potatohead_guest;
 use e2e::{
-    ControlPlane, HostProcess, TestNamespace, eventually, metric_value, potatohead_api,
+    CHILDREN_APPLIED, ControlPlane, HostProcess, TestNamespace, eventually, potatohead_api,
     sample_potatohead,
 };
 use k8s_openapi::api::apps::v1::Deployment;
@@ -229,7 +229,7 @@ async fn changing_the_tag_updates_every_image_and_replicas_update_only_that_depl
         _host: host,
     } = setup("manage").await;
     converged(&client, &namespace).await;
-    let applied_before = applied_children(&host).await;
+    let applied_before = host.counter(CHILDREN_APPLIED).await;
 
     patch_spec(&client, &namespace, json!({ "tag": "0.3.1" })).await;
     let retagged = eventually(CONVERGE, "every image uses tag 0.3.1", || async {
@@ -250,7 +250,7 @@ async fn changing_the_tag_updates_every_image_and_replicas_update_only_that_depl
     // within milliseconds; none of them may apply again what was just applied.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        applied_children(&host).await - applied_before,
+        host.counter(CHILDREN_APPLIED).await - applied_before,
         6.0,
         "a new tag is 6 Deployment applies, each once"
     );
@@ -279,12 +279,6 @@ async fn changing_the_tag_updates_every_image_and_replicas_update_only_that_depl
             );
         }
     }
-}
-
-/// Children the host has applied so far (its `reconciler_children_total{action="Applied"}`).
-async fn applied_children(host: &HostProcess) -> f64 {
-    let (_, metrics) = host.http_get("/metrics").await;
-    metric_value(&metrics, r#"reconciler_children_total{action="Applied"}"#).unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread")]
