@@ -57,8 +57,24 @@ const DIR_PREFIX: &str = "wasm-reconciler-e2e-";
 impl ControlPlane {
     /// Starts a control plane and waits until the API server is ready. Blocking; must not be
     /// called from inside an async runtime. Its processes stop when this value is dropped or the
-    /// calling thread exits.
+    /// calling thread exits. A server that exits during start-up (seen once in CI: the API server
+    /// exited, most likely because a port chosen for it was taken before it bound it) gets two
+    /// more tries with fresh ports and folders.
     pub fn start(options: Options) -> anyhow::Result<Self> {
+        const ATTEMPTS: u32 = 3;
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(options) {
+                Err(error) if attempt < ATTEMPTS && error.is::<ExitedDuringStartUp>() => {
+                    eprintln!("control plane, attempt {attempt} of {ATTEMPTS}: {error:#}");
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn start_once(options: Options) -> anyhow::Result<Self> {
         let bins = control_plane_bins()?;
         remove_stale_dirs();
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -401,11 +417,16 @@ impl ControlPlane {
 
     /// Fails when a process died or the deadline passed while waiting for something.
     fn check_still_starting(&self, deadline: Instant, waiting_for: &str) -> anyhow::Result<()> {
-        if let Some(exited) = self.exited_process() {
-            bail!(
-                "{exited} exited during start-up; logs in {}",
-                self.dir.display()
-            );
+        if let Some((name, status)) = self.exited_process() {
+            // The folder goes when the plane is dropped: keep the end of the log in the error.
+            let log = fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+            return Err(ExitedDuringStartUp {
+                process: format!("{name} ({status})"),
+                log_tail: tail,
+            }
+            .into());
         }
         if Instant::now() > deadline {
             bail!(
@@ -416,17 +437,37 @@ impl ControlPlane {
         Ok(())
     }
 
-    fn exited_process(&self) -> Option<String> {
+    /// The name and exit status of a process that has exited.
+    fn exited_process(&self) -> Option<(String, String)> {
         let mut processes = self.processes.lock().expect("process list");
         processes.iter_mut().find_map(|p| {
             let child = p.child.as_mut()?;
             match child.try_wait() {
-                Ok(Some(status)) => Some(format!("{} ({status})", p.name)),
+                Ok(Some(status)) => Some((p.name.clone(), status.to_string())),
                 _ => None,
             }
         })
     }
 }
+
+/// A server of the plane exited while the plane was starting.
+#[derive(Debug)]
+struct ExitedDuringStartUp {
+    process: String,
+    log_tail: String,
+}
+
+impl std::fmt::Display for ExitedDuringStartUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} exited during start-up; the end of its log:\n{}",
+            self.process, self.log_tail
+        )
+    }
+}
+
+impl std::error::Error for ExitedDuringStartUp {}
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
@@ -628,8 +669,23 @@ fn remove_stale_dirs() {
     }
 }
 
+/// A port free now, from below the kernel's ephemeral range (32768 and up by default): a port
+/// the kernel handed out (`bind` to port 0) can be taken by any outgoing connection in the moment
+/// between this check and the server's own `bind`.
 fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    // Spread processes (test binaries, the bench's helper) apart; step through within one.
+    let start = std::process::id().wrapping_mul(7919);
+    for _ in 0..COUNT {
+        let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = (FIRST + start.wrapping_add(step.wrapping_mul(101)) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port in {FIRST}-{}", FIRST + COUNT - 1)
 }
 
 fn run_quietly(command: &mut Command) -> anyhow::Result<()> {
