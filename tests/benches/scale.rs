@@ -4,7 +4,9 @@
 //! 1. Convergence: PARENTS PotatoHeads (13 children each) created at once, until every child
 //!    exists and every status is written; versus the *floor*: a minimal client issuing the same
 //!    PotatoHead creates and the same child applies with the same concurrency (32 parents at a
-//!    time, 8 children per parent at a time, as the host) and nothing else.
+//!    time, 8 children per parent at a time, as the host) and nothing else. Each floor runs
+//!    before and after the host's phase (the API server slows as it holds more objects); the host
+//!    is compared with their mean.
 //! 2. API requests per PotatoHead on first convergence, by verb (the API server's own counters).
 //! 3. Steady state: the host restarted against the converged cluster reconciles every parent; the
 //!    write requests that causes (target: none) and the time it takes.
@@ -37,6 +39,12 @@ mod cache_baseline;
 mod floor;
 #[path = "scale/native_peer.rs"]
 mod native_peer;
+#[path = "scale/server_cpu.rs"]
+mod server_cpu;
+#[path = "scale/status_watch.rs"]
+mod status_watch;
+use server_cpu::CpuReading;
+use status_watch::StatusWatch;
 
 use futures::{StreamExt, TryStreamExt};
 use kube::Client;
@@ -69,16 +77,12 @@ async fn main() {
     let client = plane.client().await;
     let names: Vec<String> = (0..parents).map(|i| format!("ph-{i}")).collect();
 
-    // The floor first, in a namespace of its own.
+    // The floor first, in a namespace of its own (and again after the host's phase).
     let floor_ns = TestNamespace::create(&client, "floor").await.name;
     let template = children_template(TAG);
-    let me = std::process::id();
-    let floor_cpu_before = e2e::proc_stats::cpu_seconds(me);
-    let started = Instant::now();
-    floor::create(&client, &floor_ns, &names, &template).await;
-    let floor_time = started.elapsed();
-    let floor_cpu = e2e::proc_stats::cpu_seconds(me) - floor_cpu_before;
-    println!("floor: {:.1} s", floor_time.as_secs_f64());
+    let floor_before =
+        floor::measure(&plane, floor::create(&client, &floor_ns, &names, &template)).await;
+    println!("floor: {:.1} s", floor_before.time.as_secs_f64());
 
     // The host, from idle to converged.
     let host_ns = TestNamespace::create(&client, "host").await.name;
@@ -86,12 +90,15 @@ async fn main() {
     wait_ready(&host).await;
     let idle_rss = host.rss_bytes();
     let idle_cpu = host.cpu_seconds();
+    let mut statuses = StatusWatch::start(&client, &host_ns).await;
     let before = request_counts(&client).await;
+    let cpu_before = CpuReading::now(&plane);
     let started = Instant::now();
     create_parents(&client, &host_ns, &names).await;
     wait_for_metric(&host, &[CHILDREN_APPLIED], (parents * 13) as f64).await;
-    wait_for_statuses(&client, &host_ns, parents).await;
+    statuses.wait_for(parents, 1).await;
     let host_time = started.elapsed();
+    let host_servers = CpuReading::now(&plane).since(&cpu_before);
     let after = request_counts(&client).await;
     let convergence_cpu = host.cpu_seconds() - idle_cpu;
     let (reconciles, reconcile_seconds) = reconcile_totals(&host).await;
@@ -101,31 +108,57 @@ async fn main() {
     let (loaded_rss, baseline_rss) = memory_beside_baseline(&plane, &host, &host_ns).await;
     let peak_rss = host.peak_rss_bytes();
 
-    // Rolling change: the host first, then the floor's same updates.
+    let floor_after_ns = TestNamespace::create(&client, "floor-after").await.name;
+    let floor_after = floor::measure(
+        &plane,
+        floor::create(&client, &floor_after_ns, &names, &template),
+    )
+    .await;
+    println!(
+        "floor after the host: {:.1} s",
+        floor_after.time.as_secs_f64()
+    );
+    let floor_time = floor::mean_seconds(&floor_before, &floor_after);
+
+    // Rolling change: the floor's same updates before and after the host's.
+    let new_deployments: Vec<String> = children_template(NEW_TAG)
+        .into_iter()
+        .filter(|t| t.contains(r#""kind":"Deployment""#))
+        .collect();
+    let uids_before = uids(&client, &floor_ns).await;
+    let floor_roll_before = floor::measure(
+        &plane,
+        floor::roll(&client, &floor_ns, &uids_before, NEW_TAG, &new_deployments),
+    )
+    .await;
     let before_roll = request_counts(&client).await;
     let roll_cpu_before = host.cpu_seconds();
+    let cpu_before = CpuReading::now(&plane);
     let started = Instant::now();
     set_tags(&client, &host_ns, &names, NEW_TAG).await;
-    wait_for_statuses(&client, &host_ns, parents).await;
+    statuses.wait_for(parents, 2).await;
     let roll_time = started.elapsed();
+    let roll_servers = CpuReading::now(&plane).since(&cpu_before);
     let after_roll = request_counts(&client).await;
     let roll_cpu = host.cpu_seconds() - roll_cpu_before;
     let (all_reconciles, all_reconcile_seconds) = reconcile_totals(&host).await;
     let roll_reconciles = all_reconciles - reconciles;
     let roll_reconcile_seconds = all_reconcile_seconds - reconcile_seconds;
     println!("host rolling change: {:.1} s", roll_time.as_secs_f64());
-    let new_deployments: Vec<String> = children_template(NEW_TAG)
-        .into_iter()
-        .filter(|t| t.contains(r#""kind":"Deployment""#))
-        .collect();
-    let uids = uids(&client, &floor_ns).await;
-    let started = Instant::now();
-    floor::roll(&client, &floor_ns, &uids, NEW_TAG, &new_deployments).await;
-    let floor_roll_time = started.elapsed();
-    println!(
-        "floor rolling change: {:.1} s",
-        floor_roll_time.as_secs_f64()
-    );
+    let uids_after = uids(&client, &floor_after_ns).await;
+    let floor_roll_after = floor::measure(
+        &plane,
+        floor::roll(
+            &client,
+            &floor_after_ns,
+            &uids_after,
+            NEW_TAG,
+            &new_deployments,
+        ),
+    )
+    .await;
+    let floor_roll_time = floor::mean_seconds(&floor_roll_before, &floor_roll_after);
+    println!("floor rolling change: {floor_roll_time:.1} s (mean)");
 
     // Steady state: a fresh host process reconciles every parent of the converged cluster.
     host.kill_hard();
@@ -159,11 +192,14 @@ async fn main() {
         PARENT_CONCURRENCY as u16,
         CHILD_CONCURRENCY,
     ));
+    let mut peer_statuses = StatusWatch::start(&client, &peer_ns).await;
     let before_peer = request_counts(&client).await;
+    let cpu_before = CpuReading::now(&plane);
     let started = Instant::now();
     create_parents(&client, &peer_ns, &names).await;
-    wait_for_statuses(&client, &peer_ns, parents).await;
+    peer_statuses.wait_for(parents, 1).await;
     let peer_time = started.elapsed();
+    let peer_servers = CpuReading::now(&plane).since(&cpu_before);
     let after_peer = request_counts(&client).await;
     peer.abort();
     println!("native peer: {:.1} s", peer_time.as_secs_f64());
@@ -171,19 +207,27 @@ async fn main() {
     println!("\n| measure | value |");
     println!("|---|---|");
     println!(
-        "| floor: {parents} PotatoHead creates + {} child applies | {:.1} s |",
+        "| floor: {parents} PotatoHead creates + {} child applies, before / after the host | {:.1} s / {:.1} s (mean {floor_time:.1} s) |",
         parents * 13,
-        floor_time.as_secs_f64()
+        floor_before.time.as_secs_f64(),
+        floor_after.time.as_secs_f64(),
     );
     println!(
         "| host: {parents} PotatoHeads created → all children and statuses written | {:.1} s ({:.2}× floor) |",
         host_time.as_secs_f64(),
-        host_time.as_secs_f64() / floor_time.as_secs_f64()
+        host_time.as_secs_f64() / floor_time
     );
     println!(
-        "| the floor client's own CPU for its {} requests | {floor_cpu:.1} s |",
-        parents * 14
+        "| the floor client's own CPU for its {} requests, before / after | {:.1} s / {:.1} s |",
+        parents * 14,
+        floor_before.client_cpu,
+        floor_after.client_cpu
     );
+    println!(
+        "| servers' CPU, floor before / after the host | {} / {} |",
+        floor_before.servers, floor_after.servers
+    );
+    println!("| servers' CPU, host | {host_servers} |");
     println!(
         "| host reconciles/s on first convergence | {:.0} |",
         parents as f64 / host_time.as_secs_f64()
@@ -210,27 +254,34 @@ async fn main() {
     println!(
         "| plain native kube-rs controller (applies everything every reconcile), same job | {:.1} s ({:.2}× floor, {:.2}× host) |",
         peer_time.as_secs_f64(),
-        peer_time.as_secs_f64() / floor_time.as_secs_f64(),
+        peer_time.as_secs_f64() / floor_time,
         peer_time.as_secs_f64() / host_time.as_secs_f64()
     );
     println!(
         "| API requests per PotatoHead, plain controller's first convergence | {} |",
         per_parent(&before_peer, &after_peer)
     );
+    println!("| servers' CPU, plain controller | {peer_servers} |");
     println!(
-        "| floor: {parents} PotatoHead tag patches + {} Deployment applies | {:.1} s |",
+        "| floor: {parents} PotatoHead tag patches + {} Deployment applies, before / after the host | {:.1} s / {:.1} s (mean {floor_roll_time:.1} s) |",
         parents * 6,
-        floor_roll_time.as_secs_f64()
+        floor_roll_before.time.as_secs_f64(),
+        floor_roll_after.time.as_secs_f64(),
     );
     println!(
         "| host: tag changed on {parents} PotatoHeads → all statuses at the new generation | {:.1} s ({:.2}× floor) |",
         roll_time.as_secs_f64(),
-        roll_time.as_secs_f64() / floor_roll_time.as_secs_f64()
+        roll_time.as_secs_f64() / floor_roll_time
     );
     println!(
         "| API requests per PotatoHead, rolling change (the bench's own patches included) | {} |",
         per_parent(&before_roll, &after_roll)
     );
+    println!(
+        "| servers' CPU, rolling change: floor before / after | {} / {} |",
+        floor_roll_before.servers, floor_roll_after.servers
+    );
+    println!("| servers' CPU, rolling change: host | {roll_servers} |");
     println!(
         "| host CPU in the rolling change | {roll_cpu:.1} s for {roll_reconciles:.0} reconciles ({:.0} ms wall each on average) |",
         roll_reconcile_seconds * 1e3 / roll_reconciles
@@ -469,33 +520,6 @@ async fn wait_for_metric(host: &HostProcess, series: &[&str], at_least: f64) {
             "{series:?} did not reach {at_least}:\n{metrics}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Watches the PotatoHeads until every one of them has a status for its current generation. A
-/// watch, not repeated LISTs: listing 1000 objects every 100 ms loaded the API server the host
-/// was being measured against.
-async fn wait_for_statuses(client: &Client, namespace: &str, parents: usize) {
-    use kube::runtime::{WatchStreamExt, watcher};
-    let api = potatohead_api(client, namespace);
-    let mut current = std::collections::HashMap::new();
-    let mut events = watcher(api, watcher::Config::default())
-        .applied_objects()
-        .boxed();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
-    loop {
-        let done = current.values().filter(|done| **done).count();
-        if done == parents {
-            return;
-        }
-        let next = tokio::time::timeout_at(deadline, events.next()).await;
-        let Ok(Some(event)) = next else {
-            panic!("{done} of {parents} statuses written");
-        };
-        let object = event.unwrap();
-        let done =
-            object.data["status"]["observedGeneration"].as_i64() == object.metadata.generation;
-        current.insert(object.metadata.name.unwrap(), done);
     }
 }
 

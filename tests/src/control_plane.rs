@@ -317,6 +317,13 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// The process id of server `name`, while it runs.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        let processes = self.processes.lock().expect("process list");
+        let process = processes.iter().find(|p| p.name == name)?;
+        process.child.as_ref().map(Child::id)
+    }
+
     /// Stops server `name` (`etcd`, `kube-apiserver`, `kube-controller-manager`): SIGTERM, and
     /// SIGKILL after 10 s. [`Self::resume`] starts it again with the same flags and data.
     pub fn stop(&self, name: &str) {

@@ -30,6 +30,25 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) as f64 / per_second
 }
 
+/// CPU time of the whole machine since boot, in seconds: (busy, busy + idle), summed over all
+/// cores (`/proc/stat`). Two readings give how saturated the machine was between them.
+pub fn machine_cpu_seconds() -> (f64, f64) {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("cpu "))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let idle: u64 = ticks.iter().skip(3).take(2).sum();
+    let all: u64 = ticks.iter().take(8).sum();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ((all - idle) as f64 / per_second, all as f64 / per_second)
+}
+
 fn status_kib(pid: u32, field: &str) -> u64 {
     fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -55,5 +74,11 @@ mod tests {
         assert!(cpu_seconds(pid) > started, "300 ms of spinning counted");
         assert!(rss_bytes(pid) > 0);
         assert!(peak_rss_bytes(pid) >= rss_bytes(pid));
+        let (busy, all) = machine_cpu_seconds();
+        assert!(
+            busy > started,
+            "the machine was busy at least while this test spun"
+        );
+        assert!(all > busy);
     }
 }
