@@ -23,7 +23,8 @@
 //!    compile cache, against the converged cluster.
 //!
 //! Run: `make bench-scale` (release host; `PARENTS=1000` by default, e.g. `PARENTS=200` for a
-//! quick run). Numbers go to docs/benchmarks.md by hand.
+//! quick run; `API_SERVER_PROFILES=<dir>` for a CPU profile of the API server per phase, see
+//! `scale/api_profile.rs`). Numbers go to docs/benchmarks.md by hand.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -33,6 +34,8 @@ use e2e::{
     CHILDREN_APPLIED, DedicatedPlane, HostProcess, Options, TestNamespace, metric_value,
     potatohead_api, sample_potatohead,
 };
+#[path = "scale/api_profile.rs"]
+mod api_profile;
 #[path = "scale/cache_baseline.rs"]
 mod cache_baseline;
 #[path = "scale/floor.rs"]
@@ -80,8 +83,11 @@ async fn main() {
     // The floor first, in a namespace of its own (and again after the host's phase).
     let floor_ns = TestNamespace::create(&client, "floor").await.name;
     let template = children_template(TAG);
+    let profiles = api_profile::ApiServerProfiles::from_env(&client);
+    let profile = profiles.phase("floor-before");
     let floor_before =
         floor::measure(&plane, floor::create(&client, &floor_ns, &names, &template)).await;
+    profile.finish().await;
     println!("floor: {:.1} s", floor_before.time.as_secs_f64());
 
     // The host, from idle to converged.
@@ -93,12 +99,14 @@ async fn main() {
     let mut statuses = StatusWatch::start(&client, &host_ns).await;
     let before = request_counts(&client).await;
     let cpu_before = CpuReading::now(&plane);
+    let profile = profiles.phase("host");
     let started = Instant::now();
     create_parents(&client, &host_ns, &names).await;
     wait_for_metric(&host, &[CHILDREN_APPLIED], (parents * 13) as f64).await;
     statuses.wait_for(parents, 1).await;
     let host_time = started.elapsed();
     let host_servers = CpuReading::now(&plane).since(&cpu_before);
+    profile.finish().await;
     let after = request_counts(&client).await;
     let convergence_cpu = host.cpu_seconds() - idle_cpu;
     let (reconciles, reconcile_seconds) = reconcile_totals(&host).await;
@@ -109,11 +117,13 @@ async fn main() {
     let peak_rss = host.peak_rss_bytes();
 
     let floor_after_ns = TestNamespace::create(&client, "floor-after").await.name;
+    let profile = profiles.phase("floor-after");
     let floor_after = floor::measure(
         &plane,
         floor::create(&client, &floor_after_ns, &names, &template),
     )
     .await;
+    profile.finish().await;
     println!(
         "floor after the host: {:.1} s",
         floor_after.time.as_secs_f64()
@@ -126,19 +136,23 @@ async fn main() {
         .filter(|t| t.contains(r#""kind":"Deployment""#))
         .collect();
     let uids_before = uids(&client, &floor_ns).await;
+    let profile = profiles.phase("floor-roll-before");
     let floor_roll_before = floor::measure(
         &plane,
         floor::roll(&client, &floor_ns, &uids_before, NEW_TAG, &new_deployments),
     )
     .await;
+    profile.finish().await;
     let before_roll = request_counts(&client).await;
     let roll_cpu_before = host.cpu_seconds();
     let cpu_before = CpuReading::now(&plane);
+    let profile = profiles.phase("host-roll");
     let started = Instant::now();
     set_tags(&client, &host_ns, &names, NEW_TAG).await;
     statuses.wait_for(parents, 2).await;
     let roll_time = started.elapsed();
     let roll_servers = CpuReading::now(&plane).since(&cpu_before);
+    profile.finish().await;
     let after_roll = request_counts(&client).await;
     let roll_cpu = host.cpu_seconds() - roll_cpu_before;
     let (all_reconciles, all_reconcile_seconds) = reconcile_totals(&host).await;
@@ -146,6 +160,7 @@ async fn main() {
     let roll_reconcile_seconds = all_reconcile_seconds - reconcile_seconds;
     println!("host rolling change: {:.1} s", roll_time.as_secs_f64());
     let uids_after = uids(&client, &floor_after_ns).await;
+    let profile = profiles.phase("floor-roll-after");
     let floor_roll_after = floor::measure(
         &plane,
         floor::roll(
@@ -157,6 +172,7 @@ async fn main() {
         ),
     )
     .await;
+    profile.finish().await;
     let floor_roll_time = floor::mean_seconds(&floor_roll_before, &floor_roll_after);
     println!("floor rolling change: {floor_roll_time:.1} s (mean)");
 
@@ -195,11 +211,13 @@ async fn main() {
     let mut peer_statuses = StatusWatch::start(&client, &peer_ns).await;
     let before_peer = request_counts(&client).await;
     let cpu_before = CpuReading::now(&plane);
+    let profile = profiles.phase("peer");
     let started = Instant::now();
     create_parents(&client, &peer_ns, &names).await;
     peer_statuses.wait_for(parents, 1).await;
     let peer_time = started.elapsed();
     let peer_servers = CpuReading::now(&plane).since(&cpu_before);
+    profile.finish().await;
     let after_peer = request_counts(&client).await;
     peer.abort();
     println!("native peer: {:.1} s", peer_time.as_secs_f64());
