@@ -296,6 +296,10 @@ async fn main() {
         per_parent(&before_roll, &after_roll)
     );
     println!(
+        "| the floor client's own CPU in the rolling change, before / after | {:.1} s / {:.1} s |",
+        floor_roll_before.client_cpu, floor_roll_after.client_cpu
+    );
+    println!(
         "| servers' CPU, rolling change: floor before / after | {} / {} |",
         floor_roll_before.servers, floor_roll_after.servers
     );
