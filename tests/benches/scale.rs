@@ -42,11 +42,12 @@ mod cache_baseline;
 mod floor;
 #[path = "scale/native_peer.rs"]
 mod native_peer;
+#[path = "scale/phase.rs"]
+mod phase;
 #[path = "scale/server_cpu.rs"]
 mod server_cpu;
 #[path = "scale/status_watch.rs"]
 mod status_watch;
-use server_cpu::CpuReading;
 use status_watch::StatusWatch;
 
 use futures::{StreamExt, TryStreamExt};
@@ -83,11 +84,13 @@ async fn main() {
     // The floor first, in a namespace of its own (and again after the host's phase).
     let floor_ns = TestNamespace::create(&client, "floor").await.name;
     let template = children_template(TAG);
-    let profiles = api_profile::ApiServerProfiles::from_env(&client);
-    let profile = profiles.phase("floor-before");
-    let floor_before =
-        floor::measure(&plane, floor::create(&client, &floor_ns, &names, &template)).await;
-    profile.finish().await;
+    let phases = phase::Phases::new(&plane, &client);
+    let floor_before = phases
+        .measure(
+            "floor-before",
+            floor::create(&client, &floor_ns, &names, &template),
+        )
+        .await;
     println!("floor: {:.1} s", floor_before.time.as_secs_f64());
 
     // The host, from idle to converged.
@@ -98,15 +101,14 @@ async fn main() {
     let idle_cpu = host.cpu_seconds();
     let mut statuses = StatusWatch::start(&client, &host_ns).await;
     let before = request_counts(&client).await;
-    let cpu_before = CpuReading::now(&plane);
-    let profile = profiles.phase("host");
-    let started = Instant::now();
-    create_parents(&client, &host_ns, &names).await;
-    wait_for_metric(&host, &[CHILDREN_APPLIED], (parents * 13) as f64).await;
-    statuses.wait_for(parents, 1).await;
-    let host_time = started.elapsed();
-    let host_servers = CpuReading::now(&plane).since(&cpu_before);
-    profile.finish().await;
+    let host_run = phases
+        .measure("host", async {
+            create_parents(&client, &host_ns, &names).await;
+            wait_for_metric(&host, &[CHILDREN_APPLIED], (parents * 13) as f64).await;
+            statuses.wait_for(parents, 1).await;
+        })
+        .await;
+    let (host_time, host_servers) = (host_run.time, host_run.servers);
     let after = request_counts(&client).await;
     let convergence_cpu = host.cpu_seconds() - idle_cpu;
     let (reconciles, reconcile_seconds) = reconcile_totals(&host).await;
@@ -117,18 +119,17 @@ async fn main() {
     let peak_rss = host.peak_rss_bytes();
 
     let floor_after_ns = TestNamespace::create(&client, "floor-after").await.name;
-    let profile = profiles.phase("floor-after");
-    let floor_after = floor::measure(
-        &plane,
-        floor::create(&client, &floor_after_ns, &names, &template),
-    )
-    .await;
-    profile.finish().await;
+    let floor_after = phases
+        .measure(
+            "floor-after",
+            floor::create(&client, &floor_after_ns, &names, &template),
+        )
+        .await;
     println!(
         "floor after the host: {:.1} s",
         floor_after.time.as_secs_f64()
     );
-    let floor_time = floor::mean_seconds(&floor_before, &floor_after);
+    let floor_time = phase::mean_seconds(&floor_before, &floor_after);
 
     // Rolling change: the floor's same updates before and after the host's.
     let new_deployments: Vec<String> = children_template(NEW_TAG)
@@ -136,23 +137,21 @@ async fn main() {
         .filter(|t| t.contains(r#""kind":"Deployment""#))
         .collect();
     let uids_before = uids(&client, &floor_ns).await;
-    let profile = profiles.phase("floor-roll-before");
-    let floor_roll_before = floor::measure(
-        &plane,
-        floor::roll(&client, &floor_ns, &uids_before, NEW_TAG, &new_deployments),
-    )
-    .await;
-    profile.finish().await;
+    let floor_roll_before = phases
+        .measure(
+            "floor-roll-before",
+            floor::roll(&client, &floor_ns, &uids_before, NEW_TAG, &new_deployments),
+        )
+        .await;
     let before_roll = request_counts(&client).await;
     let roll_cpu_before = host.cpu_seconds();
-    let cpu_before = CpuReading::now(&plane);
-    let profile = profiles.phase("host-roll");
-    let started = Instant::now();
-    set_tags(&client, &host_ns, &names, NEW_TAG).await;
-    statuses.wait_for(parents, 2).await;
-    let roll_time = started.elapsed();
-    let roll_servers = CpuReading::now(&plane).since(&cpu_before);
-    profile.finish().await;
+    let roll_run = phases
+        .measure("host-roll", async {
+            set_tags(&client, &host_ns, &names, NEW_TAG).await;
+            statuses.wait_for(parents, 2).await;
+        })
+        .await;
+    let (roll_time, roll_servers) = (roll_run.time, roll_run.servers);
     let after_roll = request_counts(&client).await;
     let roll_cpu = host.cpu_seconds() - roll_cpu_before;
     let (all_reconciles, all_reconcile_seconds) = reconcile_totals(&host).await;
@@ -160,20 +159,19 @@ async fn main() {
     let roll_reconcile_seconds = all_reconcile_seconds - reconcile_seconds;
     println!("host rolling change: {:.1} s", roll_time.as_secs_f64());
     let uids_after = uids(&client, &floor_after_ns).await;
-    let profile = profiles.phase("floor-roll-after");
-    let floor_roll_after = floor::measure(
-        &plane,
-        floor::roll(
-            &client,
-            &floor_after_ns,
-            &uids_after,
-            NEW_TAG,
-            &new_deployments,
-        ),
-    )
-    .await;
-    profile.finish().await;
-    let floor_roll_time = floor::mean_seconds(&floor_roll_before, &floor_roll_after);
+    let floor_roll_after = phases
+        .measure(
+            "floor-roll-after",
+            floor::roll(
+                &client,
+                &floor_after_ns,
+                &uids_after,
+                NEW_TAG,
+                &new_deployments,
+            ),
+        )
+        .await;
+    let floor_roll_time = phase::mean_seconds(&floor_roll_before, &floor_roll_after);
     println!("floor rolling change: {floor_roll_time:.1} s (mean)");
 
     // Steady state: a fresh host process reconciles every parent of the converged cluster.
@@ -210,14 +208,13 @@ async fn main() {
     ));
     let mut peer_statuses = StatusWatch::start(&client, &peer_ns).await;
     let before_peer = request_counts(&client).await;
-    let cpu_before = CpuReading::now(&plane);
-    let profile = profiles.phase("peer");
-    let started = Instant::now();
-    create_parents(&client, &peer_ns, &names).await;
-    peer_statuses.wait_for(parents, 1).await;
-    let peer_time = started.elapsed();
-    let peer_servers = CpuReading::now(&plane).since(&cpu_before);
-    profile.finish().await;
+    let peer_run = phases
+        .measure("peer", async {
+            create_parents(&client, &peer_ns, &names).await;
+            peer_statuses.wait_for(parents, 1).await;
+        })
+        .await;
+    let (peer_time, peer_servers) = (peer_run.time, peer_run.servers);
     let after_peer = request_counts(&client).await;
     peer.abort();
     println!("native peer: {:.1} s", peer_time.as_secs_f64());

@@ -57,7 +57,8 @@ impl ApiServerProfiles {
                     .await
                     .expect("a profile");
                 std::fs::write(dir.join(format!("{slice:04}.pb.gz")), profile).expect("write");
-                if stopped.try_recv().is_ok() {
+                // Asked to stop, or the phase's handle is gone.
+                if !matches!(stopped.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
                     return;
                 }
             }

@@ -5,7 +5,6 @@
 //! floor measured only before the host would be measured on a lighter server.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use e2e::{potatohead_api, sample_potatohead};
 use futures::StreamExt;
@@ -14,35 +13,7 @@ use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 
-use crate::server_cpu::{CpuReading, CpuUse};
 use crate::{CHILD_CONCURRENCY, FIELD_MANAGER, PARENT_CONCURRENCY};
-
-/// One run of a floor.
-pub struct FloorRun {
-    pub time: Duration,
-    /// The floor client's own CPU (this process), seconds.
-    pub client_cpu: f64,
-    pub servers: CpuUse,
-}
-
-/// Times `work` with the CPU it cost the servers and this process.
-pub async fn measure(plane: &e2e::ControlPlane, work: impl Future<Output = ()>) -> FloorRun {
-    let me = std::process::id();
-    let client_before = e2e::proc_stats::cpu_seconds(me);
-    let servers_before = CpuReading::now(plane);
-    let started = Instant::now();
-    work.await;
-    FloorRun {
-        time: started.elapsed(),
-        client_cpu: e2e::proc_stats::cpu_seconds(me) - client_before,
-        servers: CpuReading::now(plane).since(&servers_before),
-    }
-}
-
-/// The mean time of the floor's two runs, the one this bench compares the host against.
-pub fn mean_seconds(before: &FloorRun, after: &FloorRun) -> f64 {
-    (before.time.as_secs_f64() + after.time.as_secs_f64()) / 2.0
-}
 
 /// First convergence: create each parent, then apply its children (`templates`, rendered for
 /// `ph-template` in `ns-template` with UID `uid-template`).
