@@ -1,6 +1,6 @@
 //! The bench's view of the PotatoHeads' statuses: a watch started before the phase it times, so
-//! that its initial LIST (1000 custom resources read from etcd, ~0.7 s of the API server's CPU
-//! in a pprof profile) does not load the server the host is being measured against.
+//! that its initial LIST (1000 custom resources read from etcd, work the floor does not do) does
+//! not load the server while the host is being measured against it.
 
 use std::collections::HashMap;
 use std::time::Duration;
