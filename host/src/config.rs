@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::compile_cache::CompileCacheConfig;
 use crate::guest::GuestLimits;
 use crate::kinds::KindAllowlist;
 use crate::leader::{ElectionSettings, LeaseTimings};
@@ -120,6 +121,11 @@ pub struct RunArgs {
     /// ~/.cache/wasm-reconciler/compiled-guests].
     #[arg(long, env = "RECONCILER_COMPILE_CACHE_DIR")]
     pub compile_cache_dir: Option<PathBuf>,
+    /// Most MiB the compile cache may hold; the least recently used compiled guests are removed
+    /// beyond it. Keep it well under the cache volume's size (the shipped Deployment's emptyDir
+    /// is 256Mi).
+    #[arg(long, env = "RECONCILER_COMPILE_CACHE_MAX_MIB", default_value_t = 128)]
+    pub compile_cache_max_mib: u64,
     /// Address of the HTTP endpoint serving /metrics, /healthz and /readyz (port 0: any free
     /// port, logged at start).
     #[arg(
@@ -195,7 +201,7 @@ pub struct RunSettings {
     pub allow_parent_kind_change: bool,
     pub allowed_child_kinds: KindAllowlist,
     /// `None`: no compile cache.
-    pub compile_cache_dir: Option<PathBuf>,
+    pub compile_cache: Option<CompileCacheConfig>,
     /// `None`: no leader election, this process reconciles.
     pub leader_election: Option<ElectionSettings>,
 }
@@ -217,6 +223,10 @@ pub enum ConfigError {
     GuestMaxChildren,
     #[error("--guest-max-output-mib must be between 1 and 1024, not {0}")]
     GuestMaxOutput(usize),
+    #[error(
+        "--compile-cache-max-mib must be between 1 and 1048576, not {0} (to keep no cache, use --no-compile-cache)"
+    )]
+    CompileCacheMax(u64),
     #[error("--allowed-child-kind: {0}")]
     AllowedChildKind(String),
     #[error("--concurrency must be at least 1")]
@@ -272,10 +282,18 @@ impl RunArgs {
             self.pod_name.as_deref(),
             &self.field_manager,
         )?;
-        let compile_cache_dir = if self.no_compile_cache {
+        if !(1..=1 << 20).contains(&self.compile_cache_max_mib) {
+            return Err(ConfigError::CompileCacheMax(self.compile_cache_max_mib));
+        }
+        let compile_cache = if self.no_compile_cache {
             None
         } else {
-            self.compile_cache_dir.or_else(default_compile_cache_dir)
+            self.compile_cache_dir
+                .or_else(default_compile_cache_dir)
+                .map(|dir| CompileCacheConfig {
+                    dir,
+                    max_bytes: self.compile_cache_max_mib << 20,
+                })
         };
         Ok(RunSettings {
             guest: self.guest,
@@ -296,7 +314,7 @@ impl RunArgs {
             allow_parent_kind_change: self.allow_parent_kind_change,
             allowed_child_kinds: KindAllowlist::parse(&self.allowed_child_kinds)
                 .map_err(ConfigError::AllowedChildKind)?,
-            compile_cache_dir,
+            compile_cache,
             leader_election,
         })
     }
@@ -438,16 +456,23 @@ mod tests {
     }
 
     #[test]
-    fn the_compile_cache_can_be_moved_or_turned_off() {
+    fn the_compile_cache_can_be_moved_bounded_or_turned_off() {
         let moved = parse(&["--compile-cache-dir", "/var/cache/guests"]).unwrap();
         assert_eq!(
-            moved.compile_cache_dir.as_deref(),
-            Some(std::path::Path::new("/var/cache/guests"))
+            moved.compile_cache,
+            Some(CompileCacheConfig {
+                dir: "/var/cache/guests".into(),
+                max_bytes: 128 << 20,
+            })
         );
-        assert_eq!(
-            parse(&["--no-compile-cache"]).unwrap().compile_cache_dir,
-            None
-        );
+        let smaller =
+            parse(&["--compile-cache-dir", "/c", "--compile-cache-max-mib", "32"]).unwrap();
+        assert_eq!(smaller.compile_cache.unwrap().max_bytes, 32 << 20);
+        assert!(matches!(
+            parse(&["--compile-cache-max-mib", "0"]),
+            Err(ConfigError::CompileCacheMax(0))
+        ));
+        assert_eq!(parse(&["--no-compile-cache"]).unwrap().compile_cache, None);
     }
 
     #[test]

@@ -2,24 +2,24 @@
 //! `Controller` over the parent kind with the host's reconcile (see `reconcile.rs`), and the
 //! guest hot swap beside it (see `reload.rs`).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tracing::{debug, info, warn};
 
 use crate::active::{ActiveGuest, GuestSlot};
 use crate::config::RunSettings;
 use crate::guest::{GuestEngine, LoadedGuest};
 use crate::kinds::{self, DiscoveryError};
-use crate::metrics::{BacklogProbe, Metrics};
+use crate::metrics::{Metrics, ParentCounts, ParentProbe};
 use crate::owned::{OwnedChildren, WatchScope};
+use crate::parent_state::ParentStates;
 use crate::reconcile::{Context, ReconcileError, reconcile};
 use crate::reload::{ParentKindHandoff, Reloader};
 
@@ -133,21 +133,23 @@ pub async fn run(
         Some(ns) => Api::namespaced_with(client.clone(), ns, &parent_kind.resource),
         None => Api::all_with(client.clone(), &parent_kind.resource),
     };
-    let reporter = kube::runtime::events::Reporter {
-        controller: settings.field_manager.clone(),
-        instance: settings.pod_name.clone(),
-    };
+    // The parent watch is built here rather than by `Controller::new_with` (which does the same)
+    // so that per-parent state follows it: a deleted parent's state goes with it.
+    let parent_cache = Writer::<DynamicObject>::new(parent_kind.resource.clone());
+    let parents = parent_cache.as_reader();
     let context = Arc::new(Context {
-        recorder: kube::runtime::events::Recorder::new(client.clone(), reporter),
+        events: crate::events::EventPublisher::new(
+            client.clone(),
+            settings.field_manager.clone(),
+            settings.pod_name.clone(),
+        ),
         client,
         slot,
         parent_kind: parent_kind.clone(),
         children: Arc::clone(&children),
         settings: settings.clone(),
         metrics: Arc::clone(&metrics),
-        failures: Mutex::new(HashMap::new()),
-        reconciled_generations: Mutex::new(HashMap::new()),
-        written_statuses: Mutex::new(HashMap::new()),
+        parent_states: ParentStates::new(parents.clone(), parent_kind.resource.clone()),
     });
     // Stop on the caller's shutdown, or when the reloader hands over a guest for a new parent kind.
     let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -162,15 +164,18 @@ pub async fn run(
         }
     });
     teardown.tasks.push(forward_stop.abort_handle());
-    let controller = Controller::new_with(
-        parent_api,
-        watcher::Config::default(),
-        parent_kind.resource.clone(),
-    );
-    metrics.set_backlog_probe(Some(backlog_probe(
-        controller.store(),
-        Arc::clone(&context),
-    )));
+    let parent_events = {
+        let context = Arc::clone(&context);
+        reflector(
+            parent_cache,
+            watcher(parent_api, watcher::Config::default()),
+        )
+        .inspect_ok(move |event| context.parent_states.observe(event))
+        .applied_objects()
+    };
+    let controller =
+        Controller::for_stream_with(parent_events, parents, parent_kind.resource.clone());
+    metrics.set_parent_probe(Some(parent_probe(Arc::clone(&context))));
     let controller = controller
         .reconcile_on(triggered_by_children)
         .reconcile_all_on(reconcile_all_requests)
@@ -224,38 +229,17 @@ impl Drop for Teardown {
         }
         self.children.retain_kinds(&[]);
         self.metrics.set_caches_synced(false);
-        self.metrics.set_backlog_probe(None);
+        self.metrics.set_parent_probe(None);
     }
 }
 
-/// `queue_depth`: reads the controller's parent cache at each scrape.
-fn backlog_probe(parents: Store<DynamicObject>, ctx: Arc<Context>) -> BacklogProbe {
-    Box::new(move || {
-        let mut reconciled = ctx
-            .reconciled_generations
-            .lock()
-            .expect("generation map lock poisoned");
-        count_waiting(&parents.state(), &mut reconciled)
+/// `queue_depth` and `parent_states`, read from the parent cache and the per-parent state at
+/// each scrape.
+fn parent_probe(ctx: Arc<Context>) -> ParentProbe {
+    Box::new(move || ParentCounts {
+        waiting: ctx.parent_states.waiting(),
+        with_state: ctx.parent_states.len(),
     })
-}
-
-/// Counts parents whose generation differs from the one last reconciled, and forgets parents
-/// that are gone.
-fn count_waiting(parents: &[Arc<DynamicObject>], reconciled: &mut HashMap<String, i64>) -> i64 {
-    let mut present = HashSet::with_capacity(parents.len());
-    let mut waiting = 0;
-    for parent in parents {
-        let Some(uid) = parent.metadata.uid.as_deref() else {
-            continue;
-        };
-        present.insert(uid);
-        let generation = parent.metadata.generation.unwrap_or_default();
-        if reconciled.get(uid) != Some(&generation) {
-            waiting += 1;
-        }
-    }
-    reconciled.retain(|uid, _| present.contains(uid.as_str()));
-    waiting
 }
 
 /// Resolves once `stopping` turns true (or its sender is gone).
@@ -263,42 +247,48 @@ async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
     let _ = stopping.wait_for(|stopping| *stopping).await;
 }
 
-/// Per-parent exponential backoff: 1 s, 2 s, 4 s… up to 5 minutes; reset by a success.
+/// Per-parent exponential backoff: 1 s, 2 s, 4 s… up to 5 minutes, each delay shortened by a
+/// random 0–25 % so that parents failing together (an API server outage, a guest bug) do not
+/// retry in lockstep; reset by a success.
 fn error_policy(parent: Arc<DynamicObject>, _error: &ReconcileError, ctx: Arc<Context>) -> Action {
-    let attempts = ctx.record_failure(&parent);
-    Action::requeue(
-        BACKOFF_BASE
-            .saturating_mul(1 << (attempts - 1).min(16))
-            .min(BACKOFF_MAX),
-    )
+    let attempts = ctx.parent_states.record_failure(&parent);
+    Action::requeue(backoff(attempts, fastrand::f64()))
+}
+
+/// The delay after `attempts` consecutive failures, `jitter` in `[0, 1)` shortening it by up to
+/// a quarter.
+fn backoff(attempts: u32, jitter: f64) -> Duration {
+    let full = BACKOFF_BASE
+        .saturating_mul(1 << attempts.saturating_sub(1).min(16))
+        .min(BACKOFF_MAX);
+    full.mul_f64(1.0 - 0.25 * jitter.clamp(0.0, 1.0))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parent(uid: &str, generation: i64) -> Arc<DynamicObject> {
-        let mut object = DynamicObject::new(
-            uid,
-            &kube::api::ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
+    #[test]
+    fn backoff_doubles_up_to_five_minutes_shortened_by_at_most_a_quarter() {
+        assert_eq!(backoff(1, 0.0), Duration::from_secs(1));
+        assert_eq!(backoff(3, 0.0), Duration::from_secs(4));
+        assert_eq!(backoff(30, 0.0), BACKOFF_MAX);
+        assert_eq!(backoff(3, 1.0), Duration::from_secs(3));
+        assert_eq!(
+            backoff(30, 0.999_999),
+            BACKOFF_MAX.mul_f64(0.75 + 0.25 * 0.000_001)
         );
-        object.metadata.uid = Some(uid.into());
-        object.metadata.generation = Some(generation);
-        Arc::new(object)
     }
 
     #[test]
-    fn parents_with_an_unreconciled_generation_are_waiting_and_gone_ones_forgotten() {
-        let mut reconciled = HashMap::from([
-            ("a".to_string(), 1),
-            ("b".to_string(), 1),
-            ("gone".to_string(), 4),
-        ]);
-        let parents = [parent("a", 1), parent("b", 2), parent("new", 1)];
-        assert_eq!(count_waiting(&parents, &mut reconciled), 2);
-        assert!(!reconciled.contains_key("gone"));
-        reconciled.insert("b".into(), 2);
-        reconciled.insert("new".into(), 1);
-        assert_eq!(count_waiting(&parents, &mut reconciled), 0);
+    fn parents_failing_together_retry_at_different_times() {
+        let delays: std::collections::BTreeSet<Duration> =
+            (0..100).map(|_| backoff(5, fastrand::f64())).collect();
+        assert!(delays.len() > 50, "{} distinct delays of 100", delays.len());
+        assert!(
+            delays
+                .iter()
+                .all(|d| *d > Duration::from_secs(12) && *d <= Duration::from_secs(16))
+        );
     }
 }

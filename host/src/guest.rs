@@ -20,7 +20,7 @@ use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{self, Desired, LogLevel, Manifest, Observed, ReconcilerPre, WIT_PACKAGE};
-use crate::compile_cache::{CompileCache, CompileOrigin};
+use crate::compile_cache::{CompileCache, CompileCacheConfig, CompileOrigin};
 use crate::guest_log::{CallLog, LogBudget};
 
 /// How often the epoch advances; the granularity of guest deadlines.
@@ -140,9 +140,9 @@ pub struct GuestEngine {
 
 impl GuestEngine {
     /// Builds the engine and starts the epoch ticker thread (which stops when the engine drops).
-    /// With `cache_dir`, compiled guests are cached there (see [`CompileCache`]); a folder that
-    /// cannot be created is logged and compilation goes uncached.
-    pub fn new(cache_dir: Option<&Path>) -> Result<Arc<Self>, wasmtime::Error> {
+    /// With `cache`, compiled guests are cached (see [`CompileCache`]); a folder that cannot be
+    /// created is logged and compilation goes uncached.
+    pub fn new(cache: Option<&CompileCacheConfig>) -> Result<Arc<Self>, wasmtime::Error> {
         let mut config = Config::new();
         config
             // Guests are components (WIT interfaces), never bare core modules.
@@ -174,10 +174,10 @@ impl GuestEngine {
                     std::thread::sleep(EPOCH_TICK);
                 }
             })?;
-        let cache = cache_dir.and_then(|dir| match CompileCache::open(dir, &engine) {
+        let cache = cache.and_then(|config| match CompileCache::open(config, &engine) {
             Ok(cache) => Some(cache),
             Err(error) => {
-                tracing::warn!(dir = %dir.display(), %error, "cannot use the compiled-guest cache folder; compiling guests every time");
+                tracing::warn!(dir = %config.dir.display(), %error, "cannot use the compiled-guest cache folder; compiling guests every time");
                 None
             }
         });

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use reconciler_host::active::guest_labels;
+use reconciler_host::compile_cache::CompileCacheConfig;
 use reconciler_host::config::{
     Cli, Command, LogFormat, OutputFormat, RenderArgs, RunArgs, RunSettings,
     default_compile_cache_dir,
@@ -97,8 +98,12 @@ fn render(args: RenderArgs) -> ExitCode {
     let rendered = (|| -> Result<_, anyhow::Error> {
         let parent = reconciler_host::render::read_parent(&args.parent)?;
         let children = reconciler_host::render::read_children(&args.children)?;
-        let engine = GuestEngine::new(default_compile_cache_dir().as_deref())
-            .map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
+        let engine = GuestEngine::new(
+            default_compile_cache_dir()
+                .map(CompileCacheConfig::new)
+                .as_ref(),
+        )
+        .map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
         let guest = engine.load_path(&args.guest, GuestLimits::default())?;
         Ok(reconciler_host::render::render(
             &guest,
@@ -166,7 +171,7 @@ async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Result<(
         .await
         .with_context(|| format!("serving metrics on {}", settings.metrics_bind_address))?;
     info!(%address, "serving /metrics, /healthz and /readyz");
-    let engine = GuestEngine::new(settings.compile_cache_dir.as_deref())
+    let engine = GuestEngine::new(settings.compile_cache.as_ref())
         .map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
     let guest = engine.load_path(&settings.guest, settings.limits)?;
     let manifest = guest.manifest();

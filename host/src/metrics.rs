@@ -13,52 +13,81 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use std::fmt::Write as _;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 
-/// How a reconcile ended.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-pub enum ReconcileResult {
-    Success,
-    InvalidSpec,
-    GuestFailed,
-    PolicyViolation,
-    ApplyFailed,
-    StatusFailed,
-    Other,
+/// A label enum whose values are written in snake_case, as Prometheus users expect
+/// (`result="invalid_spec"`), from one table per enum.
+macro_rules! label_values {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+        pub enum $name { $($(#[$vmeta])* $variant,)+ }
+
+        impl $name {
+            /// The label value.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text,)+ }
+            }
+        }
+
+        impl EncodeLabelValue for $name {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+                encoder.write_str(self.as_str())
+            }
+        }
+    };
 }
 
-/// Why a guest call produced nothing usable.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-pub enum GuestFailureKind {
-    Trap,
-    Timeout,
-    Memory,
-    Transient,
-    InvalidOutput,
-    Policy,
+label_values! {
+    /// How a reconcile ended.
+    pub enum ReconcileResult {
+        Success => "success",
+        InvalidSpec => "invalid_spec",
+        GuestFailed => "guest_failed",
+        PolicyViolation => "policy_violation",
+        ApplyFailed => "apply_failed",
+        StatusFailed => "status_failed",
+        Other => "other",
+    }
 }
 
-/// What happened to one desired or observed child.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-pub enum ChildAction {
-    /// Sent with server-side apply.
-    Applied,
-    /// Already as desired: no request sent.
-    Unchanged,
-    /// Deleted because no longer desired.
-    Pruned,
+label_values! {
+    /// Why a guest call produced nothing usable.
+    pub enum GuestFailureKind {
+        Trap => "trap",
+        Timeout => "timeout",
+        Memory => "memory",
+        Transient => "transient",
+        InvalidOutput => "invalid_output",
+        Policy => "policy",
+    }
 }
 
-/// How a hot-swap attempt ended.
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
-pub enum ReloadResult {
-    Swapped,
-    Refused,
+label_values! {
+    /// What happened to one desired or observed child.
+    pub enum ChildAction {
+        /// Sent with server-side apply.
+        Applied => "applied",
+        /// Already as desired: no request sent.
+        Unchanged => "unchanged",
+        /// Deleted because no longer desired.
+        Pruned => "pruned",
+    }
+}
+
+label_values! {
+    /// How a hot-swap attempt ended.
+    pub enum ReloadResult {
+        Swapped => "swapped",
+        Refused => "refused",
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -106,8 +135,16 @@ impl Leadership {
     }
 }
 
-/// Counts the parents waiting for a reconcile, evaluated at each scrape.
-pub type BacklogProbe = Box<dyn Fn() -> i64 + Send + Sync>;
+/// What the controller knows about its parents, read at each scrape.
+pub struct ParentCounts {
+    /// Parents whose current generation has not been reconciled yet.
+    pub waiting: i64,
+    /// Parents the host keeps per-parent state for.
+    pub with_state: usize,
+}
+
+/// Counts the controller's parents at each scrape.
+pub type ParentProbe = Box<dyn Fn() -> ParentCounts + Send + Sync>;
 
 /// Identity of the active guest.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -127,7 +164,8 @@ pub struct Metrics {
     children: Family<ActionLabel, Counter>,
     reconciles_in_flight: Gauge,
     queue_depth: Gauge,
-    backlog_probe: std::sync::Mutex<Option<BacklogProbe>>,
+    parent_states: Gauge,
+    parent_probe: std::sync::Mutex<Option<ParentProbe>>,
     leader: Gauge,
     leadership: AtomicU8,
     guest_reloads: Family<ReloadLabel, Counter>,
@@ -138,7 +176,11 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("reconciler");
+        // The host's own metrics carry the `reconciler_` prefix; the standard process metrics
+        // (`process_cpu_seconds_total`…) are named as every Prometheus client names them.
+        let mut root = Registry::default();
+        root.register_collector(Box::new(crate::process_metrics::ProcessMetrics));
+        let registry = root.sub_registry_with_prefix("reconciler");
         let metrics = Self {
             reconciles: Family::default(),
             // 1 ms .. ~33 s
@@ -149,7 +191,8 @@ impl Default for Metrics {
             children: Family::default(),
             reconciles_in_flight: Gauge::default(),
             queue_depth: Gauge::default(),
-            backlog_probe: std::sync::Mutex::new(None),
+            parent_states: Gauge::default(),
+            parent_probe: std::sync::Mutex::new(None),
             leader: Gauge::default(),
             leadership: AtomicU8::new(Leadership::Unknown as u8),
             guest_reloads: Family::default(),
@@ -163,14 +206,16 @@ impl Default for Metrics {
             "Reconciles by result",
             metrics.reconciles.clone(),
         );
-        registry.register(
-            "reconcile_duration_seconds",
+        registry.register_with_unit(
+            "reconcile_duration",
             "Wall time of one reconcile, guest call and API requests included",
+            Unit::Seconds,
             metrics.reconcile_duration.clone(),
         );
-        registry.register(
-            "guest_call_duration_seconds",
+        registry.register_with_unit(
+            "guest_call_duration",
             "Wall time of one guest call: fresh store, instantiation, the call, JSON in and out",
+            Unit::Seconds,
             metrics.guest_call_duration.clone(),
         );
         registry.register(
@@ -195,6 +240,12 @@ impl Default for Metrics {
             metrics.queue_depth.clone(),
         );
         registry.register(
+            "parent_states",
+            "Parents the host keeps per-parent state for (backoff, last reconciled generation, \
+             last written status); follows the parents that exist",
+            metrics.parent_states.clone(),
+        );
+        registry.register(
             "leader",
             "1 when this replica reconciles (it holds the leader Lease, or runs without leader \
              election), 0 on standby",
@@ -211,7 +262,7 @@ impl Default for Metrics {
             metrics.guest_info.clone(),
         );
         Self {
-            registry,
+            registry: root,
             ..metrics
         }
     }
@@ -286,12 +337,13 @@ impl Metrics {
         Leadership::from_u8(self.leadership.load(Ordering::Acquire))
     }
 
-    /// Sets how `queue_depth` is counted (`None`: 0, while no controller runs).
-    pub fn set_backlog_probe(&self, probe: Option<BacklogProbe>) {
+    /// Sets how `queue_depth` and `parent_states` are counted (`None`: 0, while no controller
+    /// runs).
+    pub fn set_parent_probe(&self, probe: Option<ParentProbe>) {
         *self
-            .backlog_probe
+            .parent_probe
             .lock()
-            .expect("backlog probe lock poisoned") = probe;
+            .expect("parent probe lock poisoned") = probe;
     }
 
     /// A standby is ready once it knows it is one: it has no caches to sync until it leads.
@@ -308,13 +360,16 @@ impl Metrics {
 
     /// The metrics in the Prometheus text format.
     pub fn encode(&self) -> String {
-        let depth = self
-            .backlog_probe
+        let counts = self
+            .parent_probe
             .lock()
-            .expect("backlog probe lock poisoned")
+            .expect("parent probe lock poisoned")
             .as_ref()
-            .map_or(0, |probe| probe());
-        self.queue_depth.set(depth);
+            .map(|probe| probe());
+        let (waiting, with_state) = counts.map_or((0, 0), |c| (c.waiting, c.with_state));
+        self.queue_depth.set(waiting);
+        self.parent_states
+            .set(i64::try_from(with_state).unwrap_or(i64::MAX));
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
@@ -387,15 +442,15 @@ mod tests {
         metrics.guest_failed(GuestFailureKind::Timeout);
         let text = metrics.encode();
         assert!(
-            text.contains("reconciler_reconciles_total{result=\"Success\"} 1"),
+            text.contains("reconciler_reconciles_total{result=\"success\"} 1"),
             "{text}"
         );
         assert!(
-            text.contains("reconciler_children_total{action=\"Applied\"} 13"),
+            text.contains("reconciler_children_total{action=\"applied\"} 13"),
             "{text}"
         );
         assert!(
-            text.contains("reconciler_guest_failures_total{kind=\"Timeout\"} 1"),
+            text.contains("reconciler_guest_failures_total{kind=\"timeout\"} 1"),
             "{text}"
         );
     }
@@ -452,10 +507,47 @@ mod tests {
     }
 
     #[test]
-    fn queue_depth_comes_from_the_probe_at_scrape_time() {
+    fn parent_counts_come_from_the_probe_at_scrape_time() {
         let metrics = Metrics::default();
         assert!(metrics.encode().contains("reconciler_queue_depth 0"));
-        metrics.set_backlog_probe(Some(Box::new(|| 7)));
-        assert!(metrics.encode().contains("reconciler_queue_depth 7"));
+        metrics.set_parent_probe(Some(Box::new(|| ParentCounts {
+            waiting: 7,
+            with_state: 3,
+        })));
+        let text = metrics.encode();
+        assert!(text.contains("reconciler_queue_depth 7"), "{text}");
+        assert!(text.contains("reconciler_parent_states 3"), "{text}");
+    }
+
+    #[test]
+    fn durations_declare_their_unit_and_process_metrics_are_standard() {
+        let text = Metrics::default().encode();
+        for line in [
+            "# UNIT reconciler_reconcile_duration_seconds seconds",
+            "# UNIT reconciler_guest_call_duration_seconds seconds",
+            "# TYPE process_cpu_seconds counter",
+            "# TYPE process_resident_memory_bytes gauge",
+            "# TYPE process_open_fds gauge",
+            "# TYPE process_start_time_seconds gauge",
+        ] {
+            assert!(text.contains(line), "{line} missing in:\n{text}");
+        }
+        assert!(text.contains("\nprocess_cpu_seconds_total "), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_snake_case() {
+        for value in [
+            ReconcileResult::InvalidSpec.as_str(),
+            ReconcileResult::PolicyViolation.as_str(),
+            GuestFailureKind::InvalidOutput.as_str(),
+            ChildAction::Unchanged.as_str(),
+            ReloadResult::Swapped.as_str(),
+        ] {
+            assert!(
+                value.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{value}"
+            );
+        }
     }
 }

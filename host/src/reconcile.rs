@@ -10,8 +10,8 @@
 //! - An invalid spec is reported and not retried until the parent changes.
 //! - One reconcile uses one guest throughout, even if a hot swap happens meanwhile.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -109,26 +109,12 @@ pub struct Context {
     pub settings: RunSettings,
     pub metrics: Arc<Metrics>,
     /// Publishes Kubernetes Events about parents.
-    pub recorder: kube::runtime::events::Recorder,
-    /// Consecutive failures per parent (namespace/name), for backoff.
-    pub failures: Mutex<HashMap<String, u32>>,
-    /// The generation each parent (by UID) was last reconciled at, whatever the result: what
-    /// `queue_depth` compares the watched parents with.
-    pub reconciled_generations: Mutex<HashMap<String, i64>>,
-    /// Statuses written and not yet seen through the parent watch (see `report.rs`).
-    pub written_statuses: crate::report::WrittenStatuses,
+    pub events: crate::events::EventPublisher,
+    /// Failures, reconciled generation and written status per parent (by UID).
+    pub parent_states: crate::parent_state::ParentStates,
 }
 
-impl Context {
-    /// Counts one more consecutive failure of `parent`; returns the count.
-    pub fn record_failure(&self, parent: &DynamicObject) -> u32 {
-        let mut failures = self.failures.lock().expect("failure map lock poisoned");
-        let attempts = failures.entry(parent_key(parent)).or_insert(0);
-        *attempts = attempts.saturating_add(1);
-        *attempts
-    }
-}
-
+/// `namespace/name`, how the guest's log lines name the parent they were written for.
 fn parent_key(parent: &DynamicObject) -> String {
     format!(
         "{}/{}",
@@ -164,17 +150,9 @@ pub async fn reconcile(
     };
     ctx.metrics
         .reconcile_finished(label, started.elapsed().as_secs_f64());
-    if let Some(uid) = parent.uid() {
-        ctx.reconciled_generations
-            .lock()
-            .expect("generation map lock poisoned")
-            .insert(uid, parent.metadata.generation.unwrap_or_default());
-    }
+    ctx.parent_states.reconciled(&parent);
     if result.is_ok() {
-        ctx.failures
-            .lock()
-            .expect("failure map lock poisoned")
-            .remove(&parent_key(&parent));
+        ctx.parent_states.clear_failures(&parent);
     }
     result
 }
@@ -203,10 +181,10 @@ async fn reconcile_parent(
         client: &ctx.client,
         parent_kind: &ctx.parent_kind,
         field_manager: &ctx.settings.field_manager,
-        recorder: &ctx.recorder,
+        events: &ctx.events,
         parent,
         stamp: active.status_stamp(),
-        written: &ctx.written_statuses,
+        states: &ctx.parent_states,
     };
     let finalizing = parent.metadata.deletion_timestamp.is_some();
     let observed_children = ctx.children.owned_by(&uid, &active.child_kinds);

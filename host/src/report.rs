@@ -2,35 +2,28 @@
 //! Kubernetes Events on transitions — children created, children pruned, a new failure reason —
 //! never one per reconcile.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use kube::api::{Api, DynamicObject};
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::Value;
 use tracing::{debug, warn};
 
+use crate::events::{EventPublisher, EventType};
 use crate::kinds::ResolvedKind;
+use crate::parent_state::ParentStates;
 use crate::reconcile::ReconcileError;
 use crate::status::{self, FailureReason, Outcome};
-
-/// The longest Event note the API server accepts (events.k8s.io/v1 `note`: 1 kB).
-const MAX_NOTE_BYTES: usize = 1024;
-
-/// The status this process last wrote, by parent UID, kept until the parent watch shows it.
-pub type WrittenStatuses = Mutex<HashMap<String, Value>>;
 
 /// Reports on one parent for one reconcile.
 pub struct Reporter<'a> {
     pub client: &'a Client,
     pub parent_kind: &'a ResolvedKind,
     pub field_manager: &'a str,
-    pub recorder: &'a Recorder,
+    pub events: &'a EventPublisher,
     pub parent: &'a DynamicObject,
     /// Which guest decided (`status.reconciler`).
     pub stamp: Value,
-    pub written: &'a WrittenStatuses,
+    /// Where the status this process last wrote is remembered.
+    pub states: &'a ParentStates,
 }
 
 impl Reporter<'_> {
@@ -51,13 +44,14 @@ impl Reporter<'_> {
         }
     }
 
-    /// Normal Events for children that were created or pruned.
+    /// Normal Events for the children this reconcile created or pruned (`Kind name` each),
+    /// listed by kind, then name.
     pub async fn children_changed(&self, created: &[String], pruned: &[String]) {
         if !created.is_empty() {
             self.event(
                 EventType::Normal,
                 "ChildrenCreated",
-                &format!("created {}", created.join(", ")),
+                &format!("created {}", in_stable_order(created)),
             )
             .await;
         }
@@ -65,7 +59,7 @@ impl Reporter<'_> {
             self.event(
                 EventType::Normal,
                 "ChildrenPruned",
-                &format!("deleted {} (no longer desired)", pruned.join(", ")),
+                &format!("deleted {} (no longer desired)", in_stable_order(pruned)),
             )
             .await;
         }
@@ -90,15 +84,14 @@ impl Reporter<'_> {
             &self.parent.namespace().unwrap_or_default(),
             &self.parent_kind.resource,
         );
-        let uid = self.parent.uid().unwrap_or_default();
         match status::write(&api, self.parent, &next, self.field_manager).await {
             Ok(()) => {
-                self.written_statuses().insert(uid, next);
+                self.states.status_written(self.parent, next);
                 Ok(())
             }
             // The parent was deleted meanwhile: nothing to report on.
             Err(kube::Error::Api(response)) if response.code == 404 => {
-                self.written_statuses().remove(&uid);
+                self.states.forget_written_status(self.parent);
                 Ok(())
             }
             Err(error) => Err(ReconcileError::Status(error)),
@@ -112,24 +105,18 @@ impl Reporter<'_> {
     /// `lastTransitionTime`.
     fn observed_status(&self) -> Option<Value> {
         let snapshot = self.parent.data.get("status").filter(|s| s.is_object());
-        let uid = self.parent.uid()?;
-        let mut written = self.written_statuses();
-        let Some(remembered) = written.get(&uid) else {
+        let Some(remembered) = self.states.written_status(self.parent) else {
             return snapshot.cloned();
         };
-        let generation = |status: &Value| status["observedGeneration"].as_i64();
+        let generation = |status: &Value| status.get("observedGeneration").and_then(Value::as_i64);
         match snapshot {
-            Some(snapshot) if generation(snapshot) >= generation(remembered) => {
+            Some(snapshot) if generation(snapshot) >= generation(&remembered) => {
                 // The watch has caught up: the snapshot is authoritative again.
-                written.remove(&uid);
+                self.states.forget_written_status(self.parent);
                 Some(snapshot.clone())
             }
-            _ => Some(remembered.clone()),
+            _ => Some(remembered),
         }
-    }
-
-    fn written_statuses(&self) -> std::sync::MutexGuard<'_, HashMap<String, Value>> {
-        self.written.lock().expect("written status lock poisoned")
     }
 
     fn ready_condition(&self) -> Option<Value> {
@@ -141,22 +128,48 @@ impl Reporter<'_> {
     }
 
     async fn event(&self, type_: EventType, reason: &str, note: &str) {
-        let mut note = note.to_string();
-        if note.len() > MAX_NOTE_BYTES {
-            note.truncate(note.floor_char_boundary(MAX_NOTE_BYTES - 3));
-            note.push_str("...");
-        }
-        let event = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
         let reference = self.parent.object_ref(&self.parent_kind.resource);
-        match self.recorder.publish(&event, &reference).await {
+        match self
+            .events
+            .publish(&reference, type_, reason, "Reconcile", note)
+            .await
+        {
             Ok(()) => debug!(%reason, "event published"),
             Err(error) => warn!(%reason, %error, "could not publish an event"),
         }
+    }
+}
+
+/// `Kind name` entries joined by kind, then name, whatever order the writes finished in.
+fn in_stable_order(objects: &[String]) -> String {
+    let mut sorted: Vec<&String> = objects.iter().collect();
+    sorted.sort_by(|a, b| {
+        let split = |s: &'_ String| {
+            let (kind, name) = s.split_once(' ').unwrap_or((s.as_str(), ""));
+            (kind.to_string(), name.to_string())
+        };
+        split(a).cmp(&split(b))
+    });
+    sorted
+        .into_iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn children_are_listed_by_kind_then_name() {
+        let objects = [
+            "Service demo-hat".to_string(),
+            "Deployment demo-hat".to_string(),
+            "ConfigMap demo-service-discovery".to_string(),
+            "Deployment demo-entry".to_string(),
+        ];
+        assert_eq!(
+            super::in_stable_order(&objects),
+            "ConfigMap demo-service-discovery, Deployment demo-entry, Deployment demo-hat, Service demo-hat"
+        );
     }
 }

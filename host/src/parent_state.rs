@@ -1,0 +1,285 @@
+//! What the host remembers about each parent between reconciles — consecutive failures (for
+//! backoff), the generation last reconciled (for `queue_depth`) and the status it last wrote —
+//! keyed by the parent's UID and forgotten when the parent goes.
+//!
+//! # Guarantees
+//! - Bounded by the parents that exist: an entry is removed when the parent watch reports the
+//!   parent deleted, and every (re)list drops entries of parents no longer listed (deletions
+//!   missed while the watch was down). Nothing is recorded for a parent the watch no longer
+//!   holds, so a reconcile that ends after its parent was deleted leaves nothing behind.
+//! - Keyed by UID, not name: a new parent with a deleted one's name starts afresh (no inherited
+//!   backoff, no stale status).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use kube::api::{ApiResource, DynamicObject};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde_json::Value;
+
+#[derive(Default)]
+struct ParentState {
+    /// Consecutive failed reconciles.
+    failures: u32,
+    /// The generation last reconciled, whatever the result.
+    reconciled_generation: Option<i64>,
+    /// The status this process last wrote, until the parent watch shows it (see `report.rs`).
+    written_status: Option<Value>,
+}
+
+impl ParentState {
+    fn is_empty(&self) -> bool {
+        self.failures == 0 && self.reconciled_generation.is_none() && self.written_status.is_none()
+    }
+}
+
+/// Per-parent state of one controller, checked against its parent cache.
+pub struct ParentStates {
+    parents: Store<DynamicObject>,
+    resource: ApiResource,
+    by_uid: Mutex<HashMap<String, ParentState>>,
+}
+
+impl ParentStates {
+    /// State for the parents held in `parents` (the controller's cache of `resource`).
+    pub fn new(parents: Store<DynamicObject>, resource: ApiResource) -> Self {
+        Self {
+            parents,
+            resource,
+            by_uid: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Follows the parent watch: forgets a deleted parent, and after a (re)list every parent no
+    /// longer listed. Call it on each event, after the cache has applied it.
+    pub fn observe(&self, event: &watcher::Event<DynamicObject>) {
+        match event {
+            watcher::Event::Delete(parent) => {
+                if let Some(uid) = parent.uid() {
+                    self.lock().remove(&uid);
+                }
+            }
+            watcher::Event::InitDone => {
+                let listed = self.parents.state();
+                let present: HashSet<&str> = listed
+                    .iter()
+                    .filter_map(|p| p.meta().uid.as_deref())
+                    .collect();
+                self.lock().retain(|uid, _| present.contains(uid.as_str()));
+            }
+            watcher::Event::Apply(_) | watcher::Event::Init | watcher::Event::InitApply(_) => {}
+        }
+    }
+
+    /// Counts one more consecutive failure of `parent`; returns the count (1 for a parent the
+    /// cache no longer holds, whose state is not kept).
+    pub fn record_failure(&self, parent: &DynamicObject) -> u32 {
+        self.update(parent, |state| {
+            state.failures = state.failures.saturating_add(1);
+            state.failures
+        })
+        .unwrap_or(1)
+    }
+
+    /// A success: the failure count starts again.
+    pub fn clear_failures(&self, parent: &DynamicObject) {
+        self.update(parent, |state| state.failures = 0);
+    }
+
+    /// Records the generation `parent` was reconciled at.
+    pub fn reconciled(&self, parent: &DynamicObject) {
+        let generation = parent.metadata.generation.unwrap_or_default();
+        self.update(parent, |state| {
+            state.reconciled_generation = Some(generation)
+        });
+    }
+
+    /// Remembers the status just written for `parent`.
+    pub fn status_written(&self, parent: &DynamicObject, status: Value) {
+        self.update(parent, |state| state.written_status = Some(status));
+    }
+
+    /// Forgets the status written for `parent` (the parent is gone, or the watch caught up).
+    pub fn forget_written_status(&self, parent: &DynamicObject) {
+        self.update(parent, |state| state.written_status = None);
+    }
+
+    /// The status this process last wrote for `parent`, if the watch has not shown it yet.
+    pub fn written_status(&self, parent: &DynamicObject) -> Option<Value> {
+        let uid = parent.uid()?;
+        self.lock().get(&uid)?.written_status.clone()
+    }
+
+    /// Parents whose generation differs from the one last reconciled (the controller's backlog).
+    pub fn waiting(&self) -> i64 {
+        let parents = self.parents.state();
+        let states = self.lock();
+        let waiting = parents.iter().filter(|parent| {
+            let reconciled = parent
+                .meta()
+                .uid
+                .as_deref()
+                .and_then(|uid| states.get(uid))
+                .and_then(|state| state.reconciled_generation);
+            reconciled != Some(parent.metadata.generation.unwrap_or_default())
+        });
+        i64::try_from(waiting.count()).unwrap_or(i64::MAX)
+    }
+
+    /// Parents with state kept.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no parent has state kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Runs `change` on the state of `parent` if the cache still holds that very parent (same
+    /// UID). The presence check and the change happen under one lock, and the watch applies a
+    /// deletion to the cache before [`observe`](Self::observe) takes that lock: so either the
+    /// change sees the parent gone, or the deletion removes what the change wrote.
+    fn update<T>(
+        &self,
+        parent: &DynamicObject,
+        change: impl FnOnce(&mut ParentState) -> T,
+    ) -> Option<T> {
+        let uid = parent.uid()?;
+        let mut states = self.lock();
+        let key = ObjectRef::<DynamicObject>::new_with(&parent.name_any(), self.resource.clone())
+            .within(parent.namespace().as_deref().unwrap_or_default());
+        let present = self
+            .parents
+            .get(&key)
+            .is_some_and(|cached| cached.uid().as_deref() == Some(uid.as_str()));
+        if !present {
+            states.remove(&uid);
+            return None;
+        }
+        let state = states.entry(uid.clone()).or_default();
+        let result = change(state);
+        if state.is_empty() {
+            states.remove(&uid);
+        }
+        Some(result)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, ParentState>> {
+        self.by_uid.lock().expect("parent state lock poisoned")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector::store::Writer;
+
+    fn resource() -> ApiResource {
+        ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&())
+    }
+
+    fn parent(name: &str, uid: &str, generation: i64) -> DynamicObject {
+        let mut object = DynamicObject::new(name, &resource()).within("ns");
+        object.metadata.uid = Some(uid.into());
+        object.metadata.generation = Some(generation);
+        object
+    }
+
+    fn states() -> (Writer<DynamicObject>, ParentStates) {
+        let writer = Writer::new(resource());
+        let states = ParentStates::new(writer.as_reader(), resource());
+        (writer, states)
+    }
+
+    fn apply(
+        writer: &mut Writer<DynamicObject>,
+        states: &ParentStates,
+        event: watcher::Event<DynamicObject>,
+    ) {
+        writer.apply_watcher_event(&event);
+        states.observe(&event);
+    }
+
+    #[test]
+    fn a_deleted_parent_is_forgotten_and_its_successor_starts_afresh() {
+        let (mut writer, states) = states();
+        let first = parent("p", "uid-1", 1);
+        apply(&mut writer, &states, watcher::Event::Apply(first.clone()));
+        assert_eq!(states.record_failure(&first), 1);
+        assert_eq!(states.record_failure(&first), 2);
+        assert_eq!(states.len(), 1);
+        apply(&mut writer, &states, watcher::Event::Delete(first.clone()));
+        assert!(states.is_empty());
+
+        let second = parent("p", "uid-2", 1);
+        apply(&mut writer, &states, watcher::Event::Apply(second.clone()));
+        assert_eq!(
+            states.record_failure(&second),
+            1,
+            "no backoff inherited by name"
+        );
+    }
+
+    #[test]
+    fn nothing_is_recorded_for_a_parent_the_cache_no_longer_holds() {
+        let (mut writer, states) = states();
+        let gone = parent("p", "uid-1", 1);
+        apply(&mut writer, &states, watcher::Event::Apply(gone.clone()));
+        apply(&mut writer, &states, watcher::Event::Delete(gone.clone()));
+        // A reconcile that was in flight during the deletion ends now.
+        states.record_failure(&gone);
+        states.reconciled(&gone);
+        states.status_written(&gone, serde_json::json!({}));
+        assert!(states.is_empty());
+    }
+
+    #[test]
+    fn a_relist_drops_parents_deleted_while_the_watch_was_down() {
+        let (mut writer, states) = states();
+        let (kept, missed) = (parent("kept", "k", 1), parent("missed", "m", 1));
+        for p in [&kept, &missed] {
+            apply(&mut writer, &states, watcher::Event::Apply(p.clone()));
+            states.reconciled(p);
+        }
+        apply(&mut writer, &states, watcher::Event::Init);
+        apply(
+            &mut writer,
+            &states,
+            watcher::Event::InitApply(kept.clone()),
+        );
+        apply(&mut writer, &states, watcher::Event::InitDone);
+        assert_eq!(states.len(), 1);
+        assert_eq!(states.waiting(), 0);
+    }
+
+    #[test]
+    fn parents_with_an_unreconciled_generation_are_waiting() {
+        let (mut writer, states) = states();
+        let (a, b) = (parent("a", "a", 1), parent("b", "b", 2));
+        for p in [&a, &b] {
+            apply(&mut writer, &states, watcher::Event::Apply(p.clone()));
+        }
+        assert_eq!(states.waiting(), 2);
+        states.reconciled(&a);
+        assert_eq!(states.waiting(), 1);
+        states.reconciled(&b);
+        assert_eq!(states.waiting(), 0);
+        let b2 = parent("b", "b", 3);
+        apply(&mut writer, &states, watcher::Event::Apply(b2));
+        assert_eq!(states.waiting(), 1);
+    }
+
+    #[test]
+    fn a_success_clears_the_failures() {
+        let (mut writer, states) = states();
+        let p = parent("p", "u", 1);
+        apply(&mut writer, &states, watcher::Event::Apply(p.clone()));
+        states.record_failure(&p);
+        states.clear_failures(&p);
+        assert!(states.is_empty(), "an entry with nothing in it is removed");
+        assert_eq!(states.record_failure(&p), 1);
+    }
+}
