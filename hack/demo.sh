@@ -1,12 +1,31 @@
 #!/usr/bin/env bash
 # `make demo`: a local control plane, the PotatoHead CRD, the host with the default guest, and the
-# sample. Shows what the host created, then keeps everything running until Ctrl-C.
+# sample. Shows what the host created, prints commands to try, then keeps everything running until
+# Ctrl-C.
+#
+# Uses the project's kubectl (1.20.2, the control plane's version, from hack/kubectl.sh), never
+# whichever kubectl is on the PATH. With DEMO_NONINTERACTIVE=1 it waits for standard input to
+# close instead of Ctrl-C and does not follow the host's log: how `make test` runs it
+# (tests/tests/demo.rs), together with every command it prints.
+#
+# Overrides (for tests and other build layouts): RECONCILER_HOST_BIN, LOCAL_CONTROL_PLANE_BIN,
+# POTATOHEAD_GUEST_WASM, KUBECTL, DEMO_METRICS_ADDRESS (default 127.0.0.1:8080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+HOST_BIN=${RECONCILER_HOST_BIN:-target/debug/reconciler-host}
+CONTROL_PLANE_BIN=${LOCAL_CONTROL_PLANE_BIN:-target/debug/local-control-plane}
+GUEST=${POTATOHEAD_GUEST_WASM:-target/wasm32-wasip2/release/guest_potatohead.wasm}
+METRICS_ADDRESS=${DEMO_METRICS_ADDRESS:-127.0.0.1:8080}
+KUBECTL=$(hack/kubectl.sh | tail -n1)
+kubectl() { "$KUBECTL" "$@"; }
+
+for built in "$HOST_BIN" "$CONTROL_PLANE_BIN" "$GUEST"; do
+  [ -e "$built" ] || { echo "$built is missing: run \`make demo\` (it builds everything first)" >&2; exit 1; }
+done
+
 DEMO_DIR=$(mktemp -d -t wasm-reconciler-demo.XXXXXX)
 export KUBECONFIG="$DEMO_DIR/kubeconfig"
-GUEST=target/wasm32-wasip2/release/guest_potatohead.wasm
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 pids=()
@@ -20,7 +39,7 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 say "starting etcd, kube-apiserver and kube-controller-manager on loopback"
-target/debug/local-control-plane --kubeconfig "$KUBECONFIG" >"$DEMO_DIR/control-plane.out" 2>"$DEMO_DIR/control-plane.log" &
+"$CONTROL_PLANE_BIN" --kubeconfig "$KUBECONFIG" >"$DEMO_DIR/control-plane.out" 2>"$DEMO_DIR/control-plane.log" &
 pids+=($!)
 for _ in $(seq 1 300); do
   grep -q ready "$DEMO_DIR/control-plane.out" 2>/dev/null && break
@@ -29,12 +48,12 @@ for _ in $(seq 1 300); do
 done
 grep -q ready "$DEMO_DIR/control-plane.out" || { echo "the control plane did not become ready"; exit 1; }
 
-say "installing the PotatoHead CRD (kubectl apply -f deploy/crd/)"
-kubectl apply -f deploy/crd/
+say "installing the PotatoHead CRD (kubectl apply -f deploy/crd/potatohead.yaml)"
+kubectl apply -f deploy/crd/potatohead.yaml
 kubectl wait --for condition=established --timeout=30s crd/potatoheads.podtato.example.com
 
 say "starting reconciler-host run --guest $GUEST (all namespaces; log: $DEMO_DIR/reconciler-host.log)"
-target/debug/reconciler-host run --guest "$GUEST" >"$DEMO_DIR/reconciler-host.log" 2>&1 &
+"$HOST_BIN" run --guest "$GUEST" --metrics-bind-address "$METRICS_ADDRESS" >"$DEMO_DIR/reconciler-host.log" 2>&1 &
 pids+=($!)
 
 say "applying the sample (kubectl apply -f deploy/samples/potatohead.yaml)"
@@ -44,28 +63,39 @@ for _ in $(seq 1 150); do
   kill -0 "${pids[1]}" 2>/dev/null || { cat "$DEMO_DIR/reconciler-host.log"; exit 1; }
   sleep 0.2
 done
+[ -n "$(kubectl get potatohead demo -o jsonpath='{.status.summary}')" ] || {
+  echo "the PotatoHead got no status within 30 s; the host's log:"; cat "$DEMO_DIR/reconciler-host.log"; exit 1; }
 
 say "what the host created"
 kubectl get deployments,services,configmaps -l app.kubernetes.io/managed-by=wasm-reconciler
 say "the PotatoHead and its status"
 kubectl get potatoheads
-kubectl get potatohead demo -o jsonpath='{.status}' | python3 -m json.tool
+kubectl get potatohead demo -o yaml | sed -n '/^status:/,$p'
 
+# Every command below is run by tests/tests/demo.rs, which checks that it does what its comment
+# says: add a command there when you add one here.
 cat <<MSG
 
-Everything keeps running until you press Ctrl-C. In another shell:
+In another shell (this kubectl is the control plane's version, 1.20.2):
 
   export KUBECONFIG=$KUBECONFIG
-  kubectl get potatoheads -w                                   # watch the status
+  export PATH=$(dirname "$KUBECTL"):\$PATH
+  kubectl get potatoheads -w                                   # watch the status (Ctrl-C ends it)
+  kubectl describe potatohead demo                             # status and the Events the host published
   kubectl patch potatohead demo --type merge -p '{"spec":{"tag":"0.3.1"}}'     # new images
   kubectl delete deployment demo-hat                           # comes back
   kubectl patch potatohead demo --type json -p '[{"op":"remove","path":"/spec/parts/5"}]'  # prunes right-leg
   kubectl get potatohead demo -o yaml
 
 There is no kubelet or scheduler here, so pods stay Pending and parts never become ready (0/6).
-
-Host log follows:
 MSG
+
+if [ "${DEMO_NONINTERACTIVE:-}" = 1 ]; then
+  say "demo running; close standard input to stop"
+  cat >/dev/null
+  exit 0
+fi
+echo "Everything keeps running until you press Ctrl-C. Host log follows:"
 tail -n +1 -f "$DEMO_DIR/reconciler-host.log" &
 pids+=($!)
 wait "${pids[1]}"

@@ -115,6 +115,11 @@ fn deployment(
         "image": image(spec, part),
         "ports": [{ "name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP" }],
     });
+    if part.name.serves_root_page() {
+        let probe = json!({ "httpGet": { "path": "/", "port": CONTAINER_PORT } });
+        container["readinessProbe"] = probe.clone();
+        container["livenessProbe"] = probe;
+    }
     let mut pod_spec = json!({});
     let mut template_metadata = json!({ "labels": labels(parent, part.name) });
 
@@ -165,7 +170,10 @@ fn service(parent: &str, part: &PartSpec) -> Value {
             "labels": labels(parent, part.name),
         },
         "spec": {
-            "type": part.service_type.as_str(),
+            "type": part
+                .service_type
+                .unwrap_or_else(|| part.name.default_service_type())
+                .as_str(),
             "selector": selector(parent, part.name),
             // `protocol` is explicit: server-side apply on Kubernetes 1.20 rejects ports without
             // it (they are a list keyed by port and protocol).
@@ -198,7 +206,7 @@ mod tests {
             image: None,
             replicas: 1,
             env: vec![],
-            service_type: ServiceType::ClusterIP,
+            service_type: None,
             port: None,
         }
     }
@@ -254,7 +262,47 @@ mod tests {
             assert_eq!(port["port"], p.default_service_port());
             assert_eq!(port["targetPort"], CONTAINER_PORT);
             assert_eq!(port["protocol"], "TCP");
-            assert_eq!(svc["spec"]["type"], "ClusterIP");
+        }
+    }
+
+    #[test]
+    fn the_entry_service_is_a_load_balancer_and_the_others_cluster_ip_unless_set() {
+        let mut spec = all_parts();
+        let children = desired_children("demo", &spec);
+        for p in Part::ALL {
+            let svc = find(&children, "Service", &part_object_name("demo", p));
+            let expected = if p == Part::Entry {
+                "LoadBalancer"
+            } else {
+                "ClusterIP"
+            };
+            assert_eq!(svc["spec"]["type"], expected, "{p:?}");
+        }
+        spec.parts[0].service_type = Some(ServiceType::ClusterIP);
+        let children = desired_children("demo", &spec);
+        assert_eq!(
+            find(&children, "Service", "demo-entry")["spec"]["type"],
+            "ClusterIP"
+        );
+    }
+
+    #[test]
+    fn only_the_entry_container_is_probed_on_its_root_page() {
+        let children = desired_children("demo", &all_parts());
+        for p in Part::ALL {
+            let dep = find(&children, "Deployment", &part_object_name("demo", p));
+            let container = &dep["spec"]["template"]["spec"]["containers"][0];
+            for probe in ["readinessProbe", "livenessProbe"] {
+                if p == Part::Entry {
+                    assert_eq!(
+                        container[probe],
+                        json!({ "httpGet": { "path": "/", "port": 9000 } }),
+                        "{probe}"
+                    );
+                } else {
+                    assert!(container.get(probe).is_none(), "{p:?} {probe}");
+                }
+            }
         }
     }
 
@@ -267,7 +315,7 @@ mod tests {
                 name: "COLOR".into(),
                 value: "red".into(),
             }],
-            service_type: ServiceType::NodePort,
+            service_type: Some(ServiceType::NodePort),
             port: Some(8080),
             ..part(Part::LeftArm)
         };

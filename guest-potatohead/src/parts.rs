@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::spec::ServiceType;
+
 /// One part of the podtato-head application. Each becomes a Deployment and a Service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
@@ -36,6 +38,22 @@ impl Part {
             Part::LeftLeg => "left-leg",
             Part::RightLeg => "right-leg",
         }
+    }
+
+    /// The Service type of a part whose spec names none: the entry part is what users open, so
+    /// it is a LoadBalancer (as in podtato-head's kubectl, helm and kustomize manifests and the
+    /// original operator); the other parts are only called by the entry part.
+    pub fn default_service_type(self) -> ServiceType {
+        match self {
+            Part::Entry => ServiceType::LoadBalancer,
+            _ => ServiceType::ClusterIP,
+        }
+    }
+
+    /// Whether the part's server answers `GET /` with 200, so an HTTP probe can check it: only the
+    /// entry part serves a page there; the others answer 404 on `/`.
+    pub fn serves_root_page(self) -> bool {
+        self == Part::Entry
     }
 
     /// The Service port podtato-head gives this part (its upstream manifests use these, and the

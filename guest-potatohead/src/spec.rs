@@ -78,9 +78,11 @@ pub struct PartSpec {
         schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))
     )]
     pub env: Vec<EnvVar>,
-    /// Type of the part's Service.
-    #[serde(default)]
-    pub service_type: ServiceType,
+    /// Type of the part's Service (default: LoadBalancer for the entry part, the app's front
+    /// door, as podtato-head's own manifests have it; ClusterIP for the other parts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "crd", schemars(with = "ServiceType"))]
+    pub service_type: Option<ServiceType>,
     /// Port of the part's Service (default: podtato-head's port for the part, 9000-9005).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "crd", schemars(range(min = 1, max = 65535)))]
@@ -102,10 +104,9 @@ pub struct EnvVar {
 }
 
 /// Kubernetes Service types a part may use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
 pub enum ServiceType {
-    #[default]
     ClusterIP,
     NodePort,
     LoadBalancer,

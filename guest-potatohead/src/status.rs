@@ -147,7 +147,7 @@ mod tests {
                     image: None,
                     replicas: *replicas,
                     env: vec![],
-                    service_type: ServiceType::ClusterIP,
+                    service_type: None,
                     port: None,
                 })
                 .collect(),

@@ -176,7 +176,7 @@ mod tests {
             image: None,
             replicas: 1,
             env: vec![],
-            service_type: ServiceType::ClusterIP,
+            service_type: None,
             port: None,
         }
     }

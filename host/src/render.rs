@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kube::api::{ApiResource, GroupVersionKind};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::active::status_stamp;
@@ -38,7 +37,7 @@ pub enum RenderError {
     Parse {
         path: PathBuf,
         #[source]
-        source: serde_yaml::Error,
+        source: serde_saphyr::Error,
     },
     #[error("{path}: {reason}")]
     Input { path: PathBuf, reason: String },
@@ -79,7 +78,7 @@ impl Rendered {
         let mut text = String::new();
         for object in self.children.iter().chain([&self.parent]) {
             text.push_str("---\n");
-            text.push_str(&serde_yaml::to_string(object).expect("JSON values serialize to YAML"));
+            text.push_str(&serde_saphyr::to_string(object).expect("JSON values serialize to YAML"));
         }
         text
     }
@@ -148,12 +147,13 @@ fn read_objects(path: &Path) -> Result<Vec<Value>, RenderError> {
         path: path.into(),
         source,
     })?;
-    let mut objects = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(&text) {
-        let value = Value::deserialize(document).map_err(|source| RenderError::Parse {
+    let documents: Vec<Value> =
+        serde_saphyr::from_str_multiple(&text).map_err(|source| RenderError::Parse {
             path: path.into(),
             source,
         })?;
+    let mut objects = Vec::new();
+    for value in documents {
         match value {
             Value::Null => {}
             Value::Object(_) if value["kind"] == "List" => {

@@ -72,9 +72,8 @@ fn render_parent_text(yaml: &str) -> Output {
 }
 
 fn documents(yaml: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(yaml)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .collect()
+    let documents: Vec<Value> = serde_saphyr::from_str_multiple(yaml).unwrap();
+    documents.into_iter().filter(|d| !d.is_null()).collect()
 }
 
 #[test]
@@ -150,7 +149,7 @@ fn render_takes_observed_children_into_account() {
         child["metadata"]["generation"] = 1.into();
         child["status"] = serde_json::json!({ "observedGeneration": 1, "readyReplicas": 1 });
         let file = dir.path().join(format!("deployment-{n}.yaml"));
-        std::fs::write(file, serde_yaml::to_string(&child).unwrap()).unwrap();
+        std::fs::write(file, serde_saphyr::to_string(&child).unwrap()).unwrap();
     }
     let folder = dir.path().display().to_string();
     for (extra, summary) in [

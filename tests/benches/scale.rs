@@ -183,7 +183,7 @@ async fn main() {
     wait_for_metric(
         &host,
         &[
-            r#"reconciler_children_total{action="Unchanged"}"#,
+            r#"reconciler_children_total{action="unchanged"}"#,
             CHILDREN_APPLIED,
         ],
         (parents * 13) as f64,
@@ -446,7 +446,7 @@ fn children_template(tag: &str) -> Vec<String> {
         serde_json::to_value(sample_potatohead("ns-template", "ph-template")).unwrap();
     sample["metadata"]["uid"] = "uid-template".into();
     sample["spec"]["tag"] = tag.into();
-    std::fs::write(&parent, serde_yaml::to_string(&sample).unwrap()).unwrap();
+    std::fs::write(&parent, serde_saphyr::to_string(&sample).unwrap()).unwrap();
     let output = std::process::Command::new(host_binary())
         .args(["render", "-o", "json", "--guest"])
         .arg(potatohead_guest())

@@ -48,7 +48,7 @@ pub fn sample_potatohead(namespace: &str, name: &str) -> DynamicObject {
     let path = crate::paths::workspace_root().join("deploy/samples/potatohead.yaml");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let mut object: DynamicObject = serde_yaml::from_str(&text).expect("sample parses");
+    let mut object: DynamicObject = serde_saphyr::from_str(&text).expect("sample parses");
     object.metadata.namespace = Some(namespace.to_string());
     object.metadata.name = Some(name.to_string());
     object

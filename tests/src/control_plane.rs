@@ -247,7 +247,7 @@ impl ControlPlane {
     pub async fn install_crd(&self, path: &Path) -> anyhow::Result<()> {
         let text =
             fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let crd: CustomResourceDefinition = serde_yaml::from_str(&text)?;
+        let crd: CustomResourceDefinition = serde_saphyr::from_str(&text)?;
         let name = crd.metadata.name.clone().context("CRD has a name")?;
         let api: Api<CustomResourceDefinition> = Api::all(self.client().await);
         api.patch(

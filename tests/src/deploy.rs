@@ -13,7 +13,6 @@ use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::discovery::pinned_kind;
-use serde::Deserialize;
 
 use crate::control_plane::ControlPlane;
 use crate::host::HostProcess;
@@ -52,12 +51,10 @@ pub fn kustomize(overlay: &str) -> anyhow::Result<Vec<DynamicObject>> {
         );
     }
     let text = String::from_utf8(output.stdout)?;
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(&text)?;
     let mut objects = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(&text) {
-        let value = serde_yaml::Value::deserialize(document)?;
-        if !value.is_null() {
-            objects.push(serde_yaml::from_value(value)?);
-        }
+    for value in documents.into_iter().filter(|v| !v.is_null()) {
+        objects.push(serde_json::from_value(value)?);
     }
     Ok(objects)
 }
@@ -164,7 +161,7 @@ pub async fn service_account_kubeconfig(
         });
     }
     let path = plane.dir.join(format!("kubeconfig-{namespace}-{name}"));
-    std::fs::write(&path, serde_yaml::to_string(&kubeconfig)?)?;
+    std::fs::write(&path, serde_saphyr::to_string(&kubeconfig)?)?;
     Ok(path)
 }
 

@@ -207,12 +207,12 @@ impl Drop for HostProcess {
 }
 
 /// Children the host has applied.
-pub const CHILDREN_APPLIED: &str = r#"reconciler_children_total{action="Applied"}"#;
+pub const CHILDREN_APPLIED: &str = r#"reconciler_children_total{action="applied"}"#;
 /// Children the host has pruned.
-pub const CHILDREN_PRUNED: &str = r#"reconciler_children_total{action="Pruned"}"#;
+pub const CHILDREN_PRUNED: &str = r#"reconciler_children_total{action="pruned"}"#;
 
 /// The value of one series in Prometheus text, e.g.
-/// `metric_value(text, r#"reconciler_reconciles_total{result="Success"}"#)`.
+/// `metric_value(text, r#"reconciler_reconciles_total{result="success"}"#)`.
 pub fn metric_value(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))

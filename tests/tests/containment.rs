@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use e2e::paths::test_guest;
 use e2e::{
     ControlPlane, HostProcess, TestNamespace, eventually, potatohead_api, sample_potatohead,
@@ -165,7 +167,7 @@ async fn guests_that_exhaust_memory_trap_or_return_too_much_are_stopped_and_chan
         setup.assert_healthy().await;
     }
     let (_, metrics) = setup.host.http_get("/metrics").await;
-    for kind in ["Memory", "Trap"] {
+    for kind in ["memory", "trap"] {
         assert!(
             metrics.contains(&format!(
                 "reconciler_guest_failures_total{{kind=\"{kind}\"}}"
@@ -339,5 +341,92 @@ async fn a_guest_that_floods_the_log_is_capped_and_the_host_stays_healthy() {
         .count();
     // At most one call's cap per reconcile attempt so far, never the million lines asked for.
     assert!(flood_lines <= 256 * 8, "{flood_lines} flood lines logged");
+    setup.assert_healthy().await;
+}
+
+/// Per-parent state (failure counts for backoff, reconciled generations, written statuses) lives
+/// as long as its parent: 500 failing parents created and deleted leave the host's maps at their
+/// earlier size, whether or not anyone scrapes `/metrics` in between.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_state_of_deleted_failing_parents_is_dropped() {
+    const PARENTS: usize = 500;
+    const STATES: &str = "reconciler_parent_states";
+    const FAILED: &str = r#"reconciler_reconciles_total{result="guest_failed"}"#;
+    let mut setup = setup("churn").await;
+    setup.behaving_parent("stays").await;
+    let before = setup.host.counter(STATES).await;
+    assert_eq!(before, 1.0, "the behaving parent's state");
+
+    let api = potatohead_api(&setup.client, &setup.namespace);
+    let failing = |n: usize| {
+        let mut parent = sample_potatohead(&setup.namespace, &format!("failing-{n}"));
+        parent.metadata.annotations = Some(
+            [(
+                "hostile.example.com/attack".to_string(),
+                "panic".to_string(),
+            )]
+            .into(),
+        );
+        parent
+    };
+    futures::stream::iter(0..PARENTS)
+        .for_each_concurrent(16, |n| {
+            let (api, parent) = (api.clone(), failing(n));
+            async move {
+                api.create(&PostParams::default(), &parent).await.unwrap();
+            }
+        })
+        .await;
+    let host = &setup.host;
+    eventually(
+        Duration::from_secs(180),
+        "every failing parent failed",
+        || async {
+            let failed = host.counter(FAILED).await;
+            if failed >= PARENTS as f64 {
+                Ok(())
+            } else {
+                Err(format!("{failed} failed reconciles"))
+            }
+        },
+    )
+    .await;
+    assert!(
+        host.counter(STATES).await > before,
+        "failing parents have state"
+    );
+
+    // Deleted without a scrape in between: the watch, not `/metrics`, drops their state.
+    futures::stream::iter(0..PARENTS)
+        .for_each_concurrent(16, |n| {
+            let api = api.clone();
+            async move {
+                api.delete(&format!("failing-{n}"), &Default::default())
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+    let remaining = api.list(&Default::default()).await.unwrap().items.len();
+    eventually(
+        Duration::from_secs(60),
+        "the deleted parents' state is gone",
+        || async {
+            let states = host.counter(STATES).await;
+            let parents = api
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            if parents.items.len() == 1 && states == before {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{states} states for {} parents (after the deletes: {remaining})",
+                    parents.items.len()
+                ))
+            }
+        },
+    )
+    .await;
     setup.assert_healthy().await;
 }

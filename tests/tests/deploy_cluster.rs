@@ -32,6 +32,51 @@ fn both_rbac_flavours_grant_the_same_rules() {
     assert_eq!(rules("default", "ClusterRole"), rules("namespaced", "Role"));
 }
 
+#[test]
+fn the_metrics_service_selects_the_operator_pods_on_their_metrics_port() {
+    for overlay in ["default", "namespaced"] {
+        let objects = deploy::kustomize(overlay).unwrap();
+        let find = |kind: &str, name: &str| {
+            objects
+                .iter()
+                .find(|o| kind_of(o) == kind && o.metadata.name.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("deploy/{overlay} has no {kind} {name}"))
+        };
+        let service = find("Service", "wasm-reconciler-metrics");
+        let deployment = find("Deployment", "wasm-reconciler");
+        assert_eq!(
+            service.metadata.namespace, deployment.metadata.namespace,
+            "{overlay}"
+        );
+        let pod_labels = deployment.data["spec"]["template"]["metadata"]["labels"]
+            .as_object()
+            .unwrap();
+        let selector = service.data["spec"]["selector"].as_object().unwrap();
+        assert!(!selector.is_empty());
+        for (key, value) in selector {
+            assert_eq!(
+                pod_labels.get(key),
+                Some(value),
+                "{overlay}: selector {key}"
+            );
+        }
+        let port = &service.data["spec"]["ports"][0];
+        let container = &deployment.data["spec"]["template"]["spec"]["containers"][0];
+        let target = container["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == port["targetPort"])
+            .unwrap_or_else(|| panic!("{overlay}: no container port named {}", port["targetPort"]));
+        // The host serves /metrics on --metrics-bind-address, 0.0.0.0:8080 unless the args say
+        // otherwise.
+        let args = container["args"].to_string();
+        assert!(!args.contains("metrics-bind-address"), "{overlay}: {args}");
+        assert_eq!(target["containerPort"], 8080, "{overlay}");
+        assert_eq!(port["port"], 8080, "{overlay}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_overlay_is_accepted_by_the_api_server() {
     let plane = ControlPlane::shared().await;

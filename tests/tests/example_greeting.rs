@@ -58,7 +58,7 @@ async fn the_javascript_guest_greets_prunes_and_rejects_an_invalid_spec() {
     let namespace = TestNamespace::create(&client, "greeting").await.name;
     let host = HostProcess::start(plane, &greeting_guest(), &["--namespace", &namespace]);
     let api = greetings(&client, &namespace);
-    let mut sample: DynamicObject = serde_yaml::from_str(
+    let mut sample: DynamicObject = serde_saphyr::from_str(
         &std::fs::read_to_string(workspace_root().join("examples/greeting-js/sample.yaml"))
             .unwrap(),
     )

@@ -270,7 +270,7 @@ async fn garbage_and_incompatible_guests_are_refused_while_the_old_guest_keeps_s
     assert_eq!(
         metric_value(
             &metrics,
-            r#"reconciler_guest_reloads_total{result="Refused"}"#
+            r#"reconciler_guest_reloads_total{result="refused"}"#
         ),
         Some(2.0),
         "{metrics}"
@@ -287,7 +287,7 @@ async fn garbage_and_incompatible_guests_are_refused_while_the_old_guest_keeps_s
     assert_eq!(
         metric_value(
             &metrics,
-            r#"reconciler_guest_reloads_total{result="Swapped"}"#
+            r#"reconciler_guest_reloads_total{result="swapped"}"#
         ),
         Some(1.0),
         "{metrics}"

@@ -33,7 +33,7 @@ async fn metrics_count_the_reconciles_writes_and_guest_calls_of_the_sample() {
     let metrics = eventually(Duration::from_secs(30), "13 applies counted", || async {
         let (status, metrics) = host.http_get("/metrics").await;
         let applied = metric_value(&metrics, CHILDREN_APPLIED);
-        let succeeded = metric_value(&metrics, r#"reconciler_reconciles_total{result="Success"}"#);
+        let succeeded = metric_value(&metrics, r#"reconciler_reconciles_total{result="success"}"#);
         if status == 200 && applied == Some(13.0) && succeeded.is_some() {
             Ok(metrics)
         } else {
@@ -44,7 +44,7 @@ async fn metrics_count_the_reconciles_writes_and_guest_calls_of_the_sample() {
     })
     .await;
     assert!(
-        metric_value(&metrics, r#"reconciler_reconciles_total{result="Success"}"#)
+        metric_value(&metrics, r#"reconciler_reconciles_total{result="success"}"#)
             .is_some_and(|n| n >= 1.0),
         "{metrics}"
     );

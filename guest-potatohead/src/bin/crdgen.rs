@@ -7,6 +7,6 @@ fn main() {
     let crd = guest_potatohead::spec::PotatoHead::crd();
     print!(
         "{}",
-        serde_yaml::to_string(&crd).expect("CRD serializes to YAML")
+        serde_saphyr::to_string(&crd).expect("CRD serializes to YAML")
     );
 }

@@ -44,7 +44,7 @@ pub fn steady_state(
     sample: &std::path::Path,
 ) -> reconciler_host::bindings::Observed {
     let mut parent: serde_json::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(sample).unwrap()).unwrap();
+        serde_saphyr::from_str(&std::fs::read_to_string(sample).unwrap()).unwrap();
     parent["metadata"]["namespace"] = "default".into();
     parent["metadata"]["uid"] = "00000000-0000-0000-0000-000000000001".into();
     parent["metadata"]["generation"] = 1.into();
