@@ -32,20 +32,47 @@ pub struct ParentRef {
 
 /// Adds what the host owns on every child: the controller owner reference, the managed-by label
 /// and the desired-state digest.
+///
+/// Never panics, whatever `object` is: a field of the wrong shape on the way is replaced by a map
+/// (the output policy refuses such children before this, so that only happens to callers that
+/// skipped it).
 pub fn prepare(object: &mut Value, parent: &ParentRef, managed_by: &str) {
-    let metadata = &mut object["metadata"];
-    metadata["labels"][MANAGED_BY_LABEL] = json!(managed_by);
-    metadata["ownerReferences"] = json!([{
-        "apiVersion": parent.api_version,
-        "kind": parent.kind,
-        "name": parent.name,
-        "uid": parent.uid,
-        "controller": true,
-        // Foreground deletion of the parent waits for its children.
-        "blockOwnerDeletion": true,
-    }]);
+    let metadata = map_in(as_map(object), "metadata");
+    map_in(metadata, "labels").insert(MANAGED_BY_LABEL.into(), json!(managed_by));
+    metadata.insert(
+        "ownerReferences".into(),
+        json!([{
+            "apiVersion": parent.api_version,
+            "kind": parent.kind,
+            "name": parent.name,
+            "uid": parent.uid,
+            "controller": true,
+            // Foreground deletion of the parent waits for its children.
+            "blockOwnerDeletion": true,
+        }]),
+    );
     let digest = desired_digest(object);
-    object["metadata"]["annotations"][DESIRED_DIGEST_ANNOTATION] = json!(digest);
+    let metadata = map_in(as_map(object), "metadata");
+    map_in(metadata, "annotations").insert(DESIRED_DIGEST_ANNOTATION.into(), json!(digest));
+}
+
+/// `value` as a map, replacing it with an empty one if it is something else.
+fn as_map(value: &mut Value) -> &mut serde_json::Map<String, Value> {
+    if !value.is_object() {
+        *value = Value::Object(serde_json::Map::new());
+    }
+    match value {
+        Value::Object(map) => map,
+        _ => unreachable!("replaced by a map above"),
+    }
+}
+
+/// The map under `key` in `map`, created (or replacing a non-map) as needed.
+fn map_in<'a>(
+    map: &'a mut serde_json::Map<String, Value>,
+    key: &str,
+) -> &'a mut serde_json::Map<String, Value> {
+    as_map(map.entry(key).or_insert(Value::Null))
 }
 
 fn desired_digest(object: &Value) -> String {

@@ -110,7 +110,10 @@ impl EventPublisher {
         };
         let now = Instant::now();
         let repeat = {
-            let mut series = self.series.lock().expect("event series lock poisoned");
+            let mut series = self
+                .series
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             forget_old(&mut series, now);
             series.get_mut(&key).map(|open| {
                 open.count += 1;
@@ -132,7 +135,10 @@ impl EventPublisher {
         let name = event.metadata.name.clone().unwrap_or_default();
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
         api.create(&PostParams::default(), &event).await?;
-        let mut series = self.series.lock().expect("event series lock poisoned");
+        let mut series = self
+            .series
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         forget_old(&mut series, now);
         if series.len() >= MAX_SERIES
             && let Some(oldest) = series

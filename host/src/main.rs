@@ -95,24 +95,13 @@ async fn wait_for_signal() {
 
 /// `render`: exit 0 rendered, 1 the guest said no, 2 unusable input.
 fn render(args: RenderArgs) -> ExitCode {
-    let rendered = (|| -> Result<_, anyhow::Error> {
-        let parent = reconciler_host::render::read_parent(&args.parent)?;
-        let children = reconciler_host::render::read_children(&args.children)?;
-        let engine = GuestEngine::new(
-            default_compile_cache_dir()
-                .map(CompileCacheConfig::new)
-                .as_ref(),
-        )
-        .map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
-        let guest = engine.load_path(&args.guest, GuestLimits::default())?;
-        Ok(reconciler_host::render::render(
-            &guest,
-            parent,
-            children,
-            &args.field_manager,
-            &reconciler_host::status::now(),
-        )?)
-    })();
+    // A panic is a bug in the host, never a verdict on the input: reported, exit 2, not 101.
+    let rendered = std::panic::catch_unwind(|| render_files(&args)).unwrap_or_else(|panic| {
+        Err(anyhow::anyhow!(
+            "the host failed while rendering (a bug in reconciler-host): {}",
+            reconciler_host::reconcile::panic_message(panic.as_ref())
+        ))
+    });
     match rendered {
         Ok(rendered) => {
             print!(
@@ -132,6 +121,26 @@ fn render(args: RenderArgs) -> ExitCode {
             ExitCode::from(if verdict { 1 } else { 2 })
         }
     }
+}
+
+/// `render`'s work: read the files, load the guest, render.
+fn render_files(args: &RenderArgs) -> anyhow::Result<reconciler_host::render::Rendered> {
+    let parent = reconciler_host::render::read_parent(&args.parent)?;
+    let children = reconciler_host::render::read_children(&args.children)?;
+    let engine = GuestEngine::new(
+        default_compile_cache_dir()
+            .map(CompileCacheConfig::new)
+            .as_ref(),
+    )
+    .map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
+    let guest = engine.load_path(&args.guest, GuestLimits::default())?;
+    Ok(reconciler_host::render::render(
+        &guest,
+        parent,
+        children,
+        &args.field_manager,
+        &reconciler_host::status::now(),
+    )?)
 }
 
 /// `check`: exit 0 usable, 1 not.

@@ -168,7 +168,10 @@ impl ParentStates {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, ParentState>> {
-        self.by_uid.lock().expect("parent state lock poisoned")
+        // A panic elsewhere (contained per reconcile) must not disable every later reconcile.
+        self.by_uid
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

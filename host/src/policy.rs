@@ -8,7 +8,15 @@
 //! - lives in the parent's namespace (or names none, and is put there);
 //! - has a valid, unique (per kind) `metadata.name`;
 //! - does not set fields the host owns: `metadata.ownerReferences`, `metadata.managedFields`,
-//!   `metadata.uid`, `metadata.resourceVersion`, or `status`.
+//!   `metadata.uid`, `metadata.resourceVersion`, or `status`;
+//! - carries no `metadata.finalizers` (the host never removes one, so the child, and with it its
+//!   namespace, could never be deleted);
+//! - has `metadata.labels` and `metadata.annotations`, when present, as maps of strings (the
+//!   host adds its own entries to both; any other shape would be refused by the API server).
+//!
+//! A status that passes [`check_status`] is a JSON object whose `conditions`, when present, is a
+//! list of objects each with a string `type` (the host keeps the `Ready` condition and the
+//! transition times in that list).
 //!
 //! One more rule needs the API server and is checked by the reconcile before anything is applied
 //! ([`PolicyViolation::TakeOver`]): a child that does not exist yet in the host's caches must not
@@ -68,8 +76,16 @@ pub enum PolicyViolation {
         name: String,
         field: &'static str,
     },
-    /// The status is not a JSON object.
-    #[error("the desired status is not a JSON object: {reason}")]
+    /// The child has a metadata field of the wrong shape.
+    #[error("desired child {kind} {name:?} has an invalid {field}: {reason}")]
+    InvalidMetadata {
+        kind: String,
+        name: String,
+        field: &'static str,
+        reason: &'static str,
+    },
+    /// The status is not a JSON object, or its `conditions` are not condition objects.
+    #[error("the desired status is invalid: {reason}")]
     InvalidStatus { reason: String },
     /// A desired child already exists and is not controlled by this parent: applying it would
     /// take it over (and a later prune could delete something the host never created).
@@ -177,6 +193,14 @@ pub fn check(
                 field: "status",
             });
         }
+        if let Err((field, reason)) = check_metadata_shapes(&object["metadata"]) {
+            return Err(PolicyViolation::InvalidMetadata {
+                kind: kind_display,
+                name,
+                field,
+                reason,
+            });
+        }
         if !seen.insert((kind_display.clone(), name.clone())) {
             return Err(PolicyViolation::Duplicate {
                 kind: kind_display,
@@ -198,15 +222,51 @@ pub fn check(
 /// # Errors
 /// [`PolicyViolation::InvalidStatus`] otherwise.
 pub fn check_status(text: &str) -> Result<Value, PolicyViolation> {
-    match serde_json::from_str::<Value>(text) {
-        Ok(status) if status.is_object() => Ok(status),
-        Ok(_) => Err(PolicyViolation::InvalidStatus {
-            reason: "not an object".into(),
-        }),
-        Err(e) => Err(PolicyViolation::InvalidStatus {
-            reason: e.to_string(),
-        }),
+    let invalid = |reason: String| PolicyViolation::InvalidStatus { reason };
+    let status = serde_json::from_str::<Value>(text).map_err(|e| invalid(e.to_string()))?;
+    if !status.is_object() {
+        return Err(invalid("not a JSON object".into()));
     }
+    match status.get("conditions") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(conditions)) => {
+            if let Some(index) = conditions
+                .iter()
+                .position(|c| !c.get("type").is_some_and(Value::is_string))
+            {
+                return Err(invalid(format!(
+                    "conditions[{index}] is not an object with a string `type`"
+                )));
+            }
+        }
+        Some(_) => return Err(invalid("`conditions` is not a list".into())),
+    }
+    Ok(status)
+}
+
+/// The metadata fields a child may set but whose shape the host relies on: `finalizers` are
+/// refused outright; `labels` and `annotations` must be maps of strings (the host writes its
+/// own entries into both before applying).
+fn check_metadata_shapes(metadata: &Value) -> Result<(), (&'static str, &'static str)> {
+    if metadata.get("finalizers").is_some_and(|f| !f.is_null()) {
+        return Err((
+            "metadata.finalizers",
+            "children may not carry finalizers: the host never removes them, so the child \
+             (and its namespace) could never be deleted",
+        ));
+    }
+    for (field, path) in [
+        ("labels", "metadata.labels"),
+        ("annotations", "metadata.annotations"),
+    ] {
+        match metadata.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(map)) if map.values().all(Value::is_string) => {}
+            Some(Value::Object(_)) => return Err((path, "every value must be a string")),
+            Some(_) => return Err((path, "must be a map of strings")),
+        }
+    }
+    Ok(())
 }
 
 /// A DNS-1123 subdomain, the rule for most object names.
@@ -337,10 +397,48 @@ mod tests {
     }
 
     #[test]
-    fn a_status_must_be_an_object() {
+    fn a_status_must_be_an_object_with_condition_objects() {
         assert_eq!(check_status(r#"{"a":1}"#).unwrap()["a"], 1);
-        assert!(check_status("[1]").is_err());
-        assert!(check_status("{").is_err());
+        assert!(check_status(r#"{"conditions":[{"type":"Ready","status":"True"}]}"#).is_ok());
+        for bad in [
+            "[1]",
+            "{",
+            r#"{"conditions":["x",5]}"#,
+            r#"{"conditions":"Ready"}"#,
+            r#"{"conditions":[{"status":"True"}]}"#,
+        ] {
+            assert!(
+                matches!(
+                    check_status(bad),
+                    Err(PolicyViolation::InvalidStatus { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn labels_and_annotations_must_be_string_maps_and_finalizers_are_refused() {
+        for (field, value) in [
+            ("labels", json!("app=web")),
+            ("labels", json!({ "n": 5 })),
+            ("annotations", json!(["a"])),
+            ("finalizers", json!(["example.com/keep"])),
+        ] {
+            let mut object = deployment("web");
+            object["metadata"][field] = value.clone();
+            assert!(
+                matches!(
+                    check_one(object),
+                    Err(PolicyViolation::InvalidMetadata { .. })
+                ),
+                "{field}: {value}"
+            );
+        }
+        let mut fine = deployment("web");
+        fine["metadata"]["labels"] = json!({ "app": "web" });
+        fine["metadata"]["annotations"] = Value::Null;
+        assert!(check_one(fine).is_ok());
     }
 
     #[test]

@@ -11,10 +11,11 @@
 //! - One reconcile uses one guest throughout, even if a hot swap happens meanwhile.
 
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
@@ -60,6 +61,10 @@ pub enum ReconcileError {
     /// The status could not be written.
     #[error("writing status")]
     Status(#[source] kube::Error),
+    /// The reconcile panicked: a bug in the host, contained to this parent (retried with
+    /// backoff) instead of ending the process and every other parent's reconciles with it.
+    #[error("the reconcile panicked (a bug in the host): {0}")]
+    Panicked(String),
 }
 
 impl ReconcileError {
@@ -69,7 +74,9 @@ impl ReconcileError {
             ReconcileError::Policy(_) => ReconcileResult::PolicyViolation,
             ReconcileError::Write(_) => ReconcileResult::ApplyFailed,
             ReconcileError::Status(_) => ReconcileResult::StatusFailed,
-            ReconcileError::MissingMetadata(_) => ReconcileResult::Other,
+            ReconcileError::MissingMetadata(_) | ReconcileError::Panicked(_) => {
+                ReconcileResult::Other
+            }
         }
     }
 }
@@ -114,6 +121,15 @@ pub struct Context {
     pub parent_states: crate::parent_state::ParentStates,
 }
 
+/// The text a panic was raised with.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
 /// `namespace/name`, how the guest's log lines name the parent they were written for.
 fn parent_key(parent: &DynamicObject) -> String {
     format!(
@@ -138,10 +154,15 @@ pub async fn reconcile(
     );
     let _in_flight = ctx.metrics.in_flight();
     let started = Instant::now();
-    let (result, label) = match reconcile_parent(&parent, &ctx, &active)
-        .instrument(span)
+    let reconciled = AssertUnwindSafe(reconcile_parent(&parent, &ctx, &active).instrument(span))
+        .catch_unwind()
         .await
-    {
+        .unwrap_or_else(|panic| {
+            let message = panic_message(panic.as_ref());
+            tracing::error!(parent = %parent_key(&parent), %message, "a reconcile panicked; this parent is retried with backoff, the others are not affected");
+            Err(ReconcileError::Panicked(message))
+        });
+    let (result, label) = match reconciled {
         Ok((action, label)) => (Ok(action), label),
         Err(error) => {
             let label = error.result();

@@ -67,7 +67,13 @@ pub fn next_status(
     if !status.is_object() {
         status = json!({});
     }
-    let mut conditions: Vec<Value> = status["conditions"].as_array().cloned().unwrap_or_default();
+    // Only condition objects are kept: a status from the API server is not checked by the output
+    // policy (a CRD that preserves unknown fields lets anyone write `conditions: ["x", 5]`).
+    let mut conditions: Vec<Value> = status
+        .get("conditions")
+        .and_then(Value::as_array)
+        .map(|all| all.iter().filter(|c| c.is_object()).cloned().collect())
+        .unwrap_or_default();
     let is_ready = |c: &Value| c["type"] == "Ready";
     match outcome {
         Outcome::Reconciled { .. } => {
@@ -83,7 +89,7 @@ pub fn next_status(
             conditions.push(json!({ "type": "Ready", "status": "False", "reason": reason.as_str(), "message": message }));
         }
     }
-    let observed_conditions = observed.and_then(|s| s["conditions"].as_array());
+    let observed_conditions = observed.and_then(|s| s.get("conditions")?.as_array());
     for condition in &mut conditions {
         let previous =
             observed_conditions.and_then(|all| all.iter().find(|c| c["type"] == condition["type"]));
@@ -228,6 +234,27 @@ mod tests {
             (Some("False"), Some("InvalidSpec"))
         );
         assert_eq!(ready["lastTransitionTime"], T1);
+    }
+
+    #[test]
+    fn conditions_that_are_not_objects_are_dropped_not_indexed() {
+        // As anyone may write through the status subresource of a CRD that preserves unknown
+        // fields; indexing into "x" used to panic the host.
+        let observed = json!({ "conditions": ["x", 5, { "type": "Ready", "status": "True" }] });
+        let failed = Outcome::Failed {
+            reason: FailureReason::GuestFailed,
+            message: "m".into(),
+        };
+        let next = next_status(Some(&observed), &failed, Some(1), &stamp(), &json!(T0));
+        assert_eq!(next["conditions"].as_array().unwrap().len(), 1);
+        for observed in [
+            json!({ "conditions": "Ready" }),
+            json!("a string"),
+            json!(7),
+        ] {
+            let next = next_status(Some(&observed), &failed, Some(1), &stamp(), &json!(T0));
+            assert_eq!(ready(&next)["reason"], "GuestFailed");
+        }
     }
 
     #[test]

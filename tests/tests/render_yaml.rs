@@ -45,7 +45,7 @@ async fn strings_that_look_like_other_types_stay_strings_through_render_and_kube
     // The children as printed (the parent's document carries a status and no real UID).
     let children: String = rendered
         .split("---\n")
-        .filter(|doc| !doc.trim().is_empty() && !doc.contains("kind: PotatoHead"))
+        .filter(|doc| !doc.trim().is_empty() && !doc.lines().any(|l| l == "kind: PotatoHead"))
         .map(|doc| format!("---\n{doc}"))
         .collect();
     let children_file = dir.path().join("children.yaml");
