@@ -354,8 +354,15 @@ async fn the_state_of_deleted_failing_parents_is_dropped() {
     const FAILED: &str = r#"reconciler_reconciles_total{result="guest_failed"}"#;
     let mut setup = setup("churn").await;
     setup.behaving_parent("stays").await;
-    let before = setup.host.counter(STATES).await;
-    assert_eq!(before, 1.0, "the behaving parent's state");
+    // Recorded as its reconcile ends, just after the child this waited for was applied.
+    let host = &setup.host;
+    let before = eventually(WAIT, "the behaving parent's state", || async {
+        match host.counter(STATES).await {
+            1.0 => Ok(1.0),
+            other => Err(format!("{other} parent states")),
+        }
+    })
+    .await;
 
     let api = potatohead_api(&setup.client, &setup.namespace);
     let failing = |n: usize| {
