@@ -181,12 +181,16 @@ async fn guests_that_exhaust_memory_trap_or_return_too_much_are_stopped_and_chan
 async fn outputs_that_break_the_policy_are_refused_whole_and_nothing_forbidden_is_written() {
     let mut setup = setup("attack-policy").await;
     let ok_uid = setup.behaving_parent("victim").await;
-    let cases: [(&str, &[&str]); 5] = [
+    let cases: [(&str, &[&str]); 9] = [
         ("invalid-json", &["not a JSON object"]),
         ("undeclared-kind", &["did not declare"]),
         ("cluster-role-binding", &["did not declare"]),
         ("other-namespace", &["\"kube-system\""]),
         ("owner-references", &["metadata.ownerReferences"]),
+        ("labels-string", &["metadata.labels"]),
+        ("annotations-array", &["metadata.annotations"]),
+        ("finalizers", &["metadata.finalizers"]),
+        ("junk-conditions", &["conditions[0]"]),
     ];
     for (attack, phrases) in cases {
         setup.attack("victim", attack).await;
@@ -220,13 +224,21 @@ async fn outputs_that_break_the_policy_are_refused_whole_and_nothing_forbidden_i
             .unwrap()
             .is_none()
     );
-    assert!(
-        Api::<ConfigMap>::namespaced(setup.client.clone(), ns)
-            .get_opt("victim-owned")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    for refused in [
+        "victim-owned",
+        "victim-labels",
+        "victim-annotations",
+        "victim-final",
+    ] {
+        assert!(
+            Api::<ConfigMap>::namespaced(setup.client.clone(), ns)
+                .get_opt(refused)
+                .await
+                .unwrap()
+                .is_none(),
+            "{refused} was written"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -132,6 +132,30 @@ mod component {
                     owned["metadata"]["ownerReferences"] = json!([{ "apiVersion": "v1", "kind": "Namespace", "name": "default", "uid": "00000000-0000-0000-0000-000000000000", "controller": true }]);
                     children(vec![ok, owned])
                 }
+                // Attacks the host's writes into metadata: labels as a string, not a map.
+                "labels-string" => {
+                    let mut child = config_map(&format!("{name}-labels"));
+                    child["metadata"]["labels"] = json!("app=web");
+                    children(vec![ok, child])
+                }
+                // Attacks the host's writes into metadata: annotations as a list.
+                "annotations-array" => {
+                    let mut child = config_map(&format!("{name}-annotations"));
+                    child["metadata"]["annotations"] = json!(["a", "b"]);
+                    children(vec![ok, child])
+                }
+                // Attacks deletion: a finalizer nobody removes (the child and its namespace stay).
+                "finalizers" => {
+                    let mut child = config_map(&format!("{name}-final"));
+                    child["metadata"]["finalizers"] = json!(["hostile.example.com/never"]);
+                    children(vec![ok, child])
+                }
+                // Attacks the status code: conditions that are not objects.
+                "junk-conditions" => Ok(Desired {
+                    children: vec![ok.to_string()],
+                    status: Some(json!({ "conditions": ["x", 5] }).to_string()),
+                    requeue_after_ms: None,
+                }),
                 _ => children(vec![ok]),
             }
         }
