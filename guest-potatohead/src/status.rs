@@ -135,7 +135,7 @@ mod tests {
 
     use super::*;
     use crate::parts::Part;
-    use crate::spec::{PartSpec, ServiceType};
+    use crate::spec::PartSpec;
 
     fn spec(parts: &[(Part, i32)]) -> PotatoHeadSpec {
         PotatoHeadSpec {

@@ -161,7 +161,7 @@ fn is_env_var_name(name: &str) -> bool {
 mod tests {
     use super::*;
     use crate::parts::Part;
-    use crate::spec::{EnvVar, ServiceType};
+    use crate::spec::EnvVar;
 
     fn spec_with(part: PartSpec) -> PotatoHeadSpec {
         PotatoHeadSpec {

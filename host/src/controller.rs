@@ -41,6 +41,13 @@ pub enum StartError {
         "the guest's parent kind {0} is cluster-scoped; only namespaced parent kinds are supported"
     )]
     ClusterScopedParent(String),
+    /// A child kind is cluster-scoped: children live in their parent's namespace, so the guest
+    /// could never create one (and with `--namespace` its cache could never list).
+    #[error(
+        "the guest declares the cluster-scoped kind {0} as a child kind; children live in their \
+         parent's namespace, so only namespaced child kinds are supported"
+    )]
+    ClusterScopedChild(String),
 }
 
 /// Why [`run`] returned.
@@ -76,7 +83,11 @@ pub async fn run(
     }
     let mut child_kinds = Vec::with_capacity(manifest.children.len());
     for gvk in &manifest.children {
-        child_kinds.push(Arc::new(kinds::resolve(&client, gvk).await?));
+        let kind = kinds::resolve(&client, gvk).await?;
+        if !kind.namespaced {
+            return Err(StartError::ClusterScopedChild(kind.display_name()));
+        }
+        child_kinds.push(Arc::new(kind));
     }
 
     let (child_triggers, triggered_by_children) = futures::channel::mpsc::unbounded();

@@ -21,7 +21,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{self, Desired, LogLevel, Manifest, Observed, ReconcilerPre, WIT_PACKAGE};
 use crate::compile_cache::{CompileCache, CompileCacheConfig, CompileOrigin};
-use crate::guest_log::{CallLog, LogBudget};
+use crate::guest_log::{CallLog, LogBudget, MAX_GUEST_ERROR_BYTES, guest_text};
+use crate::manifest::check_manifest;
 
 /// How often the epoch advances; the granularity of guest deadlines.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -341,40 +342,6 @@ impl GuestFile {
     }
 }
 
-fn check_manifest(manifest: &Manifest) -> Result<GuestManifest, String> {
-    if manifest.name.trim().is_empty() {
-        return Err("the name is empty".into());
-    }
-    let check_gvk = |what: &str, gvk: &bindings::WitGvk| {
-        if gvk.version.is_empty() || gvk.kind.is_empty() {
-            Err(format!("{what} {gvk:?} lacks a version or kind"))
-        } else {
-            Ok(kube::api::GroupVersionKind::from(gvk))
-        }
-    };
-    let parent = check_gvk("the parent kind", &manifest.parent)?;
-    let mut children = Vec::with_capacity(manifest.children.len());
-    for child in &manifest.children {
-        let gvk = check_gvk("child kind", child)?;
-        if gvk == parent {
-            return Err(format!(
-                "the parent kind {} is also declared as a child kind",
-                parent.kind
-            ));
-        }
-        if children.contains(&gvk) {
-            return Err(format!("child kind {} is declared twice", gvk.kind));
-        }
-        children.push(gvk);
-    }
-    Ok(GuestManifest {
-        name: manifest.name.clone(),
-        version: manifest.version.clone(),
-        parent,
-        children,
-    })
-}
-
 /// A compiled, linked guest, ready to be called. Cheap to share; each call gets its own store.
 pub struct LoadedGuest {
     engine: Arc<GuestEngine>,
@@ -403,8 +370,13 @@ impl GuestInstance<'_> {
             .call_reconcile(&mut self.store, observed)
             .map_err(|e| guest.call_failure(e, &self.store))?;
         let desired = answer.map_err(|e| match e {
-            bindings::ReconcileError::InvalidSpec(reason) => GuestError::InvalidSpec(reason),
-            bindings::ReconcileError::Transient(reason) => GuestError::Transient(reason),
+            // Bounded here, once: the message reaches the status, an Event and the logs.
+            bindings::ReconcileError::InvalidSpec(reason) => {
+                GuestError::InvalidSpec(guest_text(&reason, MAX_GUEST_ERROR_BYTES))
+            }
+            bindings::ReconcileError::Transient(reason) => {
+                GuestError::Transient(guest_text(&reason, MAX_GUEST_ERROR_BYTES))
+            }
         })?;
         guest.check_output(&desired)?;
         Ok(desired)

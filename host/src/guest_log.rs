@@ -1,6 +1,8 @@
 //! The guest's `log` import: messages routed to `tracing` with the guest's and parent's names,
 //! each cut at 4 KiB, at most 256 per call, and rate-limited across all calls of the process
 //! (a token bucket), so no guest can flood the host's logs however many parents there are.
+//! Control characters (newlines, carriage returns, terminal escapes) are escaped, so a guest
+//! cannot forge whole host log lines in the text format or drive the reader's terminal.
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -90,6 +92,7 @@ impl CallLog {
             message.truncate(message.floor_char_boundary(MAX_MESSAGE_BYTES));
             message.push_str("… (truncated)");
         }
+        let message = escape_controls(&message);
         match level {
             LogLevel::Trace => tracing::trace!(%guest, %parent, "{message}"),
             LogLevel::Debug => tracing::debug!(%guest, %parent, "{message}"),
@@ -100,11 +103,64 @@ impl CallLog {
     }
 }
 
+/// Most bytes of an error message a guest returns (`invalid-spec`, `transient`): it becomes the
+/// parent's `Ready` message, an Event note (1 KiB at most) and a log field.
+pub const MAX_GUEST_ERROR_BYTES: usize = 1024;
+
+/// Text a guest wrote, made safe to log and store: control characters escaped, cut to
+/// `max_bytes` on a character boundary (`…` marks the cut).
+pub fn guest_text(text: &str, max_bytes: usize) -> String {
+    let escaped = escape_controls(text);
+    if escaped.len() <= max_bytes {
+        return escaped.into_owned();
+    }
+    let mut cut = escaped[..escaped.floor_char_boundary(max_bytes.saturating_sub(3))].to_string();
+    cut.push('…');
+    cut
+}
+
+/// `message` with every control character written as an escape (`\n`, `\u{1b}`); the rest,
+/// including non-ASCII text, unchanged.
+fn escape_controls(message: &str) -> std::borrow::Cow<'_, str> {
+    if !message.chars().any(char::is_control) {
+        return message.into();
+    }
+    message
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_so_no_line_can_be_forged() {
+        let forged = "ok\n2026-12-01T00:00:00Z  INFO reconciler_host: leader elected\r\u{1b}[2J";
+        let escaped = escape_controls(forged);
+        assert!(!escaped.chars().any(char::is_control), "{escaped}");
+        assert!(escaped.contains("ok\\n2026"), "{escaped}");
+        assert_eq!(escape_controls("grün ✓"), "grün ✓");
+    }
+
+    #[test]
+    fn guest_error_text_is_bounded_and_escaped() {
+        let huge = "é".repeat(2 << 20);
+        let cut = guest_text(&huge, MAX_GUEST_ERROR_BYTES);
+        assert!(cut.len() <= MAX_GUEST_ERROR_BYTES, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert_eq!(guest_text("a\nb", 64), "a\\nb");
+    }
 
     #[test]
     fn the_budget_allows_a_burst_then_the_sustained_rate() {

@@ -16,6 +16,7 @@ pub mod guest;
 pub mod guest_log;
 pub mod kinds;
 pub mod leader;
+pub mod manifest;
 pub mod metrics;
 pub mod owned;
 pub mod parent_state;

@@ -360,7 +360,21 @@ async fn reconcile_parent(
         report.children_changed(&writes.created, &writes.pruned),
         report.outcome(&outcome)
     );
-    written?;
+    if let Err(error) = written {
+        // Reported like any failure: the status written instead keeps the previous one (not
+        // the refused, perhaps oversized, guest status) with Ready=False, and a Warning Event.
+        let reason = match &error {
+            ReconcileError::Status(source) => crate::api_error_text(source),
+            other => other.to_string(),
+        };
+        report
+            .failure(
+                FailureReason::StatusFailed,
+                format!("the API server refused the status: {reason}"),
+            )
+            .await;
+        return Err(error);
+    }
     Ok((Action::requeue(requeue), ReconcileResult::Success))
 }
 

@@ -56,6 +56,13 @@ pub enum ReloadError {
     /// A child kind the new guest declares is not served.
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
+    /// The new guest's parent kind (on a parent-kind change) is cluster-scoped, or a child kind
+    /// it declares is: refused before anything stops, the active guest keeps serving.
+    #[error(
+        "the new guest's {role} {kind} is cluster-scoped; only namespaced parent and child kinds \
+         are supported"
+    )]
+    ClusterScoped { role: &'static str, kind: String },
     /// A child kind the new guest declares could not be listed in time.
     #[error("new child kinds {0} did not list within {NEW_KINDS_SYNC_TIMEOUT:?}")]
     Sync(String),
@@ -271,6 +278,24 @@ impl Reloader {
             };
             return match &self.parent_kind_change {
                 Some(handoff) => {
+                    // Everything that could make the controller refuse the guest is checked
+                    // first: a refused file never stops a running host.
+                    let parent = kinds::resolve(&self.client, new_parent).await?;
+                    if !parent.namespaced {
+                        return Err(ReloadError::ClusterScoped {
+                            role: "parent kind",
+                            kind: parent.display_name(),
+                        });
+                    }
+                    for gvk in &guest.manifest().children {
+                        let child = kinds::resolve(&self.client, gvk).await?;
+                        if !child.namespaced {
+                            return Err(ReloadError::ClusterScoped {
+                                role: "child kind",
+                                kind: child.display_name(),
+                            });
+                        }
+                    }
                     info!(new = %display_gvk(new_parent), "the new guest reconciles another parent kind; restarting the controller for it");
                     handoff.hand_over(guest);
                     Err(ReloadError::HandedOver)
@@ -285,6 +310,12 @@ impl Reloader {
                 Some(kind) => Arc::clone(kind),
                 None => Arc::new(kinds::resolve(&self.client, gvk).await?),
             };
+            if !kind.namespaced {
+                return Err(ReloadError::ClusterScoped {
+                    role: "child kind",
+                    kind: kind.display_name(),
+                });
+            }
             child_kinds.push(kind);
         }
         self.children

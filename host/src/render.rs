@@ -36,8 +36,9 @@ pub enum RenderError {
     #[error("{path} is not valid YAML or JSON")]
     Parse {
         path: PathBuf,
+        // Boxed: saphyr's error carries the snippet and location (136 bytes and more).
         #[source]
-        source: serde_saphyr::Error,
+        source: Box<serde_saphyr::Error>,
     },
     #[error("{path}: {reason}")]
     Input { path: PathBuf, reason: String },
@@ -150,7 +151,7 @@ fn read_objects(path: &Path) -> Result<Vec<Value>, RenderError> {
     let documents: Vec<Value> =
         serde_saphyr::from_str_multiple(&text).map_err(|source| RenderError::Parse {
             path: path.into(),
-            source,
+            source: Box::new(source),
         })?;
     let mut objects = Vec::new();
     for value in documents {

@@ -23,6 +23,9 @@ pub enum FailureReason {
     PolicyViolation,
     /// The API server refused an apply or a prune.
     ApplyFailed,
+    /// The API server refused the status the reconcile computed (e.g. too large); the status
+    /// written instead keeps the previous one and says so.
+    StatusFailed,
 }
 
 impl FailureReason {
@@ -32,6 +35,7 @@ impl FailureReason {
             FailureReason::GuestFailed => "GuestFailed",
             FailureReason::PolicyViolation => "PolicyViolation",
             FailureReason::ApplyFailed => "ApplyFailed",
+            FailureReason::StatusFailed => "StatusFailed",
         }
     }
 }

@@ -241,6 +241,44 @@ async fn outputs_that_break_the_policy_are_refused_whole_and_nothing_forbidden_i
     }
 }
 
+/// A status the API server refuses is a failure, reported on the parent (without the refused
+/// fields) and retried; an oversized guest error is cut before it reaches the status or the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_status_and_an_oversized_error_are_reported_within_bounds() {
+    let mut setup = setup("attack-status").await;
+    let ok_uid = setup.behaving_parent("victim").await;
+    setup.attack("victim", "huge-status").await;
+    let ready = setup
+        .refused("victim", "StatusFailed", &["refused the status"])
+        .await;
+    assert!(ready["message"].as_str().unwrap().len() < 2048, "{ready}");
+    let parent = potatohead_api(&setup.client, &setup.namespace)
+        .get("victim")
+        .await
+        .unwrap();
+    assert!(
+        parent.data["status"].to_string().len() < 64 << 10,
+        "the refused status was not written"
+    );
+    setup.assert_healthy().await;
+
+    setup.attack("victim", "huge-error").await;
+    let ready = setup.refused("victim", "GuestFailed", &["transient"]).await;
+    assert!(ready["message"].as_str().unwrap().len() <= 1200, "{ready}");
+    let log = setup.host.log();
+    assert!(
+        !log.contains("\n2026-12-01T00:00:00Z  INFO reconciler_host: forged"),
+        "a forged line"
+    );
+    assert!(
+        log.len() < 4 << 20,
+        "the host's log holds {} bytes",
+        log.len()
+    );
+    assert_eq!(setup.config_map_uid("victim-ok").await, ok_uid);
+    setup.assert_healthy().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guest_cannot_take_over_an_object_another_controller_owns() {
     let mut setup = setup("attack-take-over").await;

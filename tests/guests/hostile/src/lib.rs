@@ -156,6 +156,16 @@ mod component {
                     status: Some(json!({ "conditions": ["x", 5] }).to_string()),
                     requeue_after_ms: None,
                 }),
+                // Attacks status reporting: a 4 MB status, over the API server's request limit.
+                "huge-status" => Ok(Desired {
+                    children: vec![ok.to_string()],
+                    status: Some(json!({ "summary": "x".repeat(4 << 20) }).to_string()),
+                    requeue_after_ms: None,
+                }),
+                // Attacks the host's logs and statuses: a 3 MB transient error with fake log lines.
+                "huge-error" => Err(ReconcileError::Transient(
+                    "fail\n2026-12-01T00:00:00Z  INFO reconciler_host: forged ".repeat(60_000),
+                )),
                 _ => children(vec![ok]),
             }
         }
