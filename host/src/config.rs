@@ -100,6 +100,15 @@ pub struct RunArgs {
     /// Largest linear memory a guest may use, in MiB.
     #[arg(long, env = "RECONCILER_GUEST_MEMORY_MIB", default_value_t = 64)]
     pub guest_memory_mib: usize,
+    /// Most memory all guest calls running at once may use together, in MiB: each call reserves
+    /// --guest-memory-mib of it before it starts and waits while the budget is taken. The
+    /// default fits the shipped pod's 512Mi limit with room for the host's caches.
+    #[arg(
+        long,
+        env = "RECONCILER_GUEST_MEMORY_BUDGET_MIB",
+        default_value_t = 256
+    )]
+    pub guest_memory_budget_mib: usize,
     /// Most children one reconcile of the guest may return.
     #[arg(long, env = "RECONCILER_GUEST_MAX_CHILDREN", default_value_t = 1000)]
     pub guest_max_children: usize,
@@ -193,6 +202,8 @@ pub struct RunSettings {
     pub namespace: Option<String>,
     pub field_manager: String,
     pub limits: GuestLimits,
+    /// Bytes all guest calls running at once may use together.
+    pub guest_memory_budget_bytes: usize,
     pub resync: Duration,
     pub concurrency: u16,
     pub guest_poll_interval: Duration,
@@ -217,6 +228,11 @@ pub enum ConfigError {
     GuestTimeout(Duration),
     #[error("--guest-memory-mib must be between 1 and 4096, not {0}")]
     GuestMemory(usize),
+    #[error(
+        "--guest-memory-budget-mib ({budget}) must hold at least one call's \
+         --guest-memory-mib ({per_call}) and be at most 1048576"
+    )]
+    GuestMemoryBudget { budget: usize, per_call: usize },
     #[error("--resync must be at least 1s, not {0:?}")]
     Resync(Duration),
     #[error("--guest-max-children must be at least 1")]
@@ -262,6 +278,14 @@ impl RunArgs {
         if !(1..=4096).contains(&self.guest_memory_mib) {
             return Err(ConfigError::GuestMemory(self.guest_memory_mib));
         }
+        if self.guest_memory_budget_mib < self.guest_memory_mib
+            || self.guest_memory_budget_mib > 1 << 20
+        {
+            return Err(ConfigError::GuestMemoryBudget {
+                budget: self.guest_memory_budget_mib,
+                per_call: self.guest_memory_mib,
+            });
+        }
         if self.resync < Duration::from_secs(1) {
             return Err(ConfigError::Resync(self.resync));
         }
@@ -306,6 +330,7 @@ impl RunArgs {
                 max_children: self.guest_max_children,
                 max_output_bytes: self.guest_max_output_mib << 20,
             },
+            guest_memory_budget_bytes: self.guest_memory_budget_mib << 20,
             resync: self.resync,
             concurrency: self.concurrency,
             guest_poll_interval: self.guest_poll_interval,
@@ -494,6 +519,23 @@ mod tests {
             parse(&["--guest-timeout", "0s"]),
             Err(ConfigError::GuestTimeout(_))
         ));
+        assert!(matches!(
+            parse(&[
+                "--guest-memory-mib",
+                "128",
+                "--guest-memory-budget-mib",
+                "100"
+            ]),
+            Err(ConfigError::GuestMemoryBudget {
+                budget: 100,
+                per_call: 128
+            })
+        ));
+        assert_eq!(
+            parse(&[]).unwrap().guest_memory_budget_bytes,
+            256 << 20,
+            "the default budget"
+        );
         assert!(matches!(
             parse(&["--guest-memory-mib", "0"]),
             Err(ConfigError::GuestMemory(0))

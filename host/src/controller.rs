@@ -160,6 +160,10 @@ pub async fn run(
         children: Arc::clone(&children),
         settings: settings.clone(),
         metrics: Arc::clone(&metrics),
+        claims: Default::default(),
+        guest_memory: Arc::new(tokio::sync::Semaphore::new(
+            settings.guest_memory_budget_bytes >> 20,
+        )),
         parent_states: ParentStates::new(parents.clone(), parent_kind.resource.clone()),
     });
     // Stop on the caller's shutdown, or when the reloader hands over a guest for a new parent kind.

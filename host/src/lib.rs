@@ -7,6 +7,7 @@ pub mod active;
 pub mod apply;
 pub mod bindings;
 pub mod check;
+pub mod claims;
 pub mod compile_cache;
 pub mod config;
 pub mod controller;

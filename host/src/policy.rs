@@ -97,6 +97,16 @@ pub enum PolicyViolation {
         name: String,
         controller: String,
     },
+    /// Another parent of this host is creating a child of that name right now.
+    #[error(
+        "desired child {kind} {name:?} is being created by another parent (UID {parent_uid}); \
+         each name goes to one parent"
+    )]
+    NameClaimed {
+        kind: String,
+        name: String,
+        parent_uid: String,
+    },
     /// Two children have the same kind and name.
     #[error("desired child {kind} {name:?} is returned twice")]
     Duplicate { kind: String, name: String },

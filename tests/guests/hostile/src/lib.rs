@@ -166,6 +166,28 @@ mod component {
                 "huge-error" => Err(ReconcileError::Transient(
                     "fail\n2026-12-01T00:00:00Z  INFO reconciler_host: forged ".repeat(60_000),
                 )),
+                // Attacks the take-over rule inside one host: every parent with the same
+                // `hostile.example.com/contested` annotation wants the same ConfigMap.
+                "contested" => {
+                    let label = parent["metadata"]["annotations"]["hostile.example.com/contested"]
+                        .as_str()
+                        .unwrap_or("x");
+                    children(vec![ok, config_map(&format!("contested-{label}"))])
+                }
+                // Attacks the host's total memory: holds 60 MiB for 1.5 s (under the per-call cap;
+                // many parents at once would add up).
+                "hold-memory" => {
+                    let mut block = vec![1u8; 60 << 20];
+                    let started = std::time::Instant::now();
+                    while started.elapsed() < std::time::Duration::from_millis(1500) {
+                        // Touch the pages so they stay resident.
+                        for page in block.iter_mut().step_by(4096) {
+                            *page = page.wrapping_add(1);
+                        }
+                        std::hint::black_box(&block);
+                    }
+                    children(vec![ok])
+                }
                 _ => children(vec![ok]),
             }
         }
