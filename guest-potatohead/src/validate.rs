@@ -50,6 +50,20 @@ pub fn validate_name(name: &str) -> Result<(), InvalidSpec> {
             ),
         ));
     }
+    // A PotatoHead name may hold dots (it is a DNS subdomain), a Service name may not (a DNS
+    // label): without this check such a parent got its Deployments but no Services.
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(invalid(
+            "metadata.name",
+            format!(
+                "{name:?} may only hold lowercase letters, digits and '-', because Services are \
+                 named after it (a dot is valid in a PotatoHead name but not in a Service name)"
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -313,5 +327,10 @@ mod tests {
         );
         assert!(validate_name(&"a".repeat(46)).is_err());
         assert!(validate_name(&"a".repeat(45)).is_ok());
+        for dotted in ["demo.v2", "my.app"] {
+            let error = validate_name(dotted).unwrap_err().0;
+            assert!(error.contains("a dot is valid"), "{error}");
+        }
+        assert!(validate_name("demo-2").is_ok());
     }
 }

@@ -19,8 +19,10 @@
 //!   folded into SHA-256, not `DefaultHasher` (whose output may change with any Rust release).
 //!
 //! # Assumptions
-//! The cache folder is writable only by the host (it is created with mode 0700): whoever can
-//! write both an entry and its checksum can make the host run their machine code.
+//! The cache folder is writable only by the host: whoever can write both an entry and its
+//! checksum can make the host run their machine code. The host creates it with mode 0700, and
+//! refuses (runs without a cache) a folder that another user owns or that group or others may
+//! write: a planted entry would run under the digest of the guest it claims to be.
 
 use std::fs;
 use std::hash::{Hash, Hasher};
@@ -84,6 +86,7 @@ impl CompileCache {
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
+        check_private(dir)?;
         let mut hasher = Sha256Hasher::default();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_key = format!("{:x}", hasher.0.finalize());
@@ -238,6 +241,32 @@ impl CompileCache {
             }
         }
     }
+}
+
+/// The folder belongs to this process's user and only that user may write it.
+fn check_private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(dir)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(std::io::Error::other(format!(
+            "{} is owned by uid {}, not this process's uid {me}: refusing to load machine code \
+             from it; point --compile-cache-dir at a folder of this user's",
+            dir.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(std::io::Error::other(format!(
+            "{} may be written by group or others (mode {:o}): refusing to load machine code \
+             from it; make it 0700, or point --compile-cache-dir at a folder that does not exist \
+             yet (the host creates it private)",
+            dir.display(),
+            meta.mode() & 0o777
+        )));
+    }
+    Ok(())
 }
 
 /// Marks an entry as just used (its modification time orders eviction). Best effort: an entry
@@ -450,6 +479,21 @@ mod tests {
             cache.component(&engine, &wasm, "sha256:aa").unwrap().1,
             CompileOrigin::Rebuilt
         );
+    }
+
+    #[test]
+    fn a_folder_others_may_write_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+        let error =
+            CompileCache::open(&CompileCacheConfig::new(shared.clone()), &Engine::default())
+                .err()
+                .expect("refused");
+        assert!(error.to_string().contains("mode 777"), "{error}");
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(CompileCache::open(&CompileCacheConfig::new(shared), &Engine::default()).is_ok());
     }
 
     #[test]

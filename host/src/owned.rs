@@ -280,7 +280,16 @@ impl OwnedChildren {
 
     /// Every cached child of one of `kinds` controlled by the parent with this UID, by kind
     /// (in the order of `kinds`) then namespace/name.
-    pub fn owned_by(&self, parent_uid: &str, kinds: &[Arc<ResolvedKind>]) -> Vec<ObservedChild> {
+    ///
+    /// Only children in `namespace` (the parent's) count: an object elsewhere carrying the host's
+    /// label and the parent's UID was not made by the host (it writes children into the parent's
+    /// namespace only) and is neither shown to the guest nor ever pruned.
+    pub fn owned_by(
+        &self,
+        parent_uid: &str,
+        namespace: &str,
+        kinds: &[Arc<ResolvedKind>],
+    ) -> Vec<ObservedChild> {
         let caches = self.caches();
         let mut children = Vec::new();
         for kind in kinds {
@@ -289,10 +298,15 @@ impl OwnedChildren {
             };
             let state = cache.state.read().expect("child index lock poisoned");
             if let Some(owned) = state.live.by_owner.get(parent_uid) {
-                children.extend(owned.values().map(|object| ObservedChild {
-                    kind: Arc::clone(&cache.kind),
-                    object: Arc::clone(object),
-                }));
+                children.extend(
+                    owned
+                        .values()
+                        .filter(|object| object.metadata.namespace.as_deref() == Some(namespace))
+                        .map(|object| ObservedChild {
+                            kind: Arc::clone(&cache.kind),
+                            object: Arc::clone(object),
+                        }),
+                );
             }
         }
         children
@@ -559,7 +573,7 @@ mod tests {
 
     fn names(children: &OwnedChildren, uid: &str) -> Vec<String> {
         children
-            .owned_by(uid, &[deployment_kind()])
+            .owned_by(uid, "ns", &[deployment_kind()])
             .iter()
             .map(|c| c.object.metadata.name.clone().unwrap())
             .collect()
@@ -578,6 +592,10 @@ mod tests {
                 .is_empty()
         );
         children.handle(&cache, Event::Apply(child("d", None, false)));
+        // Labelled and pointing at p1, but in another namespace: not p1's child.
+        let mut elsewhere = child("e", Some("p1"), true);
+        elsewhere.metadata.namespace = Some("other".into());
+        children.handle(&cache, Event::Apply(elsewhere));
         assert_eq!(names(&children, "p1"), ["a"]);
         assert_eq!(names(&children, "p2"), ["b"]);
     }
@@ -648,9 +666,13 @@ mod tests {
     async fn kinds_not_asked_for_are_not_returned_and_can_be_dropped() {
         let (children, cache) = children();
         children.handle(&cache, Event::Apply(child("a", Some("p1"), true)));
-        assert!(children.owned_by("p1", &[]).is_empty());
+        assert!(children.owned_by("p1", "ns", &[]).is_empty());
         children.retain_kinds(&[]);
-        assert!(children.owned_by("p1", &[deployment_kind()]).is_empty());
+        assert!(
+            children
+                .owned_by("p1", "ns", &[deployment_kind()])
+                .is_empty()
+        );
         assert!(!children.synced(&[deployment_kind()]));
     }
 
@@ -663,7 +685,7 @@ mod tests {
         listed.metadata.managed_fields = Some(vec![Default::default()]);
         children.handle(&cache, Event::InitApply(listed));
         children.handle(&cache, Event::InitDone);
-        let cached = children.owned_by("p1", &[deployment_kind()]);
+        let cached = children.owned_by("p1", "ns", &[deployment_kind()]);
         assert_eq!(cached[0].object.metadata.managed_fields, None);
         let types = cached[0]
             .object

@@ -215,7 +215,7 @@ async fn reconcile_parent(
         states: &ctx.parent_states,
     };
     let finalizing = parent.metadata.deletion_timestamp.is_some();
-    let observed_children = ctx.children.owned_by(&uid, &active.child_kinds);
+    let observed_children = ctx.children.owned_by(&uid, &namespace, &active.child_kinds);
     let observed = Observed {
         parent: guest_json(parent, &ctx.parent_kind),
         children: observed_children

@@ -286,7 +286,11 @@ pub async fn start_like_pod(
         if let Some(source) = &volume.config_map {
             project_config_map(client, &namespace, &source.name, &local).await?;
             config_maps.push((local.clone(), source.name.clone()));
-        } else if volume.empty_dir.is_none() {
+        } else if volume.empty_dir.is_some() {
+            // As the kubelet makes emptyDirs: writable by anyone in the pod.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o777))?;
+        } else {
             bail!(
                 "volume {} is neither a ConfigMap nor an emptyDir",
                 volume.name

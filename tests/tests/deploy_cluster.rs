@@ -203,4 +203,15 @@ async fn the_cluster_scoped_operator_works_as_its_service_account_and_takes_a_pu
     )
     .await;
     assert_eq!(pod.host.pid(), pid, "no restart");
+    // The compile cache works inside the emptyDir the kubelet makes world-writable: the host
+    // created its own private folder there, and compiled guests went into it.
+    let log = pod.host.log();
+    assert!(
+        !log.contains("cannot use the compiled-guest cache folder"),
+        "{log}"
+    );
+    assert!(
+        log.contains("CompiledAndCached") || log.contains("origin=Cache"),
+        "{log}"
+    );
 }
