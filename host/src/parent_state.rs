@@ -1,6 +1,7 @@
 //! What the host remembers about each parent between reconciles — consecutive failures (for
-//! backoff), the generation last reconciled (for `queue_depth`) and the status it last wrote —
-//! keyed by the parent's UID and forgotten when the parent goes.
+//! backoff), the generation last reconciled (for `queue_depth`), the status it last wrote and its
+//! recent child writes (to tell a guest whose output never settles) — keyed by the parent's UID
+//! and forgotten when the parent goes.
 //!
 //! # Guarantees
 //! - Bounded by the parents that exist: an entry is removed when the parent watch reports the
@@ -10,14 +11,31 @@
 //! - Keyed by UID, not name: a new parent with a deleted one's name starts afresh (no inherited
 //!   backoff, no stale status).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::Value;
+
+/// A child written with this many different contents within [`UNSETTLED_WINDOW`], at one parent
+/// generation, means the guest's output does not settle (a timestamp or a random value in it).
+pub const UNSETTLED_DIGESTS: usize = 5;
+/// How far back writes count towards [`UNSETTLED_DIGESTS`].
+pub const UNSETTLED_WINDOW: Duration = Duration::from_secs(60);
+/// Most recent writes remembered per parent.
+const MAX_RECENT_WRITES: usize = 64;
+
+/// One child write: which child (`Kind name`), with which desired-state digest.
+struct RecentWrite {
+    at: Instant,
+    generation: i64,
+    child: String,
+    digest: String,
+}
 
 #[derive(Default)]
 struct ParentState {
@@ -27,11 +45,16 @@ struct ParentState {
     reconciled_generation: Option<i64>,
     /// The status this process last wrote, until the parent watch shows it (see `report.rs`).
     written_status: Option<Value>,
+    /// Child writes of the last [`UNSETTLED_WINDOW`], newest last.
+    recent_writes: VecDeque<RecentWrite>,
 }
 
 impl ParentState {
     fn is_empty(&self) -> bool {
-        self.failures == 0 && self.reconciled_generation.is_none() && self.written_status.is_none()
+        self.failures == 0
+            && self.reconciled_generation.is_none()
+            && self.written_status.is_none()
+            && self.recent_writes.is_empty()
     }
 }
 
@@ -104,6 +127,45 @@ impl ParentStates {
     /// Forgets the status written for `parent` (the parent is gone, or the watch caught up).
     pub fn forget_written_status(&self, parent: &DynamicObject) {
         self.update(parent, |state| state.written_status = None);
+    }
+
+    /// Records the child writes a reconcile of `parent` is about to make (`Kind name`, desired
+    /// digest) and tells whether the guest's output has stopped settling: a child written with
+    /// [`UNSETTLED_DIGESTS`] different contents within [`UNSETTLED_WINDOW`] while the parent's
+    /// generation stayed the same. Returns that child and its count.
+    pub fn record_writes(
+        &self,
+        parent: &DynamicObject,
+        writes: &[(String, String)],
+        now: Instant,
+    ) -> Option<(String, usize)> {
+        let generation = parent.metadata.generation.unwrap_or_default();
+        self.update(parent, |state| {
+            let recent = &mut state.recent_writes;
+            recent.retain(|w| {
+                w.generation == generation && now.duration_since(w.at) < UNSETTLED_WINDOW
+            });
+            for (child, digest) in writes {
+                recent.push_back(RecentWrite {
+                    at: now,
+                    generation,
+                    child: child.clone(),
+                    digest: digest.clone(),
+                });
+            }
+            while recent.len() > MAX_RECENT_WRITES {
+                recent.pop_front();
+            }
+            writes.iter().find_map(|(child, _)| {
+                let digests: HashSet<&str> = recent
+                    .iter()
+                    .filter(|w| &w.child == child)
+                    .map(|w| w.digest.as_str())
+                    .collect();
+                (digests.len() >= UNSETTLED_DIGESTS).then(|| (child.clone(), digests.len()))
+            })
+        })
+        .flatten()
     }
 
     /// The status this process last wrote for `parent`, if the watch has not shown it yet.
@@ -273,6 +335,38 @@ mod tests {
         let b2 = parent("b", "b", 3);
         apply(&mut writer, &states, watcher::Event::Apply(b2));
         assert_eq!(states.waiting(), 1);
+    }
+
+    #[test]
+    fn a_child_rewritten_with_new_content_again_and_again_is_unsettled() {
+        let (mut writer, states) = states();
+        let p = parent("p", "u", 1);
+        apply(&mut writer, &states, watcher::Event::Apply(p.clone()));
+        let now = Instant::now();
+        let write = |digest: &str| vec![("ConfigMap x".to_string(), digest.to_string())];
+        for n in 1..UNSETTLED_DIGESTS {
+            assert_eq!(
+                states.record_writes(&p, &write(&format!("d{n}")), now),
+                None
+            );
+        }
+        // The same content again is not churn.
+        assert_eq!(states.record_writes(&p, &write("d1"), now), None);
+        assert_eq!(
+            states.record_writes(&p, &write("d-last"), now),
+            Some(("ConfigMap x".to_string(), UNSETTLED_DIGESTS))
+        );
+        // A new generation (the user changed the spec) starts afresh, as does time.
+        let p2 = parent("p", "u", 2);
+        apply(&mut writer, &states, watcher::Event::Apply(p2.clone()));
+        assert_eq!(states.record_writes(&p2, &write("e1"), now), None);
+        let later = now + UNSETTLED_WINDOW + Duration::from_secs(1);
+        for n in 0..UNSETTLED_DIGESTS - 1 {
+            assert_eq!(
+                states.record_writes(&p2, &write(&format!("f{n}")), later),
+                None
+            );
+        }
     }
 
     #[test]

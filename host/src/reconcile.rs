@@ -32,6 +32,7 @@ use crate::guest::GuestError;
 use crate::kinds::ResolvedKind;
 use crate::metrics::{ChildAction, GuestFailureKind, Metrics, ReconcileResult};
 use crate::owned::{ObservedChild, OwnedChildren};
+use crate::parent_state::UNSETTLED_WINDOW;
 use crate::policy::{self, DesiredChild, PolicyViolation};
 use crate::report::Reporter;
 use crate::status::{FailureReason, Outcome};
@@ -62,6 +63,10 @@ pub enum ReconcileError {
     /// The status could not be written.
     #[error("writing status")]
     Status(#[source] kube::Error),
+    /// The guest asked for the same child with new content again and again while its parent did
+    /// not change: nothing was written.
+    #[error("{0}")]
+    Unsettled(String),
     /// The reconcile panicked: a bug in the host, contained to this parent (retried with
     /// backoff) instead of ending the process and every other parent's reconciles with it.
     #[error("the reconcile panicked (a bug in the host): {0}")]
@@ -71,7 +76,9 @@ pub enum ReconcileError {
 impl ReconcileError {
     fn result(&self) -> ReconcileResult {
         match self {
-            ReconcileError::Guest(_) | ReconcileError::GuestTask(_) => ReconcileResult::GuestFailed,
+            ReconcileError::Guest(_)
+            | ReconcileError::GuestTask(_)
+            | ReconcileError::Unsettled(_) => ReconcileResult::GuestFailed,
             ReconcileError::Policy(_) => ReconcileResult::PolicyViolation,
             ReconcileError::Write(_) => ReconcileResult::ApplyFailed,
             ReconcileError::Status(_) => ReconcileResult::StatusFailed,
@@ -328,14 +335,35 @@ async fn reconcile_parent(
         .iter()
         .map(|c| (c.kind.display_name(), c.name.clone()))
         .collect();
-    let mut writes = apply_children(
+    let planned = plan_writes(
         ctx,
         &namespace,
         &parent_ref,
         desired_children,
         &observed_children,
-    )
-    .await;
+    );
+    let sending: Vec<(String, String)> = planned
+        .iter()
+        .filter(|w| !w.satisfied)
+        .map(|w| (w.describe(), w.digest.clone()))
+        .collect();
+    if let Some((child, contents)) =
+        ctx.parent_states
+            .record_writes(parent, &sending, Instant::now())
+    {
+        let message = format!(
+            "the guest's output does not settle: {child} was to be written with {contents} \
+             different contents within {}s while the parent did not change (a timestamp or a \
+             random value in the output?); retrying with backoff",
+            UNSETTLED_WINDOW.as_secs()
+        );
+        ctx.metrics.guest_failed(GuestFailureKind::InvalidOutput);
+        report
+            .failure(FailureReason::OutputUnsettled, message.clone())
+            .await;
+        return Err(ReconcileError::Unsettled(message));
+    }
+    let mut writes = write_children(ctx, &namespace, planned).await;
 
     if writes.failures.is_empty() {
         for child in &observed_children {
@@ -502,47 +530,89 @@ async fn fetch<'a>(
     )
 }
 
-/// Applies every desired child whose desired state is not already met, a few at a time.
-/// Returns (applied, unchanged, failures).
-async fn apply_children(
+/// One desired child prepared for apply (host-owned fields added), and whether it must be sent.
+struct PlannedWrite {
+    child: DesiredChild,
+    /// `(namespace, name)`, how the child caches key it.
+    key: (String, String),
+    digest: String,
+    /// The child's version in the cache (`None`: not there).
+    seen_version: Option<String>,
+    /// Already as desired, or written and not yet seen back: no request.
+    satisfied: bool,
+}
+
+impl PlannedWrite {
+    fn describe(&self) -> String {
+        format!("{} {}", self.child.kind.resource.kind, self.child.name)
+    }
+}
+
+/// Prepares every desired child and decides which need a request.
+fn plan_writes(
     ctx: &Context,
     namespace: &str,
     parent: &ParentRef,
     desired: Vec<DesiredChild>,
     observed: &[ObservedChild],
-) -> Writes {
+) -> Vec<PlannedWrite> {
     let field_manager = ctx.settings.field_manager.as_str();
-    let writes = futures::stream::iter(desired.into_iter().map(|mut child| {
-        apply::prepare(&mut child.object, parent, field_manager);
-        let current = observed.iter().find(|o| {
-            o.kind.gvk == child.kind.gvk
-                && o.object.metadata.name.as_deref() == Some(child.name.as_str())
-        });
-        let key = (namespace.to_string(), child.name.clone());
-        let digest = child.object["metadata"]["annotations"][apply::DESIRED_DIGEST_ANNOTATION]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let seen_version = current.and_then(|o| o.object.metadata.resource_version.clone());
-        let satisfied = current.is_some_and(|o| apply::is_satisfied(&child.object, &o.object))
-            || ctx
-                .children
-                .write_in_flight(&child.kind, &key, seen_version.as_deref(), &digest);
-        let created = current.is_none();
+    desired
+        .into_iter()
+        .map(|mut child| {
+            apply::prepare(&mut child.object, parent, field_manager);
+            let current = observed.iter().find(|o| {
+                o.kind.gvk == child.kind.gvk
+                    && o.object.metadata.name.as_deref() == Some(child.name.as_str())
+            });
+            let key = (namespace.to_string(), child.name.clone());
+            let digest = child.object["metadata"]["annotations"][apply::DESIRED_DIGEST_ANNOTATION]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let seen_version = current.and_then(|o| o.object.metadata.resource_version.clone());
+            let satisfied = current.is_some_and(|o| apply::is_satisfied(&child.object, &o.object))
+                || ctx.children.write_in_flight(
+                    &child.kind,
+                    &key,
+                    seen_version.as_deref(),
+                    &digest,
+                );
+            PlannedWrite {
+                child,
+                key,
+                digest,
+                seen_version,
+                satisfied,
+            }
+        })
+        .collect()
+}
+
+/// Applies the planned children that need it, a few at a time.
+async fn write_children(ctx: &Context, namespace: &str, planned: Vec<PlannedWrite>) -> Writes {
+    let field_manager = ctx.settings.field_manager.as_str();
+    let writes = futures::stream::iter(planned.into_iter().map(|write| {
         let api = Api::<DynamicObject>::namespaced_with(
             ctx.client.clone(),
             namespace,
-            &child.kind.resource,
+            &write.child.kind.resource,
         );
         async move {
-            if satisfied {
+            if write.satisfied {
                 return Ok(None);
             }
-            let what = format!("{} {}", child.kind.resource.kind, child.name);
-            apply::apply(&api, &child.name, &child.object, field_manager)
+            let what = write.describe();
+            let created = write.seen_version.is_none();
+            apply::apply(&api, &write.child.name, &write.child.object, field_manager)
                 .await
                 .map_err(|e| format!("applying {what}: {}", crate::api_error_text(&e)))?;
-            ctx.children.wrote(&child.kind, key, seen_version, digest);
+            ctx.children.wrote(
+                &write.child.kind,
+                write.key,
+                write.seen_version,
+                write.digest,
+            );
             Ok(Some((what, created)))
         }
     }))

@@ -23,6 +23,9 @@ pub enum FailureReason {
     PolicyViolation,
     /// The API server refused an apply or a prune.
     ApplyFailed,
+    /// The guest's output changes on every call although the parent did not change; nothing
+    /// was written.
+    OutputUnsettled,
     /// The API server refused the status the reconcile computed (e.g. too large); the status
     /// written instead keeps the previous one and says so.
     StatusFailed,
@@ -36,6 +39,7 @@ impl FailureReason {
             FailureReason::PolicyViolation => "PolicyViolation",
             FailureReason::ApplyFailed => "ApplyFailed",
             FailureReason::StatusFailed => "StatusFailed",
+            FailureReason::OutputUnsettled => "OutputUnsettled",
         }
     }
 }

@@ -438,6 +438,25 @@ async fn guest_calls_together_stay_within_the_memory_budget() {
     assert!(host.is_running());
 }
 
+/// A guest whose output changes on every call (a timestamp) drove ~200 applies per second,
+/// forever: the host now tells it apart from a real change and backs off, saying why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_whose_output_never_settles_is_backed_off_with_a_condition_saying_so() {
+    let mut setup = setup("attack-clock").await;
+    let ok_uid = setup.behaving_parent("victim").await;
+    setup.attack("victim", "timestamp").await;
+    setup
+        .refused("victim", "OutputUnsettled", &["does not settle"])
+        .await;
+    let applied = setup.host.counter(e2e::CHILDREN_APPLIED).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let more = setup.host.counter(e2e::CHILDREN_APPLIED).await - applied;
+    // Backoff (1 s, 2 s, 4 s …) allows a few more attempts, each refused before writing.
+    assert!(more <= 2.0, "{more} more applies in 10 s");
+    assert_eq!(setup.config_map_uid("victim-ok").await, ok_uid);
+    setup.assert_healthy().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guest_cannot_take_over_an_object_another_controller_owns() {
     let mut setup = setup("attack-take-over").await;

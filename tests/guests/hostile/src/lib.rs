@@ -188,6 +188,17 @@ mod component {
                     }
                     children(vec![ok])
                 }
+                // Attacks the no-write-when-unchanged rule: a child whose content is new on every
+                // call (each write's watch event triggers the next reconcile).
+                "timestamp" => {
+                    let mut child = config_map(&format!("{name}-clock"));
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_nanos())
+                        .unwrap_or_default();
+                    child["data"]["now"] = json!(now.to_string());
+                    children(vec![ok, child])
+                }
                 _ => children(vec![ok]),
             }
         }
