@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
@@ -181,11 +181,23 @@ pub async fn run(
     teardown.tasks.push(forward_stop.abort_handle());
     let parent_events = {
         let context = Arc::clone(&context);
+        let parent_kind = parent_kind.display_name();
         reflector(
             parent_cache,
             watcher(parent_api, watcher::Config::default()),
         )
-        .inspect_ok(move |event| context.parent_states.observe(event))
+        .inspect(move |event| match event {
+            Ok(event) => {
+                context.metrics.set_parent_watch_failing(false);
+                context.parent_states.observe(event);
+            }
+            // Retried by the controller with backoff, so this logs a few lines a minute at most.
+            // A deleted CRD shows up here: nothing else would say why reconciles stopped.
+            Err(error) => {
+                context.metrics.set_parent_watch_failing(true);
+                warn!(parent = %parent_kind, error = %crate::error_chain(error), "the parent watch is failing (was the CustomResourceDefinition deleted?); retrying with backoff, /readyz answers not ready meanwhile");
+            }
+        })
         .applied_objects()
     };
     let controller =
@@ -244,6 +256,7 @@ impl Drop for Teardown {
         }
         self.children.retain_kinds(&[]);
         self.metrics.set_caches_synced(false);
+        self.metrics.set_parent_watch_failing(false);
         self.metrics.set_parent_probe(None);
     }
 }

@@ -172,6 +172,7 @@ pub struct Metrics {
     guest_info: Family<GuestLabels, Gauge>,
     active_guest: std::sync::Mutex<Option<GuestLabels>>,
     caches_synced: AtomicBool,
+    parent_watch_failing: AtomicBool,
 }
 
 impl Default for Metrics {
@@ -199,6 +200,7 @@ impl Default for Metrics {
             guest_info: Family::default(),
             active_guest: std::sync::Mutex::new(None),
             caches_synced: AtomicBool::new(false),
+            parent_watch_failing: AtomicBool::new(false),
             registry: Registry::default(),
         };
         registry.register(
@@ -324,6 +326,12 @@ impl Metrics {
         self.caches_synced.store(synced, Ordering::Release);
     }
 
+    /// Marks the parent watch as failing (e.g. the parent kind's CRD was deleted) or working
+    /// again; `/readyz` answers not ready while it fails.
+    pub fn set_parent_watch_failing(&self, failing: bool) {
+        self.parent_watch_failing.store(failing, Ordering::Release);
+    }
+
     /// Records this replica's part in leader election.
     pub fn set_leadership(&self, leadership: Leadership) {
         self.leadership.store(leadership as u8, Ordering::Release);
@@ -353,6 +361,7 @@ impl Metrics {
             Leadership::Standby => true,
             Leadership::Leader | Leadership::NotElecting => {
                 self.caches_synced.load(Ordering::Acquire)
+                    && !self.parent_watch_failing.load(Ordering::Acquire)
             }
         };
         role_ready && self.active_guest.lock().expect("lock").is_some()
@@ -425,7 +434,8 @@ async fn readyz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: leader election undecided, caches syncing or no guest loaded",
+            "not ready: leader election undecided, caches syncing, the parent watch failing or \
+             no guest loaded",
         )
     }
 }
@@ -488,6 +498,12 @@ mod tests {
         assert!(metrics.ready());
         metrics.set_caches_synced(false);
         assert!(!metrics.ready(), "caches not synced");
+        metrics.set_caches_synced(true);
+        metrics.set_parent_watch_failing(true);
+        assert!(!metrics.ready(), "parent watch failing");
+        metrics.set_parent_watch_failing(false);
+        assert!(metrics.ready());
+        metrics.set_caches_synced(false);
         let no_guest = Metrics::default();
         no_guest.set_leadership(Leadership::NotElecting);
         no_guest.set_caches_synced(true);

@@ -125,6 +125,26 @@ async fn create_samples(client: &Client, namespace: &str, names: &[String]) {
     }
 }
 
+/// Like [`create_samples`], but says why it could not (an object already there counts as made).
+async fn create_samples_once(
+    client: &Client,
+    namespace: &str,
+    names: &[String],
+) -> Result<(), String> {
+    let api = potatohead_api(client, namespace);
+    for name in names {
+        match api
+            .create(&PostParams::default(), &sample_potatohead(namespace, name))
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+    Ok(())
+}
+
 async fn set_tag(client: &Client, namespace: &str, name: &str, tag: &str) {
     potatohead_api(client, namespace)
         .patch(
@@ -489,4 +509,66 @@ async fn a_potatohead_deleted_mid_reconcile_is_collected_and_not_recreated() {
         "the host panicked:\n{}",
         host.log()
     );
+}
+
+/// The parent kind's CRD is deleted while the host runs (its parents go with it), then installed
+/// again: the host says so in its log and on `/readyz` instead of going quiet, stays up, and
+/// reconciles the new parents once the CRD is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_parent_crd_is_reported_and_its_return_picked_up_without_a_restart() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let plane = DedicatedPlane::start(Options::default()).await;
+    let client = plane.client().await;
+    let namespace = TestNamespace::create(&client, "crd-gone").await.name;
+    let mut host = HostProcess::start(&plane, &potatohead_guest(), &["--namespace", &namespace]);
+    let first = names("ph-", 0..1);
+    create_samples(&client, &namespace, &first).await;
+    let tags = BTreeMap::new();
+    eventually(CONVERGE, "converged", || {
+        exactly_converged(&client, &namespace, &first, &tags)
+    })
+    .await;
+    assert_eq!(host.http_get("/readyz").await.0, 200);
+
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .delete("potatoheads.podtato.example.com", &DeleteParams::default())
+        .await
+        .unwrap();
+    let host_ref = &host;
+    eventually(
+        Duration::from_secs(90),
+        "the host reports the failing watch",
+        || async {
+            let (status, _) = host_ref.http_get("/readyz").await;
+            let logged = host_ref.log().contains("the parent watch is failing");
+            if status == 503 && logged {
+                Ok(())
+            } else {
+                Err(format!("/readyz {status}, logged: {logged}"))
+            }
+        },
+    )
+    .await;
+    assert!(host.is_running(), "the host exited");
+
+    plane
+        .install_crd(&e2e::paths::workspace_root().join("deploy/crd/potatohead.yaml"))
+        .await
+        .unwrap();
+    let back = names("ph-", 1..2);
+    eventually(
+        Duration::from_secs(90),
+        "a new parent can be created",
+        || async { create_samples_once(&client, &namespace, &back).await },
+    )
+    .await;
+    // The first parent's children outlive it here: this plane runs no garbage collector.
+    let both: Vec<String> = first.iter().chain(&back).cloned().collect();
+    eventually(Duration::from_secs(120), "the new parent converged", || {
+        exactly_converged(&client, &namespace, &both, &tags)
+    })
+    .await;
+    assert_eq!(host.http_get("/readyz").await.0, 200);
+    assert!(host.is_running());
 }
