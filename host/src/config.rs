@@ -160,6 +160,11 @@ pub struct RunArgs {
     /// controller in-process for the new kind (children of the old kind are left alone).
     #[arg(long, env = "RECONCILER_ALLOW_PARENT_KIND_CHANGE")]
     pub allow_parent_kind_change: bool,
+    /// Accept a guest whose parent kind is one of Kubernetes' own (ConfigMap, Deployment…). The
+    /// host writes no status to such parents (it belongs to their own controllers) and reports
+    /// through Events and metrics only.
+    #[arg(long, env = "RECONCILER_ALLOW_BUILTIN_PARENT_KIND")]
+    pub allow_builtin_parent_kind: bool,
     /// Compile guests every time; keep no compile cache.
     #[arg(long, env = "RECONCILER_NO_COMPILE_CACHE")]
     pub no_compile_cache: bool,
@@ -210,6 +215,7 @@ pub struct RunSettings {
     pub metrics_bind_address: std::net::SocketAddr,
     pub pod_name: Option<String>,
     pub allow_parent_kind_change: bool,
+    pub allow_builtin_parent_kind: bool,
     pub allowed_child_kinds: KindAllowlist,
     /// `None`: no compile cache.
     pub compile_cache: Option<CompileCacheConfig>,
@@ -337,6 +343,7 @@ impl RunArgs {
             metrics_bind_address: self.metrics_bind_address,
             pod_name: self.pod_name.filter(|name| !name.is_empty()),
             allow_parent_kind_change: self.allow_parent_kind_change,
+            allow_builtin_parent_kind: self.allow_builtin_parent_kind,
             allowed_child_kinds: KindAllowlist::parse(&self.allowed_child_kinds)
                 .map_err(ConfigError::AllowedChildKind)?,
             compile_cache,

@@ -131,6 +131,7 @@ pub async fn run(
             .allow_parent_kind_change
             .then(|| Arc::clone(&handoff)),
         allowed_child_kinds: settings.allowed_child_kinds.clone(),
+        allow_builtin_parent_kind: settings.allow_builtin_parent_kind,
         last_refused: Default::default(),
     };
     let reloads = tokio::spawn(reloader.run());

@@ -27,6 +27,49 @@ pub fn display_gvk(gvk: &GroupVersionKind) -> String {
     }
 }
 
+/// API groups Kubernetes itself serves (1.20 to 1.33): their kinds have a status their own
+/// controllers write, and most have none the host could write.
+const BUILTIN_GROUPS: [&str; 22] = [
+    "",
+    "apps",
+    "batch",
+    "autoscaling",
+    "policy",
+    "networking.k8s.io",
+    "rbac.authorization.k8s.io",
+    "storage.k8s.io",
+    "scheduling.k8s.io",
+    "coordination.k8s.io",
+    "node.k8s.io",
+    "discovery.k8s.io",
+    "events.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
+    "certificates.k8s.io",
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+    "apiregistration.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "resource.k8s.io",
+    "internal.apiserver.k8s.io",
+];
+
+/// Whether `gvk` is one of Kubernetes' own kinds (not a custom resource).
+pub fn is_builtin(gvk: &GroupVersionKind) -> bool {
+    BUILTIN_GROUPS.contains(&gvk.group.as_str())
+}
+
+/// The message for a guest whose parent kind is built in, when that is not allowed.
+pub fn builtin_parent_refused(gvk: &GroupVersionKind) -> String {
+    format!(
+        "the guest reconciles {}, a kind Kubernetes itself serves: its status belongs to its own \
+         controllers, so the host could not report on it there; start the host with \
+         --allow-builtin-parent-kind to reconcile it anyway (the host then writes no status to \
+         these parents and reports through Events and metrics only)",
+        display_gvk(gvk)
+    )
+}
+
 /// Why a kind could not be resolved.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
@@ -107,6 +150,39 @@ impl KindAllowlist {
             )),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod builtin_tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_kinds_are_built_in_and_custom_resources_are_not() {
+        for (group, kind) in [
+            ("", "ConfigMap"),
+            ("apps", "Deployment"),
+            ("networking.k8s.io", "Ingress"),
+        ] {
+            assert!(
+                is_builtin(&GroupVersionKind::gvk(group, "v1", kind)),
+                "{kind}"
+            );
+        }
+        for group in [
+            "podtato.example.com",
+            "gateway.networking.k8s.io",
+            "example.com",
+        ] {
+            assert!(
+                !is_builtin(&GroupVersionKind::gvk(group, "v1", "Thing")),
+                "{group}"
+            );
+        }
+        assert!(
+            builtin_parent_refused(&GroupVersionKind::gvk("", "v1", "ConfigMap"))
+                .contains("--allow-builtin-parent-kind")
+        );
     }
 }
 

@@ -15,6 +15,7 @@ use reconciler_host::config::{
 };
 use reconciler_host::controller::{self, StartError, Stopped};
 use reconciler_host::guest::{GuestEngine, GuestLimits, LoadedGuest};
+use reconciler_host::kinds;
 use reconciler_host::leader::Elector;
 use reconciler_host::metrics::{self, Leadership, Metrics};
 use reconciler_host::render::RenderError;
@@ -196,6 +197,9 @@ async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Result<(
         .allowed_child_kinds
         .check(&manifest.children)
         .map_err(anyhow::Error::msg)?;
+    if kinds::is_builtin(&manifest.parent) && !settings.allow_builtin_parent_kind {
+        anyhow::bail!(kinds::builtin_parent_refused(&manifest.parent));
+    }
     metrics.set_active_guest(guest_labels(&guest));
     let client = kube::Client::try_default().await.context(
         "connecting to Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)",

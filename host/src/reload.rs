@@ -53,6 +53,10 @@ pub enum ReloadError {
     /// The new guest declares a child kind the host does not allow.
     #[error("{0}")]
     KindNotAllowed(String),
+    /// The new guest's parent kind is one of Kubernetes' own, which the host was not started to
+    /// accept.
+    #[error("{0}")]
+    BuiltinParent(String),
     /// A child kind the new guest declares is not served.
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
@@ -118,6 +122,8 @@ pub struct Reloader {
     pub metrics: Arc<Metrics>,
     /// Child kinds a new guest may declare.
     pub allowed_child_kinds: KindAllowlist,
+    /// Whether a guest for one of Kubernetes' own kinds may take over (`--allow-builtin-parent-kind`).
+    pub allow_builtin_parent_kind: bool,
     /// Where a guest for another parent kind is handed over, when that is allowed
     /// (`--allow-parent-kind-change`); `None`: refuse such guests.
     pub parent_kind_change: Option<Arc<ParentKindHandoff>>,
@@ -280,6 +286,11 @@ impl Reloader {
                 Some(handoff) => {
                     // Everything that could make the controller refuse the guest is checked
                     // first: a refused file never stops a running host.
+                    if kinds::is_builtin(new_parent) && !self.allow_builtin_parent_kind {
+                        return Err(ReloadError::BuiltinParent(kinds::builtin_parent_refused(
+                            new_parent,
+                        )));
+                    }
                     let parent = kinds::resolve(&self.client, new_parent).await?;
                     if !parent.namespaced {
                         return Err(ReloadError::ClusterScoped {

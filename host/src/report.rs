@@ -65,8 +65,13 @@ impl Reporter<'_> {
         }
     }
 
-    /// Writes the status for `outcome` if it differs from the parent's current one.
+    /// Writes the status for `outcome` if it differs from the parent's current one. Parents of
+    /// Kubernetes' own kinds get none (their status belongs to their controllers; the host only
+    /// reconciles them with `--allow-builtin-parent-kind`).
     pub async fn outcome(&self, outcome: &Outcome) -> Result<(), ReconcileError> {
+        if crate::kinds::is_builtin(&self.parent_kind.gvk) {
+            return Ok(());
+        }
         let observed = self.observed_status();
         let observed = observed.as_ref();
         let next = status::next_status(

@@ -332,7 +332,8 @@ async fn with_allow_parent_kind_change_the_host_restarts_its_controller_for_the_
     let mut setup = setup_with(
         "swap-parent-allowed",
         plain_file_layout,
-        &["--allow-parent-kind-change"],
+        // The new guest reconciles ConfigMaps, one of Kubernetes' own kinds.
+        &["--allow-parent-kind-change", "--allow-builtin-parent-kind"],
     )
     .await;
     let pid = setup.host.pid();
@@ -365,4 +366,44 @@ async fn with_allow_parent_kind_change_the_host_restarts_its_controller_for_the_
     );
     // The old kind's children are left alone.
     assert_eq!(variants(&setup.client, &setup.namespace).await.len(), 26);
+}
+
+/// A guest for one of Kubernetes' own kinds is refused on swap unless the host was started to
+/// accept that, and the refusal stops nothing: the active guest keeps serving, same process.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_for_a_builtin_parent_kind_is_refused_before_anything_stops() {
+    let mut setup = setup_with(
+        "swap-parent-builtin",
+        plain_file_layout,
+        &["--allow-parent-kind-change"],
+    )
+    .await;
+    let pid = setup.host.pid();
+    replace_file(
+        &setup._dir.path().join("guest.wasm"),
+        &std::fs::read(test_guest("configmap_echo_guest")).unwrap(),
+    );
+    eventually(
+        SWAP_DEADLINE,
+        "refused for its built-in parent kind",
+        || async {
+            let log = setup.host.log();
+            if log.contains("refused the new guest file")
+                && log.contains("--allow-builtin-parent-kind")
+            {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        },
+    )
+    .await;
+    // The PotatoHead guest keeps serving, in the same process.
+    Api::<Deployment>::namespaced(setup.client.clone(), &setup.namespace)
+        .delete("demo-hat", &DeleteParams::default())
+        .await
+        .unwrap();
+    all_children_are(&setup.client, &setup.namespace, None, CONVERGE).await;
+    assert!(setup.host.is_running());
+    assert_eq!(setup.host.pid(), pid);
 }
