@@ -101,8 +101,13 @@ impl ForeignNames {
         )
     }
 
-    /// Applies one watch event.
-    fn handle(&self, event: Event<PartialObjectMeta<DynamicObject>>, parent: &ApiResource) {
+    /// Applies one watch event; `freed` hears of every deleted object (namespace, name).
+    fn handle(
+        &self,
+        event: Event<PartialObjectMeta<DynamicObject>>,
+        parent: &ApiResource,
+        freed: &impl Fn(&str, &str),
+    ) {
         let mut state = self.state.write().expect("foreign index lock poisoned");
         match event {
             Event::Apply(object) => {
@@ -112,7 +117,10 @@ impl ForeignNames {
                 );
             }
             Event::Delete(object) => {
-                state.live.remove(&name_of(&object.metadata));
+                let (namespace, name) = name_of(&object.metadata);
+                state.live.remove(&(namespace.clone(), name.clone()));
+                drop(state);
+                freed(&namespace, &name);
             }
             Event::Init => state.relisting = Some(HashMap::new()),
             Event::InitApply(object) => {
@@ -128,20 +136,22 @@ impl ForeignNames {
         }
     }
 
-    /// Watches the kind's objects without the host's label until the task is aborted.
+    /// Watches the kind's objects without the host's label until the task is aborted; `freed`
+    /// hears of every deleted one.
     pub async fn watch(
         &self,
         api: Api<PartialObjectMeta<DynamicObject>>,
         label_selector: &str,
         parent: &ApiResource,
         kind: &str,
+        freed: impl Fn(&str, &str),
     ) {
         let config = watcher::Config::default().labels(label_selector);
         // An `Api` of `PartialObjectMeta` makes metadata-only requests.
         let mut events = watcher::watcher(api, config).default_backoff().boxed();
         while let Some(event) = events.next().await {
             match event {
-                Ok(event) => self.handle(event, parent),
+                Ok(event) => self.handle(event, parent, &freed),
                 Err(error) => {
                     tracing::warn!(%kind, %error, "watch of unmanaged objects failed; retrying with backoff")
                 }
@@ -202,10 +212,10 @@ mod tests {
     #[test]
     fn nothing_is_answered_before_the_first_list_completes() {
         let names = ForeignNames::default();
-        names.handle(Event::Init, &parent());
-        names.handle(Event::InitApply(object("a", None)), &parent());
+        names.handle(Event::Init, &parent(), &|_, _| {});
+        names.handle(Event::InitApply(object("a", None)), &parent(), &|_, _| {});
         assert_eq!(names.holder("ns", "a"), None);
-        names.handle(Event::InitDone, &parent());
+        names.handle(Event::InitDone, &parent(), &|_, _| {});
         assert_eq!(names.holder("ns", "a"), Some(Some(Holder::Other(None))));
         assert_eq!(names.holder("ns", "b"), Some(None));
     }
@@ -213,15 +223,17 @@ mod tests {
     #[test]
     fn holders_are_told_apart_by_controller() {
         let names = ForeignNames::default();
-        names.handle(Event::Init, &parent());
-        names.handle(Event::InitDone, &parent());
+        names.handle(Event::Init, &parent(), &|_, _| {});
+        names.handle(Event::InitDone, &parent(), &|_, _| {});
         names.handle(
             Event::Apply(object("a", Some(("PotatoHead", "p1")))),
             &parent(),
+            &|_, _| {},
         );
         names.handle(
             Event::Apply(object("b", Some(("ReplicaSet", "r1")))),
             &parent(),
+            &|_, _| {},
         );
         let a = names.holder("ns", "a").unwrap().unwrap();
         assert_eq!(
@@ -233,22 +245,26 @@ mod tests {
         );
         let b = names.holder("ns", "b").unwrap().unwrap();
         assert_eq!(b.describe(&parent()), r#"ReplicaSet "owner-r1""#);
-        names.handle(Event::Delete(object("b", None)), &parent());
+        let freed = std::cell::RefCell::new(Vec::new());
+        names.handle(Event::Delete(object("b", None)), &parent(), &|ns, name| {
+            freed.borrow_mut().push(format!("{ns}/{name}"))
+        });
         assert_eq!(names.holder("ns", "b"), Some(None));
+        assert_eq!(freed.into_inner(), ["ns/b"], "a deletion frees the name");
     }
 
     #[test]
     fn a_relist_replaces_the_index_when_complete() {
         let names = ForeignNames::default();
-        names.handle(Event::Init, &parent());
-        names.handle(Event::InitApply(object("a", None)), &parent());
-        names.handle(Event::InitDone, &parent());
-        names.handle(Event::Init, &parent());
-        names.handle(Event::InitApply(object("b", None)), &parent());
+        names.handle(Event::Init, &parent(), &|_, _| {});
+        names.handle(Event::InitApply(object("a", None)), &parent(), &|_, _| {});
+        names.handle(Event::InitDone, &parent(), &|_, _| {});
+        names.handle(Event::Init, &parent(), &|_, _| {});
+        names.handle(Event::InitApply(object("b", None)), &parent(), &|_, _| {});
         // Until InitDone the previous, complete index answers.
         assert!(names.holder("ns", "a").unwrap().is_some());
         assert!(names.holder("ns", "b").unwrap().is_none());
-        names.handle(Event::InitDone, &parent());
+        names.handle(Event::InitDone, &parent(), &|_, _| {});
         assert!(names.holder("ns", "a").unwrap().is_none());
         assert!(names.holder("ns", "b").unwrap().is_some());
     }

@@ -32,6 +32,7 @@ use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
 use crate::apply::MANAGED_BY_LABEL;
+use crate::claims::{ClaimedName, NameWaiters};
 use crate::foreign::{ForeignNames, Holder};
 use crate::kinds::ResolvedKind;
 
@@ -85,6 +86,8 @@ pub struct OwnedChildren {
     triggers: UnboundedSender<ObjectRef<DynamicObject>>,
     caches: RwLock<Vec<Arc<ChildCache>>>,
     synced_changed: Notify,
+    /// Parents refused a name, reconciled when an object of that name is deleted.
+    waiters: NameWaiters,
 }
 
 struct ChildCache {
@@ -183,6 +186,15 @@ fn normalize(object: &mut DynamicObject, kind: &ApiResource) {
     }
 }
 
+fn claimed_name(kind: &ResolvedKind, namespace: &str, name: &str) -> ClaimedName {
+    ClaimedName {
+        group: kind.gvk.group.clone(),
+        kind: kind.gvk.kind.clone(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    }
+}
+
 fn child_name(meta: &ObjectMeta) -> ChildName {
     (
         meta.namespace.clone().unwrap_or_default(),
@@ -203,7 +215,26 @@ impl OwnedChildren {
             triggers,
             caches: RwLock::default(),
             synced_changed: Notify::new(),
+            waiters: NameWaiters::default(),
         })
+    }
+
+    /// Reconciles `parent` (in `namespace`) again as soon as the object `name` of `kind` is
+    /// deleted, whether the host's child of another parent or an object the host does not
+    /// manage.
+    pub fn wait_for_name(&self, kind: &ResolvedKind, namespace: &str, name: &str, parent: &str) {
+        self.waiters
+            .wait(claimed_name(kind, namespace, name), parent.to_string());
+    }
+
+    /// Triggers the parents that waited for `namespace/name` of `kind`.
+    fn name_freed(&self, kind: &ResolvedKind, namespace: &str, name: &str) {
+        for parent in self.waiters.freed(&claimed_name(kind, namespace, name)) {
+            // The receiver only goes away when the controller shuts down.
+            let _ = self
+                .triggers
+                .unbounded_send(self.parent_ref(&parent, namespace));
+        }
     }
 
     /// Starts watching every kind in `kinds` that is not watched yet, and waits until all of
@@ -414,7 +445,10 @@ impl OwnedChildren {
                 parents
             }
             Event::Delete(object) => {
-                state.live.remove(&child_name(&object.metadata));
+                let (namespace, name) = child_name(&object.metadata);
+                state.live.remove(&(namespace.clone(), name.clone()));
+                drop(state);
+                self.name_freed(&cache.kind, &namespace, &name);
                 self.parent_of(&object).into_iter().collect()
             }
             Event::Init => {
@@ -495,6 +529,7 @@ impl OwnedChildren {
     /// Keeps the kind's foreign-name index current until aborted.
     async fn watch_foreign(self: Arc<Self>, cache: Arc<ChildCache>) {
         let api = self.scope.api(&cache.kind.resource);
+        let freed = |namespace: &str, name: &str| self.name_freed(&cache.kind, namespace, name);
         cache
             .foreign
             .watch(
@@ -502,6 +537,7 @@ impl OwnedChildren {
                 &self.scope.foreign_selector(),
                 &self.parent,
                 &cache.kind.display_name(),
+                freed,
             )
             .await;
     }

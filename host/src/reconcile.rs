@@ -319,7 +319,7 @@ async fn reconcile_parent(
     if let Err(violation) = check_no_take_over(
         ctx,
         &namespace,
-        &parent_ref.uid,
+        &parent_ref,
         &desired_children,
         &observed_children,
     )
@@ -432,13 +432,22 @@ async fn reconcile_parent(
 /// # Errors
 /// `Err` when the API server cannot answer; `Ok(Err(violation))` when a child would be taken
 /// over.
+///
+/// A refused parent waits for the name: it is reconciled again as soon as the watch sees that
+/// object deleted, not only at its next backoff retry.
 async fn check_no_take_over(
     ctx: &Context,
     namespace: &str,
-    parent_uid: &str,
+    parent: &ParentRef,
     desired: &[DesiredChild],
     observed: &[ObservedChild],
 ) -> Result<Result<(), PolicyViolation>, ReconcileError> {
+    let parent_uid = parent.uid.as_str();
+    let refused = |child: &DesiredChild, violation: PolicyViolation| {
+        ctx.children
+            .wait_for_name(&child.kind, namespace, &child.name, &parent.name);
+        Ok(Err(violation))
+    };
     let mut fetches = Vec::new();
     let mut holders = Vec::new();
     let mut unseen = Vec::new();
@@ -484,11 +493,12 @@ async fn check_no_take_over(
             // Ours, and the cache has not caught up yet (or someone removed the host's label).
             Some(Holder::Parent { uid, .. }) if uid == parent_uid => {}
             Some(holder) => {
-                return Ok(Err(PolicyViolation::TakeOver {
+                let violation = PolicyViolation::TakeOver {
                     kind: child.kind.display_name(),
                     name: child.name.clone(),
                     controller: holder.describe(&ctx.parent_kind.resource),
-                }));
+                };
+                return refused(child, violation);
             }
         }
     }
@@ -504,15 +514,15 @@ async fn check_no_take_over(
         })
         .collect();
     if let Err((name, other)) = ctx.claims.claim_all(&names, parent_uid) {
-        let kind = unseen
-            .iter()
-            .find(|c| c.name == name.name && c.kind.gvk.kind == name.kind)
-            .map_or(name.kind.clone(), |c| c.kind.display_name());
-        return Ok(Err(PolicyViolation::NameClaimed {
-            kind,
+        // `names` was made from `unseen`, in order.
+        let index = names.iter().position(|n| *n == name).unwrap_or_default();
+        let child = unseen[index];
+        let violation = PolicyViolation::NameClaimed {
+            kind: child.kind.display_name(),
             name: name.name,
             parent_uid: other,
-        }));
+        };
+        return refused(child, violation);
     }
     Ok(Ok(()))
 }

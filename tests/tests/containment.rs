@@ -457,6 +457,80 @@ async fn a_guest_whose_output_never_settles_is_backed_off_with_a_condition_sayin
     setup.assert_healthy().await;
 }
 
+/// A parent refused a name waits for it: it is reconciled as soon as the object holding the name
+/// is deleted, not at its next backoff retry (which grows to minutes).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_parent_refused_a_name_takes_it_as_soon_as_it_is_freed() {
+    const VIOLATIONS: &str = r#"reconciler_reconciles_total{result="policy_violation"}"#;
+    let setup = setup("attack-freed").await;
+    let config_maps = Api::<ConfigMap>::namespaced(setup.client.clone(), &setup.namespace);
+    // Someone else's ConfigMap (no controller) under the name the guest will ask for.
+    config_maps
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({ "metadata": { "name": "contested-freed" } })).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut waiter = sample_potatohead(&setup.namespace, "waiter");
+    waiter.metadata.annotations = Some(
+        [
+            (
+                "hostile.example.com/attack".to_string(),
+                "contested".to_string(),
+            ),
+            (
+                "hostile.example.com/contested".to_string(),
+                "freed".to_string(),
+            ),
+        ]
+        .into(),
+    );
+    let uid = potatohead_api(&setup.client, &setup.namespace)
+        .create(&PostParams::default(), &waiter)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    setup
+        .refused("waiter", "PolicyViolation", &["already exists"])
+        .await;
+    // Five failures in, the next backoff retry is at least 12 s away.
+    let host = &setup.host;
+    eventually(Duration::from_secs(60), "five refusals", || async {
+        match host.counter(VIOLATIONS).await {
+            n if n >= 5.0 => Ok(()),
+            n => Err(format!("{n} refusals")),
+        }
+    })
+    .await;
+    config_maps
+        .delete("contested-freed", &Default::default())
+        .await
+        .unwrap();
+    let freed = std::time::Instant::now();
+    eventually(WAIT, "the waiter created the freed name", || async {
+        let child = config_maps
+            .get("contested-freed")
+            .await
+            .map_err(|e| e.to_string())?;
+        match child
+            .owner_references()
+            .iter()
+            .find(|o| o.controller == Some(true))
+        {
+            Some(owner) if owner.uid == uid => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let took = freed.elapsed();
+    assert!(
+        took < Duration::from_secs(6),
+        "took {took:?} after the name was freed"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guest_cannot_take_over_an_object_another_controller_owns() {
     let mut setup = setup("attack-take-over").await;
