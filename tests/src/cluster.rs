@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::json;
@@ -52,6 +53,17 @@ pub fn sample_potatohead(namespace: &str, name: &str) -> DynamicObject {
     object.metadata.namespace = Some(namespace.to_string());
     object.metadata.name = Some(name.to_string());
     object
+}
+
+/// The image of a Deployment's first container.
+pub fn image_of(deployment: &Deployment) -> String {
+    deployment
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.template.spec.as_ref())
+        .and_then(|pod| pod.containers.first())
+        .and_then(|container| container.image.clone())
+        .unwrap_or_default()
 }
 
 /// Polls `check` every 200 ms until it returns `Ok`, or panics with its last error after

@@ -19,6 +19,15 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// The UID of an object's controller (its owner reference with `controller: true`).
+fn controller_uid(object: &impl kube::Resource) -> Option<String> {
+    object
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.clone())
+}
+
 struct Setup {
     client: Client,
     namespace: String,
@@ -345,13 +354,7 @@ async fn two_parents_racing_for_one_name_end_with_one_owner_and_the_other_told_w
             .get(&format!("contested-{round}"))
             .await
             .unwrap();
-        let owner = child
-            .owner_references()
-            .iter()
-            .find(|o| o.controller == Some(true))
-            .unwrap()
-            .uid
-            .clone();
+        let owner = controller_uid(&child).unwrap();
         assert_eq!(
             owner, uids[winner],
             "round {round}: the Ready parent owns the child"
@@ -362,13 +365,7 @@ async fn two_parents_racing_for_one_name_end_with_one_owner_and_the_other_told_w
     tokio::time::sleep(Duration::from_secs(5)).await;
     for (name, owner) in owners {
         let child = config_maps.get(&name).await.unwrap();
-        let now = child
-            .owner_references()
-            .iter()
-            .find(|o| o.controller == Some(true))
-            .unwrap()
-            .uid
-            .clone();
+        let now = controller_uid(&child).unwrap();
         assert_eq!(now, owner, "{name} changed hands");
     }
     setup.assert_healthy().await;
@@ -514,12 +511,8 @@ async fn a_parent_refused_a_name_takes_it_as_soon_as_it_is_freed() {
             .get("contested-freed")
             .await
             .map_err(|e| e.to_string())?;
-        match child
-            .owner_references()
-            .iter()
-            .find(|o| o.controller == Some(true))
-        {
-            Some(owner) if owner.uid == uid => Ok(()),
+        match controller_uid(&child) {
+            Some(owner) if owner == uid => Ok(()),
             other => Err(format!("{other:?}")),
         }
     })

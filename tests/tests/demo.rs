@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use e2e::deploy::kubectl;
-use e2e::eventually;
 use e2e::paths::{host_binary, potatohead_guest, workspace_root};
+use e2e::{eventually, image_of};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
@@ -209,24 +209,7 @@ async fn deployment_images(deployments: &Api<Deployment>) -> Result<Vec<(String,
         .list(&Default::default())
         .await
         .map_err(|e| e.to_string())?;
-    Ok(list
-        .iter()
-        .map(|d| {
-            let image = d
-                .spec
-                .as_ref()
-                .unwrap()
-                .template
-                .spec
-                .as_ref()
-                .unwrap()
-                .containers[0]
-                .image
-                .clone()
-                .unwrap_or_default();
-            (d.name_any(), image)
-        })
-        .collect())
+    Ok(list.iter().map(|d| (d.name_any(), image_of(d))).collect())
 }
 
 /// The Events table of `kubectl describe`, one message per line.

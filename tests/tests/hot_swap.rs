@@ -309,17 +309,25 @@ async fn a_guest_for_another_parent_kind_is_refused_unless_allowed() {
         &setup._dir.path().join("guest.wasm"),
         &std::fs::read(test_guest("configmap_echo_guest")).unwrap(),
     );
-    eventually(SWAP_DEADLINE, "refused for its parent kind", || async {
-        let log = setup.host.log();
-        if log.contains("refused the new guest file") && log.contains("--allow-parent-kind-change")
-        {
-            Ok(())
-        } else {
-            Err("not yet".to_string())
-        }
-    })
+    refused_and_still_serving(&setup, "--allow-parent-kind-change").await;
+}
+
+/// Waits for the host to refuse the new guest file with a reason naming `flag`, then checks that
+/// the PotatoHead guest keeps serving (a deleted child comes back).
+async fn refused_and_still_serving(setup: &Setup, flag: &str) {
+    eventually(
+        SWAP_DEADLINE,
+        &format!("refused, naming {flag}"),
+        || async {
+            let log = setup.host.log();
+            if log.contains("refused the new guest file") && log.contains(flag) {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        },
+    )
     .await;
-    // The PotatoHead guest keeps serving.
     Api::<Deployment>::namespaced(setup.client.clone(), &setup.namespace)
         .delete("demo-hat", &DeleteParams::default())
         .await
@@ -383,27 +391,7 @@ async fn a_guest_for_a_builtin_parent_kind_is_refused_before_anything_stops() {
         &setup._dir.path().join("guest.wasm"),
         &std::fs::read(test_guest("configmap_echo_guest")).unwrap(),
     );
-    eventually(
-        SWAP_DEADLINE,
-        "refused for its built-in parent kind",
-        || async {
-            let log = setup.host.log();
-            if log.contains("refused the new guest file")
-                && log.contains("--allow-builtin-parent-kind")
-            {
-                Ok(())
-            } else {
-                Err("not yet".to_string())
-            }
-        },
-    )
-    .await;
-    // The PotatoHead guest keeps serving, in the same process.
-    Api::<Deployment>::namespaced(setup.client.clone(), &setup.namespace)
-        .delete("demo-hat", &DeleteParams::default())
-        .await
-        .unwrap();
-    all_children_are(&setup.client, &setup.namespace, None, CONVERGE).await;
+    refused_and_still_serving(&setup, "--allow-builtin-parent-kind").await;
     assert!(setup.host.is_running());
     assert_eq!(setup.host.pid(), pid);
 }

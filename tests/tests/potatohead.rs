@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use e2e::paths::potatohead_guest;
 use e2e::{
-    CHILDREN_APPLIED, ControlPlane, HostProcess, TestNamespace, eventually, potatohead_api,
-    sample_potatohead,
+    CHILDREN_APPLIED, ControlPlane, HostProcess, TestNamespace, eventually, image_of,
+    potatohead_api, sample_potatohead,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -69,21 +69,6 @@ async fn services(client: &Client, namespace: &str) -> BTreeMap<String, Service>
         .await
         .unwrap();
     list.items.into_iter().map(|s| (s.name_any(), s)).collect()
-}
-
-fn image_of(deployment: &Deployment) -> String {
-    deployment
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0]
-        .image
-        .clone()
-        .unwrap()
 }
 
 /// Waits until all six parts have a Deployment and a Service, and returns the Deployments.
