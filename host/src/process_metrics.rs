@@ -29,50 +29,64 @@ impl Collector for ProcessMetrics {
                 Some(&Unit::Seconds),
                 cpu.metric_type(),
             )?)?;
-            let resident = ConstGauge::new((stat.rss * procfs::page_size()) as f64);
-            resident.encode(encoder.encode_descriptor(
+            let resident = (stat.rss * procfs::page_size()) as f64;
+            gauge(
+                &mut encoder,
                 "process_resident_memory",
                 "Resident memory size in bytes.",
                 Some(&Unit::Bytes),
-                resident.metric_type(),
-            )?)?;
-            let virtual_memory = ConstGauge::new(stat.vsize as f64);
-            virtual_memory.encode(encoder.encode_descriptor(
+                resident,
+            )?;
+            gauge(
+                &mut encoder,
                 "process_virtual_memory",
                 "Virtual memory size in bytes.",
                 Some(&Unit::Bytes),
-                virtual_memory.metric_type(),
-            )?)?;
+                stat.vsize as f64,
+            )?;
             if let Ok(boot) = procfs::boot_time_secs() {
-                let start = ConstGauge::new(boot as f64 + stat.starttime as f64 / ticks);
-                start.encode(encoder.encode_descriptor(
+                let start = boot as f64 + stat.starttime as f64 / ticks;
+                gauge(
+                    &mut encoder,
                     "process_start_time",
                     "Start time of the process since unix epoch in seconds.",
                     Some(&Unit::Seconds),
-                    start.metric_type(),
-                )?)?;
+                    start,
+                )?;
             }
         }
         if let Ok(open) = process.fd_count() {
-            let open = ConstGauge::new(open as f64);
-            open.encode(encoder.encode_descriptor(
+            gauge(
+                &mut encoder,
                 "process_open_fds",
                 "Number of open file descriptors.",
                 None,
-                open.metric_type(),
-            )?)?;
+                open as f64,
+            )?;
         }
         if let Ok(limits) = process.limits()
             && let LimitValue::Value(max) = limits.max_open_files.soft_limit
         {
-            let max = ConstGauge::new(max as f64);
-            max.encode(encoder.encode_descriptor(
+            gauge(
+                &mut encoder,
                 "process_max_fds",
                 "Maximum number of open file descriptors.",
                 None,
-                max.metric_type(),
-            )?)?;
+                max as f64,
+            )?;
         }
         Ok(())
     }
+}
+
+/// Writes one gauge and its description.
+fn gauge(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    value: f64,
+) -> Result<(), std::fmt::Error> {
+    let gauge = ConstGauge::new(value);
+    gauge.encode(encoder.encode_descriptor(name, help, unit, gauge.metric_type())?)
 }
