@@ -437,13 +437,27 @@ async fn start_up(
     }
 }
 
+/// The bench's PotatoHead: the committed sample with the entry part's Service as a ClusterIP.
+/// The default, a LoadBalancer, takes a node port, and 1 000 parents (plus the floors' own)
+/// exhaust the cluster's node-port range (2 768 ports) long before the bench ends.
+fn bench_parent(namespace: &str, name: &str) -> kube::api::DynamicObject {
+    let mut parent = sample_potatohead(namespace, name);
+    let parts = parent.data["spec"]["parts"]
+        .as_array_mut()
+        .expect("the sample lists its parts");
+    for part in parts.iter_mut().filter(|p| p["name"] == "entry") {
+        part["serviceType"] = "ClusterIP".into();
+    }
+    parent
+}
+
 /// The 13 children of a PotatoHead named `ph-template` in namespace `ns-template` with UID
 /// `uid-template`, as the host applies them (from `reconciler-host render`).
 fn children_template(tag: &str) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let parent = dir.path().join("parent.yaml");
     let mut sample: Value =
-        serde_json::to_value(sample_potatohead("ns-template", "ph-template")).unwrap();
+        serde_json::to_value(bench_parent("ns-template", "ph-template")).unwrap();
     sample["metadata"]["uid"] = "uid-template".into();
     sample["spec"]["tag"] = tag.into();
     std::fs::write(&parent, serde_saphyr::to_string(&sample).unwrap()).unwrap();
@@ -473,7 +487,7 @@ async fn create_parents(client: &Client, namespace: &str, names: &[String]) {
         .map(|name| {
             let api = api.clone();
             async move {
-                api.create(&PostParams::default(), &sample_potatohead(namespace, name))
+                api.create(&PostParams::default(), &bench_parent(namespace, name))
                     .await
             }
         })

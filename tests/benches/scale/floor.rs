@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use e2e::{potatohead_api, sample_potatohead};
+use e2e::potatohead_api;
 use futures::StreamExt;
 use kube::Client;
 use kube::api::{
@@ -24,7 +24,10 @@ pub async fn create(client: &Client, namespace: &str, names: &[String], template
             let parents = parents.clone();
             async move {
                 let created = parents
-                    .create(&PostParams::default(), &sample_potatohead(namespace, name))
+                    .create(
+                        &PostParams::default(),
+                        &crate::bench_parent(namespace, name),
+                    )
                     .await
                     .unwrap();
                 let uid = created.metadata.uid.unwrap();
