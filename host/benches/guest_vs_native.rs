@@ -122,6 +122,17 @@ fn main() {
     let native_call = median(&mut phases.native_call);
     let wasm_full = median(&mut phases.wasm_full);
     let native_full = median(&mut phases.native_full);
+    // The ratio depends on the CPU (1.45x on one machine, 2.0x on an AMD EPYC): always say which.
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .and_then(|rest| rest.split_once(':'))
+                .map(|(_, model)| model.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!("CPU: {cpu}");
     println!(
         "one steady-state reconcile of the sample: {} bytes of JSON in, 13 children out; medians of {ROUNDS}",
         observed.parent.len() + observed.children.iter().map(String::len).sum::<usize>()

@@ -76,6 +76,11 @@ async fn main() {
         .and_then(|p| p.parse().ok())
         .unwrap_or(1000);
     println!("host binary: {}", host_binary().display());
+    println!(
+        "CPU: {} ({} cores)",
+        e2e::proc_stats::cpu_model(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!("{parents} PotatoHeads, {} children", parents * 13);
     let plane = DedicatedPlane::start(Options::default()).await;
     let client = plane.client().await;

@@ -2,6 +2,20 @@
 
 use std::fs;
 
+/// The machine's CPU model (`model name` in /proc/cpuinfo), printed beside every benchmark
+/// result: the same benchmark gives different ratios on different CPUs.
+pub fn cpu_model() -> String {
+    fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .and_then(|rest| rest.split_once(':'))
+                .map(|(_, model)| model.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// Resident memory of `pid`, in bytes (`VmRSS`).
 pub fn rss_bytes(pid: u32) -> u64 {
     status_kib(pid, "VmRSS:") * 1024
@@ -64,6 +78,13 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cpu_model_is_read_from_proc() {
+        let model = cpu_model();
+        assert!(!model.is_empty() && model != "unknown", "{model:?}");
+        assert!(!model.contains(':'), "{model:?}");
+    }
 
     #[test]
     fn this_process_has_memory_and_uses_cpu() {
