@@ -22,6 +22,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use crate::bindings::{self, Desired, LogLevel, Manifest, Observed, ReconcilerPre, WIT_PACKAGE};
 use crate::compile_cache::{CompileCache, CompileCacheConfig, CompileOrigin};
 use crate::guest_log::{CallLog, LogBudget, MAX_GUEST_ERROR_BYTES, guest_text};
+pub use crate::manifest::GuestManifest;
 use crate::manifest::check_manifest;
 
 /// How often the epoch advances; the granularity of guest deadlines.
@@ -120,15 +121,6 @@ pub enum GuestError {
     /// The guest trapped: a panic, an out-of-bounds access, an unreachable instruction.
     #[error("guest trapped: {0}")]
     Trap(String),
-}
-
-/// A guest's self-description, checked and converted to host types.
-#[derive(Clone, Debug)]
-pub struct GuestManifest {
-    pub name: String,
-    pub version: String,
-    pub parent: kube::api::GroupVersionKind,
-    pub children: Vec<kube::api::GroupVersionKind>,
 }
 
 /// The process-wide wasmtime engine, its epoch ticker, and the linker every guest is linked with.

@@ -4,8 +4,16 @@
 use kube::api::GroupVersionKind;
 
 use crate::bindings::{self, Manifest};
-use crate::guest::GuestManifest;
 use crate::kinds::display_gvk;
+
+/// A guest's self-description, checked and converted to host types.
+#[derive(Clone, Debug)]
+pub struct GuestManifest {
+    pub name: String,
+    pub version: String,
+    pub parent: GroupVersionKind,
+    pub children: Vec<GroupVersionKind>,
+}
 
 /// Most bytes of a guest's name or version: they reach metric labels, logs, Events and every
 /// parent's `status.reconciler`, so a 4 MB name would make each of those 4 MB.

@@ -342,27 +342,7 @@ async fn reconcile_parent(
         desired_children,
         &observed_children,
     );
-    let sending: Vec<(String, String)> = planned
-        .iter()
-        .filter(|w| !w.satisfied)
-        .map(|w| (w.describe(), w.digest.clone()))
-        .collect();
-    if let Some((child, contents)) =
-        ctx.parent_states
-            .record_writes(parent, &sending, Instant::now())
-    {
-        let message = format!(
-            "the guest's output does not settle: {child} was to be written with {contents} \
-             different contents within {}s while the parent did not change (a timestamp or a \
-             random value in the output?); retrying with backoff",
-            UNSETTLED_WINDOW.as_secs()
-        );
-        ctx.metrics.guest_failed(GuestFailureKind::InvalidOutput);
-        report
-            .failure(FailureReason::OutputUnsettled, message.clone())
-            .await;
-        return Err(ReconcileError::Unsettled(message));
-    }
+    check_output_settles(ctx, parent, &planned, &report).await?;
     let mut writes = write_children(ctx, &namespace, planned).await;
 
     if writes.failures.is_empty() {
@@ -407,21 +387,58 @@ async fn reconcile_parent(
         report.outcome(&outcome)
     );
     if let Err(error) = written {
-        // Reported like any failure: the status written instead keeps the previous one (not
-        // the refused, perhaps oversized, guest status) with Ready=False, and a Warning Event.
-        let reason = match &error {
-            ReconcileError::Status(source) => crate::api_error_text(source),
-            other => other.to_string(),
-        };
-        report
-            .failure(
-                FailureReason::StatusFailed,
-                format!("the API server refused the status: {reason}"),
-            )
-            .await;
+        report_status_refused(&report, &error).await;
         return Err(error);
     }
     Ok((Action::requeue(requeue), ReconcileResult::Success))
+}
+
+/// Refuses the reconcile, before anything is written, when the guest's output does not settle:
+/// one child to be written with new content again and again while the parent did not change.
+async fn check_output_settles(
+    ctx: &Context,
+    parent: &DynamicObject,
+    planned: &[PlannedWrite],
+    report: &Reporter<'_>,
+) -> Result<(), ReconcileError> {
+    let sending: Vec<(String, String)> = planned
+        .iter()
+        .filter(|w| !w.satisfied)
+        .map(|w| (w.describe(), w.digest.clone()))
+        .collect();
+    let Some((child, contents)) = ctx
+        .parent_states
+        .record_writes(parent, &sending, Instant::now())
+    else {
+        return Ok(());
+    };
+    let message = format!(
+        "the guest's output does not settle: {child} was to be written with {contents} \
+         different contents within {}s while the parent did not change (a timestamp or a \
+         random value in the output?); retrying with backoff",
+        UNSETTLED_WINDOW.as_secs()
+    );
+    ctx.metrics.guest_failed(GuestFailureKind::InvalidOutput);
+    report
+        .failure(FailureReason::OutputUnsettled, message.clone())
+        .await;
+    Err(ReconcileError::Unsettled(message))
+}
+
+/// A status the API server refused is reported like any failure: the status written instead
+/// keeps the previous one (not the refused, perhaps oversized, guest status) with Ready=False,
+/// and a Warning Event.
+async fn report_status_refused(report: &Reporter<'_>, error: &ReconcileError) {
+    let reason = match error {
+        ReconcileError::Status(source) => crate::api_error_text(source),
+        other => other.to_string(),
+    };
+    report
+        .failure(
+            FailureReason::StatusFailed,
+            format!("the API server refused the status: {reason}"),
+        )
+        .await;
 }
 
 /// The take-over rule of the output policy: every desired child the caches do not show as this
