@@ -22,7 +22,8 @@ fn main() {
     // Steady state: the children the guest wants are what the host observes.
     let observed = common::steady_state(&guest, &root.join("deploy/samples/potatohead.yaml"));
     let first = guest.reconcile(&observed, "bench").unwrap();
-    let bytes_in = observed.parent.len() + observed.children.iter().map(String::len).sum::<usize>();
+    let bytes_in =
+        observed.parent().len() + observed.children().iter().map(String::len).sum::<usize>();
     let bytes_out = first.children.iter().map(String::len).sum::<usize>()
         + first.status.as_ref().map_or(0, String::len);
 

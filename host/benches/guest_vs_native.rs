@@ -22,11 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-use reconciler_host::bindings::{Desired, Observed};
-use reconciler_host::guest::{GuestEngine, GuestLimits};
-use reconciler_host::kinds::ResolvedKind;
-use reconciler_host::policy;
+use reconciler_host::cluster::ResolvedKind;
+use reconciler_host::guest::{Decision, GuestEngine, GuestLimits, Observation};
 use reconciler_host::reconcile::guest_json;
+use reconciler_host::reconcile::policy;
 
 const ROUNDS: usize = 3000;
 
@@ -47,9 +46,9 @@ fn main() {
         Arc::new(kind("", "v1", "ConfigMap")),
     ];
     // The host holds objects, not text.
-    let parent: DynamicObject = serde_json::from_str(&observed.parent).unwrap();
+    let parent: DynamicObject = serde_json::from_str(observed.parent()).unwrap();
     let children: Vec<(DynamicObject, &ResolvedKind)> = observed
-        .children
+        .children()
         .iter()
         .map(|text| {
             let object: DynamicObject = serde_json::from_str(text).unwrap();
@@ -81,7 +80,7 @@ fn main() {
         let (answer, t) = timed(|| native_call(&text));
         phases.native_call.push(t);
         std::hint::black_box(answer);
-        let through_wasm = |o: &Observed| guest.reconcile(o, "bench").unwrap();
+        let through_wasm = |o: &Observation| guest.reconcile(o, "bench").unwrap();
         phases.wasm_full.push(full(
             through_wasm,
             &parent,
@@ -135,7 +134,7 @@ fn main() {
     println!("CPU: {cpu}");
     println!(
         "one steady-state reconcile of the sample: {} bytes of JSON in, 13 children out; medians of {ROUNDS}",
-        observed.parent.len() + observed.children.iter().map(String::len).sum::<usize>()
+        observed.parent().len() + observed.children().iter().map(String::len).sum::<usize>()
     );
     println!("| phase | WebAssembly | native | ratio |");
     println!("|---|---|---|---|");
@@ -182,15 +181,15 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 }
 
 /// The guest logic called directly, answering in the same text form as the component.
-fn native_call(observed: &Observed) -> Desired {
+fn native_call(observed: &Observation) -> Decision {
     let desired =
-        guest_potatohead::reconcile::reconcile(&observed.parent, &observed.children, false)
+        guest_potatohead::reconcile::reconcile(observed.parent(), observed.children(), false)
             .unwrap();
     let (children, status) = desired.to_text();
-    Desired {
+    Decision {
         children,
         status,
-        requeue_after_ms: desired.requeue_after_ms,
+        requeue_after: desired.requeue_after_ms.map(Duration::from_millis),
     }
 }
 
@@ -198,26 +197,26 @@ fn input(
     parent: &DynamicObject,
     parent_kind: &ResolvedKind,
     children: &[(DynamicObject, &ResolvedKind)],
-) -> Observed {
-    Observed {
-        parent: guest_json(parent, parent_kind),
-        children: children
+) -> Observation {
+    Observation::new(
+        guest_json(parent, parent_kind),
+        children
             .iter()
             .map(|(object, kind)| guest_json(object, kind))
             .collect(),
-        finalizing: false,
-    }
+        false,
+    )
 }
 
-fn check(answer: &Desired, kinds: &[Arc<ResolvedKind>]) {
-    let children = policy::check(&answer.children, "default", kinds).unwrap();
+fn check(answer: &Decision, kinds: &[Arc<ResolvedKind>]) {
+    let children = policy::check_children(&answer.children, "default", kinds).unwrap();
     let status = answer.status.as_deref().map(policy::check_status);
     std::hint::black_box((children, status));
 }
 
 /// One full call timed whole: the host's objects to JSON, `call`, the output checked.
 fn full(
-    call: impl Fn(&Observed) -> Desired,
+    call: impl Fn(&Observation) -> Decision,
     parent: &DynamicObject,
     parent_kind: &ResolvedKind,
     children: &[(DynamicObject, &ResolvedKind)],

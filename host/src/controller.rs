@@ -1,6 +1,6 @@
 //! The controller: resolves the guest's kinds, starts the watches, runs kube-runtime's
-//! `Controller` over the parent kind with the host's reconcile (see `reconcile.rs`), and the
-//! guest hot swap beside it (see `reload.rs`).
+//! `Controller` over the parent kind with the host's reconcile (see `reconcile/`), and the
+//! guest hot swap beside it (see `hot_swap.rs`); its error policy is the per-parent backoff.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,15 +13,16 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tracing::{debug, info, warn};
 
-use crate::active::{ActiveGuest, GuestSlot};
-use crate::config::RunSettings;
+use crate::cli::RunSettings;
+use crate::cluster::kinds::{self, DiscoveryError, ResolvedKind};
+use crate::cluster::{ChildCaches, WatchScope};
+use crate::error_text::error_chain;
 use crate::guest::{GuestEngine, LoadedGuest};
-use crate::kinds::{self, DiscoveryError};
+use crate::hot_swap::{HotSwap, ParentKindHandoff};
 use crate::metrics::{Metrics, ParentCounts, ParentProbe};
-use crate::owned::{OwnedChildren, WatchScope};
-use crate::parent_state::ParentStates;
-use crate::reconcile::{Context, ReconcileError, reconcile};
-use crate::reload::{ParentKindHandoff, Reloader};
+use crate::reconcile::events::EventPublisher;
+use crate::reconcile::parent_state::ParentStates;
+use crate::reconcile::{ActiveGuest, Context, Failure, GuestSlot, Settings, reconcile};
 
 /// First retry delay after a failed reconcile; doubles per consecutive failure.
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
@@ -76,48 +77,26 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<Stopped, StartError> {
-    let manifest = guest.manifest().clone();
-    let parent_kind = kinds::resolve(&client, &manifest.parent).await?;
-    if !parent_kind.namespaced {
-        return Err(StartError::ClusterScopedParent(parent_kind.display_name()));
-    }
-    let mut child_kinds = Vec::with_capacity(manifest.children.len());
-    for gvk in &manifest.children {
-        let kind = kinds::resolve(&client, gvk).await?;
-        if !kind.namespaced {
-            return Err(StartError::ClusterScopedChild(kind.display_name()));
-        }
-        child_kinds.push(Arc::new(kind));
-    }
-
+    let (parent_kind, child_kinds) = resolve_kinds(&client, &guest).await?;
     let (child_triggers, triggered_by_children) = futures::channel::mpsc::unbounded();
-    let (reconcile_all, reconcile_all_requests) = futures::channel::mpsc::unbounded();
-    let scope = WatchScope {
-        client: client.clone(),
-        namespace: settings.namespace.clone(),
-        managed_by: settings.field_manager.clone(),
-    };
-    let children = OwnedChildren::new(parent_kind.resource.clone(), scope, child_triggers);
-    info!(
-        parent = %parent_kind.display_name(),
-        children = %child_kinds.iter().map(|k| k.display_name()).collect::<Vec<_>>().join(", "),
-        namespace = settings.namespace.as_deref().unwrap_or("<all>"),
-        "waiting for child caches to sync"
+    let children = ChildCaches::new(
+        parent_kind.resource.clone(),
+        WatchScope {
+            client: client.clone(),
+            namespace: settings.namespace.clone(),
+            managed_by: settings.field_manager.clone(),
+        },
+        child_triggers,
     );
-    while let Err(pending) = children
-        .watch_kinds(&child_kinds, SYNC_PROGRESS_INTERVAL)
-        .await
-    {
-        warn!(%pending, "child caches still listing");
-    }
-    info!("child caches synced; reconciling");
+    sync_child_caches(&children, &parent_kind, &child_kinds, &settings).await;
     metrics.set_caches_synced(true);
-
     let active = ActiveGuest { guest, child_kinds };
     metrics.set_active_guest(active.metric_labels());
     let slot = Arc::new(GuestSlot::new(active));
+
+    let (reconcile_all, reconcile_all_requests) = futures::channel::mpsc::unbounded();
     let handoff = Arc::new(ParentKindHandoff::default());
-    let reloader = Reloader {
+    let swapper = HotSwap {
         engine,
         path: settings.guest.clone(),
         limits: settings.limits,
@@ -134,40 +113,39 @@ pub async fn run(
         allow_builtin_parent_kind: settings.allow_builtin_parent_kind,
         last_refused: Default::default(),
     };
-    let reloads = tokio::spawn(reloader.run());
     let mut teardown = Teardown {
-        tasks: vec![reloads.abort_handle()],
+        tasks: vec![tokio::spawn(swapper.run()).abort_handle()],
         children: Arc::clone(&children),
         metrics: Arc::clone(&metrics),
     };
 
-    let parent_api: Api<DynamicObject> = match settings.namespace.as_deref() {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &parent_kind.resource),
-        None => Api::all_with(client.clone(), &parent_kind.resource),
-    };
     // The parent watch is built here rather than by `Controller::new_with` (which does the same)
     // so that per-parent state follows it: a deleted parent's state goes with it.
     let parent_cache = Writer::<DynamicObject>::new(parent_kind.resource.clone());
     let parents = parent_cache.as_reader();
     let context = Arc::new(Context {
-        events: crate::events::EventPublisher::new(
+        events: EventPublisher::new(
             client.clone(),
             settings.field_manager.clone(),
             settings.pod_name.clone(),
         ),
-        client,
+        parent_states: ParentStates::new(parents.clone(), parent_kind.resource.clone()),
+        client: client.clone(),
         slot,
-        parent_kind: parent_kind.clone(),
-        children: Arc::clone(&children),
-        settings: settings.clone(),
+        parent_kind,
+        children,
+        settings: Settings {
+            field_manager: settings.field_manager.clone(),
+            resync: settings.resync,
+        },
         metrics: Arc::clone(&metrics),
         claims: Default::default(),
         guest_memory: Arc::new(tokio::sync::Semaphore::new(
             settings.guest_memory_budget_bytes >> 20,
         )),
-        parent_states: ParentStates::new(parents.clone(), parent_kind.resource.clone()),
     });
-    // Stop on the caller's shutdown, or when the reloader hands over a guest for a new parent kind.
+    // Stop on the caller's shutdown, or when the hot swap hands over a guest for a new parent
+    // kind.
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let forward_stop = tokio::spawn({
         let handoff = Arc::clone(&handoff);
@@ -180,13 +158,78 @@ pub async fn run(
         }
     });
     teardown.tasks.push(forward_stop.abort_handle());
-    let parent_events = {
-        let context = Arc::clone(&context);
-        let parent_kind = parent_kind.display_name();
-        reflector(
-            parent_cache,
-            watcher(parent_api, watcher::Config::default()),
-        )
+    let parent_api: Api<DynamicObject> = match settings.namespace.as_deref() {
+        Some(ns) => Api::namespaced_with(client, ns, &context.parent_kind.resource),
+        None => Api::all_with(client, &context.parent_kind.resource),
+    };
+    let parent_events = parent_events(parent_api, parent_cache, Arc::clone(&context));
+    let controller =
+        Controller::for_stream_with(parent_events, parents, context.parent_kind.resource.clone())
+            .reconcile_on(triggered_by_children)
+            .reconcile_all_on(reconcile_all_requests)
+            .with_config(ControllerConfig::default().concurrency(settings.concurrency));
+    metrics.set_parent_probe(Some(parent_probe(Arc::clone(&context))));
+    serve(controller, context, stopping).await;
+    drop(teardown);
+    info!("controller stopped");
+    Ok(match handoff.take() {
+        Some(guest) => Stopped::NewParentKind(Box::new(guest)),
+        None => Stopped::Shutdown,
+    })
+}
+
+/// The guest's parent kind and child kinds, resolved against the API server; each must be
+/// namespaced.
+async fn resolve_kinds(
+    client: &Client,
+    guest: &LoadedGuest,
+) -> Result<(ResolvedKind, Vec<Arc<ResolvedKind>>), StartError> {
+    let manifest = guest.manifest();
+    let parent_kind = kinds::resolve(client, &manifest.parent).await?;
+    if !parent_kind.namespaced {
+        return Err(StartError::ClusterScopedParent(parent_kind.display_name()));
+    }
+    let mut child_kinds = Vec::with_capacity(manifest.children.len());
+    for gvk in &manifest.children {
+        let kind = kinds::resolve(client, gvk).await?;
+        if !kind.namespaced {
+            return Err(StartError::ClusterScopedChild(kind.display_name()));
+        }
+        child_kinds.push(Arc::new(kind));
+    }
+    Ok((parent_kind, child_kinds))
+}
+
+/// Starts the child watches and waits until every kind has listed, reporting progress.
+async fn sync_child_caches(
+    children: &Arc<ChildCaches>,
+    parent_kind: &ResolvedKind,
+    child_kinds: &[Arc<ResolvedKind>],
+    settings: &RunSettings,
+) {
+    info!(
+        parent = %parent_kind.display_name(),
+        children = %child_kinds.iter().map(|k| k.display_name()).collect::<Vec<_>>().join(", "),
+        namespace = settings.namespace.as_deref().unwrap_or("<all>"),
+        "waiting for child caches to sync"
+    );
+    while let Err(pending) = children
+        .watch_kinds(child_kinds, SYNC_PROGRESS_INTERVAL)
+        .await
+    {
+        warn!(%pending, "child caches still listing");
+    }
+    info!("child caches synced; reconciling");
+}
+
+/// The parent watch, feeding the controller's cache; per-parent state and `/readyz` follow it.
+fn parent_events(
+    api: Api<DynamicObject>,
+    cache: Writer<DynamicObject>,
+    context: Arc<Context>,
+) -> impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
+    let parent_kind = context.parent_kind.display_name();
+    reflector(cache, watcher(api, watcher::Config::default()))
         .inspect(move |event| match event {
             Ok(event) => {
                 context.metrics.set_parent_watch_failing(false);
@@ -196,25 +239,27 @@ pub async fn run(
             // A deleted CRD shows up here: nothing else would say why reconciles stopped.
             Err(error) => {
                 context.metrics.set_parent_watch_failing(true);
-                warn!(parent = %parent_kind, error = %crate::error_chain(error), "the parent watch is failing (was the CustomResourceDefinition deleted?); retrying with backoff, /readyz answers not ready meanwhile");
+                warn!(parent = %parent_kind, error = %error_chain(error), "the parent watch is failing (was the CustomResourceDefinition deleted?); retrying with backoff, /readyz answers not ready meanwhile");
             }
         })
         .applied_objects()
-    };
-    let controller =
-        Controller::for_stream_with(parent_events, parents, parent_kind.resource.clone());
-    metrics.set_parent_probe(Some(parent_probe(Arc::clone(&context))));
+}
+
+/// Runs the controller until `stopping`, then lets in-flight reconciles finish.
+async fn serve(
+    controller: Controller<DynamicObject>,
+    context: Arc<Context>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let metrics = Arc::clone(&context.metrics);
     let controller = controller
-        .reconcile_on(triggered_by_children)
-        .reconcile_all_on(reconcile_all_requests)
-        .with_config(ControllerConfig::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(stopped(stopping.clone()))
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             match result {
                 Ok(_) => {}
                 Err(kube::runtime::controller::Error::ReconcilerFailed(error, object)) => {
-                    warn!(parent = %object, error = %crate::error_chain(&error), "reconcile failed; retrying with backoff");
+                    warn!(parent = %object, error = %error_chain(&error), "reconcile failed; retrying with backoff");
                 }
                 Err(error) => debug!(%error, "controller event"),
             }
@@ -222,31 +267,22 @@ pub async fn run(
     // kube-runtime's graceful shutdown finishes in-flight reconciles, but (kube 5.0) never ends
     // when it is asked to stop before the parent watch's first list completed. So once stopping,
     // also end as soon as no reconcile is in flight.
-    let idle_after_stop = {
-        let metrics = Arc::clone(&metrics);
-        async move {
-            stopped(stopping).await;
-            while metrics.reconciles_in_flight() > 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+    let idle_after_stop = async move {
+        stopped(stopping).await;
+        while metrics.reconciles_in_flight() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
     tokio::select! {
         () = controller => {}
         () = idle_after_stop => debug!("stopping with no reconcile in flight"),
     }
-    drop(teardown);
-    info!("controller stopped");
-    Ok(match handoff.take() {
-        Some(guest) => Stopped::NewParentKind(Box::new(guest)),
-        None => Stopped::Shutdown,
-    })
 }
 
 /// Stops what runs beside the controller, however [`run`] ends (returned or dropped).
 struct Teardown {
     tasks: Vec<tokio::task::AbortHandle>,
-    children: Arc<OwnedChildren>,
+    children: Arc<ChildCaches>,
     metrics: Arc<Metrics>,
 }
 
@@ -279,7 +315,7 @@ async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
 /// Per-parent exponential backoff: 1 s, 2 s, 4 s… up to 5 minutes, each delay shortened by a
 /// random 0–25 % so that parents failing together (an API server outage, a guest bug) do not
 /// retry in lockstep; reset by a success.
-fn error_policy(parent: Arc<DynamicObject>, _error: &ReconcileError, ctx: Arc<Context>) -> Action {
+fn error_policy(parent: Arc<DynamicObject>, _failure: &Failure, ctx: Arc<Context>) -> Action {
     let attempts = ctx.parent_states.record_failure(&parent);
     Action::requeue(backoff(attempts, fastrand::f64()))
 }

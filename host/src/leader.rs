@@ -183,7 +183,7 @@ impl Elector {
                     }
                 }
                 Err(error) => {
-                    warn!(lease = %self.lease_ref(), error = %crate::error_chain(&error), "leader election: cannot reach the Lease; retrying");
+                    warn!(lease = %self.lease_ref(), error = %crate::error_text::error_chain(&error), "leader election: cannot reach the Lease; retrying");
                 }
             }
             tokio::time::sleep(self.settings.timings.retry_period).await;
@@ -221,7 +221,7 @@ impl Elector {
                     return Held::Lost(format!("the Lease is now held by {holder}"));
                 }
                 Ok(Err(error)) => {
-                    warn!(lease = %self.lease_ref(), error = %crate::error_chain(&error), "renewing the Lease failed; retrying until the renew deadline");
+                    warn!(lease = %self.lease_ref(), error = %crate::error_text::error_chain(&error), "renewing the Lease failed; retrying until the renew deadline");
                 }
                 Err(_elapsed) => {
                     return Held::Lost(format!(
@@ -341,7 +341,7 @@ impl Elector {
         {
             Ok(_) => info!(lease = %self.lease_ref(), "released the Lease"),
             Err(error) => {
-                warn!(lease = %self.lease_ref(), error = %crate::error_chain(&error), "could not release the Lease; a standby takes over when it expires")
+                warn!(lease = %self.lease_ref(), error = %crate::error_text::error_chain(&error), "could not release the Lease; a standby takes over when it expires")
             }
         }
     }
@@ -372,13 +372,13 @@ impl Elector {
     }
 }
 
-/// A process-unique identity: `<name>_<random>`, where name is the pod's (or host's) name.
-pub fn identity(pod_name: Option<&str>) -> String {
+/// A process-unique identity: `<name>_<random>`, where name is the pod's (or else the host's)
+/// name.
+pub fn identity(pod_name: Option<&str>, host_name: Option<&str>) -> String {
     use std::hash::{BuildHasher, Hasher};
     let name = pod_name
-        .map(str::to_owned)
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
-        .unwrap_or_else(|| "reconciler-host".to_owned());
+        .or(host_name.filter(|h| !h.is_empty()))
+        .unwrap_or("reconciler-host");
     // RandomState is seeded from the OS's random source: enough to tell two processes apart.
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
@@ -462,7 +462,9 @@ mod tests {
 
     #[test]
     fn identities_differ_between_processes_with_the_same_name() {
-        assert_ne!(identity(Some("pod")), identity(Some("pod")));
-        assert!(identity(Some("pod")).starts_with("pod_"));
+        assert_ne!(identity(Some("pod"), None), identity(Some("pod"), None));
+        assert!(identity(Some("pod"), Some("node")).starts_with("pod_"));
+        assert!(identity(None, Some("node")).starts_with("node_"));
+        assert!(identity(None, Some("")).starts_with("reconciler-host_"));
     }
 }

@@ -2,75 +2,30 @@
 //!
 //! The host owns everything that talks to the API server; a guest component (see
 //! `wit/reconciler.wit`) decides, per parent object, which children should exist.
+//!
+//! ```text
+//! main ─► cli/ (flags, render, check)      run ─► controller, hot_swap, leader, http
+//!                                                   │
+//!          parent watch + child watches ──► reconcile/ : observe ─► decide ─► plan ─► take-over
+//!          (cluster/: caches, kinds)                    ─► settle ─► apply ─► prune ─► report
+//!                                                   │            │
+//!                                              cluster/        guest/ (wasmtime, WIT: private)
+//!                                                   └──────┬─────┘
+//!                                                       metrics, error_text, gvk
+//! ```
+//!
+//! Imports go one way, top to bottom: `guest/` and `cluster/` never import each other or
+//! `reconcile/`, and no wasmtime or generated WIT type is nameable outside `guest/`.
 
-pub mod active;
-pub mod apply;
-pub mod bindings;
-pub mod check;
-pub mod claims;
-pub mod compile_cache;
-pub mod config;
+pub mod cli;
+pub mod cluster;
 pub mod controller;
-pub mod events;
-pub mod foreign;
+pub mod error_text;
 pub mod guest;
-pub mod guest_log;
-pub mod kinds;
+pub mod gvk;
+pub mod hot_swap;
+pub mod http;
 pub mod leader;
-pub mod manifest;
 pub mod metrics;
-pub mod owned;
-pub mod parent_state;
-pub mod policy;
-pub mod process_metrics;
 pub mod reconcile;
-pub mod reload;
-pub mod render;
-pub mod report;
-pub mod status;
-
-/// An error and its causes on one line (`error: cause: cause`), for logs.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// A Kubernetes API error in one short line: the server's message and status code, without the
-/// debug dump of the whole Status object kube's `Display` adds.
-pub fn api_error_text(error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) => {
-            format!("{} ({} {})", status.message, status.code, status.reason)
-        }
-        other => error_chain(other),
-    }
-}
-
-/// Several failures in one line: the first few in full, then how many more.
-pub fn summarize_failures(failures: &[String]) -> String {
-    const SHOWN: usize = 3;
-    let mut text = failures[..failures.len().min(SHOWN)].join("; ");
-    if failures.len() > SHOWN {
-        text.push_str(&format!("; and {} more", failures.len() - SHOWN));
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn many_failures_are_summarized() {
-        let failures: Vec<String> = (1..=5).map(|n| format!("f{n}")).collect();
-        assert_eq!(
-            super::summarize_failures(&failures),
-            "f1; f2; f3; and 2 more"
-        );
-        assert_eq!(super::summarize_failures(&failures[..2]), "f1; f2");
-    }
-}
+pub mod run;

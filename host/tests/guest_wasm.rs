@@ -6,8 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use reconciler_host::bindings::Observed;
-use reconciler_host::guest::{GuestEngine, GuestError, GuestLimits, LoadError};
+use reconciler_host::guest::{GuestEngine, GuestError, GuestLimits, LoadError, Observation};
 use serde_json::{Value, json};
 
 fn default_guest_path() -> PathBuf {
@@ -28,12 +27,8 @@ fn sample_parent(spec: Value) -> String {
     .to_string()
 }
 
-fn observed(spec: Value) -> Observed {
-    Observed {
-        parent: sample_parent(spec),
-        children: vec![],
-        finalizing: false,
-    }
+fn observed(spec: Value) -> Observation {
+    Observation::new(sample_parent(spec), vec![], false)
 }
 
 fn all_parts() -> Value {
@@ -114,11 +109,11 @@ fn a_store_that_trapped_is_never_reused() {
         )
         .unwrap();
     let with_attack = |attack: &str| {
-        Observed {
-        parent: json!({ "metadata": { "name": "p", "annotations": { "hostile.example.com/attack": attack } } }).to_string(),
-        children: vec![],
-        finalizing: false,
-    }
+        Observation::new(
+            json!({ "metadata": { "name": "p", "annotations": { "hostile.example.com/attack": attack } } }).to_string(),
+            vec![],
+            false,
+        )
     };
     for _ in 0..3 {
         let trapped = guest.reconcile(&with_attack("panic"), "ns/p");
@@ -186,7 +181,7 @@ fn a_component_for_another_wit_version_is_refused_as_incompatible() {
         .err()
         .unwrap();
     assert!(matches!(err, LoadError::Incompatible { .. }), "{err}");
-    let message = reconciler_host::error_chain(&err);
+    let message = reconciler_host::error_text::error_chain(&err);
     assert!(
         message.contains("implements wasm-reconciler:reconciler@0.1.0"),
         "{message}"

@@ -8,8 +8,7 @@ mod common;
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use reconciler_host::bindings::Observed;
-use reconciler_host::guest::{GuestEngine, GuestError, GuestLimits, LoadedGuest};
+use reconciler_host::guest::{GuestEngine, GuestError, GuestLimits, LoadedGuest, Observation};
 use serde_json::{Value, json};
 
 fn guest() -> &'static LoadedGuest {
@@ -112,7 +111,7 @@ proptest! {
 
     #[test]
     fn any_spec_renders_valid_children_or_names_the_wrong_field(parent in parent()) {
-        let observed = Observed { parent: parent.to_string(), children: vec![], finalizing: false };
+        let observed = Observation::new(parent.to_string(), vec![], false);
         match guest().reconcile(&observed, "random/spec") {
             Ok(desired) => {
                 for child in &desired.children {

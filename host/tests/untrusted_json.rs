@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use proptest::prelude::*;
-use reconciler_host::apply::{self, MANAGED_BY_LABEL, ParentRef};
-use reconciler_host::kinds::ResolvedKind;
-use reconciler_host::policy;
-use reconciler_host::status::{self, FailureReason, Outcome};
+use reconciler_host::cluster::{MANAGED_BY_LABEL, ParentRef, ResolvedKind};
+use reconciler_host::guest::Decision;
+use reconciler_host::reconcile::status::{self, FailureReason, Outcome};
+use reconciler_host::reconcile::{json_match, plan, policy, prepare};
 use serde_json::{Map, Value, json};
 
 fn kinds() -> Vec<Arc<ResolvedKind>> {
@@ -165,21 +165,25 @@ proptest! {
         observed_child in json_value(),
     ) {
         let texts: Vec<String> = children.iter().map(Value::to_string).collect();
-        if let Ok(checked) = policy::check(&texts, "ns", &kinds()) {
+        let decision = Decision { children: texts.clone(), status: Some(status.to_string()), requeue_after: None };
+        if let Ok(planned) = plan::plan(decision, &parent_ref(), "ns", &kinds(), "wasm-reconciler") {
+            prop_assert!(planned.children.len() == texts.len());
+        }
+        if let Ok(checked) = policy::check_children(&texts, "ns", &kinds()) {
             for mut child in checked {
-                apply::prepare(&mut child.object, &parent_ref(), "wasm-reconciler");
+                prepare::prepare(&mut child.object, &parent_ref(), "wasm-reconciler");
                 prop_assert_eq!(
                     &child.object["metadata"]["labels"][MANAGED_BY_LABEL],
                     &json!("wasm-reconciler")
                 );
                 if let Ok(observed) = serde_json::from_value::<DynamicObject>(observed_child.clone()) {
-                    apply::is_satisfied(&child.object, &observed);
+                    json_match::is_satisfied(&child.object, &observed);
                 }
             }
         }
         // prepare promises not to panic even on what the policy would refuse.
         let mut unchecked = observed_child.clone();
-        apply::prepare(&mut unchecked, &parent_ref(), "wasm-reconciler");
+        prepare::prepare(&mut unchecked, &parent_ref(), "wasm-reconciler");
 
         let now = json!("2026-12-01T00:00:00Z");
         let stamp = json!({ "name": "g", "version": "1", "digest": "sha256:00" });

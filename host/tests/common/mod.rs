@@ -42,7 +42,7 @@ pub fn future_wit_component() -> Vec<u8> {
 pub fn steady_state(
     guest: &reconciler_host::guest::LoadedGuest,
     sample: &std::path::Path,
-) -> reconciler_host::bindings::Observed {
+) -> reconciler_host::guest::Observation {
     let mut parent: serde_json::Value =
         serde_saphyr::from_str(&std::fs::read_to_string(sample).unwrap()).unwrap();
     parent["metadata"]["namespace"] = "default".into();
@@ -50,26 +50,18 @@ pub fn steady_state(
     parent["metadata"]["generation"] = 1.into();
     let first = guest
         .reconcile(
-            &reconciler_host::bindings::Observed {
-                parent: parent.to_string(),
-                children: vec![],
-                finalizing: false,
-            },
+            &reconciler_host::guest::Observation::new(parent.to_string(), vec![], false),
             "bench",
         )
         .expect("the sample reconciles");
-    reconciler_host::bindings::Observed {
-        parent: parent.to_string(),
-        children: first.children,
-        finalizing: false,
-    }
+    reconciler_host::guest::Observation::new(parent.to_string(), first.children, false)
 }
 
 /// Wall times of `calls` reconciles of `observed`, each in a fresh store as in production, sorted.
 #[allow(dead_code)]
 pub fn call_times(
     guest: &reconciler_host::guest::LoadedGuest,
-    observed: &reconciler_host::bindings::Observed,
+    observed: &reconciler_host::guest::Observation,
     calls: usize,
 ) -> Vec<std::time::Duration> {
     let mut times: Vec<std::time::Duration> = (0..calls)

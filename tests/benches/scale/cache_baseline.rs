@@ -1,7 +1,7 @@
 //! The memory baseline: the host's own watches and caches, without wasmtime. Runs as a process
 //! of its own (the scale bench starts itself with `--cache-baseline NAMESPACE`) so its resident
 //! memory can be read beside the host's: the parent watch and store the host's controller keeps,
-//! and `OwnedChildren` (the child caches and the unmanaged-name index) from the host's library,
+//! and `ChildCaches` (the child caches and the unmanaged-name index) from the host's library,
 //! as the host configures them. It prints `synced` once everything has listed, then waits to be
 //! killed.
 
@@ -10,8 +10,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, GroupVersionKind};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use reconciler_host::kinds;
-use reconciler_host::owned::{OwnedChildren, WatchScope};
+use reconciler_host::cluster::kinds;
+use reconciler_host::cluster::{ChildCaches, WatchScope};
 
 pub async fn run(namespace: String) {
     let client = kube::Client::try_default()
@@ -50,7 +50,7 @@ pub async fn run(namespace: String) {
     // The child caches; their reconcile triggers go nowhere.
     let (triggers, mut requests) = futures::channel::mpsc::unbounded();
     tokio::spawn(async move { while requests.next().await.is_some() {} });
-    let owned = OwnedChildren::new(
+    let owned = ChildCaches::new(
         parent.resource.clone(),
         WatchScope {
             client,

@@ -21,12 +21,12 @@ use notify::Watcher;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::active::{ActiveGuest, GuestSlot};
-use crate::error_chain;
+use crate::cluster::ChildCaches;
+use crate::cluster::kinds::{self, DiscoveryError, KindAllowlist, ResolvedKind, display_gvk};
+use crate::error_text::error_chain;
 use crate::guest::{GuestEngine, GuestFile, GuestLimits, LoadError, LoadedGuest};
-use crate::kinds::{self, DiscoveryError, KindAllowlist, ResolvedKind, display_gvk};
 use crate::metrics::{Metrics, ReloadResult};
-use crate::owned::OwnedChildren;
+use crate::reconcile::{ActiveGuest, GuestSlot};
 
 /// Quiet time after the last file event before the file is read.
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -35,7 +35,7 @@ const NEW_KINDS_SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why a new guest file was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
+pub enum SwapError {
     /// The file cannot be read or is not a usable guest.
     #[error(transparent)]
     Load(#[from] LoadError),
@@ -75,7 +75,7 @@ pub enum ReloadError {
     Task(#[source] tokio::task::JoinError),
 }
 
-/// A guest for a new parent kind, handed from the reloader to the controller, which stops and is
+/// A guest for a new parent kind, handed from the hot swap to the controller, which stops and is
 /// started again around it.
 #[derive(Default)]
 pub struct ParentKindHandoff {
@@ -109,13 +109,13 @@ pub struct Swap {
 }
 
 /// Everything a reload needs.
-pub struct Reloader {
+pub struct HotSwap {
     pub engine: Arc<GuestEngine>,
     pub path: PathBuf,
     pub limits: GuestLimits,
     pub poll_interval: Duration,
     pub slot: Arc<GuestSlot>,
-    pub children: Arc<OwnedChildren>,
+    pub children: Arc<ChildCaches>,
     pub client: kube::Client,
     /// Asks the controller to reconcile every parent.
     pub reconcile_all: UnboundedSender<()>,
@@ -131,7 +131,7 @@ pub struct Reloader {
     pub(crate) last_refused: Mutex<Option<String>>,
 }
 
-impl Reloader {
+impl HotSwap {
     /// Watches for new guest files until the process ends.
     pub async fn run(self) {
         let (wake, mut woken) = mpsc::channel::<&'static str>(16);
@@ -159,24 +159,24 @@ impl Reloader {
                     self.metrics.guest_reloaded(ReloadResult::Swapped);
                     self.metrics.set_active_guest(swap.active.metric_labels());
                 }
-                Ok(None) | Err(ReloadError::HandedOver) => {}
+                Ok(None) | Err(SwapError::HandedOver) => {}
                 Err(_) => self.metrics.guest_reloaded(ReloadResult::Refused),
             }
             match outcome {
                 Ok(Some(swap)) => info!(
                     %cause,
-                    previous = %swap.previous.describe(),
-                    active = %swap.active.describe(),
+                    previous = %swap.previous.summary(),
+                    active = %swap.active.summary(),
                     origin = ?swap.active.guest.origin(),
                     took_ms = swap.took.as_secs_f64() * 1e3,
                     "guest swapped; reconciling every parent with it"
                 ),
                 Ok(None) => debug!(%cause, "guest file unchanged"),
-                Err(ReloadError::HandedOver) => return,
+                Err(SwapError::HandedOver) => return,
                 Err(error) => warn!(
                     %cause,
                     path = %self.path.display(),
-                    active = %self.slot.current().describe(),
+                    active = %self.slot.current().summary(),
                     error = %error_chain(&error),
                     "refused the new guest file; the active guest keeps serving"
                 ),
@@ -215,13 +215,13 @@ impl Reloader {
     /// activates it. `Ok(None)`: nothing to do.
     ///
     /// # Errors
-    /// A [`ReloadError`] when the new file cannot replace the active guest; nothing changed then.
-    pub async fn reload(&self) -> Result<Option<Swap>, ReloadError> {
+    /// A [`SwapError`] when the new file cannot replace the active guest; nothing changed then.
+    pub async fn reload(&self) -> Result<Option<Swap>, SwapError> {
         let started = Instant::now();
         let path = self.path.clone();
         let file = tokio::task::spawn_blocking(move || GuestFile::read(&path))
             .await
-            .map_err(ReloadError::Task)??;
+            .map_err(SwapError::Task)??;
         let active = self.slot.current();
         if file.digest == active.guest.digest() {
             return Ok(None);
@@ -237,7 +237,7 @@ impl Reloader {
         file: GuestFile,
         active: &ActiveGuest,
         started: Instant,
-    ) -> Result<Option<Swap>, ReloadError> {
+    ) -> Result<Option<Swap>, SwapError> {
         let digest = file.digest.clone();
         let outcome = self.load_and_check(file, active).await;
         let next = match outcome {
@@ -266,19 +266,19 @@ impl Reloader {
         &self,
         file: GuestFile,
         active: &ActiveGuest,
-    ) -> Result<ActiveGuest, ReloadError> {
+    ) -> Result<ActiveGuest, SwapError> {
         let engine = Arc::clone(&self.engine);
         let limits = self.limits;
         let guest = tokio::task::spawn_blocking(move || engine.load(&file, limits))
             .await
-            .map_err(ReloadError::Task)??;
+            .map_err(SwapError::Task)??;
         self.allowed_child_kinds
             .check(&guest.manifest().children)
-            .map_err(ReloadError::KindNotAllowed)?;
+            .map_err(SwapError::KindNotAllowed)?;
         let (new_parent, active_parent) =
             (&guest.manifest().parent, &active.guest.manifest().parent);
         if new_parent != active_parent {
-            let error = ReloadError::ParentKindChanged {
+            let error = SwapError::ParentKindChanged {
                 new: display_gvk(new_parent),
                 active: display_gvk(active_parent),
             };
@@ -287,13 +287,13 @@ impl Reloader {
                     // Everything that could make the controller refuse the guest is checked
                     // first: a refused file never stops a running host.
                     if kinds::is_builtin(new_parent) && !self.allow_builtin_parent_kind {
-                        return Err(ReloadError::BuiltinParent(kinds::builtin_parent_refused(
+                        return Err(SwapError::BuiltinParent(kinds::builtin_parent_refused(
                             new_parent,
                         )));
                     }
                     let parent = kinds::resolve(&self.client, new_parent).await?;
                     if !parent.namespaced {
-                        return Err(ReloadError::ClusterScoped {
+                        return Err(SwapError::ClusterScoped {
                             role: "parent kind",
                             kind: parent.display_name(),
                         });
@@ -301,7 +301,7 @@ impl Reloader {
                     for gvk in &guest.manifest().children {
                         let child = kinds::resolve(&self.client, gvk).await?;
                         if !child.namespaced {
-                            return Err(ReloadError::ClusterScoped {
+                            return Err(SwapError::ClusterScoped {
                                 role: "child kind",
                                 kind: child.display_name(),
                             });
@@ -309,7 +309,7 @@ impl Reloader {
                     }
                     info!(new = %display_gvk(new_parent), "the new guest reconciles another parent kind; restarting the controller for it");
                     handoff.hand_over(guest);
-                    Err(ReloadError::HandedOver)
+                    Err(SwapError::HandedOver)
                 }
                 None => Err(error),
             };
@@ -322,7 +322,7 @@ impl Reloader {
                 None => Arc::new(kinds::resolve(&self.client, gvk).await?),
             };
             if !kind.namespaced {
-                return Err(ReloadError::ClusterScoped {
+                return Err(SwapError::ClusterScoped {
                     role: "child kind",
                     kind: kind.display_name(),
                 });
@@ -332,7 +332,7 @@ impl Reloader {
         self.children
             .watch_kinds(&child_kinds, NEW_KINDS_SYNC_TIMEOUT)
             .await
-            .map_err(ReloadError::Sync)?;
+            .map_err(SwapError::Sync)?;
         Ok(ActiveGuest {
             guest: Arc::new(guest),
             child_kinds,

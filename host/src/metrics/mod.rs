@@ -1,19 +1,15 @@
-//! Prometheus metrics, and the HTTP server for `/metrics`, `/healthz` and `/readyz`.
+//! Prometheus metrics: the registry, the bounded label enums, the recording methods, and the
+//! readiness state `/readyz` reports (served by `http.rs`).
 //!
 //! Every label takes values from a fixed set (no object names, no error texts), so the number of
 //! series stays bounded however many parents there are. The one exception, `guest_info`, carries
 //! the active guest's name, version and digest, and holds exactly one series at a time.
 
-use std::net::SocketAddr;
+mod process;
+
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use std::fmt::Write as _;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -180,7 +176,7 @@ impl Default for Metrics {
         // The host's own metrics carry the `reconciler_` prefix; the standard process metrics
         // (`process_cpu_seconds_total`…) are named as every Prometheus client names them.
         let mut root = Registry::default();
-        root.register_collector(Box::new(crate::process_metrics::ProcessMetrics));
+        root.register_collector(Box::new(process::ProcessMetrics));
         let registry = root.sub_registry_with_prefix("reconciler");
         let metrics = Self {
             reconciles: Family::default(),
@@ -354,8 +350,9 @@ impl Metrics {
             .expect("parent probe lock poisoned") = probe;
     }
 
-    /// A standby is ready once it knows it is one: it has no caches to sync until it leads.
-    fn ready(&self) -> bool {
+    /// Whether `/readyz` answers ready. A standby is ready once it knows it is one: it has no
+    /// caches to sync until it leads.
+    pub fn ready(&self) -> bool {
         let role_ready = match self.leadership() {
             Leadership::Unknown => false,
             Leadership::Standby => true,
@@ -392,51 +389,6 @@ pub struct InFlight(Arc<Metrics>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.reconciles_in_flight.dec();
-    }
-}
-
-/// Binds the HTTP endpoint and serves it in the background; returns the bound address (useful
-/// with port 0).
-///
-/// # Errors
-/// The bind error, e.g. the port is taken.
-pub async fn serve(address: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(address).await?;
-    let bound = listener.local_addr()?;
-    let app = Router::new()
-        .route("/metrics", get(metrics_text))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .with_state(metrics);
-    tokio::spawn(async move {
-        if let Err(error) = axum::serve(listener, app).await {
-            tracing::error!(%error, "metrics and health endpoint stopped");
-        }
-    });
-    Ok(bound)
-}
-
-async fn metrics_text(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        metrics.encode(),
-    )
-}
-
-/// Ready when the child caches have listed and a guest is active: before that, reconciles would
-/// wait, so a Service should not count this replica in.
-async fn readyz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    if metrics.ready() {
-        (StatusCode::OK, "ok")
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: leader election undecided, caches syncing, the parent watch failing or \
-             no guest loaded",
-        )
     }
 }
 

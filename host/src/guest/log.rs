@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::bindings::LogLevel;
+use super::bindings::LogLevel;
 
 /// A message longer than this is cut.
 const MAX_MESSAGE_BYTES: usize = 4096;

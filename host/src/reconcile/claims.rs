@@ -10,27 +10,19 @@
 //! - Memory is bounded by the names claimed in the last [`CLAIM_TTL`]: stale claims are dropped
 //!   on every call.
 //!
-//! [`NameWaiters`] is the other half: a parent refused a name (held by another parent or by
-//! someone else) waits for it, and is reconciled as soon as the watch sees that object deleted,
-//! instead of at its next backoff retry (up to five minutes later).
+//! `cluster/name_waiters.rs` is the other half: a parent refused a name (held by another parent
+//! or by someone else) waits for it, and is reconciled as soon as the watch sees that object
+//! deleted, instead of at its next backoff retry (up to five minutes later).
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::cluster::ResourceName;
+
 /// How long a claim holds without the caches confirming it: well beyond an apply's round trip
 /// and the watch event that follows it.
 pub const CLAIM_TTL: Duration = Duration::from_secs(60);
-
-/// A child name as a resource sees it: group and kind (not version: `v1` and `v2` of one kind
-/// are the same objects), namespace and name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ClaimedName {
-    pub group: String,
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-}
 
 struct Claim {
     parent_uid: String,
@@ -40,7 +32,7 @@ struct Claim {
 /// The claims of one host.
 #[derive(Default)]
 pub struct NameClaims {
-    by_name: Mutex<HashMap<ClaimedName, Claim>>,
+    by_name: Mutex<HashMap<ResourceName, Claim>>,
 }
 
 impl NameClaims {
@@ -50,18 +42,18 @@ impl NameClaims {
     /// The first name another parent claimed within [`CLAIM_TTL`], with that parent's UID.
     pub fn claim_all(
         &self,
-        names: &[ClaimedName],
+        names: &[ResourceName],
         parent_uid: &str,
-    ) -> Result<(), (ClaimedName, String)> {
+    ) -> Result<(), (ResourceName, String)> {
         self.claim_all_at(names, parent_uid, Instant::now())
     }
 
     fn claim_all_at(
         &self,
-        names: &[ClaimedName],
+        names: &[ResourceName],
         parent_uid: &str,
         now: Instant,
-    ) -> Result<(), (ClaimedName, String)> {
+    ) -> Result<(), (ResourceName, String)> {
         let mut claims = self.by_name.lock().unwrap_or_else(PoisonError::into_inner);
         claims.retain(|_, claim| now.duration_since(claim.at) < CLAIM_TTL);
         for name in names {
@@ -97,68 +89,12 @@ impl NameClaims {
     }
 }
 
-/// How long a refused parent waits for a name to be freed before it relies on its backoff only.
-pub const WAIT_TTL: Duration = Duration::from_secs(10 * 60);
-/// Most waiting parents remembered at once (the oldest are forgotten; their backoff remains).
-const MAX_WAITERS: usize = 10_000;
-
-/// Parents waiting for a name, by the name: `(namespace, name)` of a child kind's resource
-/// (`group`, `kind`), each with the parents' names (in that namespace).
-#[derive(Default)]
-pub struct NameWaiters {
-    by_name: Mutex<HashMap<ClaimedName, HashMap<String, Instant>>>,
-}
-
-impl NameWaiters {
-    /// `parent` (a name in `name.namespace`) waits for `name` to be freed.
-    pub fn wait(&self, name: ClaimedName, parent: String) {
-        self.wait_at(name, parent, Instant::now());
-    }
-
-    fn wait_at(&self, name: ClaimedName, parent: String, now: Instant) {
-        let mut waiting = self.by_name.lock().unwrap_or_else(PoisonError::into_inner);
-        waiting.retain(|_, parents| {
-            parents.retain(|_, since| now.duration_since(*since) < WAIT_TTL);
-            !parents.is_empty()
-        });
-        if waiting.values().map(HashMap::len).sum::<usize>() >= MAX_WAITERS {
-            return;
-        }
-        waiting.entry(name).or_default().insert(parent, now);
-    }
-
-    /// The parents (names in `name.namespace`) that waited for `name`, now that it is free; they
-    /// wait no longer.
-    pub fn freed(&self, name: &ClaimedName) -> Vec<String> {
-        let mut waiting = self.by_name.lock().unwrap_or_else(PoisonError::into_inner);
-        waiting
-            .remove(name)
-            .map(|parents| parents.into_keys().collect())
-            .unwrap_or_default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn waiting_parents_are_named_once_when_the_name_is_freed() {
-        let waiters = NameWaiters::default();
-        waiters.wait(name("x"), "a".into());
-        waiters.wait(name("x"), "b".into());
-        waiters.wait(name("y"), "c".into());
-        let mut freed = waiters.freed(&name("x"));
-        freed.sort();
-        assert_eq!(freed, ["a", "b"]);
-        assert!(waiters.freed(&name("x")).is_empty());
-        let later = Instant::now() + WAIT_TTL + Duration::from_secs(1);
-        waiters.wait_at(name("z"), "d".into(), later);
-        assert!(waiters.freed(&name("y")).is_empty(), "expired");
-    }
-
-    fn name(n: &str) -> ClaimedName {
-        ClaimedName {
+    fn name(n: &str) -> ResourceName {
+        ResourceName {
             group: String::new(),
             kind: "ConfigMap".into(),
             namespace: "ns".into(),

@@ -1,23 +1,77 @@
 //! `reconciler-host render`: a guest author's inner loop. Runs a guest offline for one parent
-//! exactly as the controller would: the same call with the same observed state, the same output
-//! policy, the same host-owned fields on each child (owner reference, managed-by label, digest
-//! annotation) and the same status computation. What it cannot do without a cluster: resolve
-//! kinds (every declared child kind is taken as namespaced, with kube's guessed plural) and the
-//! take-over check against existing objects.
+//! exactly as the controller would: the same call with the same observed state, the same planning
+//! step (`reconcile::plan`: output policy, host-owned fields on each child) and the same status
+//! computation. What it cannot do without a cluster: resolve kinds (every declared child kind is
+//! taken as namespaced, with kube's guessed plural) and the take-over check against existing
+//! objects. Exit code 0: rendered; 1: the guest said no; 2: unusable input.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use kube::api::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
-use crate::active::status_stamp;
-use crate::apply::{ParentRef, prepare};
-use crate::bindings::Observed;
-use crate::guest::{GuestError, LoadedGuest};
-use crate::kinds::{ResolvedKind, display_gvk};
-use crate::policy::{self, PolicyViolation};
-use crate::status::{Outcome, next_status};
+use crate::cli::{OutputFormat, RenderArgs, default_compile_cache_dir};
+use crate::cluster::{ParentRef, ResolvedKind, display_gvk};
+use crate::guest::{
+    CompileCacheConfig, GuestEngine, GuestError, GuestLimits, LoadedGuest, Observation,
+};
+use crate::reconcile::active_guest::status_stamp;
+use crate::reconcile::plan::plan;
+use crate::reconcile::policy::PolicyViolation;
+use crate::reconcile::status::{self, Outcome, next_status};
+
+/// `render`: prints what the controller would apply; exit 0 rendered, 1 the guest said no, 2
+/// unusable input.
+pub fn run(args: &RenderArgs) -> ExitCode {
+    // A panic is a bug in the host, never a verdict on the input: reported, exit 2, not 101.
+    let rendered = std::panic::catch_unwind(|| render_files(args)).unwrap_or_else(|panic| {
+        Err(anyhow::anyhow!(
+            "the host failed while rendering (a bug in reconciler-host): {}",
+            crate::reconcile::panic_message(panic.as_ref())
+        ))
+    });
+    match rendered {
+        Ok(rendered) => {
+            print!(
+                "{}",
+                match args.output {
+                    OutputFormat::Yaml => rendered.to_yaml(),
+                    OutputFormat::Json => rendered.to_json() + "\n",
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            let verdict = error
+                .downcast_ref::<RenderError>()
+                .is_some_and(RenderError::is_guest_verdict);
+            ExitCode::from(if verdict { 1 } else { 2 })
+        }
+    }
+}
+
+/// `render`'s work: read the files, load the guest, render.
+fn render_files(args: &RenderArgs) -> anyhow::Result<Rendered> {
+    let parent = read_parent(&args.parent)?;
+    let children = read_children(&args.children)?;
+    let engine = GuestEngine::new(
+        default_compile_cache_dir()
+            .map(CompileCacheConfig::new)
+            .as_ref(),
+    )
+    .map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
+    let guest = engine.load_path(&args.guest, GuestLimits::default())?;
+    Ok(render(
+        &guest,
+        parent,
+        children,
+        &args.field_manager,
+        &status::now(),
+    )?)
+}
 
 /// Namespace given to a parent file that names none, as `kubectl apply` would.
 const DEFAULT_NAMESPACE: &str = "default";
@@ -186,13 +240,72 @@ pub fn render(
     field_manager: &str,
     now: &Value,
 ) -> Result<Rendered, RenderError> {
-    let manifest = guest.manifest();
-    let expected = &manifest.parent;
-    let api_version = parent["apiVersion"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let kind = parent["kind"].as_str().unwrap_or_default().to_string();
+    let (owner, namespace, generation) = as_from_the_api_server(guest, &mut parent)?;
+    let observation = Observation::new(
+        parent.to_string(),
+        observed.iter().map(Value::to_string).collect(),
+        !parent["metadata"]["deletionTimestamp"].is_null(),
+    );
+    let decision = guest
+        .reconcile(&observation, &format!("{namespace}/{}", owner.name))
+        .map_err(|error| match error {
+            GuestError::InvalidSpec(reason) => RenderError::InvalidSpec(reason),
+            other => RenderError::Guest(other),
+        })?;
+    let planned = plan(
+        decision,
+        &owner,
+        &namespace,
+        &guessed_kinds(guest),
+        field_manager,
+    )?;
+    let status = next_status(
+        parent.get("status"),
+        &Outcome::Reconciled {
+            guest_status: planned.status,
+        },
+        generation,
+        &status_stamp(guest),
+        now,
+    );
+    Ok(Rendered {
+        children: planned.children.into_iter().map(|c| c.object).collect(),
+        parent: json!({
+            "apiVersion": owner.api_version,
+            "kind": owner.kind,
+            "metadata": { "name": owner.name, "namespace": namespace },
+            "status": status,
+        }),
+    })
+}
+
+/// The guest's child kinds as the controller would resolve them, without a cluster: namespaced,
+/// with kube's guessed plural.
+fn guessed_kinds(guest: &LoadedGuest) -> Vec<Arc<ResolvedKind>> {
+    guest
+        .manifest()
+        .children
+        .iter()
+        .map(|gvk| {
+            Arc::new(ResolvedKind {
+                gvk: gvk.clone(),
+                resource: ApiResource::from_gvk(gvk),
+                namespaced: true,
+            })
+        })
+        .collect()
+}
+
+/// Checks the parent's kind and fills in what every parent from the API server has (namespace,
+/// UID, generation); returns the parent as its children's owner, its namespace and generation.
+fn as_from_the_api_server(
+    guest: &LoadedGuest,
+    parent: &mut Value,
+) -> Result<(ParentRef, String, Option<i64>), RenderError> {
+    let expected = &guest.manifest().parent;
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_string();
+    let api_version = text(&parent["apiVersion"]);
+    let kind = text(&parent["kind"]);
     let found = match api_version.split_once('/') {
         Some((group, version)) => GroupVersionKind::gvk(group, version, &kind),
         None => GroupVersionKind::gvk("", &api_version, &kind),
@@ -203,7 +316,6 @@ pub fn render(
             expected: display_gvk(expected),
         });
     }
-    // What every parent from the API server has.
     let metadata = &mut parent["metadata"];
     for (field, default) in [
         ("namespace", json!(DEFAULT_NAMESPACE)),
@@ -214,78 +326,15 @@ pub fn render(
             metadata[field] = default;
         }
     }
-    let namespace = parent["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let name = parent["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let uid = parent["metadata"]["uid"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let generation = parent["metadata"]["generation"].as_i64();
-
-    let call = Observed {
-        parent: parent.to_string(),
-        children: observed.iter().map(Value::to_string).collect(),
-        finalizing: !parent["metadata"]["deletionTimestamp"].is_null(),
-    };
-    let desired = guest
-        .reconcile(&call, &format!("{namespace}/{name}"))
-        .map_err(|error| match error {
-            GuestError::InvalidSpec(reason) => RenderError::InvalidSpec(reason),
-            other => RenderError::Guest(other),
-        })?;
-
-    let kinds: Vec<Arc<ResolvedKind>> = manifest
-        .children
-        .iter()
-        .map(|gvk| {
-            Arc::new(ResolvedKind {
-                gvk: gvk.clone(),
-                resource: ApiResource::from_gvk(gvk),
-                namespaced: true,
-            })
-        })
-        .collect();
-    let children = policy::check(&desired.children, &namespace, &kinds)?;
-    let guest_status = desired
-        .status
-        .as_deref()
-        .map(policy::check_status)
-        .transpose()?;
-
     let owner = ParentRef {
         api_version,
-        kind: kind.clone(),
-        name: name.clone(),
-        uid,
+        kind,
+        name: text(&metadata["name"]),
+        uid: text(&metadata["uid"]),
     };
-    let children = children
-        .into_iter()
-        .map(|child| {
-            let mut object = child.object;
-            prepare(&mut object, &owner, field_manager);
-            object
-        })
-        .collect();
-    let status = next_status(
-        parent.get("status"),
-        &Outcome::Reconciled { guest_status },
-        generation,
-        &status_stamp(guest),
-        now,
-    );
-    Ok(Rendered {
-        children,
-        parent: json!({
-            "apiVersion": owner.api_version,
-            "kind": kind,
-            "metadata": { "name": name, "namespace": namespace },
-            "status": status,
-        }),
-    })
+    Ok((
+        owner,
+        text(&metadata["namespace"]),
+        metadata["generation"].as_i64(),
+    ))
 }

@@ -5,100 +5,59 @@
 //! object of that name already exists. Asking the API server costs one GET per new child (13 000
 //! extra requests when 1 000 PotatoHeads are created); this index answers from memory instead.
 //! The host's own children are not in it (the label selector `managed-by!=<field manager>` leaves
-//! them to the owned caches), so it stays as small as the unrelated objects of the kinds, and it
+//! them to the child caches), so it stays as small as the unrelated objects of the kinds, and it
 //! keeps only a name and a controller per object.
 //!
 //! # Guarantees
-//! - [`ForeignNames::holder`] answers only once the first list has completed; until then the
+//! - [`UnmanagedNames::holder`] answers only once the first list has completed; until then the
 //!   caller must ask the API server.
-//! - A relist replaces the index atomically at `InitDone`, so an answer never comes from a
-//!   half-listed index.
+//! - A relist replaces the index atomically at `InitDone` (see `relist.rs`), so an answer never
+//!   comes from a half-listed index.
 //!
 //! Like the GET it replaces, the answer can be stale by the watch's latency: an object created by
 //! someone else in the moment before the host's own create may be taken over.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, ApiResource, DynamicObject, ObjectMeta, PartialObjectMeta};
+use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
-/// Namespace and name.
-pub type ObjectName = (String, String);
+use super::ownership::{Holder, ObjectName, object_name};
+use super::relist::{Index, RelistingIndex, map_event};
 
-/// What controls an existing object.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Holder {
-    /// A parent of the host's parent kind, by UID (name kept for messages).
-    Parent { uid: String, name: String },
-    /// Something else: its description (`ReplicaSet "x"`), or none.
-    Other(Option<String>),
-}
+/// Name → controller of the unmanaged objects of one kind.
+#[derive(Default)]
+pub struct Holders(HashMap<ObjectName, Holder>);
 
-impl Holder {
-    /// The controller reference among an object's owner references, sorted by whether it points
-    /// at the parent kind.
-    pub fn of(meta: &ObjectMeta, parent: &ApiResource) -> Self {
-        let controller = meta
-            .owner_references
-            .iter()
-            .flatten()
-            .find(|r| r.controller == Some(true));
-        match controller {
-            Some(owner) if is_parent(owner, parent) => Self::Parent {
-                uid: owner.uid.clone(),
-                name: owner.name.clone(),
-            },
-            Some(owner) => Self::Other(Some(format!("{} {:?}", owner.kind, owner.name))),
-            None => Self::Other(None),
-        }
+impl Index for Holders {
+    type Entry = (ObjectName, Holder);
+
+    fn upsert(&mut self, (name, holder): Self::Entry) {
+        self.0.insert(name, holder);
     }
 
-    /// For messages: `PotatoHead "a"`, or `nothing (no controller owner reference)`.
-    pub fn describe(&self, parent: &ApiResource) -> String {
-        match self {
-            Self::Parent { name, .. } => format!("{} {name:?}", parent.kind),
-            Self::Other(Some(description)) => description.clone(),
-            Self::Other(None) => "nothing (no controller owner reference)".to_string(),
-        }
+    fn remove(&mut self, (name, _): &Self::Entry) {
+        self.0.remove(name);
     }
-}
-
-fn is_parent(owner: &OwnerReference, parent: &ApiResource) -> bool {
-    owner.kind == parent.kind && owner.api_version == parent.api_version
 }
 
 /// The unmanaged objects of one child kind.
 #[derive(Default)]
-pub struct ForeignNames {
-    state: RwLock<State>,
-    synced: AtomicBool,
+pub struct UnmanagedNames {
+    index: RelistingIndex<Holders>,
 }
 
-#[derive(Default)]
-struct State {
-    live: HashMap<ObjectName, Holder>,
-    /// Filled during a (re)list and swapped in at `InitDone`.
-    relisting: Option<HashMap<ObjectName, Holder>>,
-}
-
-impl ForeignNames {
+impl UnmanagedNames {
     /// `None` until the first list completed; then who holds the name, if anything does.
     pub fn holder(&self, namespace: &str, name: &str) -> Option<Option<Holder>> {
-        if !self.synced.load(Ordering::Acquire) {
-            return None;
-        }
-        let state = self.state.read().expect("foreign index lock poisoned");
-        Some(
-            state
-                .live
+        self.index.read(|holders| {
+            holders
+                .0
                 .get(&(namespace.to_string(), name.to_string()))
-                .cloned(),
-        )
+                .cloned()
+        })
     }
 
     /// Applies one watch event; `freed` hears of every deleted object (namespace, name).
@@ -108,32 +67,26 @@ impl ForeignNames {
         parent: &ApiResource,
         freed: &impl Fn(&str, &str),
     ) {
-        let mut state = self.state.write().expect("foreign index lock poisoned");
-        match event {
-            Event::Apply(object) => {
-                state.live.insert(
-                    name_of(&object.metadata),
-                    Holder::of(&object.metadata, parent),
-                );
-            }
-            Event::Delete(object) => {
-                let (namespace, name) = name_of(&object.metadata);
-                state.live.remove(&(namespace.clone(), name.clone()));
-                drop(state);
-                freed(&namespace, &name);
-            }
-            Event::Init => state.relisting = Some(HashMap::new()),
-            Event::InitApply(object) => {
-                state.relisting.get_or_insert_default().insert(
-                    name_of(&object.metadata),
-                    Holder::of(&object.metadata, parent),
-                );
-            }
-            Event::InitDone => {
-                state.live = state.relisting.take().unwrap_or_default();
-                self.synced.store(true, Ordering::Release);
-            }
+        let deleted = match &event {
+            Event::Delete(object) => Some(object_name(&object.metadata)),
+            _ => None,
+        };
+        self.index.handle(map_event(event, |object| {
+            (
+                object_name(&object.metadata),
+                Holder::of(&object.metadata, parent),
+            )
+        }));
+        if let Some((namespace, name)) = deleted {
+            freed(&namespace, &name);
         }
+    }
+
+    /// Lists nothing, as if the kind had no unmanaged objects: for tests of what reads the caches.
+    #[cfg(test)]
+    pub(crate) fn mark_listed(&self) {
+        self.index.handle(Event::Init);
+        self.index.handle(Event::InitDone);
     }
 
     /// Watches the kind's objects without the host's label until the task is aborted; `freed`
@@ -160,16 +113,10 @@ impl ForeignNames {
     }
 }
 
-fn name_of(meta: &ObjectMeta) -> ObjectName {
-    (
-        meta.namespace.clone().unwrap_or_default(),
-        meta.name.clone().unwrap_or_default(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
-    use kube::api::GroupVersionKind;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use kube::api::{GroupVersionKind, ObjectMeta};
 
     use super::*;
 
@@ -211,7 +158,7 @@ mod tests {
 
     #[test]
     fn nothing_is_answered_before_the_first_list_completes() {
-        let names = ForeignNames::default();
+        let names = UnmanagedNames::default();
         names.handle(Event::Init, &parent(), &|_, _| {});
         names.handle(Event::InitApply(object("a", None)), &parent(), &|_, _| {});
         assert_eq!(names.holder("ns", "a"), None);
@@ -222,7 +169,7 @@ mod tests {
 
     #[test]
     fn holders_are_told_apart_by_controller() {
-        let names = ForeignNames::default();
+        let names = UnmanagedNames::default();
         names.handle(Event::Init, &parent(), &|_, _| {});
         names.handle(Event::InitDone, &parent(), &|_, _| {});
         names.handle(
@@ -244,7 +191,7 @@ mod tests {
             }
         );
         let b = names.holder("ns", "b").unwrap().unwrap();
-        assert_eq!(b.describe(&parent()), r#"ReplicaSet "owner-r1""#);
+        assert_eq!(b.to_text(&parent()), r#"ReplicaSet "owner-r1""#);
         let freed = std::cell::RefCell::new(Vec::new());
         names.handle(Event::Delete(object("b", None)), &parent(), &|ns, name| {
             freed.borrow_mut().push(format!("{ns}/{name}"))
@@ -255,7 +202,7 @@ mod tests {
 
     #[test]
     fn a_relist_replaces_the_index_when_complete() {
-        let names = ForeignNames::default();
+        let names = UnmanagedNames::default();
         names.handle(Event::Init, &parent(), &|_, _| {});
         names.handle(Event::InitApply(object("a", None)), &parent(), &|_, _| {});
         names.handle(Event::InitDone, &parent(), &|_, _| {});

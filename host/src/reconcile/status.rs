@@ -10,7 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::apply::contains;
+use super::json_match::contains;
 
 /// Why a reconcile did not succeed, as the `reason` of the `Ready` condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,8 +6,8 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::{Value, json};
 
+use crate::cluster::ResolvedKind;
 use crate::guest::LoadedGuest;
-use crate::kinds::ResolvedKind;
 use crate::metrics::GuestLabels;
 
 /// A loaded guest and its resolved child kinds.
@@ -18,7 +18,7 @@ pub struct ActiveGuest {
 
 impl ActiveGuest {
     /// `potatohead 0.1.0 (sha256:568beca8fbd1…)`: for logs.
-    pub fn describe(&self) -> String {
+    pub fn summary(&self) -> String {
         let manifest = self.guest.manifest();
         let digest = self.guest.digest();
         let short = digest.get(..19).unwrap_or(digest);

@@ -3,8 +3,8 @@
 
 use kube::api::GroupVersionKind;
 
-use crate::bindings::{self, Manifest};
-use crate::kinds::display_gvk;
+use super::bindings::{self, Manifest};
+use crate::gvk::display_gvk;
 
 /// A guest's self-description, checked and converted to host types.
 #[derive(Clone, Debug)]
@@ -13,6 +13,18 @@ pub struct GuestManifest {
     pub version: String,
     pub parent: GroupVersionKind,
     pub children: Vec<GroupVersionKind>,
+}
+
+impl GuestManifest {
+    /// What a guest is until it has described itself.
+    pub(super) fn placeholder() -> Self {
+        Self {
+            name: String::new(),
+            version: String::new(),
+            parent: GroupVersionKind::gvk("", "", ""),
+            children: Vec::new(),
+        }
+    }
 }
 
 /// Most bytes of a guest's name or version: they reach metric labels, logs, Events and every
@@ -124,8 +136,8 @@ fn check_gvk(what: &str, gvk: &bindings::WitGvk) -> Result<GroupVersionKind, Str
 
 #[cfg(test)]
 mod tests {
+    use super::super::bindings::WitGvk;
     use super::*;
-    use crate::bindings::WitGvk;
 
     fn gvk(group: &str, version: &str, kind: &str) -> WitGvk {
         WitGvk {

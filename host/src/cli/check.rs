@@ -1,12 +1,45 @@
 //! `reconciler-host check`: whether a guest file is usable by this host, and what it declares.
+//! Exit code 0: usable; 1: not.
 
 use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::bindings::WIT_PACKAGE;
-use crate::guest::{GuestEngine, GuestFile, GuestInterfaces, GuestLimits, LoadError};
-use crate::kinds::display_gvk;
+use crate::cluster::display_gvk;
+use crate::error_text::error_chain;
+use crate::guest::{
+    GuestEngine, GuestFile, GuestInterfaces, GuestLimits, GuestManifest, LoadError, WIT_PACKAGE,
+};
+
+/// `check`: prints the report; exit 0 usable, 1 not.
+pub fn run(path: &Path) -> ExitCode {
+    let engine = match GuestEngine::new(None) {
+        Ok(engine) => engine,
+        Err(error) => {
+            eprintln!("error: creating the WebAssembly engine: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match inspect(&engine, path) {
+        Ok(report) => {
+            print!("{}", report.to_text(path));
+            if report.verdict.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            println!(
+                "file:          {}\nverdict:       unusable: {}",
+                path.display(),
+                error_chain(&error)
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// What `check` found out about a guest file.
 pub struct CheckReport {
@@ -16,7 +49,7 @@ pub struct CheckReport {
     pub compile: Duration,
     pub interfaces: GuestInterfaces,
     /// The guest's self-description, or why linking or describing failed.
-    pub verdict: Result<crate::guest::GuestManifest, LoadError>,
+    pub verdict: Result<GuestManifest, LoadError>,
 }
 
 /// Reads, compiles (uncached, so the time is the real one), links and describes the guest.
@@ -24,7 +57,7 @@ pub struct CheckReport {
 /// # Errors
 /// A [`LoadError`] when the file cannot even be compiled (unreadable, not WebAssembly, a core
 /// module, not a valid component); later failures are in [`CheckReport::verdict`].
-pub fn check(engine: &Arc<GuestEngine>, path: &Path) -> Result<CheckReport, LoadError> {
+pub fn inspect(engine: &Arc<GuestEngine>, path: &Path) -> Result<CheckReport, LoadError> {
     let file = GuestFile::read(path)?;
     let started = Instant::now();
     let compiled = engine.compile(&file)?;
@@ -71,7 +104,7 @@ impl CheckReport {
             Err(error) => {
                 text.push_str(&format!(
                     "verdict:       unusable: {}\n",
-                    crate::error_chain(error)
+                    error_chain(error)
                 ));
             }
         }

@@ -1,7 +1,10 @@
-//! Resolves the kinds a guest names (group/version/kind) to API resources the server serves.
+//! Resolves the kinds a guest names (group/version/kind) to API resources the server serves; tells
+//! Kubernetes' own kinds from custom resources; the allowlist of child kinds.
 
 use kube::api::{ApiResource, GroupVersionKind};
 use kube::discovery::{self, Scope};
+
+pub use crate::gvk::display_gvk;
 
 /// A kind the API server serves, with what the host needs to talk about it.
 #[derive(Clone, Debug)]
@@ -15,15 +18,6 @@ impl ResolvedKind {
     /// `Deployment.apps/v1`, `Service.v1`: how users write kinds in kubectl.
     pub fn display_name(&self) -> String {
         display_gvk(&self.gvk)
-    }
-}
-
-/// Formats a kind the way kubectl does.
-pub fn display_gvk(gvk: &GroupVersionKind) -> String {
-    if gvk.group.is_empty() {
-        format!("{}.{}", gvk.kind, gvk.version)
-    } else {
-        format!("{}.{}/{}", gvk.kind, gvk.group, gvk.version)
     }
 }
 

@@ -1,36 +1,104 @@
-//! Telling people what a reconcile did: the parent's status (written only when it changed) and
-//! Kubernetes Events on transitions — children created, children pruned, a new failure reason —
-//! never one per reconcile.
+//! Telling people what a reconcile did, in one place: the parent's status (written only when it
+//! changed) and Kubernetes Events on transitions — children created, children pruned, a new
+//! failure reason — never one per reconcile.
 
 use kube::api::{Api, DynamicObject};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::Value;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
-use crate::events::{EventPublisher, EventType};
-use crate::kinds::ResolvedKind;
-use crate::parent_state::ParentStates;
-use crate::reconcile::ReconcileError;
-use crate::status::{self, FailureReason, Outcome};
+use crate::cluster::ResolvedKind;
+use crate::error_text::error_chain;
+use crate::metrics::ChildAction;
 
-/// Reports on one parent for one reconcile.
-pub struct Reporter<'a> {
-    pub client: &'a Client,
-    pub parent_kind: &'a ResolvedKind,
-    pub field_manager: &'a str,
-    pub events: &'a EventPublisher,
-    pub parent: &'a DynamicObject,
-    /// Which guest decided (`status.reconciler`).
-    pub stamp: Value,
-    /// Where the status this process last wrote is remembered.
-    pub states: &'a ParentStates,
+use super::Context;
+use super::Done;
+use super::active_guest::ActiveGuest;
+use super::error::Failure;
+use super::events::{EventPublisher, EventType};
+use super::parent_state::ParentStates;
+use super::status::{self, Outcome};
+
+/// Reports how the reconcile of `parent` ended: the status and Events, and the metrics of the
+/// children. A status the API server refuses turns a success into [`Failure::Status`], reported
+/// like any failure.
+pub async fn report(
+    ctx: &Context,
+    parent: &DynamicObject,
+    guest: &ActiveGuest,
+    result: Result<Done, Failure>,
+) -> Result<Done, Failure> {
+    let report = ParentReport {
+        client: &ctx.client,
+        parent_kind: &ctx.parent_kind,
+        field_manager: &ctx.settings.field_manager,
+        events: &ctx.events,
+        parent,
+        stamp: guest.status_stamp(),
+        states: &ctx.parent_states,
+    };
+    let done = match result {
+        Ok(done) => done,
+        Err(failure) => {
+            if let Failure::Write {
+                created, pruned, ..
+            } = &failure
+            {
+                report.children_changed(created, pruned).await;
+            }
+            report.failure(&failure).await;
+            return Err(failure);
+        }
+    };
+    let writes = &done.writes;
+    let (applied, unchanged, pruned) = (writes.applied, writes.unchanged, writes.pruned.len());
+    ctx.metrics.children(ChildAction::Applied, applied);
+    ctx.metrics.children(ChildAction::Unchanged, unchanged);
+    ctx.metrics.children(ChildAction::Pruned, pruned);
+    if applied + pruned > 0 {
+        info!(applied, unchanged, pruned, "children reconciled");
+    } else if !done.finalizing {
+        debug!(unchanged, "children already as desired");
+    }
+    // The Event and the status are independent writes: one round trip instead of two.
+    let outcome = Outcome::Reconciled {
+        guest_status: done.status.clone(),
+    };
+    let ((), written) = futures::join!(
+        report.children_changed(&writes.created, &writes.pruned),
+        report.outcome(&outcome)
+    );
+    if let Err(error) = written {
+        // The status written instead keeps the previous one (not the refused, perhaps
+        // oversized, guest status) with Ready=False.
+        let failure = Failure::Status(error);
+        report.failure(&failure).await;
+        return Err(failure);
+    }
+    Ok(done)
 }
 
-impl Reporter<'_> {
+/// Reports on one parent for one reconcile.
+struct ParentReport<'a> {
+    client: &'a Client,
+    parent_kind: &'a ResolvedKind,
+    field_manager: &'a str,
+    events: &'a EventPublisher,
+    parent: &'a DynamicObject,
+    /// Which guest decided (`status.reconciler`).
+    stamp: Value,
+    /// Where the status this process last wrote is remembered.
+    states: &'a ParentStates,
+}
+
+impl ParentReport<'_> {
     /// Records a failed reconcile in the status, and as a Warning Event when the reason or
     /// message is new. A failure to write either is only logged: the reconcile is failing
-    /// already and will be retried.
-    pub async fn failure(&self, reason: FailureReason, message: String) {
+    /// already and will be retried. Failures without a condition are not reported.
+    async fn failure(&self, failure: &Failure) {
+        let Some((reason, message)) = failure.condition() else {
+            return;
+        };
         let previous = self.ready_condition();
         let is_new = previous.is_none_or(|ready| {
             ready["reason"] != reason.as_str() || ready["message"] != message.as_str()
@@ -40,13 +108,13 @@ impl Reporter<'_> {
                 .await;
         }
         if let Err(error) = self.outcome(&Outcome::Failed { reason, message }).await {
-            warn!(error = %crate::error_chain(&error), "could not record the failure in the parent's status");
+            warn!(error = %error_chain(&error), "could not record the failure in the parent's status");
         }
     }
 
     /// Normal Events for the children this reconcile created or pruned (`Kind name` each),
     /// listed by kind, then name.
-    pub async fn children_changed(&self, created: &[String], pruned: &[String]) {
+    async fn children_changed(&self, created: &[String], pruned: &[String]) {
         if !created.is_empty() {
             self.event(
                 EventType::Normal,
@@ -68,8 +136,8 @@ impl Reporter<'_> {
     /// Writes the status for `outcome` if it differs from the parent's current one. Parents of
     /// Kubernetes' own kinds get none (their status belongs to their controllers; the host only
     /// reconciles them with `--allow-builtin-parent-kind`).
-    pub async fn outcome(&self, outcome: &Outcome) -> Result<(), ReconcileError> {
-        if crate::kinds::is_builtin(&self.parent_kind.gvk) {
+    async fn outcome(&self, outcome: &Outcome) -> Result<(), kube::Error> {
+        if crate::cluster::kinds::is_builtin(&self.parent_kind.gvk) {
             return Ok(());
         }
         let observed = self.observed_status();
@@ -99,7 +167,7 @@ impl Reporter<'_> {
                 self.states.forget_written_status(self.parent);
                 Ok(())
             }
-            Err(error) => Err(ReconcileError::Status(error)),
+            Err(error) => Err(error),
         }
     }
 

@@ -3,7 +3,7 @@
 //! refuses the whole reconcile.
 //!
 //! # Guarantees
-//! A desired child that passes [`check`]
+//! A desired child that passes [`check_children`]
 //! - is a JSON object of a kind the guest declared, and that kind is namespaced;
 //! - lives in the parent's namespace (or names none, and is put there);
 //! - has a valid, unique (per kind) `metadata.name`;
@@ -19,7 +19,7 @@
 //! transition times in that list).
 //!
 //! One more rule needs the API server and is checked by the reconcile before anything is applied
-//! ([`PolicyViolation::TakeOver`]): a child that does not exist yet in the host's caches must not
+//! (`take_over.rs`, [`PolicyViolation::TakeOver`]): a child that does not exist yet in the host's caches must not
 //! exist on the server under another controller, or under none.
 
 use std::collections::HashSet;
@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::kinds::ResolvedKind;
+use crate::cluster::ResolvedKind;
 
 /// A desired child that passed the policy.
 #[derive(Clone, Debug)]
@@ -120,7 +120,7 @@ const HOST_OWNED_METADATA: [&str; 4] =
 ///
 /// # Errors
 /// The first [`PolicyViolation`] found; nothing of this output may then be applied or pruned.
-pub fn check(
+pub fn check_children(
     children: &[String],
     parent_namespace: &str,
     kinds: &[Arc<ResolvedKind>],
@@ -327,7 +327,7 @@ mod tests {
     }
 
     fn check_one(object: Value) -> Result<Vec<DesiredChild>, PolicyViolation> {
-        check(&[object.to_string()], "ns", &kinds())
+        check_children(&[object.to_string()], "ns", &kinds())
     }
 
     #[test]
@@ -401,7 +401,7 @@ mod tests {
         }
         let twice = [deployment("web").to_string(), deployment("web").to_string()];
         assert!(matches!(
-            check(&twice, "ns", &kinds()),
+            check_children(&twice, "ns", &kinds()),
             Err(PolicyViolation::Duplicate { .. })
         ));
     }
@@ -456,7 +456,7 @@ mod tests {
         let texts = ["{not json".to_string(), "[1,2]".to_string()];
         for text in texts {
             assert!(matches!(
-                check(&[text], "ns", &kinds()),
+                check_children(&[text], "ns", &kinds()),
                 Err(PolicyViolation::NotAnObject { .. })
             ));
         }

@@ -1,81 +1,14 @@
-//! Command-line flags (each with an environment variable), validated into the settings the rest
+//! The flags of `run` (each with an environment variable), validated into the settings the rest
 //! of the host uses. Nothing else in the host reads the environment.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::Args;
 
-use crate::compile_cache::CompileCacheConfig;
-use crate::guest::GuestLimits;
-use crate::kinds::KindAllowlist;
+use crate::cluster::KindAllowlist;
+use crate::guest::{CompileCacheConfig, GuestLimits};
 use crate::leader::{ElectionSettings, LeaseTimings};
-
-/// Runs Kubernetes reconcilers whose decisions are WebAssembly components.
-#[derive(Debug, Parser)]
-#[command(name = "reconciler-host", version, about)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-    /// Log format: human-readable text or one JSON object per line. Levels come from RUST_LOG.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
-    pub log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the controller: watch the guest's parent kind and reconcile every parent through it.
-    Run(Box<RunArgs>),
-    /// Run a guest offline for one parent, exactly as the controller would, and print what it
-    /// would apply and the status it would write. Exit code 0: rendered; 1: the guest rejected
-    /// the spec, failed, or broke the host's output rules; 2: unusable input.
-    Render(RenderArgs),
-    /// Check a guest file: is it usable by this host, and what does it declare? Exit code 0:
-    /// usable; 1: not.
-    Check(CheckArgs),
-}
-
-/// Output format of `render`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Yaml,
-    Json,
-}
-
-/// Flags of `reconciler-host render`.
-#[derive(Debug, Args)]
-pub struct RenderArgs {
-    /// The guest component (.wasm).
-    #[arg(long)]
-    pub guest: PathBuf,
-    /// The parent object (YAML or JSON file), e.g. deploy/samples/potatohead.yaml.
-    #[arg(long)]
-    pub parent: PathBuf,
-    /// Children the guest observes: YAML/JSON files (several documents or a List) or folders of
-    /// them; repeat the flag for more.
-    #[arg(long)]
-    pub children: Vec<PathBuf>,
-    /// Print YAML documents, or one JSON List.
-    #[arg(long, short, value_enum, default_value_t = OutputFormat::Yaml)]
-    pub output: OutputFormat,
-    /// The field manager the host would run with (it names the managed-by label).
-    #[arg(long, default_value = "wasm-reconciler")]
-    pub field_manager: String,
-}
-
-/// Flags of `reconciler-host check`.
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// The guest component (.wasm).
-    #[arg(long)]
-    pub guest: PathBuf,
-}
 
 /// Flags of `reconciler-host run`.
 #[derive(Debug, Args)]
@@ -168,6 +101,10 @@ pub struct RunArgs {
     /// Compile guests every time; keep no compile cache.
     #[arg(long, env = "RECONCILER_NO_COMPILE_CACHE")]
     pub no_compile_cache: bool,
+    /// For profiling guests: write /tmp/perf-<pid>.map so that `perf` names JIT-compiled guest
+    /// functions.
+    #[arg(long, env = "RECONCILER_GUEST_PERFMAP")]
+    pub guest_perf_map: bool,
     #[command(flatten)]
     pub leader_election: LeaderElectionArgs,
 }
@@ -219,6 +156,8 @@ pub struct RunSettings {
     pub allowed_child_kinds: KindAllowlist,
     /// `None`: no compile cache.
     pub compile_cache: Option<CompileCacheConfig>,
+    /// Write a perf map of JIT-compiled guest code (`--guest-perf-map`).
+    pub guest_perf_map: bool,
     /// `None`: no leader election, this process reconciles.
     pub leader_election: Option<ElectionSettings>,
 }
@@ -347,6 +286,7 @@ impl RunArgs {
             allowed_child_kinds: KindAllowlist::parse(&self.allowed_child_kinds)
                 .map_err(ConfigError::AllowedChildKind)?,
             compile_cache,
+            guest_perf_map: self.guest_perf_map,
             leader_election,
         })
     }
@@ -391,7 +331,10 @@ impl LeaderElectionArgs {
                 .filter(|name| !name.is_empty())
                 .unwrap_or_else(|| field_manager.to_owned()),
             namespace,
-            identity: crate::leader::identity(pod_name.filter(|name| !name.is_empty())),
+            identity: crate::leader::identity(
+                pod_name.filter(|name| !name.is_empty()),
+                std::env::var("HOSTNAME").ok().as_deref(),
+            ),
             timings,
         }))
     }
@@ -423,7 +366,10 @@ fn is_label_value(value: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+    use crate::cli::{Cli, Command};
 
     fn parse(args: &[&str]) -> Result<RunSettings, ConfigError> {
         let cli =

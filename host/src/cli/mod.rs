@@ -1,0 +1,78 @@
+//! The command line: `run` (the controller; its flags are in `run_args.rs`), and the offline
+//! tools `render` (`render.rs`) and `check` (`check.rs`).
+
+pub mod check;
+pub mod render;
+pub mod run_args;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use run_args::{RunArgs, RunSettings, default_compile_cache_dir};
+
+/// Runs Kubernetes reconcilers whose decisions are WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "reconciler-host", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format: human-readable text or one JSON object per line. Levels come from RUST_LOG.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller: watch the guest's parent kind and reconcile every parent through it.
+    Run(Box<RunArgs>),
+    /// Run a guest offline for one parent, exactly as the controller would, and print what it
+    /// would apply and the status it would write. Exit code 0: rendered; 1: the guest rejected
+    /// the spec, failed, or broke the host's output rules; 2: unusable input.
+    Render(RenderArgs),
+    /// Check a guest file: is it usable by this host, and what does it declare? Exit code 0:
+    /// usable; 1: not.
+    Check(CheckArgs),
+}
+
+/// Output format of `render`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Yaml,
+    Json,
+}
+
+/// Flags of `reconciler-host render`.
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The guest component (.wasm).
+    #[arg(long)]
+    pub guest: PathBuf,
+    /// The parent object (YAML or JSON file), e.g. deploy/samples/potatohead.yaml.
+    #[arg(long)]
+    pub parent: PathBuf,
+    /// Children the guest observes: YAML/JSON files (several documents or a List) or folders of
+    /// them; repeat the flag for more.
+    #[arg(long)]
+    pub children: Vec<PathBuf>,
+    /// Print YAML documents, or one JSON List.
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Yaml)]
+    pub output: OutputFormat,
+    /// The field manager the host would run with (it names the managed-by label).
+    #[arg(long, default_value = "wasm-reconciler")]
+    pub field_manager: String,
+}
+
+/// Flags of `reconciler-host check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The guest component (.wasm).
+    #[arg(long)]
+    pub guest: PathBuf,
+}

@@ -1,0 +1,334 @@
+//! The watches behind the child caches: per child kind, one watch of the host's children (label
+//! selector `managed-by=<field manager>`, full objects) and one metadata-only watch of the kind's
+//! other objects. Kinds are added and removed at run time when a new guest declares different
+//! child kinds.
+//!
+//! Only the host's labelled children are held in full, which keeps unrelated objects' contents out
+//! of memory. A child whose label someone removed leaves the cache; its parent's next reconcile
+//! applies it again, restoring the label.
+//!
+//! # Guarantees
+//! - Every change to a child (and every child that vanished during a relist) is sent to the
+//!   controller as a reconcile request for its controlling parent.
+//! - A deleted object frees its name: the parents waiting for it are reconciled.
+//! - Items of a list response are normalised to look like watch events (see [`normalize`]).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::channel::mpsc::UnboundedSender;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher::{self, Event};
+use tokio::sync::Notify;
+
+use super::child_cache::{CachedChild, ChildCaches, ChildIndex, KindCache};
+use super::kinds::ResolvedKind;
+use super::name_waiters::NameWaiters;
+use super::ownership::{Holder, MANAGED_BY_LABEL, ResourceName, object_name};
+use super::relist::{Applied, map_event};
+
+/// Where and what the child watches look at.
+#[derive(Clone)]
+pub struct WatchScope {
+    pub client: kube::Client,
+    /// `None`: all namespaces.
+    pub namespace: Option<String>,
+    /// The value of the managed-by label on every child (the field manager).
+    pub managed_by: String,
+}
+
+impl WatchScope {
+    /// Selects the host's children.
+    fn owned_selector(&self) -> String {
+        format!("{MANAGED_BY_LABEL}={}", self.managed_by)
+    }
+
+    /// Selects every other object, including those without the label.
+    fn unmanaged_selector(&self) -> String {
+        format!("{MANAGED_BY_LABEL}!={}", self.managed_by)
+    }
+
+    fn api<K>(&self, resource: &ApiResource) -> Api<K>
+    where
+        K: kube::Resource<DynamicType = ApiResource, Scope = kube::core::DynamicResourceScope>,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
+            None => Api::all_with(self.client.clone(), resource),
+        }
+    }
+}
+
+/// Makes a cached child the same however it arrived, and no bigger than needed:
+/// - items of a list response carry no `apiVersion`/`kind` (watch events do): filled in, or the
+///   guest would see children without a kind and the no-op check would re-apply every child
+///   after each relist;
+/// - `managedFields` dropped: nothing in the host or the guest reads them, and they are a large
+///   part of every object applied with server-side apply.
+fn normalize(object: &mut DynamicObject, kind: &ApiResource) {
+    object.metadata.managed_fields = None;
+    if object.types.is_none() {
+        object.types = Some(kube::api::TypeMeta {
+            api_version: kind.api_version.clone(),
+            kind: kind.kind.clone(),
+        });
+    }
+}
+
+fn resource_name(kind: &ResolvedKind, namespace: &str, name: &str) -> ResourceName {
+    ResourceName {
+        group: kind.gvk.group.clone(),
+        kind: kind.gvk.kind.clone(),
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    }
+}
+
+impl ChildCaches {
+    /// Empty caches; [`Self::watch_kinds`] starts the watches.
+    pub fn new(
+        parent: ApiResource,
+        scope: WatchScope,
+        triggers: UnboundedSender<ObjectRef<DynamicObject>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            parent,
+            scope,
+            triggers,
+            caches: Default::default(),
+            synced_changed: Notify::new(),
+            waiters: NameWaiters::default(),
+        })
+    }
+
+    /// Starts watching every kind in `kinds` that is not watched yet, and waits until all of
+    /// `kinds` have listed completely.
+    ///
+    /// # Errors
+    /// The kinds that have not synced when `timeout` passes (their watches keep running).
+    pub async fn watch_kinds(
+        self: &Arc<Self>,
+        kinds: &[Arc<ResolvedKind>],
+        timeout: Duration,
+    ) -> Result<(), String> {
+        {
+            let mut caches = self.caches.write().expect("cache list lock poisoned");
+            for kind in kinds {
+                if caches.iter().any(|c| c.kind.gvk == kind.gvk) {
+                    continue;
+                }
+                let cache = Arc::new(KindCache::new(Arc::clone(kind)));
+                let children = tokio::spawn(Arc::clone(self).watch(Arc::clone(&cache)));
+                let unmanaged = tokio::spawn(Arc::clone(self).watch_unmanaged(Arc::clone(&cache)));
+                *cache.watch_tasks.lock().expect("watch task lock poisoned") =
+                    vec![children.abort_handle(), unmanaged.abort_handle()];
+                caches.push(cache);
+            }
+        }
+        tokio::time::timeout(timeout, async {
+            loop {
+                let changed = self.synced_changed.notified();
+                if self.synced(kinds) {
+                    return;
+                }
+                changed.await;
+            }
+        })
+        .await
+        .map_err(|_| {
+            let pending: Vec<String> = self
+                .caches()
+                .iter()
+                .filter(|c| kinds.iter().any(|k| k.gvk == c.kind.gvk) && !c.children.is_synced())
+                .map(|c| c.kind.display_name())
+                .collect();
+            pending.join(", ")
+        })
+    }
+
+    /// Stops watching, and forgets, every kind not in `kinds`.
+    pub fn retain_kinds(&self, kinds: &[Arc<ResolvedKind>]) {
+        let mut caches = self.caches.write().expect("cache list lock poisoned");
+        caches.retain(|cache| {
+            let keep = kinds.iter().any(|k| k.gvk == cache.kind.gvk);
+            if !keep {
+                for task in cache.watch_tasks.lock().expect("watch task lock poisoned").drain(..) {
+                    task.abort();
+                }
+                tracing::info!(kind = %cache.kind.display_name(), "stopped watching a child kind the guest no longer declares");
+            }
+            keep
+        });
+    }
+
+    /// Reconciles `parent` (in `namespace`) again as soon as the object `name` of `kind` is
+    /// deleted, whether the host's child of another parent or an object the host does not
+    /// manage.
+    pub fn wait_for_name(&self, kind: &ResolvedKind, namespace: &str, name: &str, parent: &str) {
+        self.waiters
+            .wait(resource_name(kind, namespace, name), parent.to_string());
+    }
+
+    /// Triggers the parents that waited for `namespace/name` of `kind`.
+    fn name_freed(&self, kind: &ResolvedKind, namespace: &str, name: &str) {
+        for parent in self.waiters.freed(&resource_name(kind, namespace, name)) {
+            // The receiver only goes away when the controller shuts down.
+            let _ = self
+                .triggers
+                .unbounded_send(self.parent_ref(&parent, namespace));
+        }
+    }
+
+    /// Applies one watch event to a kind's cache and returns the parents to reconcile because
+    /// of it.
+    pub(super) fn handle(
+        &self,
+        cache: &KindCache,
+        event: Event<DynamicObject>,
+    ) -> Vec<ObjectRef<DynamicObject>> {
+        let event = event.modify(|object| normalize(object, &cache.kind.resource));
+        let (touched, deleted) = match &event {
+            Event::Apply(object) | Event::InitApply(object) => (self.parent_of(object), None),
+            Event::Delete(object) => (self.parent_of(object), Some(object_name(&object.metadata))),
+            Event::Init | Event::InitDone => (None, None),
+        };
+        let seen = match &event {
+            Event::Apply(object) | Event::Delete(object) | Event::InitApply(object) => {
+                Some(object_name(&object.metadata))
+            }
+            Event::Init | Event::InitDone => None,
+        };
+        if matches!(event, Event::Init) {
+            tracing::debug!(kind = %cache.kind.display_name(), "child cache listing");
+        }
+        let applied = cache
+            .children
+            .handle(map_event(event, |object| CachedChild {
+                name: object_name(&object.metadata),
+                holder: Holder::of(&object.metadata, &self.parent),
+                object: Arc::new(object),
+            }));
+        // After the index: a reconcile between the two sees the new version, which no pending
+        // write claims, so it judges the child on what it sees.
+        match &seen {
+            Some(name) => cache.pending.seen(name),
+            None if matches!(applied, Applied::Swapped { .. }) => cache.pending.clear(),
+            None => {}
+        }
+        if let Some((namespace, name)) = deleted {
+            self.name_freed(&cache.kind, &namespace, &name);
+        }
+        match applied {
+            Applied::Changed => touched.into_iter().collect(),
+            Applied::Swapped { previous, first } => self.relisted(cache, &previous, first),
+        }
+    }
+
+    /// After a (re)list: the parents of children that vanished while the watch was down must
+    /// hear about it.
+    fn relisted(
+        &self,
+        cache: &KindCache,
+        previous: &ChildIndex,
+        first: bool,
+    ) -> Vec<ObjectRef<DynamicObject>> {
+        let (vanished, count) = cache.children.read_live(|live| {
+            let vanished: HashSet<ObjectRef<DynamicObject>> = previous
+                .holders
+                .iter()
+                .filter(|(key, _)| !live.holders.contains_key(*key))
+                .filter_map(|((namespace, _), holder)| match holder {
+                    Holder::Parent { name, .. } => Some(self.parent_ref(name, namespace)),
+                    Holder::Other(_) => None,
+                })
+                .collect();
+            (vanished, live.holders.len())
+        });
+        tracing::debug!(kind = %cache.kind.display_name(), children = count, vanished = vanished.len(), "child cache (re)listed");
+        if first {
+            tracing::debug!(kind = %cache.kind.display_name(), "child cache synced");
+            self.synced_changed.notify_waiters();
+        }
+        vanished.into_iter().collect()
+    }
+
+    fn parent_of(&self, child: &DynamicObject) -> Option<ObjectRef<DynamicObject>> {
+        match Holder::of(&child.metadata, &self.parent) {
+            Holder::Parent { name, .. } => Some(self.parent_ref(
+                &name,
+                child.metadata.namespace.as_deref().unwrap_or_default(),
+            )),
+            Holder::Other(_) => None,
+        }
+    }
+
+    /// Children live in their parent's namespace.
+    fn parent_ref(&self, name: &str, namespace: &str) -> ObjectRef<DynamicObject> {
+        ObjectRef::new_with(name, self.parent.clone()).within(namespace)
+    }
+
+    /// Watches one child kind until aborted, keeping its cache current and sending the parents
+    /// of touched children to the controller.
+    async fn watch(self: Arc<Self>, cache: Arc<KindCache>) {
+        let api = self.scope.api(&cache.kind.resource);
+        let config = watcher::Config::default().labels(&self.scope.owned_selector());
+        let mut events = watcher::watcher(api, config).default_backoff().boxed();
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(event) => {
+                    for parent in self.handle(&cache, event) {
+                        // The receiver only goes away when the controller shuts down.
+                        let _ = self.triggers.unbounded_send(parent);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(kind = %cache.kind.display_name(), %error, "child watch failed; retrying with backoff")
+                }
+            }
+        }
+    }
+
+    /// Keeps the kind's unmanaged-name index current until aborted.
+    async fn watch_unmanaged(self: Arc<Self>, cache: Arc<KindCache>) {
+        let api = self.scope.api(&cache.kind.resource);
+        let freed = |namespace: &str, name: &str| self.name_freed(&cache.kind, namespace, name);
+        cache
+            .unmanaged
+            .watch(
+                api,
+                &self.scope.unmanaged_selector(),
+                &self.parent,
+                &cache.kind.display_name(),
+                freed,
+            )
+            .await;
+    }
+
+    /// A kind cache fed by hand (no watch), listed and empty: for tests of what reads the caches.
+    #[cfg(test)]
+    pub(crate) fn add_listed_kind(&self, kind: Arc<ResolvedKind>) {
+        let cache = Arc::new(KindCache::new(kind));
+        self.handle(&cache, Event::Init);
+        self.handle(&cache, Event::InitDone);
+        cache.unmanaged.mark_listed();
+        self.caches.write().unwrap().push(cache);
+    }
+
+    /// Feeds one watch event to the cache of `kind` (see [`Self::add_listed_kind`]).
+    #[cfg(test)]
+    pub(crate) fn feed(
+        &self,
+        kind: &ResolvedKind,
+        event: Event<DynamicObject>,
+    ) -> Vec<ObjectRef<DynamicObject>> {
+        let cache = self.cache_of(kind).expect("the kind was added");
+        self.handle(&cache, event)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,20 @@
+//! Reading the API server: discovery of kinds, and the watches and caches the reconciles read
+//! instead of asking the server (children by controlling parent, unmanaged names, writes not yet
+//! seen).
+//!
+//! Never imports `guest/` or `reconcile/`: what the caches hold is Kubernetes objects, whoever
+//! decides about them.
+
+mod child_cache;
+mod child_watch;
+pub mod kinds;
+mod name_waiters;
+pub mod ownership;
+mod pending;
+mod relist;
+mod unmanaged;
+
+pub use child_cache::{ChildCaches, ObservedChild};
+pub use child_watch::WatchScope;
+pub use kinds::{DiscoveryError, KindAllowlist, ResolvedKind, display_gvk};
+pub use ownership::{Holder, MANAGED_BY_LABEL, ObjectName, ParentRef, ResourceName};

@@ -1,0 +1,44 @@
+//! Reading a guest file: its bytes, a first sniff of what it is, and its digest.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::LoadError;
+
+/// A guest file's bytes and digest, read once.
+pub struct GuestFile {
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+    /// `sha256:<hex>` of the bytes.
+    pub digest: String,
+}
+
+impl GuestFile {
+    /// Reads a guest file (following symlinks, as a mounted ConfigMap needs) and checks that it
+    /// is a WebAssembly component.
+    ///
+    /// # Errors
+    /// [`LoadError::Read`], [`LoadError::NotWasm`] or [`LoadError::CoreModule`].
+    pub fn read(path: &Path) -> Result<Self, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.into(),
+            source,
+        })?;
+        // The preamble: magic bytes, a 16-bit version, then a 16-bit layer (0 = core module,
+        // 1 = component).
+        match bytes.get(..8) {
+            Some([0, b'a', b's', b'm', _, _, 0, 0]) => {
+                return Err(LoadError::CoreModule { path: path.into() });
+            }
+            Some([0, b'a', b's', b'm', ..]) => {}
+            _ => return Err(LoadError::NotWasm { path: path.into() }),
+        }
+        let digest = format!("sha256:{:x}", Sha256::digest(&bytes));
+        Ok(Self {
+            path: path.into(),
+            bytes,
+            digest,
+        })
+    }
+}

@@ -1,0 +1,58 @@
+//! The HTTP endpoint: `/metrics` (OpenMetrics text), `/healthz` (the process answers) and
+//! `/readyz` (ready to reconcile: see [`Metrics::ready`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::metrics::Metrics;
+
+/// Binds the HTTP endpoint and serves it in the background; returns the bound address (useful
+/// with port 0).
+///
+/// # Errors
+/// The bind error, e.g. the port is taken.
+pub async fn serve(address: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .with_state(metrics);
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "metrics and health endpoint stopped");
+        }
+    });
+    Ok(bound)
+}
+
+async fn metrics_text(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.encode(),
+    )
+}
+
+/// Ready when the child caches have listed and a guest is active: before that, reconciles would
+/// wait, so a Service should not count this replica in.
+async fn readyz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
+    if metrics.ready() {
+        (StatusCode::OK, "ok")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: leader election undecided, caches syncing, the parent watch failing or \
+             no guest loaded",
+        )
+    }
+}

@@ -1,0 +1,42 @@
+//! What every reconcile of one controller shares: the client, the active guest, the caches, the
+//! budgets and the per-parent state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+
+use crate::cluster::{ChildCaches, ResolvedKind};
+use crate::metrics::Metrics;
+
+use super::active_guest::GuestSlot;
+use super::claims::NameClaims;
+use super::events::EventPublisher;
+use super::parent_state::ParentStates;
+
+/// The settings a reconcile reads.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Field manager of every apply and status write; the value of the managed-by label.
+    pub field_manager: String,
+    /// How long after a success the parent is reconciled again when the guest does not say.
+    pub resync: Duration,
+}
+
+/// Everything a reconcile needs, shared by all of them.
+pub struct Context {
+    pub client: Client,
+    pub slot: Arc<GuestSlot>,
+    pub parent_kind: ResolvedKind,
+    pub children: Arc<ChildCaches>,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    /// Publishes Kubernetes Events about parents.
+    pub events: EventPublisher,
+    /// The memory budget of guest calls running at once, in MiB permits (see `decide.rs`).
+    pub guest_memory: Arc<tokio::sync::Semaphore>,
+    /// Child names this host's parents are creating now (see `claims.rs`).
+    pub claims: NameClaims,
+    /// Failures, reconciled generation and written status per parent (by UID).
+    pub parent_states: ParentStates,
+}

@@ -1,0 +1,163 @@
+//! One reconcile of one parent, as a pipeline of named steps:
+//! observe (caches) → decide (guest) → plan (output policy, host-owned fields) → take-over check
+//! → settle check → apply → prune → report (status, Events, metrics).
+//!
+//! # Guarantees
+//! - Nothing is pruned on incomplete information: a reconcile runs only when every child kind of
+//!   the active guest has listed completely, and prunes only when the guest succeeded, its
+//!   output passed the policy and every apply of this reconcile succeeded.
+//! - A guest failure or policy violation changes no child; it is reported in the parent's
+//!   `Ready` condition and retried with per-parent exponential backoff.
+//! - An invalid spec is reported and not retried until the parent changes.
+//! - A failure is reported once, in one place (`report.rs`), whichever step it came from.
+//! - One reconcile uses one guest throughout, even if a hot swap happens meanwhile.
+//! - `render` runs the same planning step ([`plan::plan`]), so it shows what would be applied.
+
+pub mod active_guest;
+mod apply;
+pub mod claims;
+mod context;
+mod decide;
+mod error;
+pub mod events;
+pub mod json_match;
+mod observe;
+pub mod parent_state;
+pub mod plan;
+pub mod policy;
+pub mod prepare;
+mod report;
+mod settle;
+pub mod status;
+mod take_over;
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt;
+use kube::ResourceExt;
+use kube::api::DynamicObject;
+use kube::runtime::controller::Action;
+use serde_json::Value;
+use tracing::{Instrument, info_span};
+
+pub use active_guest::{ActiveGuest, GuestSlot};
+pub use context::{Context, Settings};
+pub use error::{Failure, Retry};
+pub use observe::guest_json;
+pub use prepare::DESIRED_DIGEST_ANNOTATION;
+
+use apply::Writes;
+use observe::{observation, parent_key};
+
+/// A reconcile that succeeded: what to report, and when to run again.
+pub struct Done {
+    /// The guest's status (checked).
+    status: Option<Value>,
+    writes: Writes,
+    /// The parent is being deleted: nothing was applied or pruned.
+    finalizing: bool,
+    next: Action,
+}
+
+/// The reconcile kube-runtime's controller calls: the pipeline, its report, the metrics, and the
+/// per-parent state. A panic anywhere in it is contained to this parent.
+pub async fn reconcile(parent: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Failure> {
+    let guest = ctx.slot.current();
+    let span = info_span!(
+        "reconcile",
+        namespace = parent.namespace().as_deref().unwrap_or_default(),
+        name = %parent.name_any(),
+        generation = parent.metadata.generation.unwrap_or_default(),
+        guest = %guest.guest.digest(),
+    );
+    let _in_flight = ctx.metrics.in_flight();
+    let started = Instant::now();
+    let reconciled = AssertUnwindSafe(
+        async {
+            let result = reconcile_parent(&parent, &ctx, &guest).await;
+            report::report(&ctx, &parent, &guest, result).await
+        }
+        .instrument(span),
+    )
+    .catch_unwind()
+    .await
+    .unwrap_or_else(|panic| {
+        let message = panic_message(panic.as_ref());
+        tracing::error!(parent = %parent_key(&parent), %message, "a reconcile panicked; this parent is retried with backoff, the others are not affected");
+        Err(Failure::Panicked(message))
+    });
+    let label = match &reconciled {
+        Ok(_) => crate::metrics::ReconcileResult::Success,
+        Err(failure) => failure.metric_label(),
+    };
+    if let Err(failure) = &reconciled
+        && let Some(kind) = failure.guest_failure()
+    {
+        ctx.metrics.guest_failed(kind);
+    }
+    ctx.metrics
+        .reconcile_finished(label, started.elapsed().as_secs_f64());
+    ctx.parent_states.reconciled(&parent);
+    let next = match reconciled {
+        Ok(done) => Ok(done.next),
+        Err(failure) => match failure.retry() {
+            Retry::Backoff => Err(failure),
+            Retry::AwaitChange => Ok(Action::await_change()),
+            Retry::After(delay) => Ok(Action::requeue(delay)),
+        },
+    };
+    if next.is_ok() {
+        ctx.parent_states.clear_failures(&parent);
+    }
+    next
+}
+
+/// The pipeline. Each step returns a [`Failure`] that `report.rs` reports; none reports itself.
+async fn reconcile_parent(
+    parent: &DynamicObject,
+    ctx: &Context,
+    guest: &ActiveGuest,
+) -> Result<Done, Failure> {
+    let observed = observe::observe(ctx, parent, guest)?;
+    let shown = observation(parent, &ctx.parent_kind, &observed);
+    let decision = decide::decide(ctx, guest, parent, shown).await?;
+    let plan = plan::plan(
+        decision,
+        &observed.parent,
+        &observed.namespace,
+        &guest.child_kinds,
+        &ctx.settings.field_manager,
+    )?;
+    if observed.finalizing {
+        // Garbage collection removes the children of a parent being deleted; re-applying them
+        // would race it.
+        return Ok(Done {
+            status: plan.status,
+            writes: Writes::default(),
+            finalizing: true,
+            next: Action::await_change(),
+        });
+    }
+    take_over::check(ctx, &observed, &plan).await?;
+    let writes = apply::writes_needed(ctx, &plan, &observed);
+    settle::check(ctx, parent, &writes)?;
+    let mut writes = apply::apply_all(ctx, &observed.namespace, writes).await;
+    apply::prune_undesired(ctx, &plan, &observed, &mut writes).await;
+    Ok(Done {
+        writes: writes.into_result()?,
+        finalizing: false,
+        next: Action::requeue(plan.requeue_after.unwrap_or(ctx.settings.resync)),
+        status: plan.status,
+    })
+}
+
+/// The text a panic was raised with.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}

@@ -1,0 +1,135 @@
+//! `reconciler-host run`: serves the HTTP endpoint, builds the engine, loads the first guest, and
+//! runs the controller: at once, or (with `--leader-elect`) whenever this replica leads; again
+//! for each new parent kind a hot swap hands over.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::cli::{RunArgs, RunSettings};
+use crate::cluster::kinds;
+use crate::controller::{self, StartError, Stopped};
+use crate::guest::{GuestEngine, LoadedGuest};
+use crate::http;
+use crate::leader::Elector;
+use crate::metrics::{Leadership, Metrics};
+use crate::reconcile::active_guest::guest_labels;
+
+/// Runs the controller for `args` until `stopping` turns true.
+///
+/// # Errors
+/// Bad flags, an unusable guest, no cluster, or a kind that cannot be used: each says what to
+/// do.
+pub async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let settings = args.validate()?;
+    // Serve health and metrics first, so a probe can see the process while it starts.
+    let metrics = Arc::new(Metrics::default());
+    let address = http::serve(settings.metrics_bind_address, Arc::clone(&metrics))
+        .await
+        .with_context(|| format!("serving metrics on {}", settings.metrics_bind_address))?;
+    info!(%address, "serving /metrics, /healthz and /readyz");
+    let engine =
+        GuestEngine::with_perf_map(settings.compile_cache.as_ref(), settings.guest_perf_map)
+            .map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
+    let guest = engine.load_path(&settings.guest, settings.limits)?;
+    let manifest = guest.manifest();
+    info!(
+        guest = %manifest.name,
+        version = %manifest.version,
+        digest = %guest.digest(),
+        path = %settings.guest.display(),
+        origin = ?guest.origin(),
+        "guest loaded"
+    );
+    settings
+        .allowed_child_kinds
+        .check(&manifest.children)
+        .map_err(anyhow::Error::msg)?;
+    if kinds::is_builtin(&manifest.parent) && !settings.allow_builtin_parent_kind {
+        anyhow::bail!(kinds::builtin_parent_refused(&manifest.parent));
+    }
+    metrics.set_active_guest(guest_labels(&guest));
+    let client = kube::Client::try_default().await.context(
+        "connecting to Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)",
+    )?;
+    let mut guest = Arc::new(guest);
+    let Some(election) = settings.leader_election.clone() else {
+        metrics.set_leadership(Leadership::NotElecting);
+        return reconcile(&client, &engine, &mut guest, &settings, &metrics, stopping)
+            .await
+            .map_err(Into::into);
+    };
+    let mut elector = Elector::new(client.clone(), election);
+    loop {
+        info!(identity = %elector.identity(), "leader election: campaigning for the Lease");
+        let renewed = tokio::select! {
+            renewed = elector.campaign(|| metrics.set_leadership(Leadership::Standby)) => renewed,
+            () = stopped(stopping.clone()) => return Ok(()),
+        };
+        metrics.set_leadership(Leadership::Leader);
+        let (done, done_receiver) = tokio::sync::oneshot::channel::<()>();
+        let work = async {
+            let result = reconcile(
+                &client,
+                &engine,
+                &mut guest,
+                &settings,
+                &metrics,
+                stopping.clone(),
+            )
+            .await;
+            let _ = done.send(());
+            result
+        };
+        let hold = elector.hold(renewed, async {
+            let _ = done_receiver.await;
+        });
+        tokio::pin!(work, hold);
+        tokio::select! {
+            held = &mut hold => {
+                // Dropping `work` abandons in-flight reconciles: another replica may be
+                // leading already, and two writers would fight.
+                metrics.set_leadership(Leadership::Unknown);
+                warn!(reason = ?held, "leadership lost: stopped reconciling at once");
+            }
+            result = &mut work => {
+                // The last write is done: hand the Lease over (released in `hold`).
+                hold.await;
+                return result.map_err(Into::into);
+            }
+        }
+    }
+}
+
+/// Runs the controller until `stopping`, again for each new parent kind a hot swap hands over.
+async fn reconcile(
+    client: &kube::Client,
+    engine: &Arc<GuestEngine>,
+    guest: &mut Arc<LoadedGuest>,
+    settings: &RunSettings,
+    metrics: &Arc<Metrics>,
+    stopping: watch::Receiver<bool>,
+) -> Result<(), StartError> {
+    loop {
+        let stopped = controller::run(
+            client.clone(),
+            Arc::clone(engine),
+            Arc::clone(guest),
+            settings.clone(),
+            Arc::clone(metrics),
+            stopped(stopping.clone()),
+        )
+        .await?;
+        match stopped {
+            Stopped::Shutdown => return Ok(()),
+            Stopped::NewParentKind(next) => *guest = Arc::new(*next),
+        }
+    }
+}
+
+/// Resolves once `stopping` turns true.
+async fn stopped(mut stopping: watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stopping| *stopping).await;
+}
