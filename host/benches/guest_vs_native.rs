@@ -31,7 +31,9 @@ const ROUNDS: usize = 3000;
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let engine = GuestEngine::new(None).unwrap();
+    // `RECONCILER_GUEST_PERFMAP=1` writes a perf map of the guest's code, for `perf report`.
+    let perf_map = std::env::var_os("RECONCILER_GUEST_PERFMAP").is_some_and(|v| v == "1");
+    let engine = GuestEngine::with_perf_map(None, perf_map).unwrap();
     let guest = engine
         .load_path(
             &common::built_guest("guest_potatohead"),

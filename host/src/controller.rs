@@ -96,23 +96,16 @@ pub async fn run(
 
     let (reconcile_all, reconcile_all_requests) = futures::channel::mpsc::unbounded();
     let handoff = Arc::new(ParentKindHandoff::default());
-    let swapper = HotSwap {
+    let swapper = hot_swap(
         engine,
-        path: settings.guest.clone(),
-        limits: settings.limits,
-        poll_interval: settings.guest_poll_interval,
-        slot: Arc::clone(&slot),
-        children: Arc::clone(&children),
-        client: client.clone(),
+        &settings,
+        &slot,
+        &children,
+        &client,
         reconcile_all,
-        metrics: Arc::clone(&metrics),
-        parent_kind_change: settings
-            .allow_parent_kind_change
-            .then(|| Arc::clone(&handoff)),
-        allowed_child_kinds: settings.allowed_child_kinds.clone(),
-        allow_builtin_parent_kind: settings.allow_builtin_parent_kind,
-        last_refused: Default::default(),
-    };
+        &metrics,
+        &handoff,
+    );
     let mut teardown = Teardown {
         tasks: vec![tokio::spawn(swapper.run()).abort_handle()],
         children: Arc::clone(&children),
@@ -121,43 +114,20 @@ pub async fn run(
 
     // The parent watch is built here rather than by `Controller::new_with` (which does the same)
     // so that per-parent state follows it: a deleted parent's state goes with it.
-    let parent_cache = Writer::<DynamicObject>::new(parent_kind.resource.clone());
+    let parent_resource = parent_kind.resource.clone();
+    let parent_cache = Writer::<DynamicObject>::new(parent_resource.clone());
     let parents = parent_cache.as_reader();
-    let context = Arc::new(Context {
-        events: EventPublisher::new(
-            client.clone(),
-            settings.field_manager.clone(),
-            settings.pod_name.clone(),
-        ),
-        parent_states: ParentStates::new(parents.clone(), parent_kind.resource.clone()),
-        client: client.clone(),
+    let context = Arc::new(context(
+        &client,
+        &settings,
         slot,
         parent_kind,
         children,
-        settings: Settings {
-            field_manager: settings.field_manager.clone(),
-            resync: settings.resync,
-        },
-        metrics: Arc::clone(&metrics),
-        claims: Default::default(),
-        guest_memory: Arc::new(tokio::sync::Semaphore::new(
-            settings.guest_memory_budget_bytes >> 20,
-        )),
-    });
-    // Stop on the caller's shutdown, or when the hot swap hands over a guest for a new parent
-    // kind.
-    let (stop, stopping) = tokio::sync::watch::channel(false);
-    let forward_stop = tokio::spawn({
-        let handoff = Arc::clone(&handoff);
-        async move {
-            tokio::select! {
-                () = shutdown => {}
-                () = handoff.requested() => {}
-            }
-            let _ = stop.send(true);
-        }
-    });
-    teardown.tasks.push(forward_stop.abort_handle());
+        &metrics,
+        ParentStates::new(parents.clone(), parent_resource.clone()),
+    ));
+    let (stopping, forward_stop) = stop_signal(shutdown, Arc::clone(&handoff));
+    teardown.tasks.push(forward_stop);
     let parent_api: Api<DynamicObject> = match settings.namespace.as_deref() {
         Some(ns) => Api::namespaced_with(client, ns, &context.parent_kind.resource),
         None => Api::all_with(client, &context.parent_kind.resource),
@@ -176,6 +146,87 @@ pub async fn run(
         Some(guest) => Stopped::NewParentKind(Box::new(guest)),
         None => Stopped::Shutdown,
     })
+}
+
+/// Turns true on the caller's `shutdown`, or when the hot swap hands over a guest for a new
+/// parent kind; the handle stops the task that watches for either.
+fn stop_signal(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    handoff: Arc<ParentKindHandoff>,
+) -> (tokio::sync::watch::Receiver<bool>, tokio::task::AbortHandle) {
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let forward = tokio::spawn(async move {
+        tokio::select! {
+            () = shutdown => {}
+            () = handoff.requested() => {}
+        }
+        let _ = stop.send(true);
+    });
+    (stopping, forward.abort_handle())
+}
+
+/// The hot swap beside the controller, for the guest file in `settings`.
+#[allow(clippy::too_many_arguments)] // each is one piece of the controller it joins
+fn hot_swap(
+    engine: Arc<GuestEngine>,
+    settings: &RunSettings,
+    slot: &Arc<GuestSlot>,
+    children: &Arc<ChildCaches>,
+    client: &Client,
+    reconcile_all: futures::channel::mpsc::UnboundedSender<()>,
+    metrics: &Arc<Metrics>,
+    handoff: &Arc<ParentKindHandoff>,
+) -> HotSwap {
+    HotSwap {
+        engine,
+        path: settings.guest.clone(),
+        limits: settings.limits,
+        poll_interval: settings.guest_poll_interval,
+        slot: Arc::clone(slot),
+        children: Arc::clone(children),
+        client: client.clone(),
+        reconcile_all,
+        metrics: Arc::clone(metrics),
+        parent_kind_change: settings
+            .allow_parent_kind_change
+            .then(|| Arc::clone(handoff)),
+        allowed_child_kinds: settings.allowed_child_kinds.clone(),
+        allow_builtin_parent_kind: settings.allow_builtin_parent_kind,
+        last_refused: Default::default(),
+    }
+}
+
+/// What every reconcile of this controller shares.
+fn context(
+    client: &Client,
+    settings: &RunSettings,
+    slot: Arc<GuestSlot>,
+    parent_kind: ResolvedKind,
+    children: Arc<ChildCaches>,
+    metrics: &Arc<Metrics>,
+    parent_states: ParentStates,
+) -> Context {
+    Context {
+        events: EventPublisher::new(
+            client.clone(),
+            settings.field_manager.clone(),
+            settings.pod_name.clone(),
+        ),
+        parent_states,
+        client: client.clone(),
+        slot,
+        parent_kind,
+        children,
+        settings: Settings {
+            field_manager: settings.field_manager.clone(),
+            resync: settings.resync,
+        },
+        metrics: Arc::clone(metrics),
+        claims: Default::default(),
+        guest_memory: Arc::new(tokio::sync::Semaphore::new(
+            settings.guest_memory_budget_bytes >> 20,
+        )),
+    }
 }
 
 /// The guest's parent kind and child kinds, resolved against the API server; each must be

@@ -279,17 +279,7 @@ impl Elector {
             Decision::Take | Decision::Renew => {
                 let mut lease = current.expect("a decision to take or renew has a Lease");
                 let old = lease.spec.take().unwrap_or_default();
-                let transitions = old.lease_transitions.unwrap_or(0);
-                let spec = if decision == Decision::Renew {
-                    self.record(
-                        old.acquire_time.unwrap_or(stamp.clone()),
-                        stamp,
-                        transitions,
-                    )
-                } else {
-                    self.record(stamp.clone(), stamp, transitions + 1)
-                };
-                lease.spec = Some(spec);
+                lease.spec = Some(self.next_record(old, decision, stamp));
                 // Carries the resourceVersion that was read: a conflict means another
                 // candidate wrote in between, and this round is lost.
                 self.api
@@ -314,6 +304,21 @@ impl Elector {
                 name: self.settings.lease_name.clone(),
                 source,
             }),
+        }
+    }
+
+    /// The record this candidate writes over `old` when it renews (same acquire time) or takes
+    /// (one more transition).
+    fn next_record(&self, old: LeaseSpec, decision: Decision, stamp: MicroTime) -> LeaseSpec {
+        let transitions = old.lease_transitions.unwrap_or(0);
+        if decision == Decision::Renew {
+            self.record(
+                old.acquire_time.unwrap_or(stamp.clone()),
+                stamp,
+                transitions,
+            )
+        } else {
+            self.record(stamp.clone(), stamp, transitions + 1)
         }
     }
 

@@ -59,7 +59,7 @@ impl GuestInstance<'_> {
 impl LoadedGuest {
     /// Links are made by [`GuestEngine::link`]: the guest describes itself, and its manifest is
     /// checked, before anyone can call it.
-    pub(super) fn describe_new(
+    pub(super) fn from_linked(
         engine: Arc<GuestEngine>,
         pre: ReconcilerPre<GuestState>,
         limits: GuestLimits,

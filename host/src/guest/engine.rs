@@ -175,6 +175,6 @@ impl GuestEngine {
             .instantiate_pre(&component)
             .map_err(incompatible)?;
         let pre = ReconcilerPre::new(instance_pre).map_err(incompatible)?;
-        LoadedGuest::describe_new(Arc::clone(self), pre, limits, file, origin)
+        LoadedGuest::from_linked(Arc::clone(self), pre, limits, file, origin)
     }
 }

@@ -199,70 +199,77 @@ impl Default for Metrics {
             parent_watch_failing: AtomicBool::new(false),
             registry: Registry::default(),
         };
+        metrics.register(registry);
+        Self {
+            registry: root,
+            ..metrics
+        }
+    }
+}
+
+impl Metrics {
+    /// Registers the host's own metrics (`reconciler_…`) in `registry`.
+    fn register(&self, registry: &mut Registry) {
         registry.register(
             "reconciles",
             "Reconciles by result",
-            metrics.reconciles.clone(),
+            self.reconciles.clone(),
         );
         registry.register_with_unit(
             "reconcile_duration",
             "Wall time of one reconcile, guest call and API requests included",
             Unit::Seconds,
-            metrics.reconcile_duration.clone(),
+            self.reconcile_duration.clone(),
         );
         registry.register_with_unit(
             "guest_call_duration",
             "Wall time of one guest call: fresh store, instantiation, the call, JSON in and out",
             Unit::Seconds,
-            metrics.guest_call_duration.clone(),
+            self.guest_call_duration.clone(),
         );
         registry.register(
             "guest_failures",
             "Guest calls or outputs that produced nothing applicable, by kind",
-            metrics.guest_failures.clone(),
+            self.guest_failures.clone(),
         );
         registry.register(
             "children",
             "Desired or observed children by what the host did with them",
-            metrics.children.clone(),
+            self.children.clone(),
         );
         registry.register(
             "reconciles_in_flight",
             "Reconciles running now (the controller's work in progress)",
-            metrics.reconciles_in_flight.clone(),
+            self.reconciles_in_flight.clone(),
         );
         registry.register(
             "queue_depth",
             "Parents whose current generation has not been reconciled yet (the controller's \
              backlog; reconciles caused by child changes or the periodic resync are not counted)",
-            metrics.queue_depth.clone(),
+            self.queue_depth.clone(),
         );
         registry.register(
             "parent_states",
             "Parents the host keeps per-parent state for (backoff, last reconciled generation, \
              last written status); follows the parents that exist",
-            metrics.parent_states.clone(),
+            self.parent_states.clone(),
         );
         registry.register(
             "leader",
             "1 when this replica reconciles (it holds the leader Lease, or runs without leader \
              election), 0 on standby",
-            metrics.leader.clone(),
+            self.leader.clone(),
         );
         registry.register(
             "guest_reloads",
             "Attempts to swap in a new guest file, by result",
-            metrics.guest_reloads.clone(),
+            self.guest_reloads.clone(),
         );
         registry.register(
             "guest_info",
             "The active guest (always 1)",
-            metrics.guest_info.clone(),
+            self.guest_info.clone(),
         );
-        Self {
-            registry: root,
-            ..metrics
-        }
     }
 }
 

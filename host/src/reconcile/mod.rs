@@ -30,6 +30,8 @@ mod report;
 mod settle;
 pub mod status;
 mod take_over;
+#[cfg(test)]
+mod tests;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

@@ -128,103 +128,124 @@ pub fn check_children(
     let mut seen = HashSet::with_capacity(children.len());
     let mut checked = Vec::with_capacity(children.len());
     for (index, text) in children.iter().enumerate() {
-        let mut object: Value =
-            serde_json::from_str(text).map_err(|e| PolicyViolation::NotAnObject {
-                index,
-                reason: e.to_string(),
-            })?;
-        if !object.is_object() {
-            return Err(PolicyViolation::NotAnObject {
-                index,
-                reason: "not an object".into(),
-            });
-        }
-        let api_version = object["apiVersion"].as_str().unwrap_or_default();
-        let kind_name = object["kind"].as_str().unwrap_or_default();
-        let display = format!("{kind_name} ({api_version})");
-        let kind = kinds
-            .iter()
-            .find(|k| k.resource.api_version == api_version && k.resource.kind == kind_name)
-            .ok_or_else(|| PolicyViolation::UndeclaredKind {
-                index,
-                kind: display.clone(),
-            })?;
-        let kind_display = kind.display_name();
-
-        let name = object["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        if let Err(reason) = check_name(&name) {
-            return Err(PolicyViolation::InvalidName {
-                index,
-                kind: kind_display,
-                name,
-                reason,
-            });
-        }
-        if !kind.namespaced {
-            return Err(PolicyViolation::ClusterScoped {
-                kind: kind_display,
-                name,
-            });
-        }
-        match object["metadata"]["namespace"].as_str() {
-            None | Some("") => {}
-            Some(ns) if ns == parent_namespace => {}
-            Some(ns) => {
-                return Err(PolicyViolation::OtherNamespace {
-                    kind: kind_display,
-                    name,
-                    namespace: ns.into(),
-                    parent_namespace: parent_namespace.into(),
-                });
-            }
-        }
-        for field in HOST_OWNED_METADATA {
-            if object["metadata"].get(field).is_some() {
-                let field = match field {
-                    "ownerReferences" => "metadata.ownerReferences",
-                    "managedFields" => "metadata.managedFields",
-                    "uid" => "metadata.uid",
-                    _ => "metadata.resourceVersion",
-                };
-                return Err(PolicyViolation::HostOwnedField {
-                    kind: kind_display,
-                    name,
-                    field,
-                });
-            }
-        }
-        if object.get("status").is_some() {
-            return Err(PolicyViolation::HostOwnedField {
-                kind: kind_display,
-                name,
-                field: "status",
-            });
-        }
-        if let Err((field, reason)) = check_metadata_shapes(&object["metadata"]) {
-            return Err(PolicyViolation::InvalidMetadata {
-                kind: kind_display,
-                name,
-                field,
-                reason,
-            });
-        }
-        if !seen.insert((kind_display.clone(), name.clone())) {
+        let child = check_child(index, text, parent_namespace, kinds)?;
+        if !seen.insert((child.kind.display_name(), child.name.clone())) {
             return Err(PolicyViolation::Duplicate {
-                kind: kind_display,
-                name,
+                kind: child.kind.display_name(),
+                name: child.name,
             });
         }
-        object["metadata"]["namespace"] = Value::String(parent_namespace.into());
-        checked.push(DesiredChild {
-            kind: Arc::clone(kind),
-            name,
-            object,
-        });
+        checked.push(child);
     }
     Ok(checked)
+}
+
+/// Checks one desired child, the `index`th, and puts it in the parent's namespace.
+fn check_child(
+    index: usize,
+    text: &str,
+    parent_namespace: &str,
+    kinds: &[Arc<ResolvedKind>],
+) -> Result<DesiredChild, PolicyViolation> {
+    let mut object: Value =
+        serde_json::from_str(text).map_err(|e| PolicyViolation::NotAnObject {
+            index,
+            reason: e.to_string(),
+        })?;
+    if !object.is_object() {
+        return Err(PolicyViolation::NotAnObject {
+            index,
+            reason: "not an object".into(),
+        });
+    }
+    let kind = declared_kind(index, &object, kinds)?;
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if let Err(reason) = check_name(&name) {
+        return Err(PolicyViolation::InvalidName {
+            index,
+            kind: kind.display_name(),
+            name,
+            reason,
+        });
+    }
+    check_placement(&kind, &name, &object, parent_namespace)?;
+    if let Some(field) = host_owned_field(&object) {
+        return Err(PolicyViolation::HostOwnedField {
+            kind: kind.display_name(),
+            name,
+            field,
+        });
+    }
+    if let Err((field, reason)) = check_metadata_shapes(&object["metadata"]) {
+        return Err(PolicyViolation::InvalidMetadata {
+            kind: kind.display_name(),
+            name,
+            field,
+            reason,
+        });
+    }
+    object["metadata"]["namespace"] = Value::String(parent_namespace.into());
+    Ok(DesiredChild { kind, name, object })
+}
+
+/// The declared kind the object's `apiVersion` and `kind` name.
+fn declared_kind(
+    index: usize,
+    object: &Value,
+    kinds: &[Arc<ResolvedKind>],
+) -> Result<Arc<ResolvedKind>, PolicyViolation> {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind_name = object["kind"].as_str().unwrap_or_default();
+    kinds
+        .iter()
+        .find(|k| k.resource.api_version == api_version && k.resource.kind == kind_name)
+        .cloned()
+        .ok_or_else(|| PolicyViolation::UndeclaredKind {
+            index,
+            kind: format!("{kind_name} ({api_version})"),
+        })
+}
+
+/// Namespaced, and in the parent's namespace (or none, which puts it there).
+fn check_placement(
+    kind: &ResolvedKind,
+    name: &str,
+    object: &Value,
+    parent_namespace: &str,
+) -> Result<(), PolicyViolation> {
+    if !kind.namespaced {
+        return Err(PolicyViolation::ClusterScoped {
+            kind: kind.display_name(),
+            name: name.into(),
+        });
+    }
+    match object["metadata"]["namespace"].as_str() {
+        None | Some("") => Ok(()),
+        Some(ns) if ns == parent_namespace => Ok(()),
+        Some(ns) => Err(PolicyViolation::OtherNamespace {
+            kind: kind.display_name(),
+            name: name.into(),
+            namespace: ns.into(),
+            parent_namespace: parent_namespace.into(),
+        }),
+    }
+}
+
+/// The first field the child sets that only the host may set.
+fn host_owned_field(object: &Value) -> Option<&'static str> {
+    let metadata = HOST_OWNED_METADATA
+        .into_iter()
+        .find(|field| object["metadata"].get(field).is_some())
+        .map(|field| match field {
+            "ownerReferences" => "metadata.ownerReferences",
+            "managedFields" => "metadata.managedFields",
+            "uid" => "metadata.uid",
+            _ => "metadata.resourceVersion",
+        });
+    metadata.or_else(|| object.get("status").map(|_| "status"))
 }
 
 /// Checks the desired status (JSON text from the guest): it must be a JSON object.
