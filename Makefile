@@ -4,6 +4,8 @@
 CARGO        ?= cargo
 GUEST_TARGET := wasm32-wasip2
 GUEST_WASM   := target/$(GUEST_TARGET)/release/guest_potatohead.wasm
+# The guest for the seed operator's own API (crd.demo.com/v1alpha1 PodTatoHead).
+PODTATO_WASM := target/$(GUEST_TARGET)/release/guest_podtatohead.wasm
 
 .PHONY: help deps guest guest-component test-guests example-guests build release crd test demo lint fmt clean bench bench-hot-swap bench-scale bench-guest publish-guest
 
@@ -17,11 +19,11 @@ deps: ## Install the wasm target and the local control plane (one-time build, ca
 	@hack/control-plane-bins.sh >/dev/null
 	@hack/kubectl.sh >/dev/null
 
-guest: ## Build the default guest component (release, wasm32-wasip2)
-	@echo "==> building the guest $(GUEST_WASM)"
+guest: ## Build the guest components (release, wasm32-wasip2): the default guest and the PodTatoHead one
+	@echo "==> building the guests $(GUEST_WASM) and $(PODTATO_WASM)"
 	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
-	$(CARGO) build -p guest-potatohead --target $(GUEST_TARGET) --release
-	@ls -l $(GUEST_WASM) | awk '{print "    guest size: " $$5 " bytes"}'
+	$(CARGO) build -p guest-potatohead -p guest-podtatohead --target $(GUEST_TARGET) --release
+	@ls -l $(GUEST_WASM) $(PODTATO_WASM) | awk '{print "    guest size: " $$5 " bytes  " $$9}'
 
 # cargo-component is the other way to build guests (see docs/writing-a-guest.md); installed once
 # into ~/.cargo/bin (about 10 minutes on two cores), then reused.
@@ -49,14 +51,15 @@ release: guest ## Build the release host (what the Dockerfile ships) and guest
 publish-guest: guest ## Build the guest and create/update its ConfigMap in the cluster (NAMESPACE, CONFIGMAP, KUBECTL)
 	hack/publish-guest.sh $(GUEST_WASM)
 
-crd: ## Regenerate deploy/crd/potatohead.yaml from the Rust spec types
+crd: ## Regenerate deploy/crd/potatohead.yaml and podtatohead.yaml from the Rust spec types
 	$(CARGO) run -q -p guest-potatohead --features crd --bin crdgen > deploy/crd/potatohead.yaml
+	$(CARGO) run -q -p guest-podtatohead --features crd --bin podtatohead-crdgen > deploy/crd/podtatohead.yaml
 
 # `cargo test` builds reconciler-host itself (with the test build's features), so the host is not
 # built separately here: that would compile wasmtime twice with different feature sets.
 test: deps guest guest-component test-guests example-guests ## Run every test: guest unit tests, host tests on the real .wasm, end-to-end tests
 	@echo "==> building and running all tests (end-to-end tests start their own kube-apiserver and etcd)"
-	$(CARGO) test --workspace --features guest-potatohead/crd
+	$(CARGO) test --workspace --features guest-potatohead/crd,guest-podtatohead/crd
 
 demo: deps build ## Local control plane + CRD + host + sample; runs until Ctrl-C
 	@hack/demo.sh
@@ -76,7 +79,7 @@ bench-scale: deps guest ## The host at scale vs the API server's own limit (rele
 
 lint: ## rustfmt and clippy
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --features guest-potatohead/crd -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features guest-potatohead/crd,guest-podtatohead/crd -- -D warnings
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

@@ -42,6 +42,15 @@ pub fn potatohead_guest() -> PathBuf {
     )
 }
 
+/// The guest for the seed operator's own API (`guest-podtatohead`), release wasm32-wasip2.
+pub fn podtatohead_guest() -> PathBuf {
+    built(
+        None,
+        "wasm32-wasip2/release/guest_podtatohead.wasm",
+        "make guest",
+    )
+}
+
 /// A test guest built from `tests/guests/` (e.g. `potatohead_v2_guest`), release wasm32-wasip2.
 pub fn test_guest(name: &str) -> PathBuf {
     built(

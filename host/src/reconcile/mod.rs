@@ -90,30 +90,40 @@ pub async fn reconcile(parent: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<
         tracing::error!(parent = %parent_key(&parent), %message, "a reconcile panicked; this parent is retried with backoff, the others are not affected");
         Err(Failure::Panicked(message))
     });
-    let label = match &reconciled {
+    record(&ctx, &parent, &reconciled, started);
+    let next = next_action(reconciled);
+    if next.is_ok() {
+        ctx.parent_states.clear_failures(&parent);
+    }
+    next
+}
+
+/// The metrics of a finished reconcile, and the generation it reconciled.
+fn record(ctx: &Context, parent: &DynamicObject, result: &Result<Done, Failure>, started: Instant) {
+    let label = match result {
         Ok(_) => crate::metrics::ReconcileResult::Success,
         Err(failure) => failure.metric_label(),
     };
-    if let Err(failure) = &reconciled
+    if let Err(failure) = result
         && let Some(kind) = failure.guest_failure()
     {
         ctx.metrics.guest_failed(kind);
     }
     ctx.metrics
         .reconcile_finished(label, started.elapsed().as_secs_f64());
-    ctx.parent_states.reconciled(&parent);
-    let next = match reconciled {
+    ctx.parent_states.reconciled(parent);
+}
+
+/// What kube-runtime does next: requeue, wait for a change, or (`Err`) back off.
+fn next_action(result: Result<Done, Failure>) -> Result<Action, Failure> {
+    match result {
         Ok(done) => Ok(done.next),
         Err(failure) => match failure.retry() {
             Retry::Backoff => Err(failure),
             Retry::AwaitChange => Ok(Action::await_change()),
             Retry::After(delay) => Ok(Action::requeue(delay)),
         },
-    };
-    if next.is_ok() {
-        ctx.parent_states.clear_failures(&parent);
     }
-    next
 }
 
 /// The pipeline. Each step returns a [`Failure`] that `report.rs` reports; none reports itself.

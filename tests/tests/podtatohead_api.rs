@@ -1,0 +1,289 @@
+//! End to end: the seed operator's own API, `crd.demo.com/v1alpha1` `PodTatoHead`, served by the
+//! real host running the real `guest-podtatohead` `.wasm` against a real kube-apiserver and etcd.
+//! A resource shaped like the talk's sample is applied unchanged and gets what the original
+//! operator made (a Deployment and a Service `podtato-<name>` per part, labels `app` and `name`,
+//! container port 9000, Service port the part's `port`), managed against drift, minus the
+//! original's bugs: an empty image is an invalid spec naming the field, and a second resource
+//! wanting the same names gets a condition instead of the first's objects.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use e2e::paths::{podtatohead_guest, workspace_root};
+use e2e::{ControlPlane, HostProcess, TestNamespace, eventually, image_of};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PostParams,
+};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+const CONVERGE: Duration = Duration::from_secs(30);
+
+fn podtatohead_api(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("crd.demo.com", "v1alpha1", "PodTatoHead"),
+        "podtatoheads",
+    );
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+/// The committed sample (`deploy/samples/podtatohead.yaml`), named `name`, in `namespace`.
+fn sample(namespace: &str, name: &str) -> DynamicObject {
+    let text =
+        std::fs::read_to_string(workspace_root().join("deploy/samples/podtatohead.yaml")).unwrap();
+    let mut object: DynamicObject = serde_saphyr::from_str(&text).unwrap();
+    object.metadata.namespace = Some(namespace.into());
+    object.metadata.name = Some(name.into());
+    object
+}
+
+struct Setup {
+    client: Client,
+    namespace: String,
+    _host: HostProcess,
+}
+
+/// A namespace with a host serving PodTatoHeads in it.
+async fn setup(prefix: &str) -> Setup {
+    let plane = ControlPlane::shared().await;
+    plane
+        .install_crd(&workspace_root().join("deploy/crd/podtatohead.yaml"))
+        .await
+        .unwrap();
+    let client = plane.client().await;
+    let namespace = TestNamespace::create(&client, prefix).await.name;
+    let host = HostProcess::start(plane, &podtatohead_guest(), &["--namespace", &namespace]);
+    Setup {
+        client,
+        namespace,
+        _host: host,
+    }
+}
+
+async fn objects<K>(client: &Client, namespace: &str) -> BTreeMap<String, K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    Api::<K>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|o| (o.name_any(), o))
+        .collect()
+}
+
+fn ready_condition(object: &DynamicObject) -> Value {
+    object.data["status"]["conditions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["type"] == "Ready").cloned())
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_talks_resource_applied_unchanged_gets_the_originals_objects_and_they_are_managed() {
+    // `_host` is bound, not `..`-ed: the host runs until the test ends.
+    let Setup {
+        client,
+        namespace,
+        _host,
+    } = setup("podtato-api").await;
+    podtatohead_api(&client, &namespace)
+        .create(
+            &PostParams::default(),
+            &sample(&namespace, "podtatohead-sample"),
+        )
+        .await
+        .unwrap();
+    let names = [
+        "podtato-main",
+        "podtato-hats",
+        "podtato-left-leg",
+        "podtato-left-arm",
+    ];
+    let deployments = eventually(CONVERGE, "4 Deployments and 4 Services", || async {
+        let deployments = objects::<Deployment>(&client, &namespace).await;
+        let services = objects::<Service>(&client, &namespace).await;
+        match (deployments.len(), services.len()) {
+            (4, 4) => Ok(deployments),
+            (d, s) => Err(format!("{d} Deployments, {s} Services")),
+        }
+    })
+    .await;
+    let services = objects::<Service>(&client, &namespace).await;
+    for (name, port) in names.iter().zip([9000, 9001, 9002, 9003]) {
+        let deployment = &deployments[*name];
+        let labels = BTreeMap::from([
+            ("app".to_string(), "podtato-head".to_string()),
+            ("name".to_string(), name.to_string()),
+        ]);
+        let spec = deployment.spec.as_ref().unwrap();
+        assert_eq!(spec.selector.match_labels.as_ref(), Some(&labels), "{name}");
+        assert_eq!(spec.replicas, Some(1), "{name}");
+        let container = &spec.template.spec.as_ref().unwrap().containers[0];
+        assert_eq!(container.ports.as_ref().unwrap()[0].container_port, 9000);
+        let service = services[*name].spec.as_ref().unwrap();
+        assert_eq!(service.selector.as_ref(), Some(&labels), "{name}");
+        let service_port = &service.ports.as_ref().unwrap()[0];
+        assert_eq!(service_port.port, port, "{name}");
+        assert_eq!(service_port.protocol.as_deref(), Some("TCP"));
+        let expected_type = if *name == "podtato-main" {
+            "LoadBalancer"
+        } else {
+            "ClusterIP"
+        };
+        assert_eq!(service.type_.as_deref(), Some(expected_type), "{name}");
+        let owner = &deployment.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str()),
+            ("PodTatoHead", "podtatohead-sample")
+        );
+    }
+    assert!(image_of(&deployments["podtato-main"]).ends_with("podtato-main:v0.1.1"));
+    eventually(CONVERGE, "status written", || async {
+        let object = podtatohead_api(&client, &namespace)
+            .get("podtatohead-sample")
+            .await
+            .unwrap();
+        match object.data["status"]["summary"].as_str() {
+            Some("0/4") => Ok(()),
+            other => Err(format!("summary {other:?}")),
+        }
+    })
+    .await;
+
+    // Drift: someone changes an image and the replicas; the host puts both back.
+    let deployments_api = Api::<Deployment>::namespaced(client.clone(), &namespace);
+    deployments_api
+        .patch(
+            "podtato-hats",
+            &PatchParams::apply("someone-else").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": { "name": "podtato-hats" },
+                "spec": { "replicas": 3, "template": { "spec": { "containers": [
+                    { "name": "hats", "image": "evil:1" }
+                ] } } },
+            })),
+        )
+        .await
+        .unwrap();
+    eventually(CONVERGE, "drift corrected", || async {
+        let hats = deployments_api.get("podtato-hats").await.unwrap();
+        let image = image_of(&hats);
+        let replicas = hats.spec.as_ref().and_then(|s| s.replicas);
+        if image.ends_with("podtato-hats:v0.1.1") && replicas == Some(1) {
+            Ok(())
+        } else {
+            Err(format!("image {image}, replicas {replicas:?}"))
+        }
+    })
+    .await;
+
+    // A deleted child comes back, as a new object.
+    let old_uid = services["podtato-left-arm"].uid();
+    Api::<Service>::namespaced(client.clone(), &namespace)
+        .delete("podtato-left-arm", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(CONVERGE, "deleted Service recreated", || async {
+        let service = Api::<Service>::namespaced(client.clone(), &namespace)
+            .get_opt("podtato-left-arm")
+            .await
+            .unwrap();
+        match service {
+            Some(service) if service.uid() != old_uid => Ok(()),
+            _ => Err("not recreated yet".into()),
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_image_is_an_invalid_spec_and_a_second_resource_cannot_take_the_firsts_objects() {
+    // `_host` is bound, not `..`-ed: the host runs until the test ends.
+    let Setup {
+        client,
+        namespace,
+        _host,
+    } = setup("podtato-bad").await;
+    let api = podtatohead_api(&client, &namespace);
+    let mut empty_image = sample(&namespace, "no-image");
+    empty_image.data["spec"]["leftArm"]["image"] = json!("");
+    // Its own names, so that only the image is wrong.
+    for (part, name) in [
+        ("main", "m1"),
+        ("hats", "h1"),
+        ("leftLeg", "ll1"),
+        ("leftArm", "la1"),
+    ] {
+        empty_image.data["spec"][part]["name"] = json!(name);
+    }
+    api.create(&PostParams::default(), &empty_image)
+        .await
+        .unwrap();
+    let condition = eventually(CONVERGE, "InvalidSpec reported", || async {
+        let condition = ready_condition(&api.get("no-image").await.unwrap());
+        if condition["reason"] == "InvalidSpec" {
+            Ok(condition)
+        } else {
+            Err(format!("{condition}"))
+        }
+    })
+    .await;
+    assert!(
+        condition["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.leftArm.image: empty"),
+        "{condition}"
+    );
+    assert!(
+        objects::<Deployment>(&client, &namespace).await.is_empty(),
+        "nothing was applied"
+    );
+
+    // Two resources with the talk's part names in one namespace: the second is told, and the
+    // first keeps its objects.
+    api.create(&PostParams::default(), &sample(&namespace, "first"))
+        .await
+        .unwrap();
+    eventually(CONVERGE, "the first's objects", || async {
+        match objects::<Deployment>(&client, &namespace).await.len() {
+            4 => Ok(()),
+            n => Err(format!("{n} Deployments")),
+        }
+    })
+    .await;
+    api.create(&PostParams::default(), &sample(&namespace, "second"))
+        .await
+        .unwrap();
+    let condition = eventually(CONVERGE, "the second is refused", || async {
+        let condition = ready_condition(&api.get("second").await.unwrap());
+        if condition["reason"] == "PolicyViolation" {
+            Ok(condition)
+        } else {
+            Err(format!("{condition}"))
+        }
+    })
+    .await;
+    assert!(
+        condition["message"]
+            .as_str()
+            .unwrap()
+            .contains("PodTatoHead \"first\""),
+        "{condition}"
+    );
+    for (name, deployment) in objects::<Deployment>(&client, &namespace).await {
+        let owner = &deployment.metadata.owner_references.unwrap()[0];
+        assert_eq!(owner.name, "first", "{name} changed hands");
+    }
+}
