@@ -31,8 +31,7 @@ pub async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Resu
         .with_context(|| format!("serving metrics on {}", settings.metrics_bind_address))?;
     info!(%address, "serving /metrics, /healthz and /readyz");
     let engine =
-        GuestEngine::with_perf_map(settings.compile_cache.as_ref(), settings.guest_perf_map)
-            .map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
+        GuestEngine::with_perf_map(settings.compile_cache.as_ref(), settings.guest_perf_map)?;
     let guest = engine.load_path(&settings.guest, settings.limits)?;
     let manifest = guest.manifest();
     info!(

@@ -17,7 +17,7 @@ pub fn run(path: &Path) -> ExitCode {
     let engine = match GuestEngine::new(None) {
         Ok(engine) => engine,
         Err(error) => {
-            eprintln!("error: creating the WebAssembly engine: {error:#}");
+            eprintln!("error: {}", error_chain(&error));
             return ExitCode::FAILURE;
         }
     };

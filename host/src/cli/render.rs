@@ -61,8 +61,7 @@ fn render_files(args: &RenderArgs) -> anyhow::Result<Rendered> {
         default_compile_cache_dir()
             .map(CompileCacheConfig::new)
             .as_ref(),
-    )
-    .map_err(|e| anyhow::anyhow!("creating the WebAssembly engine: {e:#}"))?;
+    )?;
     let guest = engine.load_path(&args.guest, GuestLimits::default())?;
     Ok(render(
         &guest,

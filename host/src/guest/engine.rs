@@ -14,7 +14,7 @@ use super::call::LoadedGuest;
 use super::compile_cache::{CompileCache, CompileCacheConfig, CompileOrigin};
 use super::imports::GuestState;
 use super::log::LogBudget;
-use super::{GuestFile, GuestLimits, LoadError};
+use super::{EngineError, GuestFile, GuestLimits, LoadError};
 
 /// How often the epoch advances; the granularity of guest deadlines.
 pub(super) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -44,13 +44,20 @@ impl GuestEngine {
     /// Builds the engine and starts the epoch ticker thread (which stops when the engine drops).
     /// With `cache`, compiled guests are cached (see [`CompileCache`]); a folder that cannot be
     /// used is logged and compilation goes uncached.
-    pub fn new(cache: Option<&CompileCacheConfig>) -> Result<Arc<Self>, wasmtime::Error> {
+    pub fn new(cache: Option<&CompileCacheConfig>) -> Result<Arc<Self>, EngineError> {
         Self::with_perf_map(cache, false)
     }
 
     /// [`Self::new`]; with `perf_map`, wasmtime writes `/tmp/perf-<pid>.map` so that `perf` names
     /// JIT-compiled guest functions (`--guest-perf-map`, for profiling guests).
     pub fn with_perf_map(
+        cache: Option<&CompileCacheConfig>,
+        perf_map: bool,
+    ) -> Result<Arc<Self>, EngineError> {
+        Self::build(cache, perf_map).map_err(EngineError)
+    }
+
+    fn build(
         cache: Option<&CompileCacheConfig>,
         perf_map: bool,
     ) -> Result<Arc<Self>, wasmtime::Error> {

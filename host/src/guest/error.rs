@@ -6,6 +6,12 @@ use std::time::Duration;
 
 use super::bindings::WIT_PACKAGE;
 
+/// The WebAssembly engine could not be built (a wasmtime configuration this platform refuses, or
+/// no thread for the epoch ticker).
+#[derive(Debug, thiserror::Error)]
+#[error("creating the WebAssembly engine")]
+pub struct EngineError(#[source] pub(super) wasmtime::Error);
+
 /// Why a guest could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

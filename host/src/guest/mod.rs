@@ -31,7 +31,7 @@ pub use bindings::WIT_PACKAGE;
 pub use call::{GuestInstance, LoadedGuest};
 pub use compile_cache::{CompileCacheConfig, CompileOrigin};
 pub use engine::{CompiledGuest, GuestEngine, GuestInterfaces};
-pub use error::{GuestError, LoadError};
+pub use error::{EngineError, GuestError, LoadError};
 pub use file::GuestFile;
 pub use limits::GuestLimits;
 pub use manifest::GuestManifest;
