@@ -14,8 +14,8 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tracing::{debug, info, warn};
 
 use crate::cli::RunSettings;
+use crate::cluster::ChildCaches;
 use crate::cluster::kinds::{self, DiscoveryError, ResolvedKind};
-use crate::cluster::{ChildCaches, WatchScope};
 use crate::error_text::error_chain;
 use crate::guest::{GuestEngine, LoadedGuest};
 use crate::hot_swap::{HotSwap, ParentKindHandoff};
@@ -51,6 +51,16 @@ pub enum StartError {
     ClusterScopedChild(String),
 }
 
+/// What every controller of the process shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub client: Client,
+    pub engine: Arc<GuestEngine>,
+    pub metrics: Arc<Metrics>,
+    /// The child caches: one watch and one cache per child kind, whichever parent kinds need it.
+    pub children: Arc<ChildCaches>,
+}
+
 /// Why [`run`] returned.
 pub enum Stopped {
     /// The shutdown future resolved.
@@ -70,24 +80,28 @@ pub enum Stopped {
 /// # Errors
 /// A [`StartError`] when a kind cannot be used.
 pub async fn run(
-    client: Client,
-    engine: Arc<GuestEngine>,
+    shared: Shared,
     guest: Arc<LoadedGuest>,
     settings: RunSettings,
-    metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<Stopped, StartError> {
+    let Shared {
+        client,
+        engine,
+        metrics,
+        children,
+    } = shared;
     let (parent_kind, child_kinds) = resolve_kinds(&client, &guest).await?;
     let (child_triggers, triggered_by_children) = futures::channel::mpsc::unbounded();
-    let children = ChildCaches::new(
-        parent_kind.resource.clone(),
-        WatchScope {
-            client: client.clone(),
-            namespace: settings.namespace.clone(),
-            managed_by: settings.field_manager.clone(),
-        },
-        child_triggers,
-    );
+    children.serve_parent_kind(parent_kind.resource.clone(), child_triggers);
+    // From here on, however `run` ends (returned or dropped), the caches stop serving this
+    // parent kind and drop the child kinds no other controller needs.
+    let mut teardown = Teardown {
+        tasks: Vec::new(),
+        children: Arc::clone(&children),
+        parent_kind: parent_kind.clone(),
+        metrics: Arc::clone(&metrics),
+    };
     sync_child_caches(&children, &parent_kind, &child_kinds, &settings).await;
     metrics.set_caches_synced(true);
     let active = ActiveGuest { guest, child_kinds };
@@ -106,11 +120,9 @@ pub async fn run(
         &metrics,
         &handoff,
     );
-    let mut teardown = Teardown {
-        tasks: vec![tokio::spawn(swapper.run()).abort_handle()],
-        children: Arc::clone(&children),
-        metrics: Arc::clone(&metrics),
-    };
+    teardown
+        .tasks
+        .push(tokio::spawn(swapper.run()).abort_handle());
 
     // The parent watch is built here rather than by `Controller::new_with` (which does the same)
     // so that per-parent state follows it: a deleted parent's state goes with it.
@@ -265,7 +277,11 @@ async fn sync_child_caches(
         "waiting for child caches to sync"
     );
     while let Err(pending) = children
-        .watch_kinds(child_kinds, SYNC_PROGRESS_INTERVAL)
+        .watch_kinds(
+            &parent_kind.display_name(),
+            child_kinds,
+            SYNC_PROGRESS_INTERVAL,
+        )
         .await
     {
         warn!(%pending, "child caches still listing");
@@ -334,6 +350,7 @@ async fn serve(
 struct Teardown {
     tasks: Vec<tokio::task::AbortHandle>,
     children: Arc<ChildCaches>,
+    parent_kind: ResolvedKind,
     metrics: Arc<Metrics>,
 }
 
@@ -342,7 +359,10 @@ impl Drop for Teardown {
         for task in &self.tasks {
             task.abort();
         }
-        self.children.retain_kinds(&[]);
+        self.children
+            .retain_kinds(&self.parent_kind.display_name(), &[]);
+        self.children
+            .stop_serving_parent_kind(&self.parent_kind.resource);
         self.metrics.set_caches_synced(false);
         self.metrics.set_parent_watch_failing(false);
         self.metrics.set_parent_probe(None);

@@ -244,7 +244,8 @@ impl HotSwap {
             Ok(next) => next,
             Err(error) => {
                 // Stop any watch started for the refused guest's new kinds.
-                self.children.retain_kinds(&active.child_kinds);
+                self.children
+                    .retain_kinds(&active.user(), &active.child_kinds);
                 *self.last_refused.lock().expect("lock") = Some(digest);
                 return Err(error);
             }
@@ -252,7 +253,8 @@ impl HotSwap {
         *self.last_refused.lock().expect("lock") = None;
         let previous = self.slot.replace(next);
         let active = self.slot.current();
-        self.children.retain_kinds(&active.child_kinds);
+        self.children
+            .retain_kinds(&active.user(), &active.child_kinds);
         // The receiver only goes away when the controller shuts down.
         let _ = self.reconcile_all.unbounded_send(());
         Ok(Some(Swap {
@@ -330,7 +332,7 @@ impl HotSwap {
             child_kinds.push(kind);
         }
         self.children
-            .watch_kinds(&child_kinds, NEW_KINDS_SYNC_TIMEOUT)
+            .watch_kinds(&active.user(), &child_kinds, NEW_KINDS_SYNC_TIMEOUT)
             .await
             .map_err(SwapError::Sync)?;
         Ok(ActiveGuest {

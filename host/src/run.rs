@@ -9,11 +9,11 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::cli::{RunArgs, RunSettings};
-use crate::cluster::kinds;
-use crate::controller::{self, StartError, Stopped};
+use crate::cluster::{ChildCaches, WatchScope, kinds};
+use crate::controller::{self, Shared, StartError, Stopped};
 use crate::guest::{GuestEngine, LoadedGuest};
 use crate::http;
-use crate::leader::Elector;
+use crate::leader::{ElectionSettings, Elector};
 use crate::metrics::{Leadership, Metrics};
 use crate::reconcile::active_guest::guest_labels;
 
@@ -32,6 +32,32 @@ pub async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Resu
     info!(%address, "serving /metrics, /healthz and /readyz");
     let engine =
         GuestEngine::with_perf_map(settings.compile_cache.as_ref(), settings.guest_perf_map)?;
+    let mut guest = Arc::new(first_guest(&engine, &settings)?);
+    metrics.set_active_guest(guest_labels(&guest));
+    let client = kube::Client::try_default().await.context(
+        "connecting to Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)",
+    )?;
+    let shared = Shared {
+        children: ChildCaches::new(WatchScope {
+            client: client.clone(),
+            namespace: settings.namespace.clone(),
+            managed_by: settings.field_manager.clone(),
+        }),
+        client,
+        engine,
+        metrics,
+    };
+    let Some(election) = settings.leader_election.clone() else {
+        shared.metrics.set_leadership(Leadership::NotElecting);
+        return reconcile(&shared, &mut guest, &settings, stopping)
+            .await
+            .map_err(Into::into);
+    };
+    lead(&shared, election, &mut guest, &settings, stopping).await
+}
+
+/// The guest named by `--guest`, loaded and checked against the flags.
+fn first_guest(engine: &Arc<GuestEngine>, settings: &RunSettings) -> anyhow::Result<LoadedGuest> {
     let guest = engine.load_path(&settings.guest, settings.limits)?;
     let manifest = guest.manifest();
     info!(
@@ -49,18 +75,19 @@ pub async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Resu
     if kinds::is_builtin(&manifest.parent) && !settings.allow_builtin_parent_kind {
         anyhow::bail!(kinds::builtin_parent_refused(&manifest.parent));
     }
-    metrics.set_active_guest(guest_labels(&guest));
-    let client = kube::Client::try_default().await.context(
-        "connecting to Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)",
-    )?;
-    let mut guest = Arc::new(guest);
-    let Some(election) = settings.leader_election.clone() else {
-        metrics.set_leadership(Leadership::NotElecting);
-        return reconcile(&client, &engine, &mut guest, &settings, &metrics, stopping)
-            .await
-            .map_err(Into::into);
-    };
-    let mut elector = Elector::new(client.clone(), election);
+    Ok(guest)
+}
+
+/// Campaigns for the Lease and reconciles while this replica holds it, until `stopping`.
+async fn lead(
+    shared: &Shared,
+    election: ElectionSettings,
+    guest: &mut Arc<LoadedGuest>,
+    settings: &RunSettings,
+    stopping: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let metrics = &shared.metrics;
+    let mut elector = Elector::new(shared.client.clone(), election);
     loop {
         info!(identity = %elector.identity(), "leader election: campaigning for the Lease");
         let renewed = tokio::select! {
@@ -70,15 +97,7 @@ pub async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Resu
         metrics.set_leadership(Leadership::Leader);
         let (done, done_receiver) = tokio::sync::oneshot::channel::<()>();
         let work = async {
-            let result = reconcile(
-                &client,
-                &engine,
-                &mut guest,
-                &settings,
-                &metrics,
-                stopping.clone(),
-            )
-            .await;
+            let result = reconcile(shared, guest, settings, stopping.clone()).await;
             let _ = done.send(());
             result
         };
@@ -104,20 +123,16 @@ pub async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Resu
 
 /// Runs the controller until `stopping`, again for each new parent kind a hot swap hands over.
 async fn reconcile(
-    client: &kube::Client,
-    engine: &Arc<GuestEngine>,
+    shared: &Shared,
     guest: &mut Arc<LoadedGuest>,
     settings: &RunSettings,
-    metrics: &Arc<Metrics>,
     stopping: watch::Receiver<bool>,
 ) -> Result<(), StartError> {
     loop {
         let stopped = controller::run(
-            client.clone(),
-            Arc::clone(engine),
+            shared.clone(),
             Arc::clone(guest),
             settings.clone(),
-            Arc::clone(metrics),
             stopped(stopping.clone()),
         )
         .await?;

@@ -229,6 +229,56 @@ fn check_describes_the_default_guest() {
 }
 
 #[test]
+fn check_reports_every_guest_in_a_folder_and_refuses_a_second_guest_for_one_parent_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = |from: &std::path::Path, name: &str| {
+        std::fs::copy(from, dir.path().join(name)).unwrap();
+    };
+    copy(
+        &common::built_guest("guest_potatohead"),
+        "a-potatohead.wasm",
+    );
+    copy(
+        &common::built_guest("guest_podtatohead"),
+        "b-podtatohead.wasm",
+    );
+    std::fs::write(dir.path().join("notes.txt"), "not a guest").unwrap();
+    let folder = dir.path().to_str().unwrap();
+    let output = host(&["check", "--guest", folder]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    for expected in [
+        "guest:         potatohead 0.1.0",
+        "guest:         podtatohead 0.1.0",
+        "parent kind:   PodTatoHead.crd.demo.com/v1alpha1",
+        ": 2 guests, 2 usable",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing in:\n{stdout}"
+        );
+    }
+
+    copy(
+        &common::built_guest("guest_potatohead"),
+        "c-potatohead-again.wasm",
+    );
+    std::fs::write(dir.path().join("d-garbage.wasm"), b"not wasm").unwrap();
+    let output = host(&["check", "--guest", folder]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("refused: ")
+            && stdout.contains(
+                "a-potatohead.wasm already reconciles PotatoHead.podtato.example.com/v1alpha1"
+            ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("is not a WebAssembly file"), "{stdout}");
+    assert!(stdout.contains(": 4 guests, 2 usable"), "{stdout}");
+}
+
+#[test]
 fn check_refuses_garbage_and_a_component_for_another_wit_version() {
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("garbage.wasm");

@@ -1,7 +1,7 @@
-//! `reconciler-host check`: whether a guest file is usable by this host, and what it declares.
-//! Exit code 0: usable; 1: not.
+//! `reconciler-host check`: whether a guest file, or every guest in a folder, is usable by this
+//! host, and what each declares. Exit code 0: usable; 1: not.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +12,8 @@ use crate::guest::{
     GuestEngine, GuestFile, GuestInterfaces, GuestLimits, GuestManifest, LoadError, WIT_PACKAGE,
 };
 
-/// `check`: prints the report; exit 0 usable, 1 not.
+/// `check`: prints the report of a guest file, or of every `*.wasm` in a folder; exit 0 when
+/// every guest is usable, 1 when one is not.
 pub fn run(path: &Path) -> ExitCode {
     let engine = match GuestEngine::new(None) {
         Ok(engine) => engine,
@@ -21,24 +22,106 @@ pub fn run(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match inspect(&engine, path) {
-        Ok(report) => {
-            print!("{}", report.to_text(path));
-            if report.verdict.is_ok() {
+    if !path.is_dir() {
+        let (text, usable) = check_file(&engine, path).text(path);
+        print!("{text}");
+        return if usable {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    match check_folder(&engine, path) {
+        Ok(text) => {
+            print!("{}", text.0);
+            if text.1 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             }
         }
         Err(error) => {
-            println!(
-                "file:          {}\nverdict:       unusable: {}",
-                path.display(),
-                error_chain(&error)
+            eprintln!(
+                "error: cannot read the guest folder {}: {error}",
+                path.display()
             );
             ExitCode::FAILURE
         }
     }
+}
+
+/// One file's outcome: a report, or why it could not even be compiled.
+enum Checked {
+    Report(CheckReport),
+    Unusable(LoadError),
+}
+
+impl Checked {
+    /// The text for `path` and whether the guest is usable.
+    fn text(&self, path: &Path) -> (String, bool) {
+        match self {
+            Checked::Report(report) => (report.to_text(path), report.verdict.is_ok()),
+            Checked::Unusable(error) => (
+                format!(
+                    "file:          {}\nverdict:       unusable: {}\n",
+                    path.display(),
+                    error_chain(error)
+                ),
+                false,
+            ),
+        }
+    }
+}
+
+fn check_file(engine: &Arc<GuestEngine>, path: &Path) -> Checked {
+    match inspect(engine, path) {
+        Ok(report) => Checked::Report(report),
+        Err(error) => Checked::Unusable(error),
+    }
+}
+
+/// Every `*.wasm` in `folder`, in name order: each one's report, then a summary. Two guests for
+/// one parent kind: the first in name order is usable, the later one refused, as a host serving
+/// the folder would refuse it.
+fn check_folder(engine: &Arc<GuestEngine>, folder: &Path) -> std::io::Result<(String, bool)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    files.sort();
+    let mut text = String::new();
+    let mut parents: Vec<(String, PathBuf)> = Vec::new();
+    let mut usable_count = 0;
+    for path in &files {
+        let checked = check_file(engine, path);
+        let (mut report, mut usable) = checked.text(path);
+        if let Checked::Report(CheckReport {
+            verdict: Ok(manifest),
+            ..
+        }) = &checked
+        {
+            let parent = display_gvk(&manifest.parent);
+            if let Some((_, first)) = parents.iter().find(|(kind, _)| *kind == parent) {
+                report.push_str(&format!(
+                    "in a folder:   refused: {} already reconciles {parent}\n",
+                    first.display()
+                ));
+                usable = false;
+            } else {
+                parents.push((parent, path.clone()));
+            }
+        }
+        usable_count += usize::from(usable);
+        text.push_str(&report);
+        text.push('\n');
+    }
+    let all = files.len();
+    text.push_str(&format!(
+        "folder:        {}: {all} guest{}, {usable_count} usable\n",
+        folder.display(),
+        if all == 1 { "" } else { "s" }
+    ));
+    Ok((text, all > 0 && usable_count == all))
 }
 
 /// What `check` found out about a guest file.

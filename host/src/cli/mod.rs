@@ -36,8 +36,8 @@ pub enum Command {
     /// would apply and the status it would write. Exit code 0: rendered; 1: the guest rejected
     /// the spec, failed, or broke the host's output rules; 2: unusable input.
     Render(RenderArgs),
-    /// Check a guest file: is it usable by this host, and what does it declare? Exit code 0:
-    /// usable; 1: not.
+    /// Check a guest file, or every `*.wasm` in a folder: is each usable by this host, and what
+    /// does it declare? Exit code 0: every guest usable; 1: not.
     Check(CheckArgs),
 }
 
@@ -72,7 +72,8 @@ pub struct RenderArgs {
 /// Flags of `reconciler-host check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The guest component (.wasm).
+    /// The guest component (.wasm), or a folder of them (two guests for one parent kind: the
+    /// later in name order is refused).
     #[arg(long)]
     pub guest: PathBuf,
 }

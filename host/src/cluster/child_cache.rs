@@ -1,5 +1,6 @@
-//! The caches of the children the host's parents own: one per child kind, indexed by the UID of
-//! the controlling parent, so a reconcile reads its children without scanning unrelated objects.
+//! The caches of the children the host's parents own: one per child kind, shared by every parent
+//! kind the host serves, indexed by the UID of the controlling parent, so a reconcile reads its
+//! children without scanning unrelated objects.
 //! Beside each kind's children sits the index of the kind's *unmanaged* names (`unmanaged.rs`),
 //! so [`ChildCaches::holder`] can tell who holds any name without asking the API server. The
 //! watches that fill both are in `child_watch.rs`.
@@ -15,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::channel::mpsc::UnboundedSender;
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -35,16 +36,26 @@ pub struct ObservedChild {
     pub object: Arc<DynamicObject>,
 }
 
-/// Every child cache, plus where to send reconcile requests for parents.
+/// Every child cache, shared by every parent kind the host serves, plus where to send each parent
+/// kind's reconcile requests.
 pub struct ChildCaches {
-    /// The parent kind; only controller references to it count.
-    pub(super) parent: ApiResource,
     pub(super) scope: WatchScope,
-    pub(super) triggers: UnboundedSender<ObjectRef<DynamicObject>>,
+    /// The parent kinds served, by `(apiVersion, kind)`: a child whose controller is one of them
+    /// is that parent's child, and its events reconcile that parent.
+    pub(super) parents: RwLock<HashMap<(String, String), ServedParentKind>>,
     pub(super) caches: RwLock<Vec<Arc<KindCache>>>,
+    /// Which child kinds each user (a parent kind's controller) needs; a kind no user needs is
+    /// not watched.
+    pub(super) users: Mutex<HashMap<String, Vec<GroupVersionKind>>>,
     pub(super) synced_changed: Notify,
     /// Parents refused a name, reconciled when an object of that name is deleted.
     pub(super) waiters: NameWaiters,
+}
+
+/// A parent kind the host serves: its resource, and its controller's reconcile requests.
+pub(super) struct ServedParentKind {
+    pub resource: ApiResource,
+    pub triggers: UnboundedSender<ObjectRef<DynamicObject>>,
 }
 
 /// Everything the host keeps about one child kind.
@@ -81,7 +92,7 @@ pub(super) struct CachedChild {
 /// The labelled objects of one kind: by controlling parent, and who controls each.
 #[derive(Default)]
 pub(super) struct ChildIndex {
-    /// The objects controlled by a parent, by the parent's UID.
+    /// The objects controlled by a parent (of any kind: UIDs are unique), by the parent's UID.
     by_owner: HashMap<String, BTreeMap<ObjectName, Arc<DynamicObject>>>,
     /// Who controls each labelled object, a parent or not (for the take-over rule).
     pub holders: HashMap<ObjectName, Holder>,
@@ -92,9 +103,9 @@ impl Index for ChildIndex {
 
     fn upsert(&mut self, child: CachedChild) {
         self.remove(&child);
-        if let Holder::Parent { uid, .. } = &child.holder {
+        if let Some(uid) = child.holder.uid() {
             self.by_owner
-                .entry(uid.clone())
+                .entry(uid.to_string())
                 .or_default()
                 .insert(child.name.clone(), child.object);
         }
@@ -102,12 +113,13 @@ impl Index for ChildIndex {
     }
 
     fn remove(&mut self, child: &CachedChild) {
-        if let Some(Holder::Parent { uid, .. }) = self.holders.remove(&child.name)
-            && let Some(children) = self.by_owner.get_mut(&uid)
+        if let Some(holder) = self.holders.remove(&child.name)
+            && let Some(uid) = holder.uid()
+            && let Some(children) = self.by_owner.get_mut(uid)
         {
             children.remove(&child.name);
             if children.is_empty() {
-                self.by_owner.remove(&uid);
+                self.by_owner.remove(uid);
             }
         }
     }

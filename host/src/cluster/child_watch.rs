@@ -9,7 +9,7 @@
 //!
 //! # Guarantees
 //! - Every change to a child (and every child that vanished during a relist) is sent to the
-//!   controller as a reconcile request for its controlling parent.
+//!   controller of its controlling parent's kind as a reconcile request for that parent.
 //! - A deleted object frees its name: the parents waiting for it are reconciled.
 //! - Items of a list response are normalised to look like watch events (see [`normalize`]).
 
@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use futures::channel::mpsc::UnboundedSender;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::ObjectRef;
@@ -28,7 +27,7 @@ use tokio::sync::Notify;
 use super::child_cache::{CachedChild, ChildCaches, ChildIndex, KindCache};
 use super::kinds::ResolvedKind;
 use super::name_waiters::NameWaiters;
-use super::ownership::{Holder, MANAGED_BY_LABEL, ResourceName, object_name};
+use super::ownership::{Holder, MANAGED_BY_LABEL, object_name};
 use super::relist::{Applied, map_event};
 
 /// Where and what the child watches look at.
@@ -79,43 +78,40 @@ fn normalize(object: &mut DynamicObject, kind: &ApiResource) {
     }
 }
 
-fn resource_name(kind: &ResolvedKind, namespace: &str, name: &str) -> ResourceName {
-    ResourceName {
-        group: kind.gvk.group.clone(),
-        kind: kind.gvk.kind.clone(),
-        namespace: namespace.to_string(),
-        name: name.to_string(),
-    }
-}
-
 impl ChildCaches {
-    /// Empty caches; [`Self::watch_kinds`] starts the watches.
-    pub fn new(
-        parent: ApiResource,
-        scope: WatchScope,
-        triggers: UnboundedSender<ObjectRef<DynamicObject>>,
-    ) -> Arc<Self> {
+    /// Empty caches serving no parent kind yet: [`Self::serve_parent_kind`] adds one, and
+    /// [`Self::watch_kinds`] starts the watches.
+    pub fn new(scope: WatchScope) -> Arc<Self> {
         Arc::new(Self {
-            parent,
             scope,
-            triggers,
+            parents: Default::default(),
             caches: Default::default(),
+            users: Default::default(),
             synced_changed: Notify::new(),
             waiters: NameWaiters::default(),
         })
     }
 
-    /// Starts watching every kind in `kinds` that is not watched yet, and waits until all of
-    /// `kinds` have listed completely.
+    /// Adds `kinds` to what `user` (a parent kind's controller) needs, starts watching every one
+    /// not watched yet, and waits until all of `kinds` have listed completely. A kind already
+    /// watched for another user starts no second watch.
     ///
     /// # Errors
     /// The kinds that have not synced when `timeout` passes (their watches keep running).
     pub async fn watch_kinds(
         self: &Arc<Self>,
+        user: &str,
         kinds: &[Arc<ResolvedKind>],
         timeout: Duration,
     ) -> Result<(), String> {
         {
+            let mut users = self.users.lock().expect("kind users lock poisoned");
+            let needed = users.entry(user.to_string()).or_default();
+            for kind in kinds {
+                if !needed.contains(&kind.gvk) {
+                    needed.push(kind.gvk.clone());
+                }
+            }
             let mut caches = self.caches.write().expect("cache list lock poisoned");
             for kind in kinds {
                 if caches.iter().any(|c| c.kind.gvk == kind.gvk) {
@@ -150,37 +146,29 @@ impl ChildCaches {
         })
     }
 
-    /// Stops watching, and forgets, every kind not in `kinds`.
-    pub fn retain_kinds(&self, kinds: &[Arc<ResolvedKind>]) {
+    /// Makes `kinds` exactly what `user` needs; stops watching, and forgets, every kind no user
+    /// needs any more.
+    pub fn retain_kinds(&self, user: &str, kinds: &[Arc<ResolvedKind>]) {
+        let mut users = self.users.lock().expect("kind users lock poisoned");
+        if kinds.is_empty() {
+            users.remove(user);
+        } else {
+            users.insert(
+                user.to_string(),
+                kinds.iter().map(|k| k.gvk.clone()).collect(),
+            );
+        }
         let mut caches = self.caches.write().expect("cache list lock poisoned");
         caches.retain(|cache| {
-            let keep = kinds.iter().any(|k| k.gvk == cache.kind.gvk);
+            let keep = users.values().flatten().any(|gvk| *gvk == cache.kind.gvk);
             if !keep {
                 for task in cache.watch_tasks.lock().expect("watch task lock poisoned").drain(..) {
                     task.abort();
                 }
-                tracing::info!(kind = %cache.kind.display_name(), "stopped watching a child kind the guest no longer declares");
+                tracing::info!(kind = %cache.kind.display_name(), "stopped watching a child kind no guest declares any more");
             }
             keep
         });
-    }
-
-    /// Reconciles `parent` (in `namespace`) again as soon as the object `name` of `kind` is
-    /// deleted, whether the host's child of another parent or an object the host does not
-    /// manage.
-    pub fn wait_for_name(&self, kind: &ResolvedKind, namespace: &str, name: &str, parent: &str) {
-        self.waiters
-            .wait(resource_name(kind, namespace, name), parent.to_string());
-    }
-
-    /// Triggers the parents that waited for `namespace/name` of `kind`.
-    fn name_freed(&self, kind: &ResolvedKind, namespace: &str, name: &str) {
-        for parent in self.waiters.freed(&resource_name(kind, namespace, name)) {
-            // The receiver only goes away when the controller shuts down.
-            let _ = self
-                .triggers
-                .unbounded_send(self.parent_ref(&parent, namespace));
-        }
     }
 
     /// Applies one watch event to a kind's cache and returns the parents to reconcile because
@@ -209,7 +197,7 @@ impl ChildCaches {
             .children
             .handle(map_event(event, |object| CachedChild {
                 name: object_name(&object.metadata),
-                holder: Holder::of(&object.metadata, &self.parent),
+                holder: Holder::of(&object.metadata),
                 object: Arc::new(object),
             }));
         // After the index: a reconcile between the two sees the new version, which no pending
@@ -241,10 +229,7 @@ impl ChildCaches {
                 .holders
                 .iter()
                 .filter(|(key, _)| !live.holders.contains_key(*key))
-                .filter_map(|((namespace, _), holder)| match holder {
-                    Holder::Parent { name, .. } => Some(self.parent_ref(name, namespace)),
-                    Holder::Other(_) => None,
-                })
+                .filter_map(|((namespace, _), holder)| self.parent_ref(holder, namespace))
                 .collect();
             (vanished, live.holders.len())
         });
@@ -254,21 +239,6 @@ impl ChildCaches {
             self.synced_changed.notify_waiters();
         }
         vanished.into_iter().collect()
-    }
-
-    fn parent_of(&self, child: &DynamicObject) -> Option<ObjectRef<DynamicObject>> {
-        match Holder::of(&child.metadata, &self.parent) {
-            Holder::Parent { name, .. } => Some(self.parent_ref(
-                &name,
-                child.metadata.namespace.as_deref().unwrap_or_default(),
-            )),
-            Holder::Other(_) => None,
-        }
-    }
-
-    /// Children live in their parent's namespace.
-    fn parent_ref(&self, name: &str, namespace: &str) -> ObjectRef<DynamicObject> {
-        ObjectRef::new_with(name, self.parent.clone()).within(namespace)
     }
 
     /// Watches one child kind until aborted, keeping its cache current and sending the parents
@@ -281,8 +251,7 @@ impl ChildCaches {
             match event {
                 Ok(event) => {
                     for parent in self.handle(&cache, event) {
-                        // The receiver only goes away when the controller shuts down.
-                        let _ = self.triggers.unbounded_send(parent);
+                        self.reconcile_parent(parent);
                     }
                 }
                 Err(error) => {
@@ -301,7 +270,6 @@ impl ChildCaches {
             .watch(
                 api,
                 &self.scope.unmanaged_selector(),
-                &self.parent,
                 &cache.kind.display_name(),
                 freed,
             )

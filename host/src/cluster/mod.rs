@@ -2,14 +2,16 @@
 //! instead of asking the server (children by controlling parent, unmanaged names, writes not yet
 //! seen).
 //!
-//! Never imports `guest/` or `reconcile/`: what the caches hold is Kubernetes objects, whoever
-//! decides about them.
+//! One set of caches serves every parent kind (`parent_kinds.rs`): children are indexed by their
+//! controller's UID, whatever its kind. Never imports `guest/` or `reconcile/`: what the caches
+//! hold is Kubernetes objects, whoever decides about them.
 
 mod child_cache;
 mod child_watch;
 pub mod kinds;
 mod name_waiters;
 pub mod ownership;
+mod parent_kinds;
 mod pending;
 mod relist;
 mod unmanaged;

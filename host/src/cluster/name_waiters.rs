@@ -11,6 +11,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use kube::api::DynamicObject;
+use kube::runtime::reflector::ObjectRef;
+
 use super::ResourceName;
 
 /// How long a refused parent waits for a name to be freed before it relies on its backoff only.
@@ -22,16 +25,16 @@ const MAX_WAITERS: usize = 10_000;
 /// (`group`, `kind`), each with the parents' names (in that namespace).
 #[derive(Default)]
 pub struct NameWaiters {
-    by_name: Mutex<HashMap<ResourceName, HashMap<String, Instant>>>,
+    by_name: Mutex<HashMap<ResourceName, HashMap<ObjectRef<DynamicObject>, Instant>>>,
 }
 
 impl NameWaiters {
-    /// `parent` (a name in `name.namespace`) waits for `name` to be freed.
-    pub fn wait(&self, name: ResourceName, parent: String) {
+    /// `parent` waits for `name` to be freed.
+    pub fn wait(&self, name: ResourceName, parent: ObjectRef<DynamicObject>) {
         self.wait_at(name, parent, Instant::now());
     }
 
-    fn wait_at(&self, name: ResourceName, parent: String, now: Instant) {
+    fn wait_at(&self, name: ResourceName, parent: ObjectRef<DynamicObject>, now: Instant) {
         let mut waiting = self.by_name.lock().unwrap_or_else(PoisonError::into_inner);
         waiting.retain(|_, parents| {
             parents.retain(|_, since| now.duration_since(*since) < WAIT_TTL);
@@ -43,9 +46,8 @@ impl NameWaiters {
         waiting.entry(name).or_default().insert(parent, now);
     }
 
-    /// The parents (names in `name.namespace`) that waited for `name`, now that it is free; they
-    /// wait no longer.
-    pub fn freed(&self, name: &ResourceName) -> Vec<String> {
+    /// The parents that waited for `name`, now that it is free; they wait no longer.
+    pub fn freed(&self, name: &ResourceName) -> Vec<ObjectRef<DynamicObject>> {
         let mut waiting = self.by_name.lock().unwrap_or_else(PoisonError::into_inner);
         waiting
             .remove(name)
@@ -61,16 +63,29 @@ mod tests {
     #[test]
     fn waiting_parents_are_named_once_when_the_name_is_freed() {
         let waiters = NameWaiters::default();
-        waiters.wait(name("x"), "a".into());
-        waiters.wait(name("x"), "b".into());
-        waiters.wait(name("y"), "c".into());
-        let mut freed = waiters.freed(&name("x"));
+        waiters.wait(name("x"), parent("a"));
+        waiters.wait(name("x"), parent("b"));
+        waiters.wait(name("y"), parent("c"));
+        let mut freed: Vec<String> = waiters
+            .freed(&name("x"))
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
         freed.sort();
         assert_eq!(freed, ["a", "b"]);
         assert!(waiters.freed(&name("x")).is_empty());
         let later = Instant::now() + WAIT_TTL + Duration::from_secs(1);
-        waiters.wait_at(name("z"), "d".into(), later);
+        waiters.wait_at(name("z"), parent("d"), later);
         assert!(waiters.freed(&name("y")).is_empty(), "expired");
+    }
+
+    fn parent(n: &str) -> ObjectRef<DynamicObject> {
+        let resource = kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "example.com",
+            "v1",
+            "Parent",
+        ));
+        ObjectRef::new_with(n, resource).within("ns")
     }
 
     fn name(n: &str) -> ResourceName {

@@ -1,8 +1,7 @@
 //! Who owns what: the host's managed-by label, how objects are keyed, who controls an object
 //! (its controller owner reference), and the parent a child is written for.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{ApiResource, ObjectMeta};
+use kube::api::ObjectMeta;
 
 /// Label the host puts on every child; its watches select on it.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -37,44 +36,54 @@ pub struct ParentRef {
     pub uid: String,
 }
 
-/// What controls an existing object.
+/// What controls an existing object: its controller owner reference, whatever its kind. Which
+/// parent kinds the host serves is decided where the holder is used (routing a child's event to
+/// its parent's controller, the take-over rule), so one index serves every parent kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Holder {
-    /// A parent of the host's parent kind, by UID (name kept for messages).
-    Parent { uid: String, name: String },
-    /// Something else: its description (`ReplicaSet "x"`), or none.
-    Other(Option<String>),
+    /// The object's controller.
+    Controller {
+        api_version: String,
+        kind: String,
+        name: String,
+        uid: String,
+    },
+    /// An object without a controller owner reference.
+    Uncontrolled,
 }
 
 impl Holder {
-    /// The controller reference among an object's owner references, sorted by whether it points
-    /// at the parent kind.
-    pub fn of(meta: &ObjectMeta, parent: &ApiResource) -> Self {
+    /// The controller reference among an object's owner references.
+    pub fn of(meta: &ObjectMeta) -> Self {
         let controller = meta
             .owner_references
             .iter()
             .flatten()
             .find(|r| r.controller == Some(true));
         match controller {
-            Some(owner) if is_parent(owner, parent) => Self::Parent {
-                uid: owner.uid.clone(),
+            Some(owner) => Self::Controller {
+                api_version: owner.api_version.clone(),
+                kind: owner.kind.clone(),
                 name: owner.name.clone(),
+                uid: owner.uid.clone(),
             },
-            Some(owner) => Self::Other(Some(format!("{} {:?}", owner.kind, owner.name))),
-            None => Self::Other(None),
+            None => Self::Uncontrolled,
+        }
+    }
+
+    /// The controller's UID.
+    pub fn uid(&self) -> Option<&str> {
+        match self {
+            Self::Controller { uid, .. } => Some(uid),
+            Self::Uncontrolled => None,
         }
     }
 
     /// For messages: `PotatoHead "a"`, or `nothing (no controller owner reference)`.
-    pub fn to_text(&self, parent: &ApiResource) -> String {
+    pub fn to_text(&self) -> String {
         match self {
-            Self::Parent { name, .. } => format!("{} {name:?}", parent.kind),
-            Self::Other(Some(description)) => description.clone(),
-            Self::Other(None) => "nothing (no controller owner reference)".to_string(),
+            Self::Controller { kind, name, .. } => format!("{kind} {name:?}"),
+            Self::Uncontrolled => "nothing (no controller owner reference)".to_string(),
         }
     }
-}
-
-fn is_parent(owner: &OwnerReference, parent: &ApiResource) -> bool {
-    owner.kind == parent.kind && owner.api_version == parent.api_version
 }

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 
 use futures::StreamExt;
-use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
+use kube::api::{Api, DynamicObject, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 
@@ -61,21 +61,13 @@ impl UnmanagedNames {
     }
 
     /// Applies one watch event; `freed` hears of every deleted object (namespace, name).
-    fn handle(
-        &self,
-        event: Event<PartialObjectMeta<DynamicObject>>,
-        parent: &ApiResource,
-        freed: &impl Fn(&str, &str),
-    ) {
+    fn handle(&self, event: Event<PartialObjectMeta<DynamicObject>>, freed: &impl Fn(&str, &str)) {
         let deleted = match &event {
             Event::Delete(object) => Some(object_name(&object.metadata)),
             _ => None,
         };
         self.index.handle(map_event(event, |object| {
-            (
-                object_name(&object.metadata),
-                Holder::of(&object.metadata, parent),
-            )
+            (object_name(&object.metadata), Holder::of(&object.metadata))
         }));
         if let Some((namespace, name)) = deleted {
             freed(&namespace, &name);
@@ -95,7 +87,6 @@ impl UnmanagedNames {
         &self,
         api: Api<PartialObjectMeta<DynamicObject>>,
         label_selector: &str,
-        parent: &ApiResource,
         kind: &str,
         freed: impl Fn(&str, &str),
     ) {
@@ -104,7 +95,7 @@ impl UnmanagedNames {
         let mut events = watcher::watcher(api, config).default_backoff().boxed();
         while let Some(event) = events.next().await {
             match event {
-                Ok(event) => self.handle(event, parent, &freed),
+                Ok(event) => self.handle(event, &freed),
                 Err(error) => {
                     tracing::warn!(%kind, %error, "watch of unmanaged objects failed; retrying with backoff")
                 }
@@ -116,7 +107,7 @@ impl UnmanagedNames {
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-    use kube::api::{GroupVersionKind, ObjectMeta};
+    use kube::api::{ApiResource, GroupVersionKind, ObjectMeta};
 
     use super::*;
 
@@ -159,41 +150,34 @@ mod tests {
     #[test]
     fn nothing_is_answered_before_the_first_list_completes() {
         let names = UnmanagedNames::default();
-        names.handle(Event::Init, &parent(), &|_, _| {});
-        names.handle(Event::InitApply(object("a", None)), &parent(), &|_, _| {});
+        names.handle(Event::Init, &|_, _| {});
+        names.handle(Event::InitApply(object("a", None)), &|_, _| {});
         assert_eq!(names.holder("ns", "a"), None);
-        names.handle(Event::InitDone, &parent(), &|_, _| {});
-        assert_eq!(names.holder("ns", "a"), Some(Some(Holder::Other(None))));
+        names.handle(Event::InitDone, &|_, _| {});
+        assert_eq!(names.holder("ns", "a"), Some(Some(Holder::Uncontrolled)));
         assert_eq!(names.holder("ns", "b"), Some(None));
     }
 
     #[test]
     fn holders_are_told_apart_by_controller() {
         let names = UnmanagedNames::default();
-        names.handle(Event::Init, &parent(), &|_, _| {});
-        names.handle(Event::InitDone, &parent(), &|_, _| {});
+        names.handle(Event::Init, &|_, _| {});
+        names.handle(Event::InitDone, &|_, _| {});
         names.handle(
             Event::Apply(object("a", Some(("PotatoHead", "p1")))),
-            &parent(),
             &|_, _| {},
         );
         names.handle(
             Event::Apply(object("b", Some(("ReplicaSet", "r1")))),
-            &parent(),
             &|_, _| {},
         );
         let a = names.holder("ns", "a").unwrap().unwrap();
-        assert_eq!(
-            a,
-            Holder::Parent {
-                uid: "p1".into(),
-                name: "owner-p1".into()
-            }
-        );
+        assert_eq!(a.uid(), Some("p1"));
+        assert_eq!(a.to_text(), r#"PotatoHead "owner-p1""#);
         let b = names.holder("ns", "b").unwrap().unwrap();
-        assert_eq!(b.to_text(&parent()), r#"ReplicaSet "owner-r1""#);
+        assert_eq!(b.to_text(), r#"ReplicaSet "owner-r1""#);
         let freed = std::cell::RefCell::new(Vec::new());
-        names.handle(Event::Delete(object("b", None)), &parent(), &|ns, name| {
+        names.handle(Event::Delete(object("b", None)), &|ns, name| {
             freed.borrow_mut().push(format!("{ns}/{name}"))
         });
         assert_eq!(names.holder("ns", "b"), Some(None));
@@ -203,15 +187,15 @@ mod tests {
     #[test]
     fn a_relist_replaces_the_index_when_complete() {
         let names = UnmanagedNames::default();
-        names.handle(Event::Init, &parent(), &|_, _| {});
-        names.handle(Event::InitApply(object("a", None)), &parent(), &|_, _| {});
-        names.handle(Event::InitDone, &parent(), &|_, _| {});
-        names.handle(Event::Init, &parent(), &|_, _| {});
-        names.handle(Event::InitApply(object("b", None)), &parent(), &|_, _| {});
+        names.handle(Event::Init, &|_, _| {});
+        names.handle(Event::InitApply(object("a", None)), &|_, _| {});
+        names.handle(Event::InitDone, &|_, _| {});
+        names.handle(Event::Init, &|_, _| {});
+        names.handle(Event::InitApply(object("b", None)), &|_, _| {});
         // Until InitDone the previous, complete index answers.
         assert!(names.holder("ns", "a").unwrap().is_some());
         assert!(names.holder("ns", "b").unwrap().is_none());
-        names.handle(Event::InitDone, &parent(), &|_, _| {});
+        names.handle(Event::InitDone, &|_, _| {});
         assert!(names.holder("ns", "a").unwrap().is_none());
         assert!(names.holder("ns", "b").unwrap().is_some());
     }

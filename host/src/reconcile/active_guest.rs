@@ -25,6 +25,12 @@ impl ActiveGuest {
         format!("{} {} ({short}…)", manifest.name, manifest.version)
     }
 
+    /// Who needs this guest's child kinds in the shared caches: its parent kind's controller,
+    /// named after the parent kind (`PotatoHead.podtato.example.com/v1alpha1`).
+    pub fn user(&self) -> String {
+        crate::cluster::display_gvk(&self.guest.manifest().parent)
+    }
+
     /// The labels of the `guest_info` metric.
     pub fn metric_labels(&self) -> GuestLabels {
         guest_labels(&self.guest)

@@ -9,7 +9,8 @@
 //! object deleted, not only at its next backoff retry.
 
 use futures::StreamExt;
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{Api, DynamicObject};
+use kube::runtime::reflector::ObjectRef;
 
 use crate::cluster::{Holder, ResourceName};
 use crate::error_text::api_error_text;
@@ -37,12 +38,12 @@ pub async fn check(ctx: &Context, observed: &Observed, plan: &Plan) -> Result<()
         match holder {
             None => {}
             // Ours, and the cache has not caught up yet (or someone removed the host's label).
-            Some(Holder::Parent { uid, .. }) if uid == observed.parent.uid => {}
+            Some(holder) if holder.uid() == Some(observed.parent.uid.as_str()) => {}
             Some(holder) => {
                 let violation = PolicyViolation::TakeOver {
                     kind: child.kind.display_name(),
                     name: child.name.clone(),
-                    controller: holder.to_text(&ctx.parent_kind.resource),
+                    controller: holder.to_text(),
                 };
                 return Err(refused(ctx, observed, child, violation));
             }
@@ -78,12 +79,10 @@ fn refused(
     child: &PlannedChild,
     violation: PolicyViolation,
 ) -> Failure {
-    ctx.children.wait_for_name(
-        &child.kind,
-        &observed.namespace,
-        &child.name,
-        &observed.parent.name,
-    );
+    let parent = ObjectRef::new_with(&observed.parent.name, ctx.parent_kind.resource.clone())
+        .within(&observed.namespace);
+    ctx.children
+        .wait_for_name(&child.kind, &observed.namespace, &child.name, parent);
     Failure::Policy(violation)
 }
 
@@ -104,7 +103,7 @@ async fn holders<'p>(
                     namespace,
                     &child.kind.resource,
                 );
-                fetches.push(fetch(api, child, &ctx.parent_kind.resource));
+                fetches.push(fetch(api, child));
             }
         }
     }
@@ -126,14 +125,13 @@ async fn holders<'p>(
 }
 
 /// Who holds a child's name, asked of the API server.
-async fn fetch<'a>(
+async fn fetch(
     api: Api<DynamicObject>,
-    child: &'a PlannedChild,
-    parent: &ApiResource,
-) -> (&'a PlannedChild, Result<Option<Holder>, kube::Error>) {
+    child: &PlannedChild,
+) -> (&PlannedChild, Result<Option<Holder>, kube::Error>) {
     let found = api.get_opt(&child.name).await;
     (
         child,
-        found.map(|object| object.map(|o| Holder::of(&o.metadata, parent))),
+        found.map(|object| object.map(|o| Holder::of(&o.metadata))),
     )
 }

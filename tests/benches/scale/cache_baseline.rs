@@ -50,17 +50,14 @@ pub async fn run(namespace: String) {
     // The child caches; their reconcile triggers go nowhere.
     let (triggers, mut requests) = futures::channel::mpsc::unbounded();
     tokio::spawn(async move { while requests.next().await.is_some() {} });
-    let owned = ChildCaches::new(
-        parent.resource.clone(),
-        WatchScope {
-            client,
-            namespace: Some(namespace),
-            managed_by: "wasm-reconciler".into(),
-        },
-        triggers,
-    );
+    let owned = ChildCaches::new(WatchScope {
+        client,
+        namespace: Some(namespace),
+        managed_by: "wasm-reconciler".into(),
+    });
+    owned.serve_parent_kind(parent.resource.clone(), triggers);
     while owned
-        .watch_kinds(&children, Duration::from_secs(60))
+        .watch_kinds("baseline", &children, Duration::from_secs(60))
         .await
         .is_err()
     {}

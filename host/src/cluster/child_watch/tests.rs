@@ -32,7 +32,8 @@ fn children() -> (Arc<ChildCaches>, Arc<KindCache>) {
         namespace: None,
         managed_by: "test".into(),
     };
-    let children = ChildCaches::new(parent_resource(), scope, triggers);
+    let children = ChildCaches::new(scope);
+    children.serve_parent_kind(parent_resource(), triggers);
     let cache = Arc::new(KindCache::new(deployment_kind()));
     children.caches.write().unwrap().push(Arc::clone(&cache));
     (children, cache)
@@ -157,7 +158,7 @@ async fn kinds_not_asked_for_are_not_returned_and_can_be_dropped() {
     let (children, cache) = children();
     children.handle(&cache, Event::Apply(child("a", Some("p1"), true)));
     assert!(children.owned_by("p1", "ns", &[]).is_empty());
-    children.retain_kinds(&[]);
+    children.retain_kinds("test", &[]);
     assert!(
         children
             .owned_by("p1", "ns", &[deployment_kind()])
@@ -186,4 +187,87 @@ async fn listed_children_get_the_kind_list_items_lack_and_lose_managed_fields() 
         (types.api_version.as_str(), types.kind.as_str()),
         ("apps/v1", "Deployment")
     );
+}
+
+fn podtatohead_resource() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "crd.demo.com",
+        "v1alpha1",
+        "PodTatoHead",
+    ))
+}
+
+/// `child` controlled by a parent of `resource`'s kind.
+fn child_of(name: &str, resource: &ApiResource, uid: &str) -> DynamicObject {
+    let mut object = child(name, Some(uid), true);
+    let owner = &mut object.metadata.owner_references.as_mut().unwrap()[0];
+    owner.api_version = resource.api_version.clone();
+    owner.kind = resource.kind.clone();
+    object
+}
+
+#[tokio::test]
+async fn one_cache_serves_several_parent_kinds_and_routes_each_event_to_its_kind() {
+    let (children, cache) = children();
+    let (podtato_triggers, mut podtato_requests) = futures::channel::mpsc::unbounded();
+    children.serve_parent_kind(podtatohead_resource(), podtato_triggers);
+    children.handle(&cache, Event::Apply(child("a", Some("p1"), true)));
+    let touched = children.handle(
+        &cache,
+        Event::Apply(child_of("b", &podtatohead_resource(), "q1")),
+    );
+    assert_eq!(touched[0].dyntype.kind, "PodTatoHead");
+    assert_eq!(names(&children, "p1"), ["a"]);
+    assert_eq!(
+        names(&children, "q1"),
+        ["b"],
+        "indexed by UID whatever the kind"
+    );
+    for parent in touched {
+        children.reconcile_parent(parent);
+    }
+    let request = podtato_requests.try_recv().unwrap();
+    assert_eq!(
+        (request.name.as_str(), request.dyntype.kind.as_str()),
+        ("parent-q1", "PodTatoHead")
+    );
+
+    // A kind no longer served triggers nothing, but its children stay indexed.
+    children.stop_serving_parent_kind(&podtatohead_resource());
+    let touched = children.handle(
+        &cache,
+        Event::Apply(child_of("c", &podtatohead_resource(), "q1")),
+    );
+    assert!(touched.is_empty());
+    assert_eq!(names(&children, "q1"), ["b", "c"]);
+}
+
+#[tokio::test]
+async fn a_freed_name_reconciles_the_waiting_parent_of_its_own_kind() {
+    let (children, cache) = children();
+    let (podtato_triggers, mut podtato_requests) = futures::channel::mpsc::unbounded();
+    children.serve_parent_kind(podtatohead_resource(), podtato_triggers);
+    let waiting = ObjectRef::new_with("second", podtatohead_resource()).within("ns");
+    children.wait_for_name(&deployment_kind(), "ns", "a", waiting.clone());
+    children.handle(&cache, Event::Apply(child("a", Some("p1"), true)));
+    assert!(podtato_requests.try_recv().is_err(), "not freed yet");
+    children.handle(&cache, Event::Delete(child("a", Some("p1"), true)));
+    assert_eq!(podtato_requests.try_recv().unwrap(), waiting);
+}
+
+#[tokio::test]
+async fn a_child_kind_is_watched_once_and_kept_while_any_user_needs_it() {
+    let (children, _) = children();
+    children.retain_kinds("nobody", &[]);
+    assert!(children.caches().is_empty());
+    let kinds = [deployment_kind()];
+    let quick = Duration::from_millis(10);
+    // Nothing answers at 127.0.0.1:1: the watches never list, so both calls time out.
+    assert!(children.watch_kinds("a", &kinds, quick).await.is_err());
+    assert!(children.watch_kinds("b", &kinds, quick).await.is_err());
+    assert_eq!(children.caches().len(), 1, "one watch for both users");
+    children.retain_kinds("a", &[]);
+    assert_eq!(children.caches().len(), 1, "b still needs it");
+    children.retain_kinds("b", &[]);
+    assert!(children.caches().is_empty());
 }

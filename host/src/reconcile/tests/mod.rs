@@ -73,15 +73,12 @@ impl World {
             .map(|gvk| Arc::new(kind(gvk)))
             .collect();
         let (triggers, _) = futures::channel::mpsc::unbounded();
-        let children = ChildCaches::new(
-            parent_kind.resource.clone(),
-            WatchScope {
-                client: client.clone(),
-                namespace: None,
-                managed_by: "wasm-reconciler".into(),
-            },
-            triggers,
-        );
+        let children = ChildCaches::new(WatchScope {
+            client: client.clone(),
+            namespace: None,
+            managed_by: "wasm-reconciler".into(),
+        });
+        children.serve_parent_kind(parent_kind.resource.clone(), triggers);
         for kind in &child_kinds {
             children.add_listed_kind(Arc::clone(kind));
         }
