@@ -276,6 +276,37 @@ fn check_reports_every_guest_in_a_folder_and_refuses_a_second_guest_for_one_pare
     );
     assert!(stdout.contains("is not a WebAssembly file"), "{stdout}");
     assert!(stdout.contains(": 4 guests, 2 usable"), "{stdout}");
+
+    // A guest's settings file: limits shown, kinds it may not declare refused, bad keys named.
+    std::fs::remove_file(dir.path().join("c-potatohead-again.wasm")).unwrap();
+    std::fs::remove_file(dir.path().join("d-garbage.wasm")).unwrap();
+    std::fs::write(
+        dir.path().join("a-potatohead.yaml"),
+        "timeout: 500ms\nallowed-child-kinds: [apps/v1/Deployment]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("b-podtatohead.yaml"), "memory-mib: 32\n").unwrap();
+    let output = host(&["check", "--guest", folder]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("settings:      timeout 500ms, memory 64 MiB")
+            && stdout.contains(
+                "declares child kind Service.v1, which --allowed-child-kind does not allow"
+            ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("settings:      timeout 2s, memory 32 MiB"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(": 2 guests, 1 usable"), "{stdout}");
+    std::fs::write(dir.path().join("a-potatohead.yaml"), "timeout: soon\n").unwrap();
+    let stdout = text(&host(&["check", "--guest", folder]).stdout);
+    assert!(
+        stdout.contains("a-potatohead.yaml: timeout: \"soon\" is not a duration"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cluster::display_gvk;
+use super::guest_settings;
+use crate::cluster::{KindAllowlist, display_gvk};
 use crate::error_text::error_chain;
 use crate::guest::{
     GuestEngine, GuestFile, GuestInterfaces, GuestLimits, GuestManifest, LoadError, WIT_PACKAGE,
@@ -48,6 +49,38 @@ pub fn run(path: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What a folder adds to a usable guest's check: its settings file (`NAME.yaml`, see
+/// `guest_settings.rs`), whose allowed child kinds the guest must keep to, and that no guest
+/// earlier in name order reconciles the same parent kind. Appends the settings to `report`.
+fn check_in_folder(
+    path: &Path,
+    manifest: &GuestManifest,
+    parents: &mut Vec<(String, PathBuf)>,
+    report: &mut String,
+) -> Result<(), String> {
+    let settings = guest_settings::load(path, GuestLimits::default(), &KindAllowlist::default())
+        .map_err(|error| error_chain(&error))?;
+    report.push_str(&format!(
+        "settings:      {}{}\n",
+        guest_settings::summary(&settings),
+        settings
+            .file
+            .as_ref()
+            .map(|file| format!(" (from {})", file.display()))
+            .unwrap_or_default()
+    ));
+    settings
+        .allowed_child_kinds
+        .check(&manifest.children)
+        .map_err(|reason| format!("{reason} (its settings file)"))?;
+    let parent = display_gvk(&manifest.parent);
+    if let Some((_, first)) = parents.iter().find(|(kind, _)| *kind == parent) {
+        return Err(format!("{} already reconciles {parent}", first.display()));
+    }
+    parents.push((parent, path.to_path_buf()));
+    Ok(())
 }
 
 /// One file's outcome: a report, or why it could not even be compiled.
@@ -99,17 +132,10 @@ fn check_folder(engine: &Arc<GuestEngine>, folder: &Path) -> std::io::Result<(St
             verdict: Ok(manifest),
             ..
         }) = &checked
+            && let Err(refusal) = check_in_folder(path, manifest, &mut parents, &mut report)
         {
-            let parent = display_gvk(&manifest.parent);
-            if let Some((_, first)) = parents.iter().find(|(kind, _)| *kind == parent) {
-                report.push_str(&format!(
-                    "in a folder:   refused: {} already reconciles {parent}\n",
-                    first.display()
-                ));
-                usable = false;
-            } else {
-                parents.push((parent, path.clone()));
-            }
+            report.push_str(&format!("in a folder:   refused: {refusal}\n"));
+            usable = false;
         }
         usable_count += usize::from(usable);
         text.push_str(&report);

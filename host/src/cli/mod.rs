@@ -2,6 +2,7 @@
 //! tools `render` (`render.rs`) and `check` (`check.rs`).
 
 pub mod check;
+pub mod guest_settings;
 pub mod render;
 pub mod run_args;
 

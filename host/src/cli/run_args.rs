@@ -137,6 +137,13 @@ pub struct LeaderElectionArgs {
     pub retry_period: Duration,
 }
 
+/// The guest limits a flag or a guest's settings file may set (`guest_settings.rs` checks the
+/// same ranges).
+pub const GUEST_TIMEOUT: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(1)..=Duration::from_secs(3600);
+pub const GUEST_MEMORY_MIB: std::ops::RangeInclusive<usize> = 1..=4096;
+pub const GUEST_MAX_OUTPUT_MIB: std::ops::RangeInclusive<usize> = 1..=1024;
+
 /// Validated settings of the controller.
 #[derive(Clone, Debug)]
 pub struct RunSettings {
@@ -215,12 +222,10 @@ impl RunArgs {
         if !is_label_value(&self.field_manager) {
             return Err(ConfigError::FieldManager(self.field_manager));
         }
-        if self.guest_timeout < Duration::from_millis(1)
-            || self.guest_timeout > Duration::from_secs(3600)
-        {
+        if !GUEST_TIMEOUT.contains(&self.guest_timeout) {
             return Err(ConfigError::GuestTimeout(self.guest_timeout));
         }
-        if !(1..=4096).contains(&self.guest_memory_mib) {
+        if !GUEST_MEMORY_MIB.contains(&self.guest_memory_mib) {
             return Err(ConfigError::GuestMemory(self.guest_memory_mib));
         }
         if self.guest_memory_budget_mib < self.guest_memory_mib
@@ -237,7 +242,7 @@ impl RunArgs {
         if self.guest_max_children == 0 {
             return Err(ConfigError::GuestMaxChildren);
         }
-        if !(1..=1024).contains(&self.guest_max_output_mib) {
+        if !GUEST_MAX_OUTPUT_MIB.contains(&self.guest_max_output_mib) {
             return Err(ConfigError::GuestMaxOutput(self.guest_max_output_mib));
         }
         if self.concurrency == 0 {
