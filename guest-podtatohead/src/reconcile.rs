@@ -6,7 +6,9 @@ use serde_json::Value;
 
 use crate::children::desired_children;
 use crate::spec::PodTatoHeadSpec;
-use crate::status::{parse_observed, status, to_value};
+use guest_kit::observed::parse_observed;
+
+use crate::status::{status, to_value};
 use crate::validate::validate_spec;
 
 /// What the guest wants, before conversion to the WIT record.

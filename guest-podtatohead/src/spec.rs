@@ -3,6 +3,7 @@
 //! written for the original operator applies unchanged. With the `crd` feature these types also
 //! derive the CustomResourceDefinition in `deploy/crd/podtatohead.yaml`.
 
+pub use guest_kit::status::{Condition, ReconcilerStamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -144,33 +145,6 @@ pub struct PodTatoHeadStatus {
     /// Written by the host: which guest decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconciler: Option<ReconcilerStamp>,
-}
-
-/// The guest that made the last decision (written by the host).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
-pub struct ReconcilerStamp {
-    pub name: String,
-    pub version: String,
-    /// `sha256:` digest of the guest file.
-    pub digest: String,
-}
-
-/// A condition following the Kubernetes API conventions (metav1.Condition).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct Condition {
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// `True`, `False` or `Unknown`.
-    pub status: String,
-    pub reason: String,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_transition_time: Option<String>,
 }
 
 /// One part's readiness.

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use guest_kit::status::{Condition, ReconcilerStamp};
+
 use crate::parts::Part;
 
 /// API group of the PotatoHead custom resource.
@@ -146,17 +148,6 @@ pub struct PotatoHeadStatus {
     pub reconciler: Option<ReconcilerStamp>,
 }
 
-/// The guest that made the last decision: the host writes it so operators can see which logic
-/// produced what.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
-pub struct ReconcilerStamp {
-    pub name: String,
-    pub version: String,
-    /// `sha256:` digest of the guest file.
-    pub digest: String,
-}
-
 /// Readiness of one part, from its observed Deployment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
@@ -166,21 +157,4 @@ pub struct PartStatus {
     pub ready: bool,
     pub ready_replicas: i32,
     pub replicas: i32,
-}
-
-/// A condition following the Kubernetes API conventions (metav1.Condition).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct Condition {
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// `True`, `False` or `Unknown`.
-    pub status: String,
-    pub reason: String,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_transition_time: Option<String>,
 }

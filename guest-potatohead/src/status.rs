@@ -1,42 +1,10 @@
 //! Computes a PotatoHead's status from the Deployments the host observed.
 
-use serde::Deserialize;
+pub use guest_kit::observed::ObservedChild;
+use guest_kit::observed::{deployment_ready, ready_replicas};
 
 use crate::children::part_object_name;
 use crate::spec::{Condition, PartStatus, PotatoHeadSpec, PotatoHeadStatus};
-
-/// What the status reads of an observed child. Parsing into this skips every other field without
-/// building it: a JSON tree of each whole child (managed fields, pod template…) cost more than the
-/// rest of a reconcile together.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct ObservedChild {
-    pub kind: String,
-    pub metadata: ObservedMetadata,
-    /// `None` also when the field is JSON `null`.
-    pub spec: Option<ObservedSpec>,
-    pub status: Option<ObservedStatus>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct ObservedMetadata {
-    pub name: String,
-    pub generation: Option<i64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct ObservedSpec {
-    pub replicas: Option<i64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct ObservedStatus {
-    pub observed_generation: Option<i64>,
-    pub ready_replicas: Option<i64>,
-}
 
 /// The status for a validated spec. `observed_children` are the parent's owned objects as the
 /// host saw them; only Deployments are read.
@@ -57,7 +25,7 @@ pub fn status(
             let ready_replicas = deployment.map_or(0, ready_replicas);
             PartStatus {
                 name: part.name,
-                ready: deployment.is_some_and(|d| deployment_ready(d, desired_replicas)),
+                ready: deployment.is_some_and(|d| deployment_ready(d, i64::from(desired_replicas))),
                 ready_replicas: ready_replicas as i32,
                 replicas: desired_replicas,
             }
@@ -100,33 +68,6 @@ pub fn status(
         conditions: vec![condition],
         reconciler: None,
     }
-}
-
-/// A Deployment is ready when it runs the replica count we want, the Deployment controller has
-/// seen its latest spec (when it reports that), and enough replicas are ready.
-fn deployment_ready(deployment: &ObservedChild, desired_replicas: i32) -> bool {
-    let spec_replicas = deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.replicas)
-        .unwrap_or(1);
-    let generation = deployment.metadata.generation.unwrap_or(0);
-    let seen_latest = deployment
-        .status
-        .as_ref()
-        .and_then(|s| s.observed_generation)
-        .is_none_or(|seen| seen >= generation);
-    spec_replicas == i64::from(desired_replicas)
-        && seen_latest
-        && ready_replicas(deployment) >= i64::from(desired_replicas)
-}
-
-fn ready_replicas(deployment: &ObservedChild) -> i64 {
-    deployment
-        .status
-        .as_ref()
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
