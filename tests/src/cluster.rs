@@ -1,12 +1,14 @@
 //! Small helpers for talking to the test cluster: namespaces, the PotatoHead API, and waiting
 //! for a condition to hold.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::ResourceExt;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use serde_json::json;
 
 /// A namespace made for one test, with a unique name.
@@ -53,6 +55,25 @@ pub fn sample_potatohead(namespace: &str, name: &str) -> DynamicObject {
     object.metadata.namespace = Some(namespace.to_string());
     object.metadata.name = Some(name.to_string());
     object
+}
+
+/// Every object of kind `K` in `namespace`, by name.
+pub async fn by_name<K>(client: &kube::Client, namespace: &str) -> BTreeMap<String, K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    Api::<K>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default())
+        .await
+        .expect("objects list")
+        .items
+        .into_iter()
+        .map(|object| (object.name_any(), object))
+        .collect()
 }
 
 /// The image of a Deployment's first container.

@@ -10,6 +10,8 @@ pub mod operator;
 pub mod paths;
 pub mod proc_stats;
 
-pub use cluster::{TestNamespace, eventually, image_of, potatohead_api, sample_potatohead};
+pub use cluster::{
+    TestNamespace, by_name, eventually, image_of, potatohead_api, sample_potatohead,
+};
 pub use control_plane::{ControlPlane, DedicatedPlane, Options};
 pub use host::{CHILDREN_APPLIED, CHILDREN_PRUNED, HostProcess, metric_value};

@@ -10,12 +10,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use e2e::paths::{podtatohead_guest, workspace_root};
-use e2e::{ControlPlane, HostProcess, TestNamespace, eventually, image_of};
+use e2e::{ControlPlane, HostProcess, TestNamespace, by_name, eventually, image_of};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
-    PatchParams, PostParams,
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -63,29 +62,24 @@ async fn setup(prefix: &str) -> Setup {
     }
 }
 
-async fn objects<K>(client: &Client, namespace: &str) -> BTreeMap<String, K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
-{
-    Api::<K>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|o| (o.name_any(), o))
-        .collect()
-}
-
 fn ready_condition(object: &DynamicObject) -> Value {
     object.data["status"]["conditions"]
         .as_array()
         .and_then(|all| all.iter().find(|c| c["type"] == "Ready").cloned())
         .unwrap_or(Value::Null)
+}
+
+/// Waits until `name`'s `Ready` condition has `reason`, and returns the condition.
+async fn ready_reason(api: &Api<DynamicObject>, name: &str, reason: &str) -> Value {
+    eventually(CONVERGE, &format!("{name} reports {reason}"), || async {
+        let condition = ready_condition(&api.get(name).await.unwrap());
+        if condition["reason"] == reason {
+            Ok(condition)
+        } else {
+            Err(format!("{condition}"))
+        }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -110,15 +104,15 @@ async fn the_talks_resource_applied_unchanged_gets_the_originals_objects_and_the
         "podtato-left-arm",
     ];
     let deployments = eventually(CONVERGE, "4 Deployments and 4 Services", || async {
-        let deployments = objects::<Deployment>(&client, &namespace).await;
-        let services = objects::<Service>(&client, &namespace).await;
+        let deployments = by_name::<Deployment>(&client, &namespace).await;
+        let services = by_name::<Service>(&client, &namespace).await;
         match (deployments.len(), services.len()) {
             (4, 4) => Ok(deployments),
             (d, s) => Err(format!("{d} Deployments, {s} Services")),
         }
     })
     .await;
-    let services = objects::<Service>(&client, &namespace).await;
+    let services = by_name::<Service>(&client, &namespace).await;
     for (name, port) in names.iter().zip([9000, 9001, 9002, 9003]) {
         let deployment = &deployments[*name];
         let labels = BTreeMap::from([
@@ -230,15 +224,7 @@ async fn an_empty_image_is_an_invalid_spec_and_a_second_resource_cannot_take_the
     api.create(&PostParams::default(), &empty_image)
         .await
         .unwrap();
-    let condition = eventually(CONVERGE, "InvalidSpec reported", || async {
-        let condition = ready_condition(&api.get("no-image").await.unwrap());
-        if condition["reason"] == "InvalidSpec" {
-            Ok(condition)
-        } else {
-            Err(format!("{condition}"))
-        }
-    })
-    .await;
+    let condition = ready_reason(&api, "no-image", "InvalidSpec").await;
     assert!(
         condition["message"]
             .as_str()
@@ -247,7 +233,7 @@ async fn an_empty_image_is_an_invalid_spec_and_a_second_resource_cannot_take_the
         "{condition}"
     );
     assert!(
-        objects::<Deployment>(&client, &namespace).await.is_empty(),
+        by_name::<Deployment>(&client, &namespace).await.is_empty(),
         "nothing was applied"
     );
 
@@ -257,7 +243,7 @@ async fn an_empty_image_is_an_invalid_spec_and_a_second_resource_cannot_take_the
         .await
         .unwrap();
     eventually(CONVERGE, "the first's objects", || async {
-        match objects::<Deployment>(&client, &namespace).await.len() {
+        match by_name::<Deployment>(&client, &namespace).await.len() {
             4 => Ok(()),
             n => Err(format!("{n} Deployments")),
         }
@@ -266,15 +252,7 @@ async fn an_empty_image_is_an_invalid_spec_and_a_second_resource_cannot_take_the
     api.create(&PostParams::default(), &sample(&namespace, "second"))
         .await
         .unwrap();
-    let condition = eventually(CONVERGE, "the second is refused", || async {
-        let condition = ready_condition(&api.get("second").await.unwrap());
-        if condition["reason"] == "PolicyViolation" {
-            Ok(condition)
-        } else {
-            Err(format!("{condition}"))
-        }
-    })
-    .await;
+    let condition = ready_reason(&api, "second", "PolicyViolation").await;
     assert!(
         condition["message"]
             .as_str()
@@ -282,7 +260,7 @@ async fn an_empty_image_is_an_invalid_spec_and_a_second_resource_cannot_take_the
             .contains("PodTatoHead \"first\""),
         "{condition}"
     );
-    for (name, deployment) in objects::<Deployment>(&client, &namespace).await {
+    for (name, deployment) in by_name::<Deployment>(&client, &namespace).await {
         let owner = &deployment.metadata.owner_references.unwrap()[0];
         assert_eq!(owner.name, "first", "{name} changed hands");
     }

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use e2e::paths::potatohead_guest;
 use e2e::{
-    CHILDREN_APPLIED, ControlPlane, HostProcess, TestNamespace, eventually, image_of,
+    CHILDREN_APPLIED, ControlPlane, HostProcess, TestNamespace, by_name, eventually, image_of,
     potatohead_api, sample_potatohead,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
@@ -56,19 +56,11 @@ async fn setup(prefix: &str) -> Setup {
 }
 
 async fn deployments(client: &Client, namespace: &str) -> BTreeMap<String, Deployment> {
-    let list = Api::<Deployment>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
-        .await
-        .unwrap();
-    list.items.into_iter().map(|d| (d.name_any(), d)).collect()
+    by_name(client, namespace).await
 }
 
 async fn services(client: &Client, namespace: &str) -> BTreeMap<String, Service> {
-    let list = Api::<Service>::namespaced(client.clone(), namespace)
-        .list(&ListParams::default())
-        .await
-        .unwrap();
-    list.items.into_iter().map(|s| (s.name_any(), s)).collect()
+    by_name(client, namespace).await
 }
 
 /// Waits until all six parts have a Deployment and a Service, and returns the Deployments.

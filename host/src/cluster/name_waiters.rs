@@ -59,6 +59,7 @@ impl NameWaiters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::ownership::fixtures::config_map_name as name;
 
     #[test]
     fn waiting_parents_are_named_once_when_the_name_is_freed() {
@@ -86,14 +87,5 @@ mod tests {
             "Parent",
         ));
         ObjectRef::new_with(n, resource).within("ns")
-    }
-
-    fn name(n: &str) -> ResourceName {
-        ResourceName {
-            group: String::new(),
-            kind: "ConfigMap".into(),
-            namespace: "ns".into(),
-            name: n.into(),
-        }
     }
 }

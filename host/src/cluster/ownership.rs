@@ -87,3 +87,29 @@ impl Holder {
         }
     }
 }
+
+/// Fixtures for unit tests of what reads ownership.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::{ParentRef, ResourceName};
+
+    /// A parent `p` (UID `u1`) of the kind `Parent.example.com/v1`.
+    pub(crate) fn parent() -> ParentRef {
+        ParentRef {
+            api_version: "example.com/v1".into(),
+            kind: "Parent".into(),
+            name: "p".into(),
+            uid: "u1".into(),
+        }
+    }
+
+    /// The ConfigMap `name` in namespace `ns`.
+    pub(crate) fn config_map_name(name: &str) -> ResourceName {
+        ResourceName {
+            group: String::new(),
+            kind: "ConfigMap".into(),
+            namespace: "ns".into(),
+            name: name.into(),
+        }
+    }
+}

@@ -92,15 +92,7 @@ impl NameClaims {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn name(n: &str) -> ResourceName {
-        ResourceName {
-            group: String::new(),
-            kind: "ConfigMap".into(),
-            namespace: "ns".into(),
-            name: n.into(),
-        }
-    }
+    use crate::cluster::ownership::fixtures::config_map_name as name;
 
     #[test]
     fn the_first_parent_to_claim_a_name_keeps_it() {

@@ -76,20 +76,11 @@ fn is_zero(value: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use crate::cluster::ownership::fixtures::parent;
     use serde_json::json;
 
     use super::*;
-    use crate::cluster::ParentRef;
     use crate::reconcile::prepare::prepare;
-
-    fn parent() -> ParentRef {
-        ParentRef {
-            api_version: "example.com/v1".into(),
-            kind: "Parent".into(),
-            name: "p".into(),
-            uid: "u1".into(),
-        }
-    }
 
     fn prepared(replicas: i64) -> Value {
         let mut object = json!({

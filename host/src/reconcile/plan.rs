@@ -95,6 +95,7 @@ pub fn plan(
 
 #[cfg(test)]
 mod tests {
+    use crate::cluster::ownership::fixtures::parent;
     use kube::api::{ApiResource, GroupVersionKind};
     use serde_json::json;
 
@@ -108,15 +109,6 @@ mod tests {
             gvk,
             namespaced: true,
         })]
-    }
-
-    fn parent() -> ParentRef {
-        ParentRef {
-            api_version: "example.com/v1".into(),
-            kind: "Parent".into(),
-            name: "p".into(),
-            uid: "u1".into(),
-        }
     }
 
     fn decision(children: Vec<Value>, requeue_ms: Option<u64>) -> Decision {

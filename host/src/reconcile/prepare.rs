@@ -64,15 +64,7 @@ fn desired_digest(object: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parent() -> ParentRef {
-        ParentRef {
-            api_version: "example.com/v1".into(),
-            kind: "Parent".into(),
-            name: "p".into(),
-            uid: "u1".into(),
-        }
-    }
+    use crate::cluster::ownership::fixtures::parent;
 
     fn prepared(replicas: i64) -> Value {
         let mut object = json!({
