@@ -11,18 +11,20 @@ use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
-use crate::cli::RunSettings;
+use crate::cli::{GuestSource, RunSettings};
 use crate::cluster::ChildCaches;
 use crate::cluster::kinds::{self, DiscoveryError, ResolvedKind};
 use crate::error_text::error_chain;
 use crate::guest::{GuestEngine, LoadedGuest};
 use crate::hot_swap::{HotSwap, ParentKindHandoff};
-use crate::metrics::{Metrics, ParentCounts, ParentProbe};
+use crate::metrics::{GuestMetrics, Metrics, ParentCounts, ParentProbe};
+use crate::reconcile::budget::MemoryBudget;
 use crate::reconcile::events::EventPublisher;
 use crate::reconcile::parent_state::ParentStates;
 use crate::reconcile::{ActiveGuest, Context, Failure, GuestSlot, Settings, reconcile};
+use crate::reconcilers::GuestSpec;
 
 /// First retry delay after a failed reconcile; doubles per consecutive failure.
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
@@ -59,6 +61,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// The child caches: one watch and one cache per child kind, whichever parent kinds need it.
     pub children: Arc<ChildCaches>,
+    /// The memory all guest calls running at once may use, shared fairly between the guests.
+    pub guest_memory: MemoryBudget,
 }
 
 /// Why [`run`] returned.
@@ -82,6 +86,7 @@ pub enum Stopped {
 pub async fn run(
     shared: Shared,
     guest: Arc<LoadedGuest>,
+    spec: GuestSpec,
     settings: RunSettings,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<Stopped, StartError> {
@@ -90,8 +95,11 @@ pub async fn run(
         engine,
         metrics,
         children,
+        guest_memory,
     } = shared;
+    let metrics = GuestMetrics::new(&metrics, &spec.name);
     let (parent_kind, child_kinds) = resolve_kinds(&client, &guest).await?;
+    metrics.set_waiting(None);
     let (child_triggers, triggered_by_children) = futures::channel::mpsc::unbounded();
     children.serve_parent_kind(parent_kind.resource.clone(), child_triggers);
     // From here on, however `run` ends (returned or dropped), the caches stop serving this
@@ -100,7 +108,7 @@ pub async fn run(
         tasks: Vec::new(),
         children: Arc::clone(&children),
         parent_kind: parent_kind.clone(),
-        metrics: Arc::clone(&metrics),
+        metrics: metrics.clone(),
     };
     sync_child_caches(&children, &parent_kind, &child_kinds, &settings).await;
     metrics.set_caches_synced(true);
@@ -112,6 +120,7 @@ pub async fn run(
     let handoff = Arc::new(ParentKindHandoff::default());
     let swapper = hot_swap(
         engine,
+        &spec,
         &settings,
         &slot,
         &children,
@@ -122,22 +131,32 @@ pub async fn run(
     );
     teardown
         .tasks
-        .push(tokio::spawn(swapper.run()).abort_handle());
+        .push(tokio::spawn(swapper.run().in_current_span()).abort_handle());
 
     // The parent watch is built here rather than by `Controller::new_with` (which does the same)
     // so that per-parent state follows it: a deleted parent's state goes with it.
     let parent_resource = parent_kind.resource.clone();
     let parent_cache = Writer::<DynamicObject>::new(parent_resource.clone());
     let parents = parent_cache.as_reader();
-    let context = Arc::new(context(
-        &client,
-        &settings,
+    let context = Arc::new(Context {
+        events: EventPublisher::new(
+            client.clone(),
+            settings.field_manager.clone(),
+            settings.pod_name.clone(),
+        ),
+        parent_states: ParentStates::new(parents.clone(), parent_resource.clone()),
+        client: client.clone(),
         slot,
         parent_kind,
         children,
-        &metrics,
-        ParentStates::new(parents.clone(), parent_resource.clone()),
-    ));
+        settings: Settings {
+            field_manager: settings.field_manager.clone(),
+            resync: settings.resync,
+        },
+        metrics: metrics.clone(),
+        claims: Default::default(),
+        guest_memory: guest_memory.share(),
+    });
     let (stopping, forward_stop) = stop_signal(shutdown, Arc::clone(&handoff));
     teardown.tasks.push(forward_stop);
     let parent_api: Api<DynamicObject> = match settings.namespace.as_deref() {
@@ -181,63 +200,32 @@ fn stop_signal(
 #[allow(clippy::too_many_arguments)] // each is one piece of the controller it joins
 fn hot_swap(
     engine: Arc<GuestEngine>,
+    spec: &GuestSpec,
     settings: &RunSettings,
     slot: &Arc<GuestSlot>,
     children: &Arc<ChildCaches>,
     client: &Client,
     reconcile_all: futures::channel::mpsc::UnboundedSender<()>,
-    metrics: &Arc<Metrics>,
+    metrics: &GuestMetrics,
     handoff: &Arc<ParentKindHandoff>,
 ) -> HotSwap {
     HotSwap {
         engine,
-        path: settings.guest.clone(),
-        limits: settings.limits,
+        path: spec.path.clone(),
+        limits: spec.settings.limits,
         poll_interval: settings.guest_poll_interval,
         slot: Arc::clone(slot),
         children: Arc::clone(children),
         client: client.clone(),
         reconcile_all,
-        metrics: Arc::clone(metrics),
+        metrics: metrics.clone(),
         parent_kind_change: settings
             .allow_parent_kind_change
             .then(|| Arc::clone(handoff)),
-        allowed_child_kinds: settings.allowed_child_kinds.clone(),
+        allowed_child_kinds: spec.settings.allowed_child_kinds.clone(),
         allow_builtin_parent_kind: settings.allow_builtin_parent_kind,
+        in_folder: matches!(settings.guests, GuestSource::Folder(_)),
         last_refused: Default::default(),
-    }
-}
-
-/// What every reconcile of this controller shares.
-fn context(
-    client: &Client,
-    settings: &RunSettings,
-    slot: Arc<GuestSlot>,
-    parent_kind: ResolvedKind,
-    children: Arc<ChildCaches>,
-    metrics: &Arc<Metrics>,
-    parent_states: ParentStates,
-) -> Context {
-    Context {
-        events: EventPublisher::new(
-            client.clone(),
-            settings.field_manager.clone(),
-            settings.pod_name.clone(),
-        ),
-        parent_states,
-        client: client.clone(),
-        slot,
-        parent_kind,
-        children,
-        settings: Settings {
-            field_manager: settings.field_manager.clone(),
-            resync: settings.resync,
-        },
-        metrics: Arc::clone(metrics),
-        claims: Default::default(),
-        guest_memory: Arc::new(tokio::sync::Semaphore::new(
-            settings.guest_memory_budget_bytes >> 20,
-        )),
     }
 }
 
@@ -318,7 +306,7 @@ async fn serve(
     context: Arc<Context>,
     stopping: tokio::sync::watch::Receiver<bool>,
 ) {
-    let metrics = Arc::clone(&context.metrics);
+    let metrics = context.metrics.clone();
     let controller = controller
         .graceful_shutdown_on(stopped(stopping.clone()))
         .run(reconcile, error_policy, context)
@@ -351,7 +339,7 @@ struct Teardown {
     tasks: Vec<tokio::task::AbortHandle>,
     children: Arc<ChildCaches>,
     parent_kind: ResolvedKind,
-    metrics: Arc<Metrics>,
+    metrics: GuestMetrics,
 }
 
 impl Drop for Teardown {

@@ -25,7 +25,7 @@ use crate::cluster::ChildCaches;
 use crate::cluster::kinds::{self, DiscoveryError, KindAllowlist, ResolvedKind, display_gvk};
 use crate::error_text::error_chain;
 use crate::guest::{GuestEngine, GuestFile, GuestLimits, LoadError, LoadedGuest};
-use crate::metrics::{Metrics, ReloadResult};
+use crate::metrics::{GuestMetrics, ReloadResult};
 use crate::reconcile::{ActiveGuest, GuestSlot};
 
 /// Quiet time after the last file event before the file is read.
@@ -119,7 +119,7 @@ pub struct HotSwap {
     pub client: kube::Client,
     /// Asks the controller to reconcile every parent.
     pub reconcile_all: UnboundedSender<()>,
-    pub metrics: Arc<Metrics>,
+    pub metrics: GuestMetrics,
     /// Child kinds a new guest may declare.
     pub allowed_child_kinds: KindAllowlist,
     /// Whether a guest for one of Kubernetes' own kinds may take over (`--allow-builtin-parent-kind`).
@@ -127,6 +127,9 @@ pub struct HotSwap {
     /// Where a guest for another parent kind is handed over, when that is allowed
     /// (`--allow-parent-kind-change`); `None`: refuse such guests.
     pub parent_kind_change: Option<Arc<ParentKindHandoff>>,
+    /// In a folder of guests, a file that is gone is a guest being removed, which the folder's
+    /// supervisor handles: the swap then ignores it instead of refusing it.
+    pub in_folder: bool,
     /// The digest of the last refused file, so a bad file is reported once, not every poll.
     pub(crate) last_refused: Mutex<Option<String>>,
 }
@@ -135,7 +138,12 @@ impl HotSwap {
     /// Watches for new guest files until the process ends.
     pub async fn run(self) {
         let (wake, mut woken) = mpsc::channel::<&'static str>(16);
-        let _folder_watch = self.watch_folder(wake.clone());
+        let folder = self
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let _folder_watch = watch_folder(folder, wake.clone());
         tokio::spawn(forward_sighup(wake));
         let mut poll = tokio::time::interval(self.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -184,33 +192,6 @@ impl HotSwap {
         }
     }
 
-    /// Watches the guest file's folder; `None` (logged) when the platform refuses, in which case
-    /// SIGHUP and the periodic check still work.
-    fn watch_folder(&self, wake: mpsc::Sender<&'static str>) -> Option<notify::RecommendedWatcher> {
-        let folder = self
-            .path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok_and(|e| !e.kind.is_access()) {
-                // A full channel already holds a wake-up: nothing is lost by dropping this one.
-                let _ = wake.try_send("file event");
-            }
-        });
-        let watched = watcher.and_then(|mut watcher| {
-            watcher.watch(folder, notify::RecursiveMode::NonRecursive)?;
-            Ok(watcher)
-        });
-        match watched {
-            Ok(watcher) => Some(watcher),
-            Err(error) => {
-                warn!(folder = %folder.display(), %error, "cannot watch the guest folder; relying on SIGHUP and the periodic check");
-                None
-            }
-        }
-    }
-
     /// Reads the guest file and, when it differs from the active guest, loads, checks and
     /// activates it. `Ok(None)`: nothing to do.
     ///
@@ -219,6 +200,9 @@ impl HotSwap {
     pub async fn reload(&self) -> Result<Option<Swap>, SwapError> {
         let started = Instant::now();
         let path = self.path.clone();
+        if self.in_folder && !path.exists() {
+            return Ok(None);
+        }
         let file = tokio::task::spawn_blocking(move || GuestFile::read(&path))
             .await
             .map_err(SwapError::Task)??;
@@ -342,7 +326,33 @@ impl HotSwap {
     }
 }
 
-async fn forward_sighup(wake: mpsc::Sender<&'static str>) {
+/// Watches `folder` for changes to its files, waking `wake`; `None` (logged) when the platform
+/// refuses, in which case SIGHUP and the periodic check still work.
+pub fn watch_folder(
+    folder: &std::path::Path,
+    wake: mpsc::Sender<&'static str>,
+) -> Option<notify::RecommendedWatcher> {
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            // A full channel already holds a wake-up: nothing is lost by dropping this one.
+            let _ = wake.try_send("file event");
+        }
+    });
+    let watched = watcher.and_then(|mut watcher| {
+        watcher.watch(folder, notify::RecursiveMode::NonRecursive)?;
+        Ok(watcher)
+    });
+    match watched {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            warn!(folder = %folder.display(), %error, "cannot watch the guest folder; relying on SIGHUP and the periodic check");
+            None
+        }
+    }
+}
+
+/// Forwards SIGHUP to `wake` until the process ends.
+pub async fn forward_sighup(wake: mpsc::Sender<&'static str>) {
     let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(hangups) => hangups,
         Err(error) => {

@@ -1,5 +1,5 @@
 //! The HTTP endpoint: `/metrics` (OpenMetrics text), `/healthz` (the process answers) and
-//! `/readyz` (ready to reconcile: see [`Metrics::ready`]).
+//! `/readyz` (ready to reconcile, per guest: see [`Metrics::readiness`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,16 +43,19 @@ async fn metrics_text(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse 
     )
 }
 
-/// Ready when the child caches have listed and a guest is active: before that, reconciles would
-/// wait, so a Service should not count this replica in.
+/// Ready when this replica knows its role and, when it reconciles, every guest it serves has a
+/// guest loaded, its child caches listed and its parent watch working: before that, reconciles
+/// would wait, so a Service should not count this replica in. The body says so per guest, one
+/// `[+]`/`[-]` line each as the API server's own `/readyz?verbose` does, then `ok` or
+/// `not ready`.
 async fn readyz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    if metrics.ready() {
-        (StatusCode::OK, "ok")
+    let (ready, report) = metrics.readiness();
+    if ready {
+        (StatusCode::OK, format!("{report}ok\n"))
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: leader election undecided, caches syncing, the parent watch failing or \
-             no guest loaded",
+            format!("{report}not ready\n"),
         )
     }
 }

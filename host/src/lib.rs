@@ -28,4 +28,6 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
+pub mod reconcilers;
 pub mod run;
+pub mod supervisor;

@@ -1,21 +1,33 @@
-//! `reconciler-host run`: serves the HTTP endpoint, builds the engine, loads the first guest, and
-//! runs the controller: at once, or (with `--leader-elect`) whenever this replica leads; again
-//! for each new parent kind a hot swap hands over.
+//! `reconciler-host run`: serves the HTTP endpoint, builds the engine, loads the guest (or checks
+//! the folder of guests), and runs the controllers: at once, or (with `--leader-elect`) whenever
+//! this replica leads. One guest file runs one controller, again for each new parent kind a hot
+//! swap hands over; a folder runs its supervisor (`supervisor.rs`).
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
-use crate::cli::{RunArgs, RunSettings};
+use crate::cli::{GuestSource, RunArgs, RunSettings};
 use crate::cluster::{ChildCaches, WatchScope, kinds};
 use crate::controller::{self, Shared, StartError, Stopped};
 use crate::guest::{GuestEngine, LoadedGuest};
 use crate::http;
 use crate::leader::{ElectionSettings, Elector};
-use crate::metrics::{Leadership, Metrics};
+use crate::metrics::{GuestMetrics, Leadership, Metrics};
 use crate::reconcile::active_guest::guest_labels;
+use crate::reconcile::budget::MemoryBudget;
+use crate::reconcilers::GuestSpec;
+use crate::supervisor;
+
+/// What this process serves.
+enum Guests {
+    /// One guest (`--guest`), loaded.
+    One(GuestSpec, Arc<LoadedGuest>),
+    /// A folder of guests (`--guests`), loaded by its supervisor.
+    Folder(std::path::PathBuf),
+}
 
 /// Runs the controller for `args` until `stopping` turns true.
 ///
@@ -32,8 +44,18 @@ pub async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Resu
     info!(%address, "serving /metrics, /healthz and /readyz");
     let engine =
         GuestEngine::with_perf_map(settings.compile_cache.as_ref(), settings.guest_perf_map)?;
-    let mut guest = Arc::new(first_guest(&engine, &settings)?);
-    metrics.set_active_guest(guest_labels(&guest));
+    let mut guests = match &settings.guests {
+        GuestSource::File(path) => {
+            let spec = GuestSpec::load(path, settings.limits, &settings.allowed_child_kinds)?;
+            let guest = first_guest(&engine, &spec, &settings)?;
+            GuestMetrics::new(&metrics, &spec.name).set_active_guest(guest_labels(&guest));
+            Guests::One(spec, Arc::new(guest))
+        }
+        GuestSource::Folder(folder) => {
+            supervisor::check_readable(folder)?;
+            Guests::Folder(folder.clone())
+        }
+    };
     let client = kube::Client::try_default().await.context(
         "connecting to Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)",
     )?;
@@ -46,29 +68,32 @@ pub async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Resu
         client,
         engine,
         metrics,
+        guest_memory: MemoryBudget::new(settings.guest_memory_budget_bytes),
     };
     let Some(election) = settings.leader_election.clone() else {
         shared.metrics.set_leadership(Leadership::NotElecting);
-        return reconcile(&shared, &mut guest, &settings, stopping)
-            .await
-            .map_err(Into::into);
+        return reconcile(&shared, &mut guests, &settings, stopping).await;
     };
-    lead(&shared, election, &mut guest, &settings, stopping).await
+    lead(&shared, election, &mut guests, &settings, stopping).await
 }
 
-/// The guest named by `--guest`, loaded and checked against the flags.
-fn first_guest(engine: &Arc<GuestEngine>, settings: &RunSettings) -> anyhow::Result<LoadedGuest> {
-    let guest = engine.load_path(&settings.guest, settings.limits)?;
+/// The guest named by `--guest`, loaded and checked against the flags and its settings.
+fn first_guest(
+    engine: &Arc<GuestEngine>,
+    spec: &GuestSpec,
+    settings: &RunSettings,
+) -> anyhow::Result<LoadedGuest> {
+    let guest = engine.load_path(&spec.path, spec.settings.limits)?;
     let manifest = guest.manifest();
     info!(
         guest = %manifest.name,
         version = %manifest.version,
         digest = %guest.digest(),
-        path = %settings.guest.display(),
+        path = %spec.path.display(),
         origin = ?guest.origin(),
         "guest loaded"
     );
-    settings
+    spec.settings
         .allowed_child_kinds
         .check(&manifest.children)
         .map_err(anyhow::Error::msg)?;
@@ -82,7 +107,7 @@ fn first_guest(engine: &Arc<GuestEngine>, settings: &RunSettings) -> anyhow::Res
 async fn lead(
     shared: &Shared,
     election: ElectionSettings,
-    guest: &mut Arc<LoadedGuest>,
+    guests: &mut Guests,
     settings: &RunSettings,
     stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -97,7 +122,7 @@ async fn lead(
         metrics.set_leadership(Leadership::Leader);
         let (done, done_receiver) = tokio::sync::oneshot::channel::<()>();
         let work = async {
-            let result = reconcile(shared, guest, settings, stopping.clone()).await;
+            let result = reconcile(shared, guests, settings, stopping.clone()).await;
             let _ = done.send(());
             result
         };
@@ -115,27 +140,39 @@ async fn lead(
             result = &mut work => {
                 // The last write is done: hand the Lease over (released in `hold`).
                 hold.await;
-                return result.map_err(Into::into);
+                return result;
             }
         }
     }
 }
 
-/// Runs the controller until `stopping`, again for each new parent kind a hot swap hands over.
+/// Runs the controllers until `stopping`: the one guest's (again for each new parent kind a hot
+/// swap hands over), or the folder's supervisor.
 async fn reconcile(
     shared: &Shared,
-    guest: &mut Arc<LoadedGuest>,
+    guests: &mut Guests,
     settings: &RunSettings,
     stopping: watch::Receiver<bool>,
-) -> Result<(), StartError> {
+) -> anyhow::Result<()> {
+    let (spec, guest) = match guests {
+        Guests::One(spec, guest) => (spec, guest),
+        Guests::Folder(folder) => {
+            return supervisor::serve(shared, folder, settings, stopping)
+                .await
+                .map_err(Into::into);
+        }
+    };
     loop {
         let stopped = controller::run(
             shared.clone(),
             Arc::clone(guest),
+            spec.clone(),
             settings.clone(),
             stopped(stopping.clone()),
         )
-        .await?;
+        .instrument(info_span!("guest", guest = %spec.name))
+        .await
+        .map_err(|error: StartError| anyhow::Error::from(error))?;
         match stopped {
             Stopped::Shutdown => return Ok(()),
             Stopped::NewParentKind(next) => *guest = Arc::new(*next),

@@ -211,10 +211,37 @@ pub const CHILDREN_APPLIED: &str = r#"reconciler_children_total{action="applied"
 /// Children the host has pruned.
 pub const CHILDREN_PRUNED: &str = r#"reconciler_children_total{action="pruned"}"#;
 
-/// The value of one series in Prometheus text, e.g.
-/// `metric_value(text, r#"reconciler_reconciles_total{result="success"}"#)`.
+/// The value of a series in Prometheus text, summed over the series that carry at least the
+/// given labels (so over every guest when the `guest` label is not given), e.g.
+/// `metric_value(text, r#"reconciler_reconciles_total{result="success"}"#)`; `None` when no
+/// series matches.
 pub fn metric_value(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|value| value.trim().parse().ok())
+    let (name, wanted) = split_series(series);
+    let matching: Vec<f64> = text
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (line_name, labels) = split_series(series);
+            (line_name == name && wanted.iter().all(|label| labels.contains(label)))
+                .then(|| value.trim().parse().ok())
+                .flatten()
+        })
+        .collect();
+    (!matching.is_empty()).then(|| matching.iter().sum())
+}
+
+/// `name{a="1",b="2"}` into the name and its `a="1"` labels (values hold no commas here).
+fn split_series(series: &str) -> (&str, Vec<&str>) {
+    match series.split_once('{') {
+        Some((name, labels)) => (
+            name,
+            labels
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|l| !l.is_empty())
+                .collect(),
+        ),
+        None => (series, Vec::new()),
+    }
 }

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::guest_settings;
 use crate::cluster::{KindAllowlist, display_gvk};
 use crate::error_text::error_chain;
 use crate::guest::{
     GuestEngine, GuestFile, GuestInterfaces, GuestLimits, GuestManifest, LoadError, WIT_PACKAGE,
 };
+use crate::reconcilers::settings as guest_settings;
 
 /// `check`: prints the report of a guest file, or of every `*.wasm` in a folder; exit 0 when
 /// every guest is usable, 1 when one is not.
@@ -52,7 +52,7 @@ pub fn run(path: &Path) -> ExitCode {
 }
 
 /// What a folder adds to a usable guest's check: its settings file (`NAME.yaml`, see
-/// `guest_settings.rs`), whose allowed child kinds the guest must keep to, and that no guest
+/// `reconcilers/settings.rs`), whose allowed child kinds the guest must keep to, and that no guest
 /// earlier in name order reconciles the same parent kind. Appends the settings to `report`.
 fn check_in_folder(
     path: &Path,
@@ -117,11 +117,7 @@ fn check_file(engine: &Arc<GuestEngine>, path: &Path) -> Checked {
 /// one parent kind: the first in name order is usable, the later one refused, as a host serving
 /// the folder would refuse it.
 fn check_folder(engine: &Arc<GuestEngine>, folder: &Path) -> std::io::Result<(String, bool)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-        .collect();
-    files.sort();
+    let files = crate::reconcilers::guest_files(folder)?;
     let mut text = String::new();
     let mut parents: Vec<(String, PathBuf)> = Vec::new();
     let mut usable_count = 0;

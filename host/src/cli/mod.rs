@@ -2,7 +2,6 @@
 //! tools `render` (`render.rs`) and `check` (`check.rs`).
 
 pub mod check;
-pub mod guest_settings;
 pub mod render;
 pub mod run_args;
 
@@ -10,7 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use run_args::{RunArgs, RunSettings, default_compile_cache_dir};
+pub use run_args::{GuestSource, RunArgs, RunSettings, default_compile_cache_dir};
 
 /// Runs Kubernetes reconcilers whose decisions are WebAssembly components.
 #[derive(Debug, Parser)]

@@ -7,15 +7,28 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::cluster::KindAllowlist;
-use crate::guest::{CompileCacheConfig, GuestLimits};
+use crate::guest::{
+    CompileCacheConfig, GUEST_MAX_OUTPUT_MIB, GUEST_MEMORY_MIB, GUEST_TIMEOUT, GuestLimits,
+};
 use crate::leader::{ElectionSettings, LeaseTimings};
 
 /// Flags of `reconciler-host run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The guest component (.wasm) that decides what each parent's children are.
-    #[arg(long, env = "RECONCILER_GUEST")]
-    pub guest: PathBuf,
+    #[arg(
+        long,
+        env = "RECONCILER_GUEST",
+        required_unless_present = "guests",
+        conflicts_with = "guests"
+    )]
+    pub guest: Option<PathBuf>,
+    /// A folder of guests (what a ConfigMap with one key per guest mounts): every *.wasm in it
+    /// reconciles the parent kind it declares, with its settings from NAME.yaml beside
+    /// NAME.wasm; files that appear, change or go while the host runs start, swap or stop their
+    /// reconciler.
+    #[arg(long, env = "RECONCILER_GUESTS")]
+    pub guests: Option<PathBuf>,
     /// Only watch and reconcile this namespace (default: all namespaces).
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
@@ -137,17 +150,19 @@ pub struct LeaderElectionArgs {
     pub retry_period: Duration,
 }
 
-/// The guest limits a flag or a guest's settings file may set (`guest_settings.rs` checks the
-/// same ranges).
-pub const GUEST_TIMEOUT: std::ops::RangeInclusive<Duration> =
-    Duration::from_millis(1)..=Duration::from_secs(3600);
-pub const GUEST_MEMORY_MIB: std::ops::RangeInclusive<usize> = 1..=4096;
-pub const GUEST_MAX_OUTPUT_MIB: std::ops::RangeInclusive<usize> = 1..=1024;
+/// Where the host's guests come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GuestSource {
+    /// One guest file (`--guest`).
+    File(PathBuf),
+    /// A folder of guests (`--guests`).
+    Folder(PathBuf),
+}
 
 /// Validated settings of the controller.
 #[derive(Clone, Debug)]
 pub struct RunSettings {
-    pub guest: PathBuf,
+    pub guests: GuestSource,
     pub namespace: Option<String>,
     pub field_manager: String,
     pub limits: GuestLimits,
@@ -197,6 +212,8 @@ pub enum ConfigError {
     CompileCacheMax(u64),
     #[error("--allowed-child-kind: {0}")]
     AllowedChildKind(String),
+    #[error("give the guest with --guest FILE or a folder of guests with --guests DIR")]
+    NoGuest,
     #[error("--concurrency must be at least 1")]
     Concurrency,
     #[error("--guest-poll-interval must be at least 1s, not {0:?}")]
@@ -270,7 +287,12 @@ impl RunArgs {
                 })
         };
         Ok(RunSettings {
-            guest: self.guest,
+            guests: match (self.guest, self.guests) {
+                (Some(file), _) => GuestSource::File(file),
+                (None, Some(folder)) => GuestSource::Folder(folder),
+                // clap requires one of the two.
+                (None, None) => return Err(ConfigError::NoGuest),
+            },
             // WATCH_NAMESPACE="" means all namespaces (the Operator SDK convention).
             namespace: self.namespace.filter(|ns| !ns.is_empty()),
             field_manager: self.field_manager,

@@ -5,6 +5,12 @@ use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
 
+/// The guest limits a flag or a guest's settings file may set.
+pub const GUEST_TIMEOUT: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(1)..=Duration::from_secs(3600);
+pub const GUEST_MEMORY_MIB: std::ops::RangeInclusive<usize> = 1..=4096;
+pub const GUEST_MAX_OUTPUT_MIB: std::ops::RangeInclusive<usize> = 1..=1024;
+
 /// Per-call limits of a guest.
 #[derive(Clone, Copy, Debug)]
 pub struct GuestLimits {

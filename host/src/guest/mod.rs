@@ -33,7 +33,7 @@ pub use compile_cache::{CompileCacheConfig, CompileOrigin};
 pub use engine::{CompiledGuest, GuestEngine, GuestInterfaces};
 pub use error::{EngineError, GuestError, LoadError};
 pub use file::GuestFile;
-pub use limits::GuestLimits;
+pub use limits::{GUEST_MAX_OUTPUT_MIB, GUEST_MEMORY_MIB, GUEST_TIMEOUT, GuestLimits};
 pub use manifest::GuestManifest;
 
 /// What a guest is shown for one parent: the parent and its children as JSON objects (as the API

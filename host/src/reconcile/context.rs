@@ -7,9 +7,10 @@ use std::time::Duration;
 use kube::Client;
 
 use crate::cluster::{ChildCaches, ResolvedKind};
-use crate::metrics::Metrics;
+use crate::metrics::GuestMetrics;
 
 use super::active_guest::GuestSlot;
+use super::budget::BudgetShare;
 use super::claims::NameClaims;
 use super::events::EventPublisher;
 use super::parent_state::ParentStates;
@@ -30,11 +31,13 @@ pub struct Context {
     pub parent_kind: ResolvedKind,
     pub children: Arc<ChildCaches>,
     pub settings: Settings,
-    pub metrics: Arc<Metrics>,
+    /// The process's metrics, recorded under this guest's name.
+    pub metrics: GuestMetrics,
     /// Publishes Kubernetes Events about parents.
     pub events: EventPublisher,
-    /// The memory budget of guest calls running at once, in MiB permits (see `decide.rs`).
-    pub guest_memory: Arc<tokio::sync::Semaphore>,
+    /// This guest's share of the memory budget of guest calls running at once (see
+    /// `budget.rs`).
+    pub guest_memory: BudgetShare,
     /// Child names this host's parents are creating now (see `claims.rs`).
     pub claims: NameClaims,
     /// Failures, reconciled generation and written status per parent (by UID).

@@ -15,7 +15,8 @@ use super::observe::parent_key;
 
 /// Calls the guest with `observation`. The call first reserves its memory limit from the
 /// budget of all calls running at once (`--guest-memory-budget-mib`), so many parents cannot add
-/// up past the pod's memory (forty calls holding 60 MiB each took a host to 1.97 GB), and
+/// up past the pod's memory (forty calls holding 60 MiB each took a host to 1.97 GB), shared
+/// fairly between the guests of the process (see `budget.rs`), and
 /// releases it as soon as the call ends, not after the applies that follow.
 ///
 /// # Errors
@@ -31,14 +32,11 @@ pub async fn decide(
     let parent_key = parent_key(parent);
     // The guest's log lines belong to this reconcile's span, on whichever thread it runs.
     let span = tracing::Span::current();
-    let permits =
-        u32::try_from(loaded.limits().max_memory_bytes.div_ceil(1 << 20)).unwrap_or(u32::MAX);
-    // Waits while other calls hold the budget; never closed, so an error cannot happen.
+    // Waits while other calls hold the budget, taking turns with other guests' calls.
     let memory = ctx
         .guest_memory
-        .acquire_many(permits)
-        .await
-        .map_err(|_| Failure::Panicked("the guest memory budget was closed".into()))?;
+        .reserve(loaded.limits().max_memory_bytes)
+        .await;
     let (answer, seconds) = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         let answer = span.in_scope(|| loaded.reconcile(&observation, &parent_key));

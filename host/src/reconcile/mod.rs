@@ -15,6 +15,7 @@
 
 pub mod active_guest;
 mod apply;
+pub mod budget;
 pub mod claims;
 mod context;
 mod decide;

@@ -22,7 +22,8 @@ use super::parent_state::ParentStates;
 use super::{ActiveGuest, Context, Failure, GuestSlot, Settings, reconcile};
 use crate::cluster::{ChildCaches, ResolvedKind, WatchScope};
 use crate::guest::{GuestEngine, GuestLimits};
-use crate::metrics::Metrics;
+use crate::metrics::{GuestMetrics, Metrics};
+use crate::reconcile::budget::MemoryBudget;
 use mock_api::{Answer, Request, Requests, accept, failure};
 
 const RESYNC: std::time::Duration = std::time::Duration::from_secs(600);
@@ -97,8 +98,8 @@ impl World {
                 field_manager: "wasm-reconciler".into(),
                 resync: RESYNC,
             },
-            metrics: Arc::new(Metrics::default()),
-            guest_memory: Arc::new(tokio::sync::Semaphore::new(256)),
+            metrics: GuestMetrics::new(&Arc::new(Metrics::default()), "potatohead"),
+            guest_memory: MemoryBudget::new(256 << 20).share(),
             claims: Default::default(),
         };
         Self {

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::run_args::{GUEST_MAX_OUTPUT_MIB, GUEST_MEMORY_MIB, GUEST_TIMEOUT};
 use crate::cluster::{KindAllowlist, display_gvk};
 use crate::guest::GuestLimits;
+use crate::guest::{GUEST_MAX_OUTPUT_MIB, GUEST_MEMORY_MIB, GUEST_TIMEOUT};
 
 /// A guest's settings, its file's values over the host's.
 #[derive(Clone, Debug)]

@@ -1,0 +1,138 @@
+//! The label values of the host's metrics: each from a fixed set (no object names, no error
+//! texts), except `guest`, the name of a guest in this host (its file name without `.wasm`),
+//! bounded by the guests the host was given.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+
+/// A label enum whose values are written in snake_case, as Prometheus users expect
+/// (`result="invalid_spec"`), from one table per enum.
+macro_rules! label_values {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+        pub enum $name { $($(#[$vmeta])* $variant,)+ }
+
+        impl $name {
+            /// The label value.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text,)+ }
+            }
+        }
+
+        impl EncodeLabelValue for $name {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+                std::fmt::Write::write_str(encoder, self.as_str())
+            }
+        }
+    };
+}
+
+label_values! {
+    /// How a reconcile ended.
+    pub enum ReconcileResult {
+        Success => "success",
+        InvalidSpec => "invalid_spec",
+        GuestFailed => "guest_failed",
+        PolicyViolation => "policy_violation",
+        ApplyFailed => "apply_failed",
+        StatusFailed => "status_failed",
+        Other => "other",
+    }
+}
+
+label_values! {
+    /// Why a guest call produced nothing usable.
+    pub enum GuestFailureKind {
+        Trap => "trap",
+        Timeout => "timeout",
+        Memory => "memory",
+        Transient => "transient",
+        InvalidOutput => "invalid_output",
+        Policy => "policy",
+    }
+}
+
+label_values! {
+    /// What happened to one desired or observed child.
+    pub enum ChildAction {
+        /// Sent with server-side apply.
+        Applied => "applied",
+        /// Already as desired: no request sent.
+        Unchanged => "unchanged",
+        /// Deleted because no longer desired.
+        Pruned => "pruned",
+    }
+}
+
+label_values! {
+    /// How a hot-swap attempt ended.
+    pub enum ReloadResult {
+        Swapped => "swapped",
+        Refused => "refused",
+    }
+}
+
+label_values! {
+    /// Why a guest in a folder of guests was not started.
+    pub enum Refusal {
+        /// Another guest of the folder reconciles the same parent kind.
+        DuplicateParentKind => "duplicate_parent_kind",
+        /// The file or its settings cannot be used (not a guest, a kind not allowed, bad
+        /// settings).
+        Unusable => "unusable",
+    }
+}
+
+/// The `guest` label alone.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct GuestLabel {
+    pub guest: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct ResultLabel {
+    pub result: ReconcileResult,
+    pub guest: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct KindLabel {
+    pub kind: GuestFailureKind,
+    pub guest: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct ActionLabel {
+    pub action: ChildAction,
+    pub guest: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct ReloadLabel {
+    pub result: ReloadResult,
+    pub guest: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct RefusalLabel {
+    pub reason: Refusal,
+    pub guest: String,
+}
+
+/// Identity of a guest's active code, as `guest_info` reports it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct GuestLabels {
+    /// The name the guest gives itself (its manifest).
+    pub name: String,
+    pub version: String,
+    pub digest: String,
+}
+
+/// `guest_info`'s labels: the active code, then the guest's name in this host.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct InfoLabel {
+    pub name: String,
+    pub version: String,
+    pub digest: String,
+    pub guest: String,
+}

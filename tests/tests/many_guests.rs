@@ -1,0 +1,356 @@
+//! End to end: one host serving a folder of guests (`run --guests DIR`), the way the operator's
+//! ConfigMap of guests mounts them: the default guest (PotatoHead) and the seed operator's own
+//! API (PodTatoHead) side by side in one process over shared child caches, a guest added while
+//! the host runs, a second guest for a parent kind refused, a removed guest leaving its parents
+//! and children alone, and a guest whose CRD is missing neither stopping the others nor the host,
+//! picked up once its CRD is installed.
+
+use std::path::Path;
+use std::time::Duration;
+
+use e2e::paths::{podtatohead_guest, potatohead_guest, workspace_root};
+use e2e::{
+    ControlPlane, HostProcess, TestNamespace, by_name, eventually, image_of, metric_value,
+    potatohead_api, sample_potatohead,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+const CONVERGE: Duration = Duration::from_secs(60);
+
+fn podtatohead_api(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("crd.demo.com", "v1alpha1", "PodTatoHead"),
+        "podtatoheads",
+    );
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+fn podtatohead_sample(namespace: &str) -> DynamicObject {
+    let text =
+        std::fs::read_to_string(workspace_root().join("deploy/samples/podtatohead.yaml")).unwrap();
+    let mut object: DynamicObject = serde_saphyr::from_str(&text).unwrap();
+    object.metadata.namespace = Some(namespace.into());
+    object.metadata.name = Some("talk".into());
+    object
+}
+
+/// `reconciler-host run --guests <folder> --namespace <namespace>`, checking the folder often.
+fn serve_folder(plane: &ControlPlane, folder: &Path, namespace: &str) -> HostProcess {
+    let args: Vec<String> = [
+        "run",
+        "--guests",
+        &folder.display().to_string(),
+        "--namespace",
+        namespace,
+        "--guest-poll-interval",
+        "1s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    HostProcess::spawn(plane, &plane.kubeconfig, &args, &[])
+}
+
+/// Copies `guest` into `folder` as `name`, atomically (write beside, then rename), as the
+/// kubelet's ConfigMap update does.
+fn add_guest(folder: &Path, name: &str, guest: &Path) {
+    let tmp = folder.join(format!(".{name}.tmp"));
+    std::fs::copy(guest, &tmp).unwrap();
+    std::fs::rename(&tmp, folder.join(name)).unwrap();
+}
+
+/// The Deployments of `namespace` owned by a parent of `kind`, by name.
+async fn deployments_of(client: &Client, namespace: &str, kind: &str) -> Vec<String> {
+    by_name::<Deployment>(client, namespace)
+        .await
+        .into_iter()
+        .filter(|(_, d)| d.owner_references().iter().any(|o| o.kind == kind))
+        .map(|(name, _)| name)
+        .collect()
+}
+
+async fn wait_for_deployments(client: &Client, namespace: &str, kind: &str, count: usize) {
+    eventually(
+        CONVERGE,
+        &format!("{count} Deployments of the {kind}"),
+        || async {
+            match deployments_of(client, namespace, kind).await {
+                found if found.len() == count => Ok(()),
+                found => Err(format!("{found:?}")),
+            }
+        },
+    )
+    .await;
+}
+
+async fn metric(host: &HostProcess, series: &str) -> Option<f64> {
+    metric_value(&host.http_get("/metrics").await.1, series)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_host_serves_a_folder_of_guests_each_for_its_own_api() {
+    let plane = ControlPlane::shared().await;
+    plane
+        .install_crd(&workspace_root().join("deploy/crd/podtatohead.yaml"))
+        .await
+        .unwrap();
+    let client = plane.client().await;
+    let namespace = TestNamespace::create(&client, "folder").await.name;
+    let folder = tempfile::tempdir().unwrap();
+    add_guest(folder.path(), "potatohead.wasm", &potatohead_guest());
+    let host = serve_folder(plane, folder.path(), &namespace);
+
+    // The first guest serves; the second is added while the host runs.
+    potatohead_api(&client, &namespace)
+        .create(
+            &PostParams::default(),
+            &sample_potatohead(&namespace, "demo"),
+        )
+        .await
+        .unwrap();
+    wait_for_deployments(&client, &namespace, "PotatoHead", 6).await;
+    let podtatoheads = podtatohead_api(&client, &namespace);
+    podtatoheads
+        .create(&PostParams::default(), &podtatohead_sample(&namespace))
+        .await
+        .unwrap();
+    add_guest(folder.path(), "podtatohead.wasm", &podtatohead_guest());
+    wait_for_deployments(&client, &namespace, "PodTatoHead", 4).await;
+    eventually(CONVERGE, "/readyz reports both guests", || async {
+        match host.http_get("/readyz").await {
+            (200, body)
+                if body.contains("[+]guest potatohead ok")
+                    && body.contains("[+]guest podtatohead ok") =>
+            {
+                Ok(())
+            }
+            (status, body) => Err(format!("{status}: {body}")),
+        }
+    })
+    .await;
+    let metrics = host.http_get("/metrics").await.1;
+    for guest in ["potatohead", "podtatohead"] {
+        assert!(
+            metric_value(
+                &metrics,
+                &format!("reconciler_guest_info{{guest=\"{guest}\"}}")
+            ) == Some(1.0),
+            "{guest}: {metrics}"
+        );
+        assert!(
+            metric_value(
+                &metrics,
+                &format!("reconciler_reconciles_total{{result=\"success\",guest=\"{guest}\"}}")
+            )
+            .is_some_and(|n| n >= 1.0),
+            "{guest}: {metrics}"
+        );
+    }
+
+    // Each guest manages drift and recreates its deleted children.
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &namespace);
+    deployments
+        .patch(
+            "podtato-hats",
+            &PatchParams::apply("someone-else").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": { "name": "podtato-hats" },
+                "spec": { "replicas": 3 },
+            })),
+        )
+        .await
+        .unwrap();
+    let services = Api::<Service>::namespaced(client.clone(), &namespace);
+    let demo_service = by_name::<Service>(&client, &namespace)
+        .await
+        .into_keys()
+        .find(|name| name.starts_with("demo-"))
+        .unwrap();
+    let old_uid = services.get(&demo_service).await.unwrap().uid();
+    services
+        .delete(&demo_service, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        CONVERGE,
+        "drift corrected and the Service recreated",
+        || async {
+            let replicas = deployments
+                .get("podtato-hats")
+                .await
+                .unwrap()
+                .spec
+                .and_then(|s| s.replicas);
+            let service = services.get_opt(&demo_service).await.unwrap();
+            match (replicas, service) {
+                (Some(1), Some(s)) if s.uid() != old_uid => Ok(()),
+                (replicas, s) => Err(format!(
+                    "replicas {replicas:?}, Service {:?}",
+                    s.map(|s| s.uid())
+                )),
+            }
+        },
+    )
+    .await;
+
+    // A second guest for PotatoHead is refused; the first keeps serving.
+    add_guest(folder.path(), "potatohead-copy.wasm", &potatohead_guest());
+    let refused = r#"reconciler_guest_refusals_total{reason="duplicate_parent_kind",guest="potatohead-copy"}"#;
+    eventually(CONVERGE, "the copy refused", || async {
+        match metric(&host, refused).await {
+            Some(n) if n >= 1.0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(
+        host.log()
+            .contains("the guest potatohead of this folder already reconciles"),
+        "{}",
+        host.log()
+    );
+    assert_eq!(
+        metric(&host, r#"reconciler_guest_info{guest="potatohead-copy"}"#).await,
+        None
+    );
+    std::fs::remove_file(folder.path().join("potatohead-copy.wasm")).unwrap();
+
+    // The PodTatoHead guest removed: its reconciler stops, its parent and children stay, and a
+    // change to the parent is no longer acted on.
+    std::fs::remove_file(folder.path().join("podtatohead.wasm")).unwrap();
+    eventually(CONVERGE, "the removed guest forgotten", || async {
+        let body = host.http_get("/readyz").await.1;
+        if body.contains("podtatohead") {
+            Err(body)
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    podtatoheads
+        .patch(
+            "talk",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({ "spec": { "hats": { "image": "ghcr.io/podtato-head/hats:v0.1.2" } } }),
+            ),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        deployments_of(&client, &namespace, "PodTatoHead")
+            .await
+            .len(),
+        4,
+        "children of a removed guest are left alone"
+    );
+    assert!(podtatoheads.get_opt("talk").await.unwrap().is_some());
+    let hats = deployments.get("podtato-hats").await.unwrap();
+    assert!(
+        image_of(&hats).ends_with("hats:v0.1.1"),
+        "{}",
+        image_of(&hats)
+    );
+
+    // Put back, it takes up where it left off.
+    add_guest(folder.path(), "podtatohead.wasm", &podtatohead_guest());
+    eventually(
+        CONVERGE,
+        "the change applied once the guest is back",
+        || async {
+            let image = image_of(&deployments.get("podtato-hats").await.unwrap());
+            if image.ends_with("hats:v0.1.2") {
+                Ok(())
+            } else {
+                Err(image)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        deployments_of(&client, &namespace, "PotatoHead")
+            .await
+            .len(),
+        6
+    );
+}
+
+fn greetings(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("examples.wasm-reconciler.io", "v1alpha1", "Greeting"),
+        "greetings",
+    );
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_whose_crd_is_missing_waits_for_it_while_the_others_serve() {
+    let plane = ControlPlane::shared().await;
+    let client = plane.client().await;
+    let namespace = TestNamespace::create(&client, "crd-later").await.name;
+    let folder = tempfile::tempdir().unwrap();
+    add_guest(folder.path(), "potatohead.wasm", &potatohead_guest());
+    let greeting = workspace_root().join("target/examples/greeting_js.wasm");
+    assert!(greeting.exists(), "run `make example-guests`");
+    add_guest(folder.path(), "greeting.wasm", &greeting);
+    let host = serve_folder(plane, folder.path(), &namespace);
+
+    potatohead_api(&client, &namespace)
+        .create(
+            &PostParams::default(),
+            &sample_potatohead(&namespace, "demo"),
+        )
+        .await
+        .unwrap();
+    wait_for_deployments(&client, &namespace, "PotatoHead", 6).await;
+    let (status, body) = host.http_get("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("[+]guest potatohead ok"), "{body}");
+    assert!(
+        body.contains("[-]guest greeting not ready: the API server does not serve Greeting"),
+        "{body}"
+    );
+
+    // Installed while the host runs: picked up without a restart.
+    plane
+        .install_crd(&workspace_root().join("examples/greeting-js/crd.yaml"))
+        .await
+        .unwrap();
+    let mut sample: DynamicObject = serde_saphyr::from_str(
+        &std::fs::read_to_string(workspace_root().join("examples/greeting-js/sample.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    sample.metadata.namespace = Some(namespace.clone());
+    greetings(&client, &namespace)
+        .create(&PostParams::default(), &sample)
+        .await
+        .unwrap();
+    eventually(CONVERGE, "the greeting guest's ConfigMaps", || async {
+        let delivered = by_name::<ConfigMap>(&client, &namespace)
+            .await
+            .into_values()
+            .filter(|cm| cm.owner_references().iter().any(|o| o.kind == "Greeting"))
+            .count();
+        match delivered {
+            2 => Ok(()),
+            n => Err(format!("{n} ConfigMaps")),
+        }
+    })
+    .await;
+    eventually(CONVERGE, "ready with both guests", || async {
+        match host.http_get("/readyz").await {
+            (200, body) => Ok(body),
+            (status, body) => Err(format!("{status}: {body}")),
+        }
+    })
+    .await;
+}
