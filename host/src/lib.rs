@@ -4,8 +4,9 @@
 //! `wit/reconciler.wit`) decides, per parent object, which children should exist.
 //!
 //! ```text
-//! main ─► cli/ (flags, render, check)      run ─► controller, hot_swap, leader, http
-//!                                                   │
+//! main ─► cli/ (flags, render, check)      run ─► supervisor (a folder of guests), leader, http
+//!                                                   │      └► controller (one per guest), hot_swap
+//!                                                   │         reconcilers/ (a guest's name, settings)
 //!          parent watch + child watches ──► reconcile/ : observe ─► decide ─► plan ─► take-over
 //!          (cluster/: caches, kinds)                    ─► settle ─► apply ─► prune ─► report
 //!                                                   │            │

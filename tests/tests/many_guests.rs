@@ -354,3 +354,129 @@ async fn a_guest_whose_crd_is_missing_waits_for_it_while_the_others_serve() {
     })
     .await;
 }
+
+/// A PodTatoHead whose two parts are named after `name`, so that several live in one namespace.
+fn small_podtatohead(namespace: &str, name: &str) -> DynamicObject {
+    let part = |part: &str, port: u16| {
+        json!({
+            "name": format!("{name}-{part}"),
+            "image": format!("ghcr.io/podtato-head/podtato-{part}:v0.1.1"),
+            "port": port,
+        })
+    };
+    serde_json::from_value(json!({
+        "apiVersion": "crd.demo.com/v1alpha1",
+        "kind": "PodTatoHead",
+        "metadata": { "name": name, "namespace": namespace },
+        "spec": { "main": part("main", 9000), "hats": part("hats", 9001) },
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_that_traps_or_loops_on_every_call_does_not_hold_up_another() {
+    let plane = ControlPlane::shared().await;
+    plane
+        .install_crd(&workspace_root().join("deploy/crd/podtatohead.yaml"))
+        .await
+        .unwrap();
+    let client = plane.client().await;
+    let namespace = TestNamespace::create(&client, "isolation").await.name;
+    let folder = tempfile::tempdir().unwrap();
+    add_guest(
+        folder.path(),
+        "hostile.wasm",
+        &e2e::paths::test_guest("hostile_guest"),
+    );
+    // Its own settings: a shorter deadline than the host's flag.
+    std::fs::write(folder.path().join("hostile.yaml"), "timeout: 250ms\n").unwrap();
+    add_guest(folder.path(), "podtatohead.wasm", &podtatohead_guest());
+    let host = serve_folder(plane, folder.path(), &namespace);
+
+    // Twelve parents whose every call traps or runs into its deadline…
+    let potatoheads = potatohead_api(&client, &namespace);
+    for i in 0..12 {
+        let mut parent = sample_potatohead(&namespace, &format!("hostile-{i}"));
+        let attack = if i % 2 == 0 { "loop" } else { "panic" };
+        parent.metadata.annotations =
+            Some([("hostile.example.com/attack".to_string(), attack.to_string())].into());
+        potatoheads
+            .create(&PostParams::default(), &parent)
+            .await
+            .unwrap();
+    }
+    // …beside five healthy ones of another guest, which converge all the same.
+    let podtatoheads = podtatohead_api(&client, &namespace);
+    let started = std::time::Instant::now();
+    for i in 0..5 {
+        podtatoheads
+            .create(
+                &PostParams::default(),
+                &small_podtatohead(&namespace, &format!("healthy-{i}")),
+            )
+            .await
+            .unwrap();
+    }
+    // (No kubelet here: parts never become ready, so reconciled means the status says 0 of 2.)
+    eventually(CONVERGE, "every healthy parent reconciled", || async {
+        let mut pending = Vec::new();
+        for i in 0..5 {
+            let name = format!("healthy-{i}");
+            let status = podtatoheads.get(&name).await.unwrap().data["status"].clone();
+            if status["summary"] != "0/2" {
+                pending.push(format!("{name}: {status}"));
+            }
+        }
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{pending:?}"))
+        }
+    })
+    .await;
+    eprintln!(
+        "5 healthy PodTatoHeads reconciled {:?} after creation, beside 12 hostile PotatoHeads",
+        started.elapsed()
+    );
+    wait_for_deployments(&client, &namespace, "PodTatoHead", 10).await;
+
+    // The hostile guest did fail, with its own deadline, and only it did.
+    let loop_condition = eventually(CONVERGE, "the looping parent's failure", || async {
+        let object = potatoheads.get("hostile-0").await.unwrap();
+        let conditions = object.data["status"]["conditions"].clone();
+        match conditions
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        {
+            Some(c) if c["reason"] == "GuestFailed" => Ok(c.clone()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(
+        loop_condition["message"]
+            .as_str()
+            .unwrap()
+            .contains("250ms"),
+        "{loop_condition}"
+    );
+    let metrics = host.http_get("/metrics").await.1;
+    for kind in ["timeout", "trap"] {
+        assert!(
+            metric_value(
+                &metrics,
+                &format!("reconciler_guest_failures_total{{kind=\"{kind}\",guest=\"hostile\"}}")
+            )
+            .is_some_and(|n| n >= 1.0),
+            "{kind}: {metrics}"
+        );
+    }
+    assert_eq!(
+        metric_value(
+            &metrics,
+            r#"reconciler_guest_failures_total{guest="podtatohead"}"#
+        ),
+        None,
+        "{metrics}"
+    );
+}

@@ -531,4 +531,22 @@ mod tests {
                 .contains("--concurrency")
         );
     }
+
+    #[test]
+    fn one_guest_file_or_one_folder_of_guests() {
+        assert_eq!(
+            parse(&[]).unwrap().guests,
+            GuestSource::File("g.wasm".into())
+        );
+        let run = |args: &[&str]| Cli::try_parse_from([&["reconciler-host", "run"], args].concat());
+        let folder = match run(&["--guests", "/guests"]).unwrap().command {
+            Command::Run(args) => args.validate().unwrap().guests,
+            other => panic!("parsed as {other:?}"),
+        };
+        assert_eq!(folder, GuestSource::Folder("/guests".into()));
+        let both = run(&["--guest", "g.wasm", "--guests", "/guests"]).unwrap_err();
+        assert!(both.to_string().contains("cannot be used with"), "{both}");
+        let neither = run(&[]).unwrap_err();
+        assert!(neither.to_string().contains("--guest"), "{neither}");
+    }
 }
