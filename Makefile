@@ -48,8 +48,8 @@ release: guest ## Build the release host (what the Dockerfile ships) and guest
 	$(CARGO) build --release --locked -p reconciler-host
 	@ls -l target/release/reconciler-host | awk '{print "    host size: " $$5 " bytes"}'
 
-publish-guest: guest ## Build the guest and create/update its ConfigMap in the cluster (NAMESPACE, CONFIGMAP, KUBECTL)
-	hack/publish-guest.sh $(GUEST_WASM)
+publish-guest: guest ## Build the guests and add them to the operator's ConfigMap of guests (GUESTS="a.wasm NAME=b.wasm" for others; NAMESPACE, CONFIGMAP, KUBECTL)
+	hack/publish-guest.sh $(or $(GUESTS),$(GUEST_WASM) $(PODTATO_WASM))
 
 crd: ## Regenerate deploy/crd/potatohead.yaml and podtatohead.yaml from the Rust spec types
 	$(CARGO) run -q -p guest-potatohead --features crd --bin crdgen > deploy/crd/potatohead.yaml

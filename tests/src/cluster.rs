@@ -57,6 +57,27 @@ pub fn sample_potatohead(namespace: &str, name: &str) -> DynamicObject {
     object
 }
 
+/// An API for the seed operator's own `crd.demo.com/v1alpha1` PodTatoHeads in one namespace.
+pub fn podtatohead_api(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("crd.demo.com", "v1alpha1", "PodTatoHead"),
+        "podtatoheads",
+    );
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+/// The committed sample PodTatoHead (`deploy/samples/podtatohead.yaml`, the talk's), named
+/// `name`, placed in `namespace`.
+pub fn sample_podtatohead(namespace: &str, name: &str) -> DynamicObject {
+    let path = crate::paths::workspace_root().join("deploy/samples/podtatohead.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let mut object: DynamicObject = serde_saphyr::from_str(&text).expect("sample parses");
+    object.metadata.namespace = Some(namespace.to_string());
+    object.metadata.name = Some(name.to_string());
+    object
+}
+
 /// Every object of kind `K` in `namespace`, by name.
 pub async fn by_name<K>(client: &kube::Client, namespace: &str) -> BTreeMap<String, K>
 where

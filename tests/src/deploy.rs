@@ -165,11 +165,16 @@ pub async fn service_account_kubeconfig(
     Ok(path)
 }
 
-/// `hack/publish-guest.sh GUEST` into `namespace`, as the user of `kubeconfig`, with kubectl 1.20.
-pub fn publish_guest(kubeconfig: &Path, namespace: &str, guest: &Path) -> anyhow::Result<()> {
+/// `hack/publish-guest.sh ARGS…` into `namespace`, as the user of `kubeconfig`, with kubectl
+/// 1.20: guest files (`GUEST.wasm` or `NAME=GUEST.wasm`), or `--remove NAME…`.
+pub fn publish_guest(
+    kubeconfig: &Path,
+    namespace: &str,
+    args: &[std::ffi::OsString],
+) -> anyhow::Result<()> {
     let script = workspace_root().join("hack/publish-guest.sh");
     let output = Command::new(&script)
-        .arg(guest)
+        .args(args)
         .env("KUBECONFIG", kubeconfig)
         .env("KUBECTL", kubectl())
         .env("NAMESPACE", namespace)
@@ -177,7 +182,7 @@ pub fn publish_guest(kubeconfig: &Path, namespace: &str, guest: &Path) -> anyhow
         .with_context(|| format!("running {}", script.display()))?;
     if !output.status.success() {
         bail!(
-            "publish-guest failed: {}",
+            "publish-guest {args:?} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
@@ -236,6 +241,13 @@ async fn project_config_map(
     let _ = std::fs::remove_file(&staged);
     std::os::unix::fs::symlink(&version, &staged)?;
     std::fs::rename(&staged, dir.join("..data"))?;
+    // Keys the ConfigMap no longer has: their links go, as the kubelet removes them.
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("..") && !keys.contains(&name) {
+            std::fs::remove_file(dir.join(&name))?;
+        }
+    }
     for key in keys {
         let link = dir.join(&key);
         if link.symlink_metadata().is_err() {

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use e2e::deploy::kubectl;
-use e2e::paths::{host_binary, potatohead_guest, workspace_root};
+use e2e::paths::{host_binary, podtatohead_guest, potatohead_guest, workspace_root};
 use e2e::{eventually, image_of};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
@@ -43,6 +43,7 @@ impl Demo {
                 env!("CARGO_BIN_EXE_local-control-plane"),
             )
             .env("POTATOHEAD_GUEST_WASM", potatohead_guest())
+            .env("PODTATOHEAD_GUEST_WASM", podtatohead_guest())
             .env("KUBECTL", kubectl())
             // Tests run side by side: any free port.
             .env("DEMO_METRICS_ADDRESS", "127.0.0.1:0")
@@ -204,12 +205,17 @@ async fn client_for(kubeconfig: &Path) -> Client {
     Client::try_from(config).unwrap()
 }
 
+/// The PotatoHead `demo`'s Deployments (`demo-…`) and their images.
 async fn deployment_images(deployments: &Api<Deployment>) -> Result<Vec<(String, String)>, String> {
     let list = deployments
         .list(&Default::default())
         .await
         .map_err(|e| e.to_string())?;
-    Ok(list.iter().map(|d| (d.name_any(), image_of(d))).collect())
+    Ok(list
+        .iter()
+        .filter(|d| d.name_any().starts_with("demo-"))
+        .map(|d| (d.name_any(), image_of(d)))
+        .collect())
 }
 
 /// The Events table of `kubectl describe`, one message per line.
@@ -232,10 +238,20 @@ async fn the_demo_shows_what_the_host_made_and_every_command_it_prints_does_what
     let mut demo = Demo::start();
     let shown = demo.wait_until_running(Duration::from_secs(300));
 
-    // What a user must see: six Deployments, six Services, the ConfigMap, the status.
+    // What a user must see: for the PotatoHead six Deployments, six Services, the ConfigMap, the
+    // status; for the talk's PodTatoHead, served by the same host, four of each.
     let count = |prefix: &str| shown.lines().filter(|l| l.starts_with(prefix)).count();
     assert_eq!(count("deployment.apps/demo-"), 6, "{shown}");
     assert_eq!(count("service/demo-"), 6, "{shown}");
+    assert_eq!(count("deployment.apps/podtato-"), 4, "{shown}");
+    assert_eq!(count("service/podtato-"), 4, "{shown}");
+    assert!(
+        shown.lines().any(
+            |l| l.starts_with("podtatohead.crd.demo.com/podtatohead-sample ")
+                && l.contains(" 0/4 ")
+        ),
+        "the PodTatoHead's status column: {shown}"
+    );
     assert_eq!(count("configmap/demo-service-discovery"), 1, "{shown}");
     let entry_service = shown
         .lines()
@@ -371,6 +387,27 @@ async fn the_demo_shows_what_the_host_made_and_every_command_it_prints_does_what
                 }
             })
             .await;
+        } else if command == "kubectl get podtatoheads" {
+            let text = run(&exports, command);
+            assert!(
+                text.lines().any(|l| l.starts_with("podtatohead-sample ")),
+                "{text}"
+            );
+        } else if command == "kubectl scale deployment podtato-main --replicas=3" {
+            run(&exports, command);
+            eventually(CONVERGE, "podtato-main back at 1 replica", || async {
+                let replicas = deployments
+                    .get("podtato-main")
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .spec
+                    .and_then(|s| s.replicas);
+                match replicas {
+                    Some(1) => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            })
+            .await;
         } else if command == "kubectl get potatohead demo -o yaml" {
             let text = run(&exports, command);
             assert!(text.contains("kind: PotatoHead"), "{text}");
@@ -379,7 +416,7 @@ async fn the_demo_shows_what_the_host_made_and_every_command_it_prints_does_what
             panic!("the demo prints `{command}` and no check here says what it should do: add one");
         }
     }
-    assert_eq!(commands.len(), 6, "{commands:?}");
+    assert_eq!(commands.len(), 8, "{commands:?}");
 
     let status = demo.stop();
     assert!(status.success(), "the demo ended with {status}");

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::deploy::{self, kind_of};
-use e2e::operator::manages_the_sample;
+use e2e::operator::{manages_the_podtatohead_sample, manages_the_sample};
 use e2e::paths::{potatohead_guest, test_guest};
 use e2e::{ControlPlane, TestNamespace, eventually, potatohead_api};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -101,6 +101,12 @@ async fn every_overlay_is_accepted_by_the_api_server() {
             .collect();
         deploy::apply(&client, &namespaces, false).await.unwrap();
         if overlay == "samples" {
+            // The samples' CRDs must be served for their dry run (the overlays above were dry
+            // runs too).
+            plane
+                .install_crd(&e2e::paths::workspace_root().join("deploy/crd/podtatohead.yaml"))
+                .await
+                .unwrap();
             let namespace = TestNamespace::create(&client, "dry-run-sample").await.name;
             deploy::relocate(&mut objects, &namespace);
             for object in &mut objects {
@@ -118,7 +124,8 @@ async fn the_cluster_scoped_operator_works_as_its_service_account_and_takes_a_pu
     let plane = ControlPlane::shared().await;
     let client = plane.client().await;
 
-    // As a user would: apply -k, then publish the guest the Deployment mounts.
+    // As a user would: apply -k, then publish the guests the Deployment mounts (`make
+    // publish-guest`, the README's command: both shipped guests).
     let applied = Command::new(deploy::kubectl())
         .args(["apply", "-k"])
         .arg(e2e::paths::workspace_root().join("deploy/default"))
@@ -130,15 +137,60 @@ async fn the_cluster_scoped_operator_works_as_its_service_account_and_takes_a_pu
         "kubectl apply -k deploy/default: {}",
         String::from_utf8_lossy(&applied.stderr)
     );
-    deploy::publish_guest(&plane.kubeconfig, SYSTEM, &potatohead_guest()).unwrap();
+    let published = Command::new("make")
+        .arg("publish-guest")
+        .current_dir(e2e::paths::workspace_root())
+        .env("KUBECONFIG", &plane.kubeconfig)
+        .env("KUBECTL", deploy::kubectl())
+        .output()
+        .unwrap();
+    assert!(
+        published.status.success(),
+        "make publish-guest: {}",
+        String::from_utf8_lossy(&published.stderr)
+    );
     let published = Api::<ConfigMap>::namespaced(client.clone(), SYSTEM)
-        .get("wasm-reconciler-guest")
+        .get("wasm-reconciler-guests")
         .await
         .unwrap();
+    let keys = published.binary_data.unwrap();
     assert_eq!(
-        published.binary_data.unwrap()["guest.wasm"].0,
+        keys.keys().collect::<Vec<_>>(),
+        ["podtatohead.wasm", "potatohead.wasm"]
+    );
+    assert_eq!(
+        keys["potatohead.wasm"].0,
         std::fs::read(potatohead_guest()).unwrap(),
         "the ConfigMap holds the guest byte for byte"
+    );
+
+    // A third guest would not fit beside them: refused before anything is written, saying why.
+    let mut third = std::ffi::OsString::from("extra=");
+    third.push(test_guest("potatohead_v2_guest"));
+    let refused = deploy::publish_guest(&plane.kubeconfig, SYSTEM, &[third])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("holds at most") && refused.contains("podtatohead.wasm"),
+        "{refused}"
+    );
+    let bad_name = deploy::publish_guest(
+        &plane.kubeconfig,
+        SYSTEM,
+        &[std::ffi::OsString::from("Bad_Name=x.wasm")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(bad_name.contains("not a usable guest name"), "{bad_name}");
+    assert_eq!(
+        Api::<ConfigMap>::namespaced(client.clone(), SYSTEM)
+            .get("wasm-reconciler-guests")
+            .await
+            .unwrap()
+            .binary_data
+            .unwrap()
+            .len(),
+        2
     );
 
     let deployment = Api::<Deployment>::namespaced(client.clone(), SYSTEM)
@@ -158,16 +210,16 @@ async fn the_cluster_scoped_operator_works_as_its_service_account_and_takes_a_pu
     .await
     .unwrap();
 
-    // PotatoHeads in two unrelated namespaces.
+    // Both APIs in two unrelated namespaces.
+    let mut teams = Vec::new();
     for prefix in ["team-a", "team-b"] {
         let namespace = TestNamespace::create(&client, prefix).await.name;
-        manages_the_sample(
-            &client,
-            &namespace,
-            Instant::now() + Duration::from_secs(60),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{namespace}: {e}\n{}", pod.host.log()));
+        teams.push(namespace.clone());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        manages_the_sample(&client, &namespace, deadline)
+            .await
+            .and(manages_the_podtatohead_sample(&client, &namespace, deadline).await)
+            .unwrap_or_else(|e| panic!("{namespace}: {e}\n{}", pod.host.log()));
     }
 
     // A new guest, published and delivered to the mount: the running host switches to it.
@@ -180,12 +232,9 @@ async fn the_cluster_scoped_operator_works_as_its_service_account_and_takes_a_pu
     .await
     .unwrap();
     let pid = pod.host.pid();
-    deploy::publish_guest(
-        &plane.kubeconfig,
-        SYSTEM,
-        &test_guest("potatohead_v2_guest"),
-    )
-    .unwrap();
+    let mut v2 = std::ffi::OsString::from("potatohead=");
+    v2.push(test_guest("potatohead_v2_guest"));
+    deploy::publish_guest(&plane.kubeconfig, SYSTEM, &[v2]).unwrap();
     pod.sync_volumes(&client).await.unwrap();
     eventually(
         Duration::from_secs(30),
@@ -203,6 +252,43 @@ async fn the_cluster_scoped_operator_works_as_its_service_account_and_takes_a_pu
     )
     .await;
     assert_eq!(pod.host.pid(), pid, "no restart");
+
+    // A guest removed from the ConfigMap: its reconciler stops, its parents' children stay.
+    deploy::publish_guest(
+        &plane.kubeconfig,
+        SYSTEM,
+        &["--remove".into(), "podtatohead".into()],
+    )
+    .unwrap();
+    let remaining = Api::<ConfigMap>::namespaced(client.clone(), SYSTEM)
+        .get("wasm-reconciler-guests")
+        .await
+        .unwrap()
+        .binary_data
+        .unwrap();
+    assert_eq!(remaining.keys().collect::<Vec<_>>(), ["potatohead.wasm"]);
+    pod.sync_volumes(&client).await.unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the removed guest's reconciler stopped",
+        || async {
+            match pod.host.http_get("/readyz").await {
+                (200, body) if !body.contains("podtatohead") => Ok(()),
+                (status, body) => Err(format!("{status}: {body}")),
+            }
+        },
+    )
+    .await;
+    let deployments = e2e::by_name::<Deployment>(&client, &teams[0]).await;
+    assert_eq!(
+        deployments
+            .keys()
+            .filter(|name| name.starts_with("podtato-"))
+            .count(),
+        4,
+        "the removed guest's children stay: {:?}",
+        deployments.keys()
+    );
     // The compile cache works inside the emptyDir the kubelet makes world-writable: the host
     // created its own private folder there, and compiled guests went into it.
     let log = pod.host.log();

@@ -1,14 +1,16 @@
 //! End to end: `deploy/namespaced` as a user applies it (kubectl 1.20's kustomize, then the API
 //! server), and the host run exactly like its Deployment, authenticated as its ServiceAccount.
-//! Every rule of every Role is needed: removing any one makes the operator fail.
+//! The operator serves both shipped guests (PotatoHead and the seed's PodTatoHead) from its
+//! ConfigMap of guests, and every rule of every Role is needed: removing any one makes it fail to
+//! manage one of the two APIs.
 //!
 //! Own test binary, so its own control plane: these operators watch whole namespaces.
 
 use std::time::{Duration, Instant};
 
 use e2e::deploy::{self, kind_of};
-use e2e::operator::manages_the_sample;
-use e2e::paths::potatohead_guest;
+use e2e::operator::{manages_the_podtatohead_sample, manages_the_sample};
+use e2e::paths::{podtatohead_guest, potatohead_guest};
 use e2e::{ControlPlane, HostProcess, eventually};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::DynamicObject;
@@ -56,7 +58,12 @@ async fn deploy_variant(
         deploy::service_account_kubeconfig(plane, client, &variant.namespace, "wasm-reconciler")
             .await
             .unwrap();
-    deploy::publish_guest(&plane.kubeconfig, &variant.namespace, &potatohead_guest()).unwrap();
+    deploy::publish_guest(
+        &plane.kubeconfig,
+        &variant.namespace,
+        &[potatohead_guest().into(), podtatohead_guest().into()],
+    )
+    .unwrap();
     deploy::start_like_pod(
         plane,
         client,
@@ -105,7 +112,14 @@ async fn the_namespaced_operator_works_as_its_service_account_and_needs_every_ru
             } else {
                 Duration::from_secs(30)
             };
-        manages_the_sample(&client, &variant.namespace, deadline)
+        let client = client.clone();
+        async move {
+            let (potatohead, podtatohead) = futures::join!(
+                manages_the_sample(&client, &variant.namespace, deadline),
+                manages_the_podtatohead_sample(&client, &variant.namespace, deadline)
+            );
+            potatohead.and(podtatohead)
+        }
     }))
     .await;
     for ((variant, outcome), host) in variants.iter().zip(&outcomes).zip(&hosts) {
@@ -154,11 +168,9 @@ async fn the_namespaced_operator_works_as_its_service_account_and_needs_every_ru
         },
     )
     .await;
-    manages_the_sample(
-        &client,
-        &variant.namespace,
-        Instant::now() + Duration::from_secs(60),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("after the rule came back: {e}\n{}", host.log()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    manages_the_sample(&client, &variant.namespace, deadline)
+        .await
+        .and(manages_the_podtatohead_sample(&client, &variant.namespace, deadline).await)
+        .unwrap_or_else(|e| panic!("after the rule came back: {e}\n{}", host.log()));
 }

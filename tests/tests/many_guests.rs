@@ -11,7 +11,7 @@ use std::time::Duration;
 use e2e::paths::{podtatohead_guest, potatohead_guest, workspace_root};
 use e2e::{
     ControlPlane, HostProcess, TestNamespace, by_name, eventually, image_of, metric_value,
-    potatohead_api, sample_potatohead,
+    podtatohead_api, potatohead_api, sample_podtatohead, sample_potatohead,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -22,23 +22,6 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 const CONVERGE: Duration = Duration::from_secs(60);
-
-fn podtatohead_api(client: &Client, namespace: &str) -> Api<DynamicObject> {
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("crd.demo.com", "v1alpha1", "PodTatoHead"),
-        "podtatoheads",
-    );
-    Api::namespaced_with(client.clone(), namespace, &resource)
-}
-
-fn podtatohead_sample(namespace: &str) -> DynamicObject {
-    let text =
-        std::fs::read_to_string(workspace_root().join("deploy/samples/podtatohead.yaml")).unwrap();
-    let mut object: DynamicObject = serde_saphyr::from_str(&text).unwrap();
-    object.metadata.namespace = Some(namespace.into());
-    object.metadata.name = Some("talk".into());
-    object
-}
 
 /// `reconciler-host run --guests <folder> --namespace <namespace>`, checking the folder often.
 fn serve_folder(plane: &ControlPlane, folder: &Path, namespace: &str) -> HostProcess {
@@ -117,7 +100,10 @@ async fn one_host_serves_a_folder_of_guests_each_for_its_own_api() {
     wait_for_deployments(&client, &namespace, "PotatoHead", 6).await;
     let podtatoheads = podtatohead_api(&client, &namespace);
     podtatoheads
-        .create(&PostParams::default(), &podtatohead_sample(&namespace))
+        .create(
+            &PostParams::default(),
+            &sample_podtatohead(&namespace, "talk"),
+        )
         .await
         .unwrap();
     add_guest(folder.path(), "podtatohead.wasm", &podtatohead_guest());

@@ -10,34 +10,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use e2e::paths::{podtatohead_guest, workspace_root};
-use e2e::{ControlPlane, HostProcess, TestNamespace, by_name, eventually, image_of};
+use e2e::{
+    ControlPlane, HostProcess, TestNamespace, by_name, eventually, image_of, podtatohead_api,
+    sample_podtatohead,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
-};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 const CONVERGE: Duration = Duration::from_secs(30);
-
-fn podtatohead_api(client: &Client, namespace: &str) -> Api<DynamicObject> {
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("crd.demo.com", "v1alpha1", "PodTatoHead"),
-        "podtatoheads",
-    );
-    Api::namespaced_with(client.clone(), namespace, &resource)
-}
-
-/// The committed sample (`deploy/samples/podtatohead.yaml`), named `name`, in `namespace`.
-fn sample(namespace: &str, name: &str) -> DynamicObject {
-    let text =
-        std::fs::read_to_string(workspace_root().join("deploy/samples/podtatohead.yaml")).unwrap();
-    let mut object: DynamicObject = serde_saphyr::from_str(&text).unwrap();
-    object.metadata.namespace = Some(namespace.into());
-    object.metadata.name = Some(name.into());
-    object
-}
 
 struct Setup {
     client: Client,
@@ -93,7 +76,7 @@ async fn the_talks_resource_applied_unchanged_gets_the_originals_objects_and_the
     podtatohead_api(&client, &namespace)
         .create(
             &PostParams::default(),
-            &sample(&namespace, "podtatohead-sample"),
+            &sample_podtatohead(&namespace, "podtatohead-sample"),
         )
         .await
         .unwrap();
@@ -210,7 +193,7 @@ async fn an_empty_image_is_an_invalid_spec_and_a_second_resource_cannot_take_the
         _host,
     } = setup("podtato-bad").await;
     let api = podtatohead_api(&client, &namespace);
-    let mut empty_image = sample(&namespace, "no-image");
+    let mut empty_image = sample_podtatohead(&namespace, "no-image");
     empty_image.data["spec"]["leftArm"]["image"] = json!("");
     // Its own names, so that only the image is wrong.
     for (part, name) in [
@@ -239,9 +222,12 @@ async fn an_empty_image_is_an_invalid_spec_and_a_second_resource_cannot_take_the
 
     // Two resources with the talk's part names in one namespace: the second is told, and the
     // first keeps its objects.
-    api.create(&PostParams::default(), &sample(&namespace, "first"))
-        .await
-        .unwrap();
+    api.create(
+        &PostParams::default(),
+        &sample_podtatohead(&namespace, "first"),
+    )
+    .await
+    .unwrap();
     eventually(CONVERGE, "the first's objects", || async {
         match by_name::<Deployment>(&client, &namespace).await.len() {
             4 => Ok(()),
@@ -249,9 +235,12 @@ async fn an_empty_image_is_an_invalid_spec_and_a_second_resource_cannot_take_the
         }
     })
     .await;
-    api.create(&PostParams::default(), &sample(&namespace, "second"))
-        .await
-        .unwrap();
+    api.create(
+        &PostParams::default(),
+        &sample_podtatohead(&namespace, "second"),
+    )
+    .await
+    .unwrap();
     let condition = ready_reason(&api, "second", "PolicyViolation").await;
     assert!(
         condition["message"]

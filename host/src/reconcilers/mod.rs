@@ -48,7 +48,8 @@ pub fn name_of(path: &Path) -> String {
 }
 
 /// The guest files in `folder` (`*.wasm`, not hidden: the kubelet keeps a ConfigMap's real files
-/// in `..data/` and `..<timestamp>/`), in name order.
+/// in `..data/` and `..<timestamp>/`; not a link to nothing, which is a file on its way out), in
+/// name order.
 ///
 /// # Errors
 /// The folder cannot be read.
@@ -60,6 +61,7 @@ pub fn guest_files(folder: &Path) -> std::io::Result<Vec<PathBuf>> {
                 && !p
                     .file_name()
                     .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                && p.exists()
         })
         .collect();
     files.sort();
