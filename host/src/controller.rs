@@ -139,10 +139,19 @@ pub async fn run(
     let parent_cache = Writer::<DynamicObject>::new(parent_resource.clone());
     let parents = parent_cache.as_reader();
     let context = Arc::new(Context {
+        // The reporting instance names the replica and the guest (`<pod>/<guest>`), so
+        // `kubectl describe` tells which guest of a host published an Event.
         events: EventPublisher::new(
             client.clone(),
             settings.field_manager.clone(),
-            settings.pod_name.clone(),
+            Some(format!(
+                "{}/{}",
+                settings
+                    .pod_name
+                    .as_deref()
+                    .unwrap_or(&settings.field_manager),
+                spec.name
+            )),
         ),
         parent_states: ParentStates::new(parents.clone(), parent_resource.clone()),
         client: client.clone(),

@@ -335,6 +335,25 @@ async fn expired_watches_relist_without_spurious_deletes() {
     })
     .await;
     eprintln!("watch expired: {gone}");
+    // The changes below wait for the Deployments' relist to complete: a relist still running
+    // when the host applies would show it the versions from before its own writes, and the
+    // repeat (harmless, but not what this test counts) depends on timing.
+    eventually(
+        Duration::from_secs(60),
+        "the Deployments relisted",
+        || async {
+            let log = host.log();
+            let after_gone = &log[log.find(&gone).unwrap_or(0)..];
+            after_gone
+                .lines()
+                .any(|l| {
+                    l.contains("child cache (re)listed") && l.contains("kind=Deployment.apps/v1")
+                })
+                .then_some(())
+                .ok_or_else(|| "not yet".to_string())
+        },
+    )
+    .await;
 
     // Still watching: a deleted child comes back, a changed tag is applied.
     Api::<Deployment>::namespaced(client.clone(), &namespace)

@@ -139,6 +139,24 @@ async fn one_host_serves_a_folder_of_guests_each_for_its_own_api() {
         );
     }
 
+    // Its Events name the guest that published them.
+    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), &namespace);
+    eventually(CONVERGE, "an Event of the PodTatoHead guest", || async {
+        let list = events.list(&Default::default()).await.unwrap();
+        let instances: Vec<_> = list
+            .items
+            .iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("PodTatoHead"))
+            .map(|e| e.reporting_instance.clone().unwrap_or_default())
+            .collect();
+        if !instances.is_empty() && instances.iter().all(|i| i == "wasm-reconciler/podtatohead") {
+            Ok(())
+        } else {
+            Err(format!("{instances:?}"))
+        }
+    })
+    .await;
+
     // Each guest manages drift and recreates its deleted children.
     let deployments = Api::<Deployment>::namespaced(client.clone(), &namespace);
     deployments

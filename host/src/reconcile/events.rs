@@ -72,10 +72,14 @@ pub struct EventPublisher {
 }
 
 impl EventPublisher {
-    /// `controller` is the reporting controller (the field manager); `instance` this replica (its
-    /// pod name), defaulting to the controller.
+    /// `controller` is the reporting controller (the field manager); `instance` this replica and
+    /// guest (`<pod>/<guest>`), defaulting to the controller; cut to the 128 characters the API
+    /// server accepts.
     pub fn new(client: Client, controller: String, instance: Option<String>) -> Self {
-        let instance = instance.unwrap_or_else(|| controller.clone());
+        let mut instance = instance.unwrap_or_else(|| controller.clone());
+        if let Some((cut, _)) = instance.char_indices().nth(128) {
+            instance.truncate(cut);
+        }
         Self {
             client,
             controller,
