@@ -20,7 +20,7 @@ use crate::error_text::error_chain;
 use crate::guest::{GuestEngine, LoadedGuest};
 use crate::hot_swap::{HotSwap, ParentKindHandoff};
 use crate::metrics::{GuestMetrics, Metrics, ParentCounts, ParentProbe};
-use crate::reconcile::budget::MemoryBudget;
+use crate::reconcile::budget::SharedBudget;
 use crate::reconcile::events::EventPublisher;
 use crate::reconcile::parent_state::ParentStates;
 use crate::reconcile::{ActiveGuest, Context, Failure, GuestSlot, Settings, reconcile};
@@ -62,7 +62,9 @@ pub struct Shared {
     /// The child caches: one watch and one cache per child kind, whichever parent kinds need it.
     pub children: Arc<ChildCaches>,
     /// The memory all guest calls running at once may use, shared fairly between the guests.
-    pub guest_memory: MemoryBudget,
+    pub guest_memory: SharedBudget,
+    /// The parents reconciled at once (`--concurrency`), shared fairly between the guests.
+    pub reconcile_slots: SharedBudget,
 }
 
 /// Why [`run`] returned.
@@ -96,6 +98,7 @@ pub async fn run(
         metrics,
         children,
         guest_memory,
+        reconcile_slots,
     } = shared;
     let metrics = GuestMetrics::new(&metrics, &spec.name);
     let (parent_kind, child_kinds) = resolve_kinds(&client, &guest).await?;
@@ -165,6 +168,7 @@ pub async fn run(
         metrics: metrics.clone(),
         claims: Default::default(),
         guest_memory: guest_memory.share(),
+        reconcile_slots: reconcile_slots.share(),
     });
     let (stopping, forward_stop) = stop_signal(shutdown, Arc::clone(&handoff));
     teardown.tasks.push(forward_stop);

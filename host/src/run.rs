@@ -17,7 +17,7 @@ use crate::http;
 use crate::leader::{ElectionSettings, Elector};
 use crate::metrics::{GuestMetrics, Leadership, Metrics};
 use crate::reconcile::active_guest::guest_labels;
-use crate::reconcile::budget::MemoryBudget;
+use crate::reconcile::budget::SharedBudget;
 use crate::reconcilers::GuestSpec;
 use crate::supervisor;
 
@@ -68,7 +68,8 @@ pub async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Resu
         client,
         engine,
         metrics,
-        guest_memory: MemoryBudget::new(settings.guest_memory_budget_bytes),
+        guest_memory: SharedBudget::of_memory(settings.guest_memory_budget_bytes),
+        reconcile_slots: SharedBudget::new(usize::from(settings.concurrency)),
     };
     let Some(election) = settings.leader_election.clone() else {
         shared.metrics.set_leadership(Leadership::NotElecting);

@@ -204,6 +204,80 @@ async fn one_host_serves_a_folder_of_guests_each_for_its_own_api() {
     )
     .await;
 
+    // An invalid spec of one API is reported on that parent; the other API is untouched.
+    podtatoheads
+        .patch(
+            "talk",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "leftArm": { "image": "" } } })),
+        )
+        .await
+        .unwrap();
+    let condition = eventually(CONVERGE, "InvalidSpec on the PodTatoHead", || async {
+        let object = podtatoheads.get("talk").await.unwrap();
+        let ready = object.data["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned());
+        match ready {
+            Some(c) if c["reason"] == "InvalidSpec" => Ok(c),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert!(
+        condition["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.leftArm.image"),
+        "{condition}"
+    );
+    podtatoheads
+        .patch(
+            "talk",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "leftArm": {
+                "image": "ghcr.io/podtato-head/podtato-left-arm:v0.1.1"
+            } } })),
+        )
+        .await
+        .unwrap();
+
+    // A replaced file is that guest's hot swap: PotatoHeads get the new logic, PodTatoHeads
+    // keep theirs.
+    add_guest(
+        folder.path(),
+        "potatohead.wasm",
+        &e2e::paths::test_guest("potatohead_v2_guest"),
+    );
+    eventually(
+        CONVERGE,
+        "the PotatoHead reconciled by the new guest",
+        || async {
+            let demo = potatohead_api(&client, &namespace)
+                .get("demo")
+                .await
+                .unwrap();
+            match demo.data["status"]["reconciler"]["name"].as_str() {
+                Some("potatohead-v2") => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    let talk = podtatoheads.get("talk").await.unwrap();
+    assert_eq!(
+        talk.data["status"]["reconciler"]["name"], "podtatohead",
+        "{talk:?}"
+    );
+    assert!(
+        metric(
+            &host,
+            r#"reconciler_guest_info{name="potatohead-v2",guest="potatohead"}"#
+        )
+        .await
+            == Some(1.0)
+    );
+
     // A second guest for PotatoHead is refused; the first keeps serving.
     add_guest(folder.path(), "potatohead-copy.wasm", &potatohead_guest());
     let refused = r#"reconciler_guest_refusals_total{reason="duplicate_parent_kind",guest="potatohead-copy"}"#;

@@ -64,7 +64,8 @@ pub struct RunArgs {
     /// How often every parent is reconciled even when nothing changed (e.g. 10m, 1h).
     #[arg(long, env = "RECONCILER_RESYNC", default_value = "10m", value_parser = humantime::parse_duration)]
     pub resync: Duration,
-    /// Most parents reconciled at the same time.
+    /// Most parents reconciled at the same time, by all guests together (shared fairly between
+    /// them).
     #[arg(long, env = "RECONCILER_CONCURRENCY", default_value_t = 32)]
     pub concurrency: u16,
     /// How often the guest file is checked for changes even without a file-system event

@@ -1,24 +1,29 @@
-//! The guest memory budget (`--guest-memory-budget-mib`), shared by every guest of the process
-//! and handed out fairly between them.
+//! Budgets the guests of a process share, handed out fairly between them: the guest memory of
+//! calls running at once (`--guest-memory-budget-mib`, in MiB) and the parents reconciled at
+//! once (`--concurrency`).
 //!
-//! Each call reserves its memory limit before it starts. The budget's semaphore is first come,
-//! first served, so a guest with a backlog of slow calls would queue them all ahead of another
-//! guest's one call. To keep that from starving the others, each guest sends one call at a
-//! time into the shared queue (its `turn`); the rest of its calls wait in its own queue. Waiting
-//! guests are therefore served in turn, one call each, while a guest alone can still use the
-//! whole budget.
+//! A semaphore is first come, first served, so a guest with a backlog of slow calls would queue
+//! them all ahead of another guest's one call. To keep that from starving the others, each guest
+//! sends one request at a time into the shared queue (its `turn`); the rest of its requests wait
+//! in its own queue. Waiting guests are therefore served in turn, one request each, while a guest
+//! alone can still use the whole budget.
 
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
-/// The memory all guest calls running at once may use together, in MiB permits.
+/// Permits all guests of the process share.
 #[derive(Clone)]
-pub struct MemoryBudget(Arc<Semaphore>);
+pub struct SharedBudget(Arc<Semaphore>);
 
-impl MemoryBudget {
-    pub fn new(bytes: usize) -> Self {
-        Self(Arc::new(Semaphore::new(bytes >> 20)))
+impl SharedBudget {
+    pub fn new(permits: usize) -> Self {
+        Self(Arc::new(Semaphore::new(permits)))
+    }
+
+    /// The memory budget of guest calls: `bytes` as MiB permits.
+    pub fn of_memory(bytes: usize) -> Self {
+        Self::new(bytes >> 20)
     }
 
     /// One guest's share: its own queue in front of the common budget.
@@ -30,7 +35,7 @@ impl MemoryBudget {
     }
 }
 
-/// A guest's access to the [`MemoryBudget`].
+/// A guest's access to a [`SharedBudget`].
 #[derive(Clone)]
 pub struct BudgetShare {
     budget: Arc<Semaphore>,
@@ -38,10 +43,15 @@ pub struct BudgetShare {
 }
 
 impl BudgetShare {
-    /// Waits for `bytes` of the budget (rounded up to whole MiB); released when the reservation
-    /// drops.
-    pub async fn reserve(&self, bytes: usize) -> OwnedSemaphorePermit {
-        let permits = u32::try_from(bytes.div_ceil(1 << 20)).unwrap_or(u32::MAX);
+    /// Waits for `bytes` of a memory budget (rounded up to whole MiB); released when the
+    /// reservation drops.
+    pub async fn reserve_memory(&self, bytes: usize) -> OwnedSemaphorePermit {
+        self.reserve(u32::try_from(bytes.div_ceil(1 << 20)).unwrap_or(u32::MAX))
+            .await
+    }
+
+    /// Waits for `permits` of the budget; released when the reservation drops.
+    pub async fn reserve(&self, permits: u32) -> OwnedSemaphorePermit {
         let _turn = self.turn.lock().await;
         Arc::clone(&self.budget)
             .acquire_many_owned(permits)
@@ -60,15 +70,18 @@ mod tests {
     /// served as soon as one of A's finishes, not after A's whole backlog.
     #[tokio::test]
     async fn a_guest_with_a_backlog_cannot_starve_another() {
-        let budget = MemoryBudget::new(2 << 20);
+        let budget = SharedBudget::of_memory(2 << 20);
         let (a, b) = (budget.share(), budget.share());
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let running = vec![a.reserve(1 << 20).await, a.reserve(1 << 20).await];
+        let running = vec![
+            a.reserve_memory(1 << 20).await,
+            a.reserve_memory(1 << 20).await,
+        ];
         let mut backlog = Vec::new();
         for i in 0..10 {
             let (a, order) = (a.clone(), Arc::clone(&order));
             backlog.push(tokio::spawn(async move {
-                let _permit = a.reserve(1 << 20).await;
+                let _permit = a.reserve_memory(1 << 20).await;
                 order.lock().unwrap().push(format!("a{i}"));
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }));
@@ -77,7 +90,7 @@ mod tests {
         let b_done = {
             let order = Arc::clone(&order);
             tokio::spawn(async move {
-                let _permit = b.reserve(1 << 20).await;
+                let _permit = b.reserve_memory(1 << 20).await;
                 order.lock().unwrap().push("b".to_string());
             })
         };
@@ -94,12 +107,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_guest_alone_may_use_the_whole_budget() {
-        let budget = MemoryBudget::new(3 << 20);
+        let budget = SharedBudget::of_memory(3 << 20);
         let a = budget.share();
         let held = [
-            a.reserve(1 << 20).await,
-            a.reserve(1 << 20).await,
-            a.reserve(1 << 20).await,
+            a.reserve_memory(1 << 20).await,
+            a.reserve_memory(1 << 20).await,
+            a.reserve_memory(1 << 20).await,
         ];
         assert_eq!(held.len(), 3);
         assert_eq!(budget.0.available_permits(), 0);

@@ -38,6 +38,8 @@ pub struct Context {
     /// This guest's share of the memory budget of guest calls running at once (see
     /// `budget.rs`).
     pub guest_memory: BudgetShare,
+    /// This guest's share of the parents the process reconciles at once (`--concurrency`).
+    pub reconcile_slots: BudgetShare,
     /// Child names this host's parents are creating now (see `claims.rs`).
     pub claims: NameClaims,
     /// Failures, reconciled generation and written status per parent (by UID).

@@ -35,7 +35,7 @@ pub async fn decide(
     // Waits while other calls hold the budget, taking turns with other guests' calls.
     let memory = ctx
         .guest_memory
-        .reserve(loaded.limits().max_memory_bytes)
+        .reserve_memory(loaded.limits().max_memory_bytes)
         .await;
     let (answer, seconds) = tokio::task::spawn_blocking(move || {
         let started = Instant::now();

@@ -73,8 +73,11 @@ pub async fn reconcile(parent: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<
         namespace = parent.namespace().as_deref().unwrap_or_default(),
         name = %parent.name_any(),
         generation = parent.metadata.generation.unwrap_or_default(),
-        guest = %guest.guest.digest(),
+        digest = %guest.guest.digest(),
     );
+    // However many guests the process serves, at most `--concurrency` parents are reconciled at
+    // once (each reconcile's observed and desired JSON, applies in flight), taking turns.
+    let _slot = ctx.reconcile_slots.reserve(1).await;
     let _in_flight = ctx.metrics.in_flight();
     let started = Instant::now();
     let reconciled = AssertUnwindSafe(

@@ -23,7 +23,7 @@ use super::{ActiveGuest, Context, Failure, GuestSlot, Settings, reconcile};
 use crate::cluster::{ChildCaches, ResolvedKind, WatchScope};
 use crate::guest::{GuestEngine, GuestLimits};
 use crate::metrics::{GuestMetrics, Metrics};
-use crate::reconcile::budget::MemoryBudget;
+use crate::reconcile::budget::SharedBudget;
 use mock_api::{Answer, Request, Requests, accept, failure};
 
 const RESYNC: std::time::Duration = std::time::Duration::from_secs(600);
@@ -99,7 +99,8 @@ impl World {
                 resync: RESYNC,
             },
             metrics: GuestMetrics::new(&Arc::new(Metrics::default()), "potatohead"),
-            guest_memory: MemoryBudget::new(256 << 20).share(),
+            guest_memory: SharedBudget::of_memory(256 << 20).share(),
+            reconcile_slots: SharedBudget::new(32).share(),
             claims: Default::default(),
         };
         Self {
