@@ -17,8 +17,12 @@
 //!    (each its own field manager, as separate operators would be) doing the same work: resident
 //!    memory once every child is applied.
 //!
+//! 4. Hot swap: with every parent of phase 3 converged, the latency of changes to the other
+//!    guests' parents (patch to `Ready` reporting the new generation) without and with guest
+//!    `g00` replaced every 3 s (see `density/swap_latency.rs`).
+//!
 //! Run: `make bench-density` (release host; GUESTS and PARENTS_PER_GUEST to change the sizes,
-//! PHASES=3 for some of the phases only).
+//! PHASES=34 for some of the phases only; 4 needs 3).
 //! Numbers go to docs/benchmarks.md by hand.
 
 use std::path::{Path, PathBuf};
@@ -32,6 +36,9 @@ use e2e::{
 use futures::{StreamExt, TryStreamExt};
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+
+#[path = "density/swap_latency.rs"]
+mod swap_latency;
 
 /// The default guest's parent group, as it appears in its manifest (followed by its version).
 const MARKER: &[u8] = b"podtato.example.comv1alpha1";
@@ -248,6 +255,47 @@ async fn start_up(
     started.elapsed()
 }
 
+/// Phase 4: the other guests' change latency without and with hot swaps of guest `g00`.
+async fn swap_pauses(
+    client: &Client,
+    namespace: &str,
+    folder: &Path,
+    original: &[u8],
+    kinds: &[usize],
+    per_guest: usize,
+) {
+    println!("4. the other guests' change latency while one guest is hot-swapped every 3 s");
+    let builds = [
+        variant(original, 0),
+        swap_latency::rebuilt(&variant(original, 0), "b"),
+    ];
+    let swapped = folder.join(format!("{}.wasm", guest_name(0)));
+    // Both builds compiled once (a swap back to a known build then loads from the cache).
+    for build in builds.iter().rev() {
+        std::fs::write(swapped.with_extension("swap"), build).unwrap();
+        std::fs::rename(swapped.with_extension("swap"), &swapped).unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let apis = kinds[1..]
+        .iter()
+        .map(|&n| (n, api(client, namespace, n)))
+        .collect();
+    let mut load = swap_latency::Load::start(apis, per_guest);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let length = Duration::from_secs(20);
+    let before = load.window(length, None).await;
+    println!("  without a swap: {before}");
+    let during = load.window(length, Some((&swapped, &builds))).await;
+    println!("  swapping g00 every 3 s: {during}");
+    let after = load.window(length, None).await;
+    println!("  without a swap again: {after}");
+    let quiet = (before.p99 + after.p99) / 2;
+    println!(
+        "  p99 with swaps / without: {:.2} (target <= 1.2)",
+        during.p99.as_secs_f64() / quiet.as_secs_f64()
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let guests = env_or("GUESTS", 20);
@@ -278,7 +326,7 @@ async fn main() {
         plane.install_crd(&path).await.unwrap();
     }
 
-    let phases = std::env::var("PHASES").unwrap_or_else(|_| "123".into());
+    let phases = std::env::var("PHASES").unwrap_or_else(|_| "1234".into());
     let idle = TestNamespace::create(&client, "idle").await.name;
     let cache = tempfile::tempdir().unwrap();
     let all = variants.folder(0..guests);
@@ -324,11 +372,14 @@ async fn main() {
     create_parents(&client, &many_ns, &kinds, per_guest).await;
     wait_applied(&many, parents * CHILDREN_PER_PARENT).await;
     let many_rss = settled_rss(&many).await;
-    drop(many);
     println!(
         "  one host, {guests} guests x {per_guest} parents: {:.1} MiB",
         mib(many_rss)
     );
+    if phases.contains('4') {
+        swap_pauses(&client, &many_ns, all.path(), &original, &kinds, per_guest).await;
+    }
+    drop(many);
 
     let one_ns = TestNamespace::create(&client, "one").await.name;
     let one_folder = variants.folder(0..1);
