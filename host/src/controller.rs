@@ -92,16 +92,9 @@ pub async fn run(
     settings: RunSettings,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<Stopped, StartError> {
-    let Shared {
-        client,
-        engine,
-        metrics,
-        children,
-        guest_memory,
-        reconcile_slots,
-    } = shared;
-    let metrics = GuestMetrics::new(&metrics, &spec.name);
-    let (parent_kind, child_kinds) = resolve_kinds(&client, &guest).await?;
+    let metrics = GuestMetrics::new(&shared.metrics, &spec.name);
+    let children = &shared.children;
+    let (parent_kind, child_kinds) = resolve_kinds(&shared.client, &guest).await?;
     metrics.set_waiting(None);
     let (child_triggers, triggered_by_children) = futures::channel::mpsc::unbounded();
     children.serve_parent_kind(parent_kind.resource.clone(), child_triggers);
@@ -109,11 +102,11 @@ pub async fn run(
     // parent kind and drop the child kinds no other controller needs.
     let mut teardown = Teardown {
         tasks: Vec::new(),
-        children: Arc::clone(&children),
+        children: Arc::clone(children),
         parent_kind: parent_kind.clone(),
         metrics: metrics.clone(),
     };
-    sync_child_caches(&children, &parent_kind, &child_kinds, &settings).await;
+    sync_child_caches(children, &parent_kind, &child_kinds, &settings).await;
     metrics.set_caches_synced(true);
     let active = ActiveGuest { guest, child_kinds };
     metrics.set_active_guest(active.metric_labels());
@@ -122,12 +115,10 @@ pub async fn run(
     let (reconcile_all, reconcile_all_requests) = futures::channel::mpsc::unbounded();
     let handoff = Arc::new(ParentKindHandoff::default());
     let swapper = hot_swap(
-        engine,
+        &shared,
         &spec,
         &settings,
         &slot,
-        &children,
-        &client,
         reconcile_all,
         &metrics,
         &handoff,
@@ -138,45 +129,25 @@ pub async fn run(
 
     // The parent watch is built here rather than by `Controller::new_with` (which does the same)
     // so that per-parent state follows it: a deleted parent's state goes with it.
-    let parent_resource = parent_kind.resource.clone();
-    let parent_cache = Writer::<DynamicObject>::new(parent_resource.clone());
+    let parent_cache = Writer::<DynamicObject>::new(parent_kind.resource.clone());
     let parents = parent_cache.as_reader();
-    let context = Arc::new(Context {
-        // The reporting instance names the replica and the guest (`<pod>/<guest>`), so
-        // `kubectl describe` tells which guest of a host published an Event.
-        events: EventPublisher::new(
-            client.clone(),
-            settings.field_manager.clone(),
-            Some(format!(
-                "{}/{}",
-                settings
-                    .pod_name
-                    .as_deref()
-                    .unwrap_or(&settings.field_manager),
-                spec.name
-            )),
-        ),
-        parent_states: ParentStates::new(parents.clone(), parent_resource.clone()),
-        client: client.clone(),
+    let context = Arc::new(context(
+        &shared,
+        &spec,
+        &settings,
         slot,
         parent_kind,
-        children,
-        settings: Settings {
-            field_manager: settings.field_manager.clone(),
-            resync: settings.resync,
-        },
-        metrics: metrics.clone(),
-        claims: Default::default(),
-        guest_memory: guest_memory.share(),
-        reconcile_slots: reconcile_slots.share(),
-    });
+        &metrics,
+        parents.clone(),
+    ));
     let (stopping, forward_stop) = stop_signal(shutdown, Arc::clone(&handoff));
     teardown.tasks.push(forward_stop);
-    let parent_api: Api<DynamicObject> = match settings.namespace.as_deref() {
-        Some(ns) => Api::namespaced_with(client, ns, &context.parent_kind.resource),
-        None => Api::all_with(client, &context.parent_kind.resource),
-    };
-    let parent_events = parent_events(parent_api, parent_cache, Arc::clone(&context));
+    let parent_events = parent_events(
+        &shared.client,
+        settings.namespace.as_deref(),
+        parent_cache,
+        Arc::clone(&context),
+    );
     let controller =
         Controller::for_stream_with(parent_events, parents, context.parent_kind.resource.clone())
             .reconcile_on(triggered_by_children)
@@ -190,6 +161,48 @@ pub async fn run(
         Some(guest) => Stopped::NewParentKind(Box::new(guest)),
         None => Stopped::Shutdown,
     })
+}
+
+/// What every reconcile of this guest's controller shares.
+fn context(
+    shared: &Shared,
+    spec: &GuestSpec,
+    settings: &RunSettings,
+    slot: Arc<GuestSlot>,
+    parent_kind: ResolvedKind,
+    metrics: &GuestMetrics,
+    parents: reflector::Store<DynamicObject>,
+) -> Context {
+    // The reporting instance names the replica and the guest (`<pod>/<guest>`), so
+    // `kubectl describe` tells which guest of a host published an Event.
+    let instance = format!(
+        "{}/{}",
+        settings
+            .pod_name
+            .as_deref()
+            .unwrap_or(&settings.field_manager),
+        spec.name
+    );
+    Context {
+        events: EventPublisher::new(
+            shared.client.clone(),
+            settings.field_manager.clone(),
+            Some(instance),
+        ),
+        parent_states: ParentStates::new(parents, parent_kind.resource.clone()),
+        client: shared.client.clone(),
+        slot,
+        parent_kind,
+        children: Arc::clone(&shared.children),
+        settings: Settings {
+            field_manager: settings.field_manager.clone(),
+            resync: settings.resync,
+        },
+        metrics: metrics.clone(),
+        claims: Default::default(),
+        guest_memory: shared.guest_memory.share(),
+        reconcile_slots: shared.reconcile_slots.share(),
+    }
 }
 
 /// Turns true on the caller's `shutdown`, or when the hot swap hands over a guest for a new
@@ -209,27 +222,24 @@ fn stop_signal(
     (stopping, forward.abort_handle())
 }
 
-/// The hot swap beside the controller, for the guest file in `settings`.
-#[allow(clippy::too_many_arguments)] // each is one piece of the controller it joins
+/// The hot swap beside the controller, for the guest's file.
 fn hot_swap(
-    engine: Arc<GuestEngine>,
+    shared: &Shared,
     spec: &GuestSpec,
     settings: &RunSettings,
     slot: &Arc<GuestSlot>,
-    children: &Arc<ChildCaches>,
-    client: &Client,
     reconcile_all: futures::channel::mpsc::UnboundedSender<()>,
     metrics: &GuestMetrics,
     handoff: &Arc<ParentKindHandoff>,
 ) -> HotSwap {
     HotSwap {
-        engine,
+        engine: Arc::clone(&shared.engine),
         path: spec.path.clone(),
         limits: spec.settings.limits,
         poll_interval: settings.guest_poll_interval,
         slot: Arc::clone(slot),
-        children: Arc::clone(children),
-        client: client.clone(),
+        children: Arc::clone(&shared.children),
+        client: shared.client.clone(),
         reconcile_all,
         metrics: metrics.clone(),
         parent_kind_change: settings
@@ -290,12 +300,19 @@ async fn sync_child_caches(
     info!("child caches synced; reconciling");
 }
 
-/// The parent watch, feeding the controller's cache; per-parent state and `/readyz` follow it.
+/// The parent watch (in `namespace`, or all), feeding the controller's cache; per-parent state and
+/// `/readyz` follow it.
 fn parent_events(
-    api: Api<DynamicObject>,
+    client: &Client,
+    namespace: Option<&str>,
     cache: Writer<DynamicObject>,
     context: Arc<Context>,
 ) -> impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
+    let resource = &context.parent_kind.resource;
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
+        None => Api::all_with(client.clone(), resource),
+    };
     let parent_kind = context.parent_kind.display_name();
     reflector(cache, watcher(api, watcher::Config::default()))
         .inspect(move |event| match event {

@@ -240,28 +240,9 @@ impl RunArgs {
         if !is_label_value(&self.field_manager) {
             return Err(ConfigError::FieldManager(self.field_manager));
         }
-        if !GUEST_TIMEOUT.contains(&self.guest_timeout) {
-            return Err(ConfigError::GuestTimeout(self.guest_timeout));
-        }
-        if !GUEST_MEMORY_MIB.contains(&self.guest_memory_mib) {
-            return Err(ConfigError::GuestMemory(self.guest_memory_mib));
-        }
-        if self.guest_memory_budget_mib < self.guest_memory_mib
-            || self.guest_memory_budget_mib > 1 << 20
-        {
-            return Err(ConfigError::GuestMemoryBudget {
-                budget: self.guest_memory_budget_mib,
-                per_call: self.guest_memory_mib,
-            });
-        }
+        let limits = self.guest_limits()?;
         if self.resync < Duration::from_secs(1) {
             return Err(ConfigError::Resync(self.resync));
-        }
-        if self.guest_max_children == 0 {
-            return Err(ConfigError::GuestMaxChildren);
-        }
-        if !GUEST_MAX_OUTPUT_MIB.contains(&self.guest_max_output_mib) {
-            return Err(ConfigError::GuestMaxOutput(self.guest_max_output_mib));
         }
         if self.concurrency == 0 {
             return Err(ConfigError::Concurrency);
@@ -297,12 +278,7 @@ impl RunArgs {
             // WATCH_NAMESPACE="" means all namespaces (the Operator SDK convention).
             namespace: self.namespace.filter(|ns| !ns.is_empty()),
             field_manager: self.field_manager,
-            limits: GuestLimits {
-                timeout: self.guest_timeout,
-                max_memory_bytes: self.guest_memory_mib << 20,
-                max_children: self.guest_max_children,
-                max_output_bytes: self.guest_max_output_mib << 20,
-            },
+            limits,
             guest_memory_budget_bytes: self.guest_memory_budget_mib << 20,
             resync: self.resync,
             concurrency: self.concurrency,
@@ -316,6 +292,39 @@ impl RunArgs {
             compile_cache,
             guest_perf_map: self.guest_perf_map,
             leader_election,
+        })
+    }
+}
+
+impl RunArgs {
+    /// The per-call guest limits of the flags (`--guest-timeout`, `--guest-memory-mib`, …), and
+    /// the memory budget holding at least one call.
+    fn guest_limits(&self) -> Result<GuestLimits, ConfigError> {
+        if !GUEST_TIMEOUT.contains(&self.guest_timeout) {
+            return Err(ConfigError::GuestTimeout(self.guest_timeout));
+        }
+        if !GUEST_MEMORY_MIB.contains(&self.guest_memory_mib) {
+            return Err(ConfigError::GuestMemory(self.guest_memory_mib));
+        }
+        if self.guest_memory_budget_mib < self.guest_memory_mib
+            || self.guest_memory_budget_mib > 1 << 20
+        {
+            return Err(ConfigError::GuestMemoryBudget {
+                budget: self.guest_memory_budget_mib,
+                per_call: self.guest_memory_mib,
+            });
+        }
+        if self.guest_max_children == 0 {
+            return Err(ConfigError::GuestMaxChildren);
+        }
+        if !GUEST_MAX_OUTPUT_MIB.contains(&self.guest_max_output_mib) {
+            return Err(ConfigError::GuestMaxOutput(self.guest_max_output_mib));
+        }
+        Ok(GuestLimits {
+            timeout: self.guest_timeout,
+            max_memory_bytes: self.guest_memory_mib << 20,
+            max_children: self.guest_max_children,
+            max_output_bytes: self.guest_max_output_mib << 20,
         })
     }
 }

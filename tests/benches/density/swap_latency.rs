@@ -1,4 +1,5 @@
-//! Phase 4 of the density bench: does a hot swap of one guest pause the others? Every 500 ms one
+//! Phase 4 of the density bench: does a hot swap of one guest pause the others? At a steady pace
+//! (one round every 1 s, then every 500 ms, near what this machine's API server can apply) one
 //! parent of every other guest gets a new tag; the latency of each change is the time from its
 //! patch to its `Ready` condition reporting the new generation (seen through a watch per kind).
 //! Measured in windows without a swap and with the swapped guest's file replaced every 3 s
@@ -121,18 +122,25 @@ impl Load {
         }
     }
 
-    /// Sends one change per kind every 500 ms for `length`, replacing `swapped` with the next of
+    /// Sends one change per kind every `pace` for `length`, replacing `swapped` with the next of
     /// `builds` every 3 s when given; waits for every change to be reported.
-    pub async fn window(&mut self, length: Duration, swap: Option<(&Path, &[Vec<u8>])>) -> Window {
+    pub async fn window(
+        &mut self,
+        pace: Duration,
+        length: Duration,
+        swap: Option<(&Path, &[Vec<u8>])>,
+    ) -> Window {
         self.tracker.lock().unwrap().latencies.clear();
         let started = Instant::now();
-        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut tick = tokio::time::interval(pace);
         let mut swaps = 0;
+        let mut next_swap = Instant::now();
         while started.elapsed() < length {
             tick.tick().await;
             if let Some((path, builds)) = swap
-                && self.round.is_multiple_of(6)
+                && Instant::now() >= next_swap
             {
+                next_swap += Duration::from_secs(3);
                 swaps += 1;
                 let tmp = path.with_extension("swap");
                 std::fs::write(&tmp, &builds[swaps % builds.len()]).unwrap();
