@@ -64,7 +64,7 @@ test: deps guest guest-component test-guests example-guests ## Run every test: g
 demo: deps build ## Local control plane + CRD + host + sample; runs until Ctrl-C
 	@hack/demo.sh
 
-bench: bench-scale bench-guest bench-density ## The benchmarks of docs/benchmarks.md: scale, guest overhead, many guests in one host (~25 min once built)
+bench: bench-scale bench-guest bench-density ## The benchmarks of docs/benchmarks.md: scale, guest overhead, many guests in one host (~20 min once built)
 
 bench-guest: guest ## One reconcile through WebAssembly vs the same logic compiled natively, by phase
 	$(CARGO) bench -p reconciler-host --bench guest_vs_native
