@@ -136,14 +136,23 @@ struct Refused {
     duplicate_of: Option<GroupVersionKind>,
 }
 
+/// A guest waiting to be tried again.
+struct Retry {
+    at: Instant,
+    /// The parent kind it reconciles, when known: still its own while it waits, so no other
+    /// guest takes it meanwhile.
+    parent: Option<GroupVersionKind>,
+}
+
 struct Supervisor {
     shared: Shared,
     folder: PathBuf,
     settings: RunSettings,
     serving: BTreeMap<String, Serving>,
     refused: BTreeMap<String, Refused>,
-    /// Guests whose controller could not start (a kind not served): not before then.
-    retry_at: BTreeMap<String, Instant>,
+    /// Guests to try again, not before then: their controller could not start (a kind not
+    /// served), or their file could not be read.
+    retry_at: BTreeMap<String, Retry>,
     tasks: JoinSet<Result<Stopped, StartError>>,
     task_names: HashMap<tokio::task::Id, String>,
 }
@@ -186,12 +195,21 @@ impl Supervisor {
             serving.stopping = Some(cause);
         }
         self.refused.retain(|name, _| present.contains_key(name));
-        self.retry_at.retain(|name, _| present.contains_key(name));
+        // A guest that was waiting to start (its CRD missing) and is gone: its line in /readyz
+        // goes with it.
+        let metrics = &self.shared.metrics;
+        self.retry_at.retain(|name, _| {
+            let keep = present.contains_key(name);
+            if !keep {
+                metrics.forget_guest(name);
+            }
+            keep
+        });
         for (name, path) in present {
             let waiting = self
                 .retry_at
                 .get(&name)
-                .is_some_and(|at| Instant::now() < *at);
+                .is_some_and(|retry| Instant::now() < retry.at);
             if !self.serving.contains_key(&name) && !waiting {
                 self.try_start(name, path).await;
             }
@@ -213,7 +231,7 @@ impl Supervisor {
             && refused
                 .duplicate_of
                 .as_ref()
-                .is_none_or(|kind| self.serves(kind))
+                .is_none_or(|kind| self.holder_of(kind, &name).is_some())
         {
             return;
         }
@@ -226,7 +244,7 @@ impl Supervisor {
             }
         };
         let parent = guest.manifest().parent.clone();
-        if let Some((holder, _)) = self.serving.iter().find(|(_, s)| s.parent == parent) {
+        if let Some(holder) = self.holder_of(&parent, &name) {
             let reason = format!(
                 "it reconciles {}, which the guest {holder} of this folder already reconciles; \
                  the first keeps serving (remove one of the two files; this one starts once \
@@ -268,8 +286,22 @@ impl Supervisor {
         Ok((spec, guest))
     }
 
-    fn serves(&self, kind: &GroupVersionKind) -> bool {
-        self.serving.values().any(|s| &s.parent == kind)
+    /// The guest other than `except` that holds `kind`: it serves it, or waits to.
+    fn holder_of(&self, kind: &GroupVersionKind, except: &str) -> Option<String> {
+        let serving = self
+            .serving
+            .iter()
+            .filter(|(_, s)| &s.parent == kind)
+            .map(|(name, _)| name);
+        let waiting = self
+            .retry_at
+            .iter()
+            .filter(|(_, r)| r.parent.as_ref() == Some(kind))
+            .map(|(name, _)| name);
+        serving
+            .chain(waiting)
+            .find(|name| name.as_str() != except)
+            .cloned()
     }
 
     fn refuse(
@@ -299,7 +331,10 @@ impl Supervisor {
             // Unreadable: try again at the next check, quietly unless it changes.
             self.retry_at.insert(
                 name.to_owned(),
-                Instant::now() + self.settings.guest_poll_interval,
+                Retry {
+                    at: Instant::now() + self.settings.guest_poll_interval,
+                    parent: None,
+                },
             );
         }
     }
@@ -359,7 +394,8 @@ impl Supervisor {
         let Some(name) = self.task_names.remove(&id) else {
             return;
         };
-        let cause = self.serving.remove(&name).and_then(|s| s.stopping);
+        let ended = self.serving.remove(&name);
+        let cause = ended.as_ref().and_then(|s| s.stopping);
         let metrics = GuestMetrics::new(&self.shared.metrics, &name);
         match (cause, outcome) {
             (Some(StopCause::Removed), _) => {
@@ -376,17 +412,34 @@ impl Supervisor {
                 let retry = self.settings.guest_poll_interval;
                 warn!(guest = %name, %reason, retry_in = ?retry, "the guest's reconciler cannot start; the other guests keep serving");
                 metrics.set_waiting(Some(reason));
-                self.retry_at.insert(name, Instant::now() + retry);
+                self.retry_at.insert(
+                    name,
+                    Retry {
+                        at: Instant::now() + retry,
+                        parent: ended.map(|s| s.parent),
+                    },
+                );
             }
         }
     }
 
     /// Asks every controller to stop and waits until they have (in-flight reconciles finish).
-    async fn stop_all(mut self) {
+    async fn stop_all(&mut self) {
         for serving in self.serving.values() {
             let _ = serving.stop.send(true);
         }
         while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// However serving ends (stopped, or dropped when leadership is lost), the guests it served
+/// leave `/readyz` and `guest_info`: a replica that leads again reads the folder afresh, and a
+/// guest removed meanwhile must not stay behind as not ready.
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        for name in self.serving.keys().chain(self.retry_at.keys()) {
+            self.shared.metrics.forget_guest(name);
+        }
     }
 }
 

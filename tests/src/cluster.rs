@@ -78,6 +78,33 @@ pub fn sample_podtatohead(namespace: &str, name: &str) -> DynamicObject {
     object
 }
 
+/// A parent's `Ready` condition (`Null` when it has none).
+pub fn ready_condition(object: &DynamicObject) -> serde_json::Value {
+    object.data["status"]["conditions"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["type"] == "Ready").cloned())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Waits up to `timeout` until `name`'s `Ready` condition has `reason`, and returns the
+/// condition.
+pub async fn ready_reason(
+    api: &Api<DynamicObject>,
+    name: &str,
+    reason: &str,
+    timeout: Duration,
+) -> serde_json::Value {
+    eventually(timeout, &format!("{name} reports {reason}"), || async {
+        let condition = ready_condition(&api.get(name).await.unwrap());
+        if condition["reason"] == reason {
+            Ok(condition)
+        } else {
+            Err(format!("{condition}"))
+        }
+    })
+    .await
+}
+
 /// Every object of kind `K` in `namespace`, by name.
 pub async fn by_name<K>(client: &kube::Client, namespace: &str) -> BTreeMap<String, K>
 where

@@ -3,7 +3,7 @@
 //! API (PodTatoHead) side by side in one process over shared child caches, a guest added while
 //! the host runs, a second guest for a parent kind refused, a removed guest leaving its parents
 //! and children alone, and a guest whose CRD is missing neither stopping the others nor the host,
-//! picked up once its CRD is installed.
+//! holding its kind while it waits, and picked up once its CRD is installed.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use e2e::paths::{podtatohead_guest, potatohead_guest, workspace_root};
 use e2e::{
     ControlPlane, HostProcess, TestNamespace, by_name, eventually, image_of, metric_value,
-    podtatohead_api, potatohead_api, sample_podtatohead, sample_potatohead,
+    podtatohead_api, potatohead_api, ready_reason, sample_podtatohead, sample_potatohead,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -72,6 +72,18 @@ async fn wait_for_deployments(client: &Client, namespace: &str, kind: &str, coun
     .await;
 }
 
+/// The sample PotatoHead `demo`, created and converged (its 6 Deployments exist).
+async fn create_demo(client: &Client, namespace: &str) {
+    potatohead_api(client, namespace)
+        .create(
+            &PostParams::default(),
+            &sample_potatohead(namespace, "demo"),
+        )
+        .await
+        .unwrap();
+    wait_for_deployments(client, namespace, "PotatoHead", 6).await;
+}
+
 async fn metric(host: &HostProcess, series: &str) -> Option<f64> {
     metric_value(&host.http_get("/metrics").await.1, series)
 }
@@ -90,14 +102,7 @@ async fn one_host_serves_a_folder_of_guests_each_for_its_own_api() {
     let host = serve_folder(plane, folder.path(), &namespace);
 
     // The first guest serves; the second is added while the host runs.
-    potatohead_api(&client, &namespace)
-        .create(
-            &PostParams::default(),
-            &sample_potatohead(&namespace, "demo"),
-        )
-        .await
-        .unwrap();
-    wait_for_deployments(&client, &namespace, "PotatoHead", 6).await;
+    create_demo(&client, &namespace).await;
     let podtatoheads = podtatohead_api(&client, &namespace);
     podtatoheads
         .create(
@@ -213,17 +218,7 @@ async fn one_host_serves_a_folder_of_guests_each_for_its_own_api() {
         )
         .await
         .unwrap();
-    let condition = eventually(CONVERGE, "InvalidSpec on the PodTatoHead", || async {
-        let object = podtatoheads.get("talk").await.unwrap();
-        let ready = object.data["status"]["conditions"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned());
-        match ready {
-            Some(c) if c["reason"] == "InvalidSpec" => Ok(c),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
+    let condition = ready_reason(&podtatoheads, "talk", "InvalidSpec", CONVERGE).await;
     assert!(
         condition["message"]
             .as_str()
@@ -381,14 +376,7 @@ async fn a_guest_whose_crd_is_missing_waits_for_it_while_the_others_serve() {
     add_guest(folder.path(), "greeting.wasm", &greeting);
     let host = serve_folder(plane, folder.path(), &namespace);
 
-    potatohead_api(&client, &namespace)
-        .create(
-            &PostParams::default(),
-            &sample_potatohead(&namespace, "demo"),
-        )
-        .await
-        .unwrap();
-    wait_for_deployments(&client, &namespace, "PotatoHead", 6).await;
+    create_demo(&client, &namespace).await;
     let (status, body) = host.http_get("/readyz").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("[+]guest potatohead ok"), "{body}");
@@ -396,6 +384,37 @@ async fn a_guest_whose_crd_is_missing_waits_for_it_while_the_others_serve() {
         body.contains("[-]guest greeting not ready: the API server does not serve Greeting"),
         "{body}"
     );
+
+    // A guest waiting for its CRD still holds its kind: a second Greeting guest is refused (its
+    // name sorts first, so it is tried before the waiting guest's next attempt).
+    add_guest(
+        folder.path(),
+        "another-greeting.wasm",
+        &e2e::paths::test_guest("greeting_rust_guest"),
+    );
+    let refused = r#"reconciler_guest_refusals_total{reason="duplicate_parent_kind",guest="another-greeting"}"#;
+    eventually(CONVERGE, "the second Greeting guest refused", || async {
+        match metric(&host, refused).await {
+            Some(n) if n >= 1.0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    // The waiting guest removed: its line leaves /readyz, and the other Greeting guest, free to
+    // start now, waits for the CRD in its place.
+    std::fs::remove_file(folder.path().join("greeting.wasm")).unwrap();
+    eventually(CONVERGE, "the removed guest gone from /readyz", || async {
+        match host.http_get("/readyz").await {
+            (503, body)
+                if !body.contains("guest greeting not ready")
+                    && body.contains("[-]guest another-greeting not ready") =>
+            {
+                Ok(())
+            }
+            (status, body) => Err(format!("{status}: {body}")),
+        }
+    })
+    .await;
 
     // Installed while the host runs: picked up without a restart.
     plane
@@ -408,7 +427,8 @@ async fn a_guest_whose_crd_is_missing_waits_for_it_while_the_others_serve() {
     )
     .unwrap();
     sample.metadata.namespace = Some(namespace.clone());
-    greetings(&client, &namespace)
+    let greetings = greetings(&client, &namespace);
+    greetings
         .create(&PostParams::default(), &sample)
         .await
         .unwrap();
@@ -424,6 +444,11 @@ async fn a_guest_whose_crd_is_missing_waits_for_it_while_the_others_serve() {
         }
     })
     .await;
+    let hello = greetings.get("hello").await.unwrap();
+    assert_eq!(
+        hello.data["status"]["reconciler"]["name"], "greeting-rust",
+        "{hello:?}"
+    );
     eventually(CONVERGE, "ready with both guests", || async {
         match host.http_get("/readyz").await {
             (200, body) => Ok(body),
@@ -519,18 +544,7 @@ async fn a_guest_that_traps_or_loops_on_every_call_does_not_hold_up_another() {
     wait_for_deployments(&client, &namespace, "PodTatoHead", 10).await;
 
     // The hostile guest did fail, with its own deadline, and only it did.
-    let loop_condition = eventually(CONVERGE, "the looping parent's failure", || async {
-        let object = potatoheads.get("hostile-0").await.unwrap();
-        let conditions = object.data["status"]["conditions"].clone();
-        match conditions
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
-        {
-            Some(c) if c["reason"] == "GuestFailed" => Ok(c.clone()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
+    let loop_condition = ready_reason(&potatoheads, "hostile-0", "GuestFailed", CONVERGE).await;
     assert!(
         loop_condition["message"]
             .as_str()

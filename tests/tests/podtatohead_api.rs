@@ -45,24 +45,9 @@ async fn setup(prefix: &str) -> Setup {
     }
 }
 
-fn ready_condition(object: &DynamicObject) -> Value {
-    object.data["status"]["conditions"]
-        .as_array()
-        .and_then(|all| all.iter().find(|c| c["type"] == "Ready").cloned())
-        .unwrap_or(Value::Null)
-}
-
 /// Waits until `name`'s `Ready` condition has `reason`, and returns the condition.
 async fn ready_reason(api: &Api<DynamicObject>, name: &str, reason: &str) -> Value {
-    eventually(CONVERGE, &format!("{name} reports {reason}"), || async {
-        let condition = ready_condition(&api.get(name).await.unwrap());
-        if condition["reason"] == reason {
-            Ok(condition)
-        } else {
-            Err(format!("{condition}"))
-        }
-    })
-    .await
+    e2e::ready_reason(api, name, reason, CONVERGE).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
