@@ -13,7 +13,7 @@
 //!   and the second starts once the first is gone.
 //! - A guest whose kinds the API server does not serve (its CRD is not installed yet) is retried
 //!   at each periodic check, so a CRD created after the host started is picked up; the other
-//!   guests serve meanwhile.
+//!   guests serve meanwhile, and it keeps its parent kind while it waits.
 //!
 //! Changes are noticed as the hot swap notices them: a watch on the folder (which also sees the
 //! kubelet's `..data` symlink swap of a ConfigMap), SIGHUP, and the periodic check.
