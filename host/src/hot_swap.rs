@@ -144,7 +144,7 @@ impl HotSwap {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(std::path::Path::new("."));
         let _folder_watch = watch_folder(folder, wake.clone());
-        tokio::spawn(forward_sighup(wake));
+        let _sighup = SighupForwarder::spawn(wake);
         let mut poll = tokio::time::interval(self.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         poll.tick().await;
@@ -351,8 +351,23 @@ pub fn watch_folder(
     }
 }
 
-/// Forwards SIGHUP to `wake` until the process ends.
-pub async fn forward_sighup(wake: mpsc::Sender<&'static str>) {
+/// Forwards SIGHUP to a channel while it lives: dropped with the hot swap (or the folder's
+/// supervisor) that owns it, so stopped controllers leave no listener behind.
+pub struct SighupForwarder(tokio::task::AbortHandle);
+
+impl SighupForwarder {
+    pub fn spawn(wake: mpsc::Sender<&'static str>) -> Self {
+        Self(tokio::spawn(forward_sighup(wake)).abort_handle())
+    }
+}
+
+impl Drop for SighupForwarder {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn forward_sighup(wake: mpsc::Sender<&'static str>) {
     let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(hangups) => hangups,
         Err(error) => {

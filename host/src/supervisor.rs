@@ -33,7 +33,7 @@ use crate::cluster::{display_gvk, kinds};
 use crate::controller::{self, Shared, StartError, Stopped};
 use crate::error_text::error_chain;
 use crate::guest::{GuestFile, LoadedGuest};
-use crate::hot_swap::{forward_sighup, watch_folder};
+use crate::hot_swap::{SighupForwarder, watch_folder};
 use crate::metrics::{GuestMetrics, Refusal};
 use crate::reconcile::active_guest::guest_labels;
 use crate::reconcilers::{GuestSpec, guest_files, name_of, settings::settings_path};
@@ -90,7 +90,7 @@ pub async fn serve(
     };
     let (wake, mut woken) = mpsc::channel::<&'static str>(16);
     let _folder_watch = watch_folder(folder, wake.clone());
-    let sighup = tokio::spawn(forward_sighup(wake));
+    let _sighup = SighupForwarder::spawn(wake);
     let mut poll = tokio::time::interval(settings.guest_poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     poll.tick().await;
@@ -107,7 +107,6 @@ pub async fn serve(
             Some(ended) = supervisor.tasks.join_next_with_id() => supervisor.ended(ended),
         }
     }
-    sighup.abort();
     supervisor.stop_all().await;
     Ok(())
 }

@@ -189,6 +189,49 @@ async fn replacing_the_guest_file_switches_every_potatohead_to_the_new_logic_wit
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn sighup_makes_the_host_read_a_guest_file_its_folder_watch_cannot_see_change() {
+    // The guest path is a link into another folder: a new file there changes nothing in the
+    // watched folder, so (with the 1 h poll) only SIGHUP makes the host look.
+    let setup = setup("swap-sighup", |dir| {
+        let elsewhere = dir.join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::copy(potatohead_guest(), elsewhere.join("guest.wasm")).unwrap();
+        let watched = dir.join("watched");
+        std::fs::create_dir(&watched).unwrap();
+        std::os::unix::fs::symlink(elsewhere.join("guest.wasm"), watched.join("guest.wasm"))
+            .unwrap();
+        watched.join("guest.wasm")
+    })
+    .await;
+    replace_file(
+        &setup._dir.path().join("elsewhere/guest.wasm"),
+        &std::fs::read(v2_guest()).unwrap(),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        reconciler_names(&setup.client, &setup.namespace).await,
+        ["potatohead", "potatohead"],
+        "the change was seen without SIGHUP: this test would prove nothing"
+    );
+    // SAFETY: kill(2) on our own child process.
+    unsafe { libc::kill(setup.host.pid() as i32, libc::SIGHUP) };
+    eventually(SWAP_DEADLINE, "status names the new guest", || async {
+        let names = reconciler_names(&setup.client, &setup.namespace).await;
+        if names == ["potatohead-v2", "potatohead-v2"] {
+            Ok(())
+        } else {
+            Err(format!("{names:?}"))
+        }
+    })
+    .await;
+    assert!(
+        setup.host.log().contains("cause=SIGHUP"),
+        "{}",
+        setup.host.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_configmap_volume_update_switches_the_guest() {
     // The kubelet's layout: guest.wasm -> ..data/guest.wasm, ..data -> ..<timestamp>/.
     let setup = setup("swap-configmap", |dir| {
