@@ -39,11 +39,13 @@ pub enum SwapError {
     /// The file cannot be read or is not a usable guest.
     #[error(transparent)]
     Load(#[from] LoadError),
-    /// The new guest reconciles another parent kind, which the host only accepts when started
-    /// with `--allow-parent-kind-change` (it then restarts its controller in-process).
+    /// The new guest reconciles another parent kind, which the host only accepts for a single
+    /// guest started with `--allow-parent-kind-change` (it then restarts its controller
+    /// in-process); in a folder of guests, another kind is another file.
     #[error(
-        "the new guest reconciles {new}, not {active}; start the host with \
-         --allow-parent-kind-change to accept that, or restart it with the new guest"
+        "the new guest reconciles {new}, not {active}; a guest keeps its parent kind: with \
+         --guests, add a guest for another kind as a new file; with --guest, start the host \
+         with --allow-parent-kind-change to accept it, or restart it with the new guest"
     )]
     ParentKindChanged { new: String, active: String },
     /// The new guest reconciles another parent kind and went to the controller, which restarts
