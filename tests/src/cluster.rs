@@ -48,13 +48,7 @@ pub fn potatohead_api(client: &kube::Client, namespace: &str) -> Api<DynamicObje
 /// The committed sample PotatoHead (`deploy/samples/potatohead.yaml`), named `name`, placed in
 /// `namespace`.
 pub fn sample_potatohead(namespace: &str, name: &str) -> DynamicObject {
-    let path = crate::paths::workspace_root().join("deploy/samples/potatohead.yaml");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    let mut object: DynamicObject = serde_saphyr::from_str(&text).expect("sample parses");
-    object.metadata.namespace = Some(namespace.to_string());
-    object.metadata.name = Some(name.to_string());
-    object
+    committed_sample("potatohead.yaml", namespace, name)
 }
 
 /// An API for the seed operator's own `crd.demo.com/v1alpha1` PodTatoHeads in one namespace.
@@ -69,7 +63,14 @@ pub fn podtatohead_api(client: &kube::Client, namespace: &str) -> Api<DynamicObj
 /// The committed sample PodTatoHead (`deploy/samples/podtatohead.yaml`, the talk's), named
 /// `name`, placed in `namespace`.
 pub fn sample_podtatohead(namespace: &str, name: &str) -> DynamicObject {
-    let path = crate::paths::workspace_root().join("deploy/samples/podtatohead.yaml");
+    committed_sample("podtatohead.yaml", namespace, name)
+}
+
+/// `deploy/samples/<file>`, named `name`, placed in `namespace`.
+fn committed_sample(file: &str, namespace: &str, name: &str) -> DynamicObject {
+    let path = crate::paths::workspace_root()
+        .join("deploy/samples")
+        .join(file);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let mut object: DynamicObject = serde_saphyr::from_str(&text).expect("sample parses");

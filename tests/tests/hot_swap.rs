@@ -151,6 +151,19 @@ async fn setup_with(
     }
 }
 
+/// Waits until both PotatoHeads' `status.reconciler` names the v2 guest.
+async fn both_reconciled_by_v2(setup: &Setup) {
+    eventually(SWAP_DEADLINE, "status names the new guest", || async {
+        let names = reconciler_names(&setup.client, &setup.namespace).await;
+        if names == ["potatohead-v2", "potatohead-v2"] {
+            Ok(())
+        } else {
+            Err(format!("{names:?}"))
+        }
+    })
+    .await;
+}
+
 fn plain_file_layout(dir: &Path) -> PathBuf {
     let path = dir.join("guest.wasm");
     std::fs::copy(potatohead_guest(), &path).unwrap();
@@ -171,15 +184,7 @@ async fn replacing_the_guest_file_switches_every_potatohead_to_the_new_logic_wit
         &std::fs::read(v2_guest()).unwrap(),
     );
     all_children_are(&setup.client, &setup.namespace, Some("v2"), SWAP_DEADLINE).await;
-    eventually(SWAP_DEADLINE, "status names the new guest", || async {
-        let names = reconciler_names(&setup.client, &setup.namespace).await;
-        if names == ["potatohead-v2", "potatohead-v2"] {
-            Ok(())
-        } else {
-            Err(format!("{names:?}"))
-        }
-    })
-    .await;
+    both_reconciled_by_v2(&setup).await;
     assert!(setup.host.is_running(), "the host restarted or died");
     assert_eq!(setup.host.pid(), pid);
     assert!(
@@ -215,15 +220,7 @@ async fn sighup_makes_the_host_read_a_guest_file_its_folder_watch_cannot_see_cha
     );
     // SAFETY: kill(2) on our own child process.
     unsafe { libc::kill(setup.host.pid() as i32, libc::SIGHUP) };
-    eventually(SWAP_DEADLINE, "status names the new guest", || async {
-        let names = reconciler_names(&setup.client, &setup.namespace).await;
-        if names == ["potatohead-v2", "potatohead-v2"] {
-            Ok(())
-        } else {
-            Err(format!("{names:?}"))
-        }
-    })
-    .await;
+    both_reconciled_by_v2(&setup).await;
     assert!(
         setup.host.log().contains("cause=SIGHUP"),
         "{}",
