@@ -16,7 +16,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::channel::mpsc::UnboundedSender;
 use notify::Watcher;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -119,8 +118,8 @@ pub struct HotSwap {
     pub slot: Arc<GuestSlot>,
     pub children: Arc<ChildCaches>,
     pub client: kube::Client,
-    /// Asks the controller to reconcile every parent.
-    pub reconcile_all: UnboundedSender<()>,
+    /// Called after each swap: the controller reconciles every parent again with the new guest.
+    pub swapped: Box<dyn Fn() + Send + Sync>,
     pub metrics: GuestMetrics,
     /// Child kinds a new guest may declare.
     pub allowed_child_kinds: KindAllowlist,
@@ -241,8 +240,7 @@ impl HotSwap {
         let active = self.slot.current();
         self.children
             .retain_kinds(&active.user(), &active.child_kinds);
-        // The receiver only goes away when the controller shuts down.
-        let _ = self.reconcile_all.unbounded_send(());
+        (self.swapped)();
         Ok(Some(Swap {
             previous,
             active,

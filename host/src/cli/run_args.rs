@@ -68,6 +68,11 @@ pub struct RunArgs {
     /// them).
     #[arg(long, env = "RECONCILER_CONCURRENCY", default_value_t = 32)]
     pub concurrency: u16,
+    /// Most parents of a guest reconciled at the same time to bring them onto a newly swapped
+    /// guest (at most --concurrency); the next goes when one finishes, so the sweep goes at the
+    /// API server's pace and leaves the rest of --concurrency to changes.
+    #[arg(long, env = "RECONCILER_SWAP_CONCURRENCY", default_value_t = 2)]
+    pub swap_concurrency: u16,
     /// How often the guest file is checked for changes even without a file-system event
     /// (e.g. 10s); file events and SIGHUP trigger a check at once.
     #[arg(long, env = "RECONCILER_GUEST_POLL_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -171,6 +176,8 @@ pub struct RunSettings {
     pub guest_memory_budget_bytes: usize,
     pub resync: Duration,
     pub concurrency: u16,
+    /// Parents of a guest in flight at once in the sweep after its hot swap.
+    pub swap_concurrency: u16,
     pub guest_poll_interval: Duration,
     pub metrics_bind_address: std::net::SocketAddr,
     pub pod_name: Option<String>,
@@ -217,6 +224,8 @@ pub enum ConfigError {
     NoGuest,
     #[error("--concurrency must be at least 1")]
     Concurrency,
+    #[error("--swap-concurrency must be at least 1")]
+    SwapConcurrency,
     #[error("--guest-poll-interval must be at least 1s, not {0:?}")]
     GuestPollInterval(Duration),
     #[error(
@@ -246,6 +255,9 @@ impl RunArgs {
         }
         if self.concurrency == 0 {
             return Err(ConfigError::Concurrency);
+        }
+        if self.swap_concurrency == 0 {
+            return Err(ConfigError::SwapConcurrency);
         }
         if self.guest_poll_interval < Duration::from_secs(1) {
             return Err(ConfigError::GuestPollInterval(self.guest_poll_interval));
@@ -282,6 +294,8 @@ impl RunArgs {
             guest_memory_budget_bytes: self.guest_memory_budget_mib << 20,
             resync: self.resync,
             concurrency: self.concurrency,
+            // The sweep's reconciles take --concurrency slots like any other.
+            swap_concurrency: self.swap_concurrency.min(self.concurrency),
             guest_poll_interval: self.guest_poll_interval,
             metrics_bind_address: self.metrics_bind_address,
             pod_name: self.pod_name.filter(|name| !name.is_empty()),
@@ -539,6 +553,16 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("--concurrency")
+        );
+        assert_eq!(
+            parse(&["--swap-concurrency", "0"]).unwrap_err(),
+            ConfigError::SwapConcurrency
+        );
+        assert_eq!(parse(&[]).unwrap().swap_concurrency, 2, "the default");
+        assert_eq!(
+            parse(&["--concurrency", "1"]).unwrap().swap_concurrency,
+            1,
+            "never more than --concurrency"
         );
     }
 

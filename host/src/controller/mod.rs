@@ -1,6 +1,9 @@
 //! The controller: resolves the guest's kinds, starts the watches, runs kube-runtime's
 //! `Controller` over the parent kind with the host's reconcile (see `reconcile/`), and the
-//! guest hot swap beside it (see `hot_swap.rs`); its error policy is the per-parent backoff.
+//! guest hot swap beside it (see `hot_swap.rs`) with the sweep that brings every parent onto a
+//! swapped guest (`sweep.rs`); its error policy is the per-parent backoff.
+
+mod sweep;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +12,7 @@ use futures::StreamExt;
 use kube::Client;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tracing::{Instrument, debug, info, warn};
@@ -25,6 +29,7 @@ use crate::reconcile::events::EventPublisher;
 use crate::reconcile::parent_state::ParentStates;
 use crate::reconcile::{ActiveGuest, Context, Failure, GuestSlot, Settings, reconcile};
 use crate::reconcilers::GuestSpec;
+use sweep::Sweep;
 
 /// First retry delay after a failed reconcile; doubles per consecutive failure.
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
@@ -112,17 +117,9 @@ pub async fn run(
     metrics.set_active_guest(active.metric_labels());
     let slot = Arc::new(GuestSlot::new(active));
 
-    let (reconcile_all, reconcile_all_requests) = futures::channel::mpsc::unbounded();
+    let sweep = Sweep::new(settings.swap_concurrency.into());
     let handoff = Arc::new(ParentKindHandoff::default());
-    let swapper = hot_swap(
-        &shared,
-        &spec,
-        &settings,
-        &slot,
-        reconcile_all,
-        &metrics,
-        &handoff,
-    );
+    let swapper = hot_swap(&shared, &spec, &settings, &slot, &sweep, &metrics, &handoff);
     teardown
         .tasks
         .push(tokio::spawn(swapper.run().in_current_span()).abort_handle());
@@ -131,6 +128,11 @@ pub async fn run(
     // so that per-parent state follows it: a deleted parent's state goes with it.
     let parent_cache = Writer::<DynamicObject>::new(parent_kind.resource.clone());
     let parents = parent_cache.as_reader();
+    let (swept, swept_parents) = futures::channel::mpsc::unbounded();
+    let sweeping = Arc::clone(&sweep).run(parents.clone(), parent_kind.resource.clone(), swept);
+    teardown
+        .tasks
+        .push(tokio::spawn(sweeping.in_current_span()).abort_handle());
     let context = Arc::new(context(
         &shared,
         &spec,
@@ -151,10 +153,10 @@ pub async fn run(
     let controller =
         Controller::for_stream_with(parent_events, parents, context.parent_kind.resource.clone())
             .reconcile_on(triggered_by_children)
-            .reconcile_all_on(reconcile_all_requests)
+            .reconcile_on(swept_parents)
             .with_config(ControllerConfig::default().concurrency(settings.concurrency));
     metrics.set_parent_probe(Some(parent_probe(Arc::clone(&context))));
-    serve(controller, context, stopping).await;
+    serve(controller, context, sweep, stopping).await;
     drop(teardown);
     info!("controller stopped");
     Ok(match handoff.take() {
@@ -228,7 +230,7 @@ fn hot_swap(
     spec: &GuestSpec,
     settings: &RunSettings,
     slot: &Arc<GuestSlot>,
-    reconcile_all: futures::channel::mpsc::UnboundedSender<()>,
+    sweep: &Arc<Sweep>,
     metrics: &GuestMetrics,
     handoff: &Arc<ParentKindHandoff>,
 ) -> HotSwap {
@@ -240,7 +242,10 @@ fn hot_swap(
         slot: Arc::clone(slot),
         children: Arc::clone(&shared.children),
         client: shared.client.clone(),
-        reconcile_all,
+        swapped: {
+            let sweep = Arc::clone(sweep);
+            Box::new(move || sweep.request())
+        },
         metrics: metrics.clone(),
         parent_kind_change: settings
             .allow_parent_kind_change
@@ -330,16 +335,28 @@ fn parent_events(
         .applied_objects()
 }
 
-/// Runs the controller until `stopping`, then lets in-flight reconciles finish.
+/// Runs the controller until `stopping`, then lets in-flight reconciles finish; each finished
+/// reconcile lets the sweep go on.
 async fn serve(
     controller: Controller<DynamicObject>,
     context: Arc<Context>,
+    sweep: Arc<Sweep>,
     stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     let metrics = context.metrics.clone();
+    let kind = context.parent_kind.resource.clone();
+    let reconcile_then_sweep = move |parent: Arc<DynamicObject>, ctx: Arc<Context>| {
+        let (sweep, kind) = (Arc::clone(&sweep), kind.clone());
+        async move {
+            let parent_ref = ObjectRef::from_obj_with(parent.as_ref(), kind);
+            let result = reconcile(parent, ctx).await;
+            sweep.finished(&parent_ref);
+            result
+        }
+    };
     let controller = controller
         .graceful_shutdown_on(stopped(stopping.clone()))
-        .run(reconcile, error_policy, context)
+        .run(reconcile_then_sweep, error_policy, context)
         .for_each(|result| async move {
             match result {
                 Ok(_) => {}
