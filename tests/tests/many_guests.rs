@@ -3,7 +3,8 @@
 //! API (PodTatoHead) side by side in one process over shared child caches, a guest added while
 //! the host runs, a second guest for a parent kind refused, a removed guest leaving its parents
 //! and children alone, and a guest whose CRD is missing neither stopping the others nor the host,
-//! holding its kind while it waits, and picked up once its CRD is installed.
+//! holding its kind while it waits, picked up once its CRD is installed, and reporting its CRD's
+//! deletion while the others keep serving.
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use e2e::{
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
@@ -22,6 +24,9 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 const CONVERGE: Duration = Duration::from_secs(60);
+/// A failing parent watch is retried with backoff: noticing a deleted CRD, or its return, can take
+/// a while.
+const WATCH_RETRY: Duration = Duration::from_secs(90);
 
 /// `reconciler-host run --guests <folder> --namespace <namespace>`, checking the folder often.
 fn serve_folder(plane: &ControlPlane, folder: &Path, namespace: &str) -> HostProcess {
@@ -46,6 +51,17 @@ fn add_guest(folder: &Path, name: &str, guest: &Path) {
     let tmp = folder.join(format!(".{name}.tmp"));
     std::fs::copy(guest, &tmp).unwrap();
     std::fs::rename(&tmp, folder.join(name)).unwrap();
+}
+
+/// Waits until `/readyz` answers 200: every guest of the host serving.
+async fn wait_ready(host: &HostProcess, within: Duration, what: &str) {
+    eventually(within, what, || async {
+        match host.http_get("/readyz").await {
+            (200, body) => Ok(body),
+            (status, body) => Err(format!("{status}: {body}")),
+        }
+    })
+    .await;
 }
 
 /// The Deployments of `namespace` owned by a parent of `kind`, by name.
@@ -384,7 +400,7 @@ async fn a_guest_whose_crd_is_missing_waits_for_it_while_the_others_serve() {
     let greeting = workspace_root().join("target/examples/greeting_js.wasm");
     assert!(greeting.exists(), "run `make example-guests`");
     add_guest(folder.path(), "greeting.wasm", &greeting);
-    let host = serve_folder(plane, folder.path(), &namespace);
+    let mut host = serve_folder(plane, folder.path(), &namespace);
 
     create_demo(&client, &namespace).await;
     let (status, body) = host.http_get("/readyz").await;
@@ -459,13 +475,44 @@ async fn a_guest_whose_crd_is_missing_waits_for_it_while_the_others_serve() {
         hello.data["status"]["reconciler"]["name"], "greeting-rust",
         "{hello:?}"
     );
-    eventually(CONVERGE, "ready with both guests", || async {
+    wait_ready(&host, CONVERGE, "ready with both guests").await;
+
+    // The CRD deleted while the host runs: that guest says so, the other keeps serving (a new
+    // PotatoHead converges meanwhile), and the CRD's return is picked up.
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .delete(
+            "greetings.examples.wasm-reconciler.io",
+            &DeleteParams::default(),
+        )
+        .await
+        .unwrap();
+    eventually(WATCH_RETRY, "the deleted CRD reported", || async {
         match host.http_get("/readyz").await {
-            (200, body) => Ok(body),
+            (503, body)
+                if body.contains(
+                    "[-]guest another-greeting not ready: the parent watch is failing",
+                ) && body.contains("[+]guest potatohead ok") =>
+            {
+                Ok(())
+            }
             (status, body) => Err(format!("{status}: {body}")),
         }
     })
     .await;
+    potatohead_api(&client, &namespace)
+        .create(
+            &PostParams::default(),
+            &sample_potatohead(&namespace, "meanwhile"),
+        )
+        .await
+        .unwrap();
+    wait_for_deployments(&client, &namespace, "PotatoHead", 12).await;
+    plane
+        .install_crd(&workspace_root().join("examples/greeting-js/crd.yaml"))
+        .await
+        .unwrap();
+    wait_ready(&host, WATCH_RETRY, "ready again with the CRD back").await;
+    assert!(host.is_running(), "the host exited");
 }
 
 /// A PodTatoHead whose two parts are named after `name`, so that several live in one namespace.
@@ -486,6 +533,40 @@ fn small_podtatohead(namespace: &str, name: &str) -> DynamicObject {
     .unwrap()
 }
 
+/// Creates five small PodTatoHeads named `<prefix>-N` and returns how long they took to be
+/// reconciled. (No kubelet here: parts never become ready, so reconciled means the status says
+/// 0 of 2.)
+async fn converge_healthy(
+    podtatoheads: &Api<DynamicObject>,
+    namespace: &str,
+    prefix: &str,
+) -> Duration {
+    let names: Vec<String> = (0..5).map(|i| format!("{prefix}-{i}")).collect();
+    let started = std::time::Instant::now();
+    for name in &names {
+        podtatoheads
+            .create(&PostParams::default(), &small_podtatohead(namespace, name))
+            .await
+            .unwrap();
+    }
+    eventually(CONVERGE, "every healthy parent reconciled", || async {
+        let mut pending = Vec::new();
+        for name in &names {
+            let status = podtatoheads.get(name).await.unwrap().data["status"].clone();
+            if status["summary"] != "0/2" {
+                pending.push(format!("{name}: {status}"));
+            }
+        }
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{pending:?}"))
+        }
+    })
+    .await;
+    started.elapsed()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guest_that_traps_or_loops_on_every_call_does_not_hold_up_another() {
     let (plane, client) = with_podtatohead_crd().await;
@@ -501,7 +582,11 @@ async fn a_guest_that_traps_or_loops_on_every_call_does_not_hold_up_another() {
     add_guest(folder.path(), "podtatohead.wasm", &podtatohead_guest());
     let host = serve_folder(plane, folder.path(), &namespace);
 
-    // Twelve parents whose every call traps or runs into its deadline…
+    wait_ready(&host, CONVERGE, "both guests ready").await;
+    // The healthy guest's pace alone…
+    let podtatoheads = podtatohead_api(&client, &namespace);
+    let alone = converge_healthy(&podtatoheads, &namespace, "alone").await;
+    // …then twelve parents whose every call traps or runs into its deadline…
     let potatoheads = potatohead_api(&client, &namespace);
     for i in 0..12 {
         let mut parent = sample_potatohead(&namespace, &format!("hostile-{i}"));
@@ -513,43 +598,21 @@ async fn a_guest_that_traps_or_loops_on_every_call_does_not_hold_up_another() {
             .await
             .unwrap();
     }
-    // …beside five healthy ones of another guest, which converge all the same.
-    let podtatoheads = podtatohead_api(&client, &namespace);
-    let started = std::time::Instant::now();
-    for i in 0..5 {
-        podtatoheads
-            .create(
-                &PostParams::default(),
-                &small_podtatohead(&namespace, &format!("healthy-{i}")),
-            )
-            .await
-            .unwrap();
-    }
-    // (No kubelet here: parts never become ready, so reconciled means the status says 0 of 2.)
-    eventually(CONVERGE, "every healthy parent reconciled", || async {
-        let mut pending = Vec::new();
-        for i in 0..5 {
-            let name = format!("healthy-{i}");
-            let status = podtatoheads.get(&name).await.unwrap().data["status"].clone();
-            if status["summary"] != "0/2" {
-                pending.push(format!("{name}: {status}"));
-            }
-        }
-        if pending.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{pending:?}"))
-        }
-    })
-    .await;
+    let loop_condition = ready_reason(&potatoheads, "hostile-0", "GuestFailed", CONVERGE).await;
+    // …and five more healthy parents beside them converge at that pace all the same. (The bound
+    // is loose: this machine is shared; a guest holding up another would take far longer.)
+    let beside = converge_healthy(&podtatoheads, &namespace, "beside").await;
     eprintln!(
-        "5 healthy PodTatoHeads reconciled {:?} after creation, beside 12 hostile PotatoHeads",
-        started.elapsed()
+        "5 healthy PodTatoHeads reconciled in {alone:?} alone, {beside:?} beside 12 hostile \
+         PotatoHeads"
     );
-    wait_for_deployments(&client, &namespace, "PodTatoHead", 10).await;
+    assert!(
+        beside <= alone * 3 + Duration::from_secs(5),
+        "beside the hostile guest: {beside:?}, alone: {alone:?}"
+    );
+    wait_for_deployments(&client, &namespace, "PodTatoHead", 20).await;
 
     // The hostile guest did fail, with its own deadline, and only it did.
-    let loop_condition = ready_reason(&potatoheads, "hostile-0", "GuestFailed", CONVERGE).await;
     assert!(
         loop_condition["message"]
             .as_str()
