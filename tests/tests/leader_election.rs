@@ -22,10 +22,21 @@ const RETRY_PERIOD: Duration = Duration::from_secs(1);
 const LEASE: &str = "wasm-reconciler";
 
 fn replica(plane: &ControlPlane, namespace: &str, name: &str) -> HostProcess {
-    HostProcess::start(
-        plane,
-        &potatohead_guest(),
-        &[
+    let guest = potatohead_guest().display().to_string();
+    replica_serving(plane, &["--guest", &guest], namespace, name)
+}
+
+/// A replica serving `guests` (`--guest FILE` or `--guests DIR`).
+fn replica_serving(
+    plane: &ControlPlane,
+    guests: &[&str],
+    namespace: &str,
+    name: &str,
+) -> HostProcess {
+    let args: Vec<String> = ["run"]
+        .iter()
+        .chain(guests)
+        .chain(&[
             "--namespace",
             namespace,
             "--pod-name",
@@ -37,8 +48,10 @@ fn replica(plane: &ControlPlane, namespace: &str, name: &str) -> HostProcess {
             "4s",
             "--leader-elect-retry-period",
             "1s",
-        ],
-    )
+        ])
+        .map(|arg| arg.to_string())
+        .collect();
+    HostProcess::spawn(plane, &plane.kubeconfig, &args, &[])
 }
 
 /// (`reconciler_leader`, every reconcile and child write the replica counted).
@@ -193,9 +206,18 @@ async fn exactly_one_replica_reconciles_and_a_standby_takes_over_when_the_leader
         || all_images_have_tag(&client, &namespace, "0.3.1"),
     )
     .await;
-    let (role, writes) = role_and_writes(standby).await;
-    assert_eq!(role, Some(1.0));
-    assert!(writes > 0.0);
+    // (Counted when the reconcile ends, which can be just after the children show the change.)
+    eventually(
+        Duration::from_secs(10),
+        "the new leader counted its writes",
+        || async {
+            match role_and_writes(standby).await {
+                (Some(1.0), writes) if writes > 0.0 => Ok(()),
+                other => Err(format!("(role, writes): {other:?}")),
+            }
+        },
+    )
+    .await;
     let lease = leases.get(LEASE).await.unwrap().spec.unwrap();
     assert_eq!(lease.lease_transitions, Some(1));
     assert_eq!(lease.lease_duration_seconds, Some(6));
@@ -207,7 +229,11 @@ async fn a_leader_that_loses_its_lease_stops_writing_and_releases_it_on_sigterm(
     let client = plane.client().await;
     let namespace = TestNamespace::create(&client, "leader-lost").await.name;
     let leases = Api::<Lease>::namespaced(client.clone(), &namespace);
-    let mut host = replica(plane, &namespace, "only");
+    // A folder of guests, as the shipped Deployment runs.
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::copy(potatohead_guest(), folder.path().join("potatohead.wasm")).unwrap();
+    let guests = folder.path().display().to_string();
+    let mut host = replica_serving(plane, &["--guests", &guests], &namespace, "only");
     create_sample_and_wait(&client, &namespace).await;
 
     // Another party takes the Lease (as a replica would after a long partition).
@@ -241,6 +267,14 @@ async fn a_leader_that_loses_its_lease_stops_writing_and_releases_it_on_sigterm(
     )
     .await;
     let (_, writes_when_lost) = role_and_writes(&host).await;
+    // Its guests left /readyz with their controllers (a replica that leads again reads the
+    // folder afresh).
+    let (status, body) = host.http_get("/readyz").await;
+    assert_eq!(status, 200, "a standby is ready: {body}");
+    assert!(
+        body.contains("[+]standing by") && !body.contains("guest"),
+        "{body}"
+    );
     set_tag(&client, &namespace, "0.3.2").await;
     // The intruder's record cannot have expired yet: the host must not touch the children.
     tokio::time::sleep((LEASE_DURATION - 2 * RETRY_PERIOD).saturating_sub(taken.elapsed())).await;
@@ -265,6 +299,11 @@ async fn a_leader_that_loses_its_lease_stops_writing_and_releases_it_on_sigterm(
         all_images_have_tag(&client, &namespace, "0.3.2")
     })
     .await;
+    let (status, body) = host.http_get("/readyz").await;
+    assert!(
+        status == 200 && body.contains("[+]guest potatohead ok"),
+        "{status}: {body}"
+    );
 
     // SIGTERM: the last write done, the Lease is handed over at once.
     let status = tokio::task::block_in_place(|| host.terminate(Duration::from_secs(15)));

@@ -129,18 +129,20 @@ impl GuestMetrics {
     }
 
     /// Marks the child caches as listed for this guest (or not, while its controller restarts);
-    /// the guest is ready only when they are.
+    /// the guest is ready only when they are. (A guest is listed by [`Self::set_waiting`] or
+    /// [`Self::set_active_guest`]; this and the next two change a listed guest only.)
     pub fn set_caches_synced(&self, synced: bool) {
         self.metrics
-            .update_guest(&self.label.guest, |state| state.caches_synced = synced);
+            .update_listed_guest(&self.label.guest, |state| state.caches_synced = synced);
     }
 
     /// Marks the parent watch as failing (e.g. the parent kind's CRD was deleted) or working
     /// again; the guest is not ready while it fails.
     pub fn set_parent_watch_failing(&self, failing: bool) {
-        self.metrics.update_guest(&self.label.guest, |state| {
-            state.parent_watch_failing = failing
-        });
+        self.metrics
+            .update_listed_guest(&self.label.guest, |state| {
+                state.parent_watch_failing = failing
+            });
     }
 
     /// Why the guest's controller is not running (`None`: it is starting or runs).
@@ -153,7 +155,7 @@ impl GuestMetrics {
     /// its controller does not run).
     pub fn set_parent_probe(&self, probe: Option<ParentProbe>) {
         self.metrics
-            .update_guest(&self.label.guest, |state| state.probe = probe);
+            .update_listed_guest(&self.label.guest, |state| state.probe = probe);
     }
 }
 

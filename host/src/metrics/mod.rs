@@ -298,9 +298,10 @@ impl Metrics {
             Leadership::Leader | Leadership::NotElecting => true,
         };
         let guests = self.lock_guests();
-        if guests.is_empty() {
+        // A standby loads its guests when it leads: having none is its normal state.
+        if guests.is_empty() && leadership != Leadership::Standby {
             report.push_str("[-]no guest loaded\n");
-            ready &= leadership == Leadership::Standby;
+            ready = false;
         }
         for (name, state) in guests.iter() {
             match state.not_ready(leadership) {
@@ -342,6 +343,15 @@ impl Metrics {
     /// Changes one guest's readiness state, creating it when new.
     fn update_guest(&self, guest: &str, change: impl FnOnce(&mut GuestReadiness)) {
         change(self.lock_guests().entry(guest.to_owned()).or_default());
+    }
+
+    /// Changes one guest's readiness state if the guest is listed. What a stopping controller
+    /// reports goes through here: a guest the supervisor already forgot (removed, or leadership
+    /// lost) must not come back as a guest with nothing loaded.
+    fn update_listed_guest(&self, guest: &str, change: impl FnOnce(&mut GuestReadiness)) {
+        if let Some(state) = self.lock_guests().get_mut(guest) {
+            change(state);
+        }
     }
 }
 

@@ -78,6 +78,11 @@ fn ready_needs_a_role_synced_caches_and_a_guest() {
     let no_guest = Metrics::default();
     no_guest.set_leadership(Leadership::NotElecting);
     assert!(!no_guest.ready(), "no guest");
+    // A standby loads its guests only when it leads: no guest is its normal state, not a failure.
+    no_guest.set_leadership(Leadership::Standby);
+    let (ready, report) = no_guest.readiness();
+    assert!(ready, "{report}");
+    assert_eq!(report, "[+]standing by for the leader Lease\n");
 }
 
 #[test]
@@ -98,6 +103,13 @@ fn readyz_reports_each_guest_and_is_ready_only_when_all_are() {
         "{report}"
     );
     metrics.forget_guest("broken");
+    let (ready, report) = metrics.readiness();
+    assert!(ready, "{report}");
+    assert!(!report.contains("broken"), "{report}");
+    // Its controller, stopping after the supervisor forgot it, does not bring it back.
+    broken.set_caches_synced(false);
+    broken.set_parent_watch_failing(false);
+    broken.set_parent_probe(None);
     let (ready, report) = metrics.readiness();
     assert!(ready, "{report}");
     assert!(!report.contains("broken"), "{report}");

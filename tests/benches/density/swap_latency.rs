@@ -3,8 +3,8 @@
 //! parent of every other guest gets a new tag; the latency of each change is the time from its
 //! patch to its `Ready` condition reporting the new generation (seen through a watch per kind).
 //! Measured in windows without a swap and with the swapped guest's file replaced every 3 s
-//! (alternating two builds of the same decision, so the swap's own re-reconcile of that guest's
-//! parents writes nothing and the API server's load stays that of the changes).
+//! (alternating two builds of the same decision: the swap's sweep over that guest's parents
+//! changes no child, but writes each parent's status, whose `reconciler` names the new digest).
 
 use std::collections::HashMap;
 use std::path::Path;
