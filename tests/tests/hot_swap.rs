@@ -208,6 +208,20 @@ async fn sighup_makes_the_host_read_a_guest_file_its_folder_watch_cannot_see_cha
         watched.join("guest.wasm")
     })
     .await;
+    // The host checks the file once right after its controller starts, which can be after both
+    // parents converged: a change before that check would be seen without SIGHUP.
+    eventually(
+        Duration::from_secs(10),
+        "the start-up check of the guest file",
+        || async {
+            if setup.host.log().contains("guest file unchanged") {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        },
+    )
+    .await;
     replace_file(
         &setup._dir.path().join("elsewhere/guest.wasm"),
         &std::fs::read(v2_guest()).unwrap(),
