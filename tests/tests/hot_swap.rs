@@ -191,6 +191,21 @@ async fn replacing_the_guest_file_switches_every_potatohead_to_the_new_logic_wit
         setup.host.log().contains("guest swapped"),
         "the swap is logged"
     );
+    // Both parents went through the sweep that follows a swap, which says so.
+    let (_, metrics) = setup.host.http_get("/metrics").await;
+    assert_eq!(
+        metric_value(&metrics, "reconciler_swap_sweep_remaining"),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert!(
+        setup
+            .host
+            .log()
+            .contains("every parent sent to be reconciled with the new guest parents=2"),
+        "{}",
+        setup.host.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -117,7 +117,7 @@ pub async fn run(
     metrics.set_active_guest(active.metric_labels());
     let slot = Arc::new(GuestSlot::new(active));
 
-    let sweep = Sweep::new(settings.swap_concurrency.into());
+    let sweep = Sweep::new(settings.swap_concurrency.into(), metrics.clone());
     let handoff = Arc::new(ParentKindHandoff::default());
     let swapper = hot_swap(&shared, &spec, &settings, &slot, &sweep, &metrics, &handoff);
     teardown

@@ -21,6 +21,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::info;
 
+use crate::metrics::GuestMetrics;
+
 /// How often a sweep waiting for a free place checks for parents deleted before their turn came
 /// (kube-runtime never reconciles those, so their places would otherwise stay taken).
 const DELETED_CHECK: Duration = Duration::from_secs(1);
@@ -32,16 +34,19 @@ pub struct Sweep {
     /// Places for parents the sweep sent and whose reconcile has not finished.
     places: Arc<Semaphore>,
     in_flight: Mutex<HashMap<ObjectRef<DynamicObject>, OwnedSemaphorePermit>>,
+    /// Where the sweep's progress is shown (`swap_sweep_remaining`).
+    metrics: GuestMetrics,
 }
 
 impl Sweep {
     /// A sweep keeping at most `in_flight` parents (at least one) in flight.
     #[must_use]
-    pub fn new(in_flight: usize) -> Arc<Self> {
+    pub fn new(in_flight: usize, metrics: GuestMetrics) -> Arc<Self> {
         Arc::new(Self {
             requests: watch::Sender::new(0),
             places: Arc::new(Semaphore::new(in_flight.max(1))),
             in_flight: Mutex::default(),
+            metrics,
         })
     }
 
@@ -64,6 +69,7 @@ impl Sweep {
         controller: UnboundedSender<ObjectRef<DynamicObject>>,
     ) {
         let mut requests = self.requests.subscribe();
+        self.metrics.set_swap_sweep_remaining(0);
         // Requests are counted, so one made before this task first ran is not missed.
         let mut done = 0;
         while requests.wait_for(|asked| *asked > done).await.is_ok() {
@@ -72,6 +78,7 @@ impl Sweep {
                 let started = Instant::now();
                 let all = parents.state();
                 let mut sent = 0;
+                self.metrics.set_swap_sweep_remaining(all.len());
                 for parent in &all {
                     let parent = ObjectRef::from_obj_with(parent.as_ref(), kind.clone());
                     let place = tokio::select! {
@@ -87,6 +94,7 @@ impl Sweep {
                         return;
                     }
                     sent += 1;
+                    self.metrics.set_swap_sweep_remaining(all.len() - sent);
                 }
                 if sent == all.len() {
                     info!(
@@ -124,6 +132,22 @@ mod tests {
     use kube::runtime::reflector::store::Writer;
     use kube::runtime::watcher::Event;
 
+    use crate::metrics::Metrics;
+
+    fn sweep(in_flight: usize) -> (Arc<Sweep>, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::default());
+        let sweep = Sweep::new(in_flight, GuestMetrics::new(&metrics, "g"));
+        (sweep, metrics)
+    }
+
+    fn remaining(metrics: &Metrics) -> Option<f64> {
+        metrics
+            .encode()
+            .lines()
+            .find(|l| l.starts_with("reconciler_swap_sweep_remaining{guest=\"g\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
     fn kind() -> ApiResource {
         ApiResource {
             group: "demo.example.com".into(),
@@ -159,10 +183,11 @@ mod tests {
     #[tokio::test]
     async fn a_sweep_keeps_at_most_its_places_in_flight_and_sends_the_next_as_one_finishes() {
         let (_writer, store) = store_of(&["a", "b", "c", "d", "e"]);
-        let sweep = Sweep::new(2);
+        let (sweep, metrics) = sweep(2);
         let (to_controller, mut sent) = futures::channel::mpsc::unbounded();
         tokio::spawn(Arc::clone(&sweep).run(store, kind(), to_controller));
         assert!(next(&mut sent).await.is_none(), "nothing is sent unasked");
+        assert_eq!(remaining(&metrics), Some(0.0));
 
         sweep.request();
         let first = next(&mut sent).await.expect("first parent");
@@ -171,6 +196,7 @@ mod tests {
             next(&mut sent).await.is_none(),
             "a third parent was sent while two were in flight"
         );
+        assert_eq!(remaining(&metrics), Some(3.0), "5 parents, 2 sent");
         sweep.finished(&first);
         let third = next(&mut sent)
             .await
@@ -187,12 +213,13 @@ mod tests {
         names.sort();
         assert_eq!(names, ["a", "b", "c", "d", "e"]);
         assert!(next(&mut sent).await.is_none(), "one request, one sweep");
+        assert_eq!(remaining(&metrics), Some(0.0));
     }
 
     #[tokio::test]
     async fn a_parent_deleted_before_its_reconcile_gives_its_place_back() {
         let (mut writer, store) = store_of(&["a", "b"]);
-        let sweep = Sweep::new(1);
+        let (sweep, _metrics) = sweep(1);
         let (to_controller, mut sent) = futures::channel::mpsc::unbounded();
         tokio::spawn(Arc::clone(&sweep).run(store, kind(), to_controller));
         sweep.request();
@@ -209,7 +236,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_during_a_sweep_starts_it_over() {
         let (_writer, store) = store_of(&["a", "b", "c"]);
-        let sweep = Sweep::new(1);
+        let (sweep, _metrics) = sweep(1);
         let (to_controller, mut sent) = futures::channel::mpsc::unbounded();
         tokio::spawn(Arc::clone(&sweep).run(store, kind(), to_controller));
         sweep.request();

@@ -145,6 +145,14 @@ impl GuestMetrics {
             });
     }
 
+    /// How many parents the sweep after a swap has still to send (see `controller/sweep.rs`).
+    pub fn set_swap_sweep_remaining(&self, parents: usize) {
+        self.metrics
+            .swap_sweep_remaining
+            .get_or_create(&self.label)
+            .set(i64::try_from(parents).unwrap_or(i64::MAX));
+    }
+
     /// Why the guest's controller is not running (`None`: it is starting or runs).
     pub fn set_waiting(&self, why: Option<String>) {
         self.metrics

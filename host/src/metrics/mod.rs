@@ -111,6 +111,7 @@ pub struct Metrics {
     reconciles_in_flight: Family<GuestLabel, Gauge>,
     queue_depth: Family<GuestLabel, Gauge>,
     parent_states: Family<GuestLabel, Gauge>,
+    swap_sweep_remaining: Family<GuestLabel, Gauge>,
     leader: Gauge,
     leadership: AtomicU8,
     guest_reloads: Family<ReloadLabel, Counter>,
@@ -146,6 +147,7 @@ impl Default for Metrics {
             reconciles_in_flight: Family::default(),
             queue_depth: Family::default(),
             parent_states: Family::default(),
+            swap_sweep_remaining: Family::default(),
             leader: Gauge::default(),
             leadership: AtomicU8::new(Leadership::Unknown as u8),
             guest_reloads: Family::default(),
@@ -210,6 +212,12 @@ impl Metrics {
             self.parent_states.clone(),
         );
         registry.register(
+            "swap_sweep_remaining",
+            "Parents of a guest still to be sent for reconciling with the guest swapped in last \
+             (0: every parent is on its way to the active guest)",
+            self.swap_sweep_remaining.clone(),
+        );
+        registry.register(
             "leader",
             "1 when this replica reconciles (it holds the leader Lease, or runs without leader \
              election), 0 on standby",
@@ -269,6 +277,7 @@ impl Metrics {
             &self.reconciles_in_flight,
             &self.queue_depth,
             &self.parent_states,
+            &self.swap_sweep_remaining,
         ] {
             family.remove(&label);
         }
