@@ -51,6 +51,18 @@ pub fn sample_potatohead(namespace: &str, name: &str) -> DynamicObject {
     committed_sample("potatohead.yaml", namespace, name)
 }
 
+/// Creates the committed sample PotatoHead as `name` in `namespace` (panics when the API server
+/// refuses it).
+pub async fn create_sample_potatohead(client: &kube::Client, namespace: &str, name: &str) {
+    potatohead_api(client, namespace)
+        .create(
+            &kube::api::PostParams::default(),
+            &sample_potatohead(namespace, name),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("creating PotatoHead {namespace}/{name}: {error}"));
+}
+
 /// An API for the seed operator's own `crd.demo.com/v1alpha1` PodTatoHeads in one namespace.
 pub fn podtatohead_api(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
     let resource = ApiResource::from_gvk_with_plural(

@@ -11,8 +11,8 @@ pub mod paths;
 pub mod proc_stats;
 
 pub use cluster::{
-    TestNamespace, by_name, eventually, image_of, podtatohead_api, potatohead_api, ready_condition,
-    ready_reason, sample_podtatohead, sample_potatohead,
+    TestNamespace, by_name, create_sample_potatohead, eventually, image_of, podtatohead_api,
+    potatohead_api, ready_condition, ready_reason, sample_podtatohead, sample_potatohead,
 };
 pub use control_plane::{ControlPlane, DedicatedPlane, Options};
 pub use host::{CHILDREN_APPLIED, CHILDREN_PRUNED, HostProcess, metric_value};

@@ -55,13 +55,7 @@ async fn setup(prefix: &str) -> Setup {
 impl Setup {
     /// Creates a well-behaved parent and waits for its `<name>-ok` ConfigMap; returns its UID.
     async fn behaving_parent(&self, name: &str) -> String {
-        potatohead_api(&self.client, &self.namespace)
-            .create(
-                &PostParams::default(),
-                &sample_potatohead(&self.namespace, name),
-            )
-            .await
-            .unwrap();
+        e2e::create_sample_potatohead(&self.client, &self.namespace, name).await;
         self.config_map_uid(&format!("{name}-ok")).await
     }
 

@@ -9,13 +9,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use e2e::paths::{potatohead_guest, replace_file, test_guest};
-use e2e::{
-    ControlPlane, HostProcess, TestNamespace, eventually, metric_value, potatohead_api,
-    sample_potatohead,
-};
+use e2e::{ControlPlane, HostProcess, TestNamespace, eventually, metric_value, potatohead_api};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams};
 use kube::{Client, ResourceExt};
 
 const VARIANT_LABEL: &str = "podtato.example.com/variant";
@@ -134,13 +131,7 @@ async fn setup_with(
     args.extend_from_slice(extra_args);
     let host = HostProcess::start(plane, &guest_path, &args);
     for parent in PARENTS {
-        potatohead_api(&client, &namespace)
-            .create(
-                &PostParams::default(),
-                &sample_potatohead(&namespace, parent),
-            )
-            .await
-            .unwrap();
+        e2e::create_sample_potatohead(&client, &namespace, parent).await;
     }
     all_children_are(&client, &namespace, None, CONVERGE).await;
     Setup {

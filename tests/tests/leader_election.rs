@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use e2e::paths::potatohead_guest;
 use e2e::{
     CHILDREN_APPLIED, CHILDREN_PRUNED, ControlPlane, HostProcess, TestNamespace, eventually,
-    metric_value, potatohead_api, sample_potatohead,
+    metric_value, potatohead_api,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -117,13 +117,7 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
 
 /// Creates the sample `demo` and waits until its six Deployments exist with the default tag.
 async fn create_sample_and_wait(client: &Client, namespace: &str) {
-    potatohead_api(client, namespace)
-        .create(
-            &PostParams::default(),
-            &sample_potatohead(namespace, "demo"),
-        )
-        .await
-        .unwrap();
+    e2e::create_sample_potatohead(client, namespace, "demo").await;
     eventually(Duration::from_secs(60), "sample converged", || {
         all_images_have_tag(client, namespace, "0.3.0")
     })

@@ -90,13 +90,7 @@ async fn wait_for_deployments(client: &Client, namespace: &str, kind: &str, coun
 
 /// The sample PotatoHead `demo`, created and converged (its 6 Deployments exist).
 async fn create_demo(client: &Client, namespace: &str) {
-    potatohead_api(client, namespace)
-        .create(
-            &PostParams::default(),
-            &sample_potatohead(namespace, "demo"),
-        )
-        .await
-        .unwrap();
+    e2e::create_sample_potatohead(client, namespace, "demo").await;
     wait_for_deployments(client, namespace, "PotatoHead", 6).await;
 }
 
@@ -499,13 +493,7 @@ async fn a_guest_whose_crd_is_missing_waits_for_it_while_the_others_serve() {
         }
     })
     .await;
-    potatohead_api(&client, &namespace)
-        .create(
-            &PostParams::default(),
-            &sample_potatohead(&namespace, "meanwhile"),
-        )
-        .await
-        .unwrap();
+    e2e::create_sample_potatohead(&client, &namespace, "meanwhile").await;
     wait_for_deployments(&client, &namespace, "PotatoHead", 12).await;
     plane
         .install_crd(&workspace_root().join("examples/greeting-js/crd.yaml"))

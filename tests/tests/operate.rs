@@ -6,9 +6,8 @@ use std::time::Duration;
 use e2e::paths::potatohead_guest;
 use e2e::{
     CHILDREN_APPLIED, ControlPlane, HostProcess, TestNamespace, eventually, metric_value,
-    potatohead_api, sample_potatohead,
+    potatohead_api,
 };
-use kube::api::PostParams;
 
 /// A fresh namespace with a host reconciling only it, and the sample PotatoHead `demo` in it.
 async fn host_with_sample(prefix: &str) -> (kube::Client, String, HostProcess) {
@@ -16,13 +15,7 @@ async fn host_with_sample(prefix: &str) -> (kube::Client, String, HostProcess) {
     let client = plane.client().await;
     let namespace = TestNamespace::create(&client, prefix).await.name;
     let host = HostProcess::start(plane, &potatohead_guest(), &["--namespace", &namespace]);
-    potatohead_api(&client, &namespace)
-        .create(
-            &PostParams::default(),
-            &sample_potatohead(&namespace, "demo"),
-        )
-        .await
-        .unwrap();
+    e2e::create_sample_potatohead(&client, &namespace, "demo").await;
     (client, namespace, host)
 }
 
