@@ -53,6 +53,24 @@ fn add_guest(folder: &Path, name: &str, guest: &Path) {
     std::fs::rename(&tmp, folder.join(name)).unwrap();
 }
 
+/// Waits until the host has refused the guest `name` as a second guest for a parent kind.
+async fn wait_refused_as_duplicate(host: &HostProcess, name: &str) {
+    let refused = format!(
+        r#"reconciler_guest_refusals_total{{reason="duplicate_parent_kind",guest="{name}"}}"#
+    );
+    eventually(
+        CONVERGE,
+        &format!("{name} refused as a duplicate"),
+        || async {
+            match metric(host, &refused).await {
+                Some(n) if n >= 1.0 => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+}
+
 /// Waits until `/readyz` answers 200: every guest of the host serving.
 async fn wait_ready(host: &HostProcess, within: Duration, what: &str) {
     eventually(within, what, || async {
@@ -295,14 +313,7 @@ async fn one_host_serves_a_folder_of_guests_each_for_its_own_api() {
 
     // A second guest for PotatoHead is refused; the first keeps serving.
     add_guest(folder.path(), "potatohead-copy.wasm", &potatohead_guest());
-    let refused = r#"reconciler_guest_refusals_total{reason="duplicate_parent_kind",guest="potatohead-copy"}"#;
-    eventually(CONVERGE, "the copy refused", || async {
-        match metric(&host, refused).await {
-            Some(n) if n >= 1.0 => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
+    wait_refused_as_duplicate(&host, "potatohead-copy").await;
     assert!(
         host.log()
             .contains("the guest potatohead of this folder already reconciles"),
@@ -412,14 +423,7 @@ async fn a_guest_whose_crd_is_missing_waits_for_it_while_the_others_serve() {
         "another-greeting.wasm",
         &e2e::paths::test_guest("greeting_rust_guest"),
     );
-    let refused = r#"reconciler_guest_refusals_total{reason="duplicate_parent_kind",guest="another-greeting"}"#;
-    eventually(CONVERGE, "the second Greeting guest refused", || async {
-        match metric(&host, refused).await {
-            Some(n) if n >= 1.0 => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await;
+    wait_refused_as_duplicate(&host, "another-greeting").await;
     // The waiting guest removed: its line leaves /readyz, and the other Greeting guest, free to
     // start now, waits for the CRD in its place.
     std::fs::remove_file(folder.path().join("greeting.wasm")).unwrap();
