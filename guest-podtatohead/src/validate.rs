@@ -34,6 +34,7 @@ pub fn validate_spec(spec: &PodTatoHeadSpec) -> Result<(), InvalidSpec> {
         if env.name.is_empty() {
             return Err(invalid(format!("spec.env[{index}].name"), "empty"));
         }
+        validate_env_source(index, env.value_from.as_ref())?;
     }
     let mut names: Vec<(&str, Part)> = Vec::new();
     for part in PARTS {
@@ -81,6 +82,33 @@ fn validate_part(part: Part, spec: &PartSpec) -> Result<(), InvalidSpec> {
                 "{service_type:?} is not one of {}",
                 SERVICE_TYPES.join(", ")
             ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether this build lets `valueFrom.secretKeyRef` through (the `secret-env` feature).
+const SECRET_ENV_ALLOWED: bool = cfg!(feature = "secret-env");
+
+/// Refuses an environment variable read from a Secret, unless this build of the guest allows it.
+/// The operator's service account may read Secrets a user of the PodTatoHead API may not; with
+/// an image the user chooses, a `secretKeyRef` would hand any Secret of the namespace to that
+/// user's container (a confused deputy). An admin who wants it builds the guest with the feature
+/// on, which the guest's identity then says (see `lib.rs`).
+fn validate_env_source(
+    index: usize,
+    source: Option<&serde_json::Value>,
+) -> Result<(), InvalidSpec> {
+    if SECRET_ENV_ALLOWED {
+        return Ok(());
+    }
+    if source.is_some_and(|source| source.get("secretKeyRef").is_some()) {
+        return Err(invalid(
+            format!("spec.env[{index}].valueFrom.secretKeyRef"),
+            "refused: a PodTatoHead may not read Secrets through the operator (whoever may \
+             create one could read every Secret of its namespace with an image of their own); \
+             give the value itself or a configMapKeyRef, or ask the admin for a build of this \
+             guest with `--features secret-env`",
         ));
     }
     Ok(())
@@ -169,6 +197,43 @@ mod tests {
             ..PodTatoHeadSpec::default()
         };
         assert!(error(negative).starts_with("spec.replicaCount: -1 is negative"));
+    }
+
+    // Attack: a user who may create PodTatoHeads but not read Secrets reads one through the
+    // operator's Deployment (`env[].valueFrom.secretKeyRef`, with an image of their own).
+    #[test]
+    #[cfg(not(feature = "secret-env"))]
+    fn an_env_var_from_a_secret_is_refused_naming_the_field() {
+        let spec = |source: serde_json::Value| PodTatoHeadSpec {
+            main: Some(part("main", "i")),
+            env: vec![
+                crate::spec::EnvVar {
+                    name: "OK".into(),
+                    value: Some("plain".into()),
+                    value_from: None,
+                },
+                crate::spec::EnvVar {
+                    name: "X".into(),
+                    value: None,
+                    value_from: Some(source),
+                },
+            ],
+            ..PodTatoHeadSpec::default()
+        };
+        let message = error(spec(serde_json::json!({
+            "secretKeyRef": { "name": "db", "key": "password" }
+        })));
+        assert!(
+            message.starts_with("spec.env[1].valueFrom.secretKeyRef: refused")
+                && message.contains("--features secret-env"),
+            "{message}"
+        );
+        for allowed in [
+            serde_json::json!({ "configMapKeyRef": { "name": "c", "key": "k" } }),
+            serde_json::json!({ "fieldRef": { "fieldPath": "metadata.name" } }),
+        ] {
+            assert!(validate_spec(&spec(allowed.clone())).is_ok(), "{allowed}");
+        }
     }
 
     #[test]

@@ -306,6 +306,35 @@ mod tests {
         }
     }
 
+    // Attack: a user who may create PotatoHeads but not read Secrets asks for
+    // `env[].valueFrom.secretKeyRef` (the confused deputy of the original operator-sdk demo).
+    // This guest's env is `name` and `value` only: a variable without a value is refused, and a
+    // `valueFrom` beside a value never reaches the Deployment.
+    #[test]
+    fn an_env_var_from_a_secret_never_reaches_a_deployment() {
+        let secret = json!({ "secretKeyRef": { "name": "db", "key": "password" } });
+        let only_from: Result<EnvVar, _> =
+            serde_json::from_value(json!({ "name": "X", "valueFrom": secret }));
+        assert!(
+            only_from
+                .unwrap_err()
+                .to_string()
+                .contains("missing field `value`")
+        );
+        let both: EnvVar =
+            serde_json::from_value(json!({ "name": "X", "value": "v", "valueFrom": secret }))
+                .unwrap();
+        let mut spec = all_parts();
+        spec.parts[0].env = vec![both];
+        let children = desired_children("demo", &spec);
+        assert!(
+            !serde_json::to_string(&children)
+                .unwrap()
+                .contains("secretKeyRef"),
+            "a Secret reference reached a child"
+        );
+    }
+
     #[test]
     fn part_settings_reach_their_objects() {
         let mut spec = all_parts();

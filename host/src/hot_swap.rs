@@ -2,7 +2,10 @@
 //! then makes it active and re-reconciles every parent. A bad file is refused with a log line and
 //! the active guest keeps serving: the host is never left without a working guest.
 //!
-//! A new file is noticed three ways, because each misses cases the others catch:
+//! Whether the new guest may serve is admission's answer (`guests/admission.rs`), beside the other
+//! guests of the host. For a guest of a folder, the folder's supervisor notices the file change
+//! (one watch for the whole folder) and tells the hot swap; a single guest (`--guest`) is
+//! watched here. A new file is noticed three ways, because each misses cases the others catch:
 //! - a file-system watch on the guest's *folder* (not the file: editors and `cp` over a file,
 //!   `mv` of a new file into place, and the kubelet's ConfigMap update, which swaps the `..data`
 //!   symlink inside the mount folder, all show up as events there);
@@ -21,9 +24,10 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::cluster::ChildCaches;
-use crate::cluster::kinds::{self, DiscoveryError, KindAllowlist, ResolvedKind, display_gvk};
+use crate::cluster::kinds::{self, DiscoveryError, ResolvedKind, display_gvk};
 use crate::error_text::error_chain;
-use crate::guest::{GuestEngine, GuestFile, GuestLimits, LoadError, LoadedGuest};
+use crate::guest::{GuestEngine, GuestFile, LoadError, LoadedGuest};
+use crate::guests::{GuestSettings, HostRules, Refusal, Roster};
 use crate::metrics::{GuestMetrics, ReloadResult};
 use crate::reconcile::{ActiveGuest, GuestSlot};
 
@@ -51,13 +55,9 @@ pub enum SwapError {
     /// around it (not a refusal).
     #[error("handed over to a controller restart for a new parent kind")]
     HandedOver,
-    /// The new guest declares a child kind the host does not allow.
-    #[error("{0}")]
-    KindNotAllowed(String),
-    /// The new guest's parent kind is one of Kubernetes' own, which the host was not started to
-    /// accept.
-    #[error("{0}")]
-    BuiltinParent(String),
+    /// Admission refused the new guest (a kind not allowed, a cycle with another guest…).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     /// A child kind the new guest declares is not served.
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
@@ -112,8 +112,20 @@ pub struct Swap {
 /// Everything a reload needs.
 pub struct HotSwap {
     pub engine: Arc<GuestEngine>,
+    /// The guest's name in this host.
+    pub name: String,
     pub path: PathBuf,
-    pub limits: GuestLimits,
+    /// The guest's settings (its limits and allowed child kinds).
+    pub settings: GuestSettings,
+    /// What the host's flags allow every guest.
+    pub rules: HostRules,
+    /// The guests of the host, which a new file is admitted beside.
+    pub roster: Arc<Roster>,
+    /// `Some`: the folder's supervisor says when the file changed; `None`: watch it here.
+    pub changes: Option<mpsc::Receiver<&'static str>>,
+    /// In a folder of guests, a file that is gone is a guest being removed, which the folder's
+    /// supervisor handles: the swap then ignores it instead of refusing it.
+    pub in_folder: bool,
     pub poll_interval: Duration,
     pub slot: Arc<GuestSlot>,
     pub children: Arc<ChildCaches>,
@@ -121,31 +133,29 @@ pub struct HotSwap {
     /// Called after each swap: the controller reconciles every parent again with the new guest.
     pub swapped: Box<dyn Fn() + Send + Sync>,
     pub metrics: GuestMetrics,
-    /// Child kinds a new guest may declare.
-    pub allowed_child_kinds: KindAllowlist,
-    /// Whether a guest for one of Kubernetes' own kinds may take over (`--allow-builtin-parent-kind`).
-    pub allow_builtin_parent_kind: bool,
     /// Where a guest for another parent kind is handed over, when that is allowed
     /// (`--allow-parent-kind-change`); `None`: refuse such guests.
     pub parent_kind_change: Option<Arc<ParentKindHandoff>>,
-    /// In a folder of guests, a file that is gone is a guest being removed, which the folder's
-    /// supervisor handles: the swap then ignores it instead of refusing it.
-    pub in_folder: bool,
     /// The digest of the last refused file, so a bad file is reported once, not every poll.
     pub(crate) last_refused: Mutex<Option<String>>,
 }
 
 impl HotSwap {
-    /// Watches for new guest files until the process ends.
-    pub async fn run(self) {
+    /// Watches for new guest files (or waits to be told of them) until the process ends.
+    pub async fn run(mut self) {
         let (wake, mut woken) = mpsc::channel::<&'static str>(16);
-        let folder = self
-            .path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        let _folder_watch = watch_folder(folder, wake.clone());
-        let _sighup = SighupForwarder::spawn(wake);
+        let (_folder_watch, _sighup, mut told) = match self.changes.take() {
+            Some(told) => (None, None, Some(told)),
+            None => {
+                let folder = self
+                    .path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(std::path::Path::new("."));
+                let watch = watch_folder(folder, wake.clone());
+                (watch, Some(SighupForwarder::spawn(wake)), None)
+            }
+        };
         let mut poll = tokio::time::interval(self.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         poll.tick().await;
@@ -153,9 +163,14 @@ impl HotSwap {
         // this replica stood by for leadership.
         let mut start_up = Some("start-up check");
         loop {
-            let cause = match start_up.take() {
-                Some(cause) => cause,
-                None => tokio::select! {
+            let cause = match (start_up.take(), told.as_mut()) {
+                (Some(cause), _) => cause,
+                // The supervisor lists the folder (debounced, periodically) and says when.
+                (None, Some(told)) => match told.recv().await {
+                    Some(cause) => cause,
+                    None => return,
+                },
+                (None, None) => tokio::select! {
                     Some(cause) = woken.recv() => cause,
                     _ = poll.tick() => "periodic check",
                 },
@@ -204,7 +219,8 @@ impl HotSwap {
         if self.in_folder && !path.exists() {
             return Ok(None);
         }
-        let file = tokio::task::spawn_blocking(move || GuestFile::read(&path))
+        let cap = self.rules.max_file_bytes;
+        let file = tokio::task::spawn_blocking(move || GuestFile::read_capped(&path, cap))
             .await
             .map_err(SwapError::Task)??;
         let active = self.slot.current();
@@ -228,7 +244,15 @@ impl HotSwap {
         let next = match outcome {
             Ok(next) => next,
             Err(error) => {
-                // Stop any watch started for the refused guest's new kinds.
+                // The active guest keeps its place: its kinds in the roster (which admission
+                // may have replaced with the new guest's before a later check refused it)…
+                let _ = self.roster.admit(
+                    &self.rules,
+                    &self.name,
+                    active.guest.manifest(),
+                    &self.settings,
+                );
+                // …and its watches: stop any started for the refused guest's new kinds.
                 self.children
                     .retain_kinds(&active.user(), &active.child_kinds);
                 *self.last_refused.lock().expect("lock") = Some(digest);
@@ -254,13 +278,12 @@ impl HotSwap {
         active: &ActiveGuest,
     ) -> Result<ActiveGuest, SwapError> {
         let engine = Arc::clone(&self.engine);
-        let limits = self.limits;
+        let limits = self.settings.limits;
         let guest = tokio::task::spawn_blocking(move || engine.load(&file, limits))
             .await
             .map_err(SwapError::Task)??;
-        self.allowed_child_kinds
-            .check(&guest.manifest().children)
-            .map_err(SwapError::KindNotAllowed)?;
+        self.roster
+            .admit(&self.rules, &self.name, guest.manifest(), &self.settings)?;
         let (new_parent, active_parent) =
             (&guest.manifest().parent, &active.guest.manifest().parent);
         if new_parent != active_parent {
@@ -271,12 +294,8 @@ impl HotSwap {
             return match &self.parent_kind_change {
                 Some(handoff) => {
                     // Everything that could make the controller refuse the guest is checked
-                    // first: a refused file never stops a running host.
-                    if kinds::is_builtin(new_parent) && !self.allow_builtin_parent_kind {
-                        return Err(SwapError::BuiltinParent(kinds::builtin_parent_refused(
-                            new_parent,
-                        )));
-                    }
+                    // first (admission above, the kinds here): a refused file never stops a
+                    // running host.
                     let parent = kinds::resolve(&self.client, new_parent).await?;
                     if !parent.namespaced {
                         return Err(SwapError::ClusterScoped {

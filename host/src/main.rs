@@ -23,13 +23,34 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(serve(cli));
+    // Dropping a runtime waits for every blocking thread, and one may be stuck in a read that
+    // never returns (a hung volume): SIGTERM must end the process all the same.
+    runtime.shutdown_timeout(BLOCKING_THREADS_GRACE);
+    code
+}
+
+/// How long the process waits, once it is done, for blocking threads (file reads, guest
+/// compiles) before it exits without them.
+const BLOCKING_THREADS_GRACE: Duration = Duration::from_secs(1);
+
+async fn serve(cli: Cli) -> ExitCode {
     let args = match cli.command {
         Command::Render(args) => return cli::render::run(&args),
-        Command::Check(args) => return cli::check::run(&args.guest),
+        Command::Check(args) => return cli::check::run(&args),
         Command::Run(args) => *args,
     };
     let (stop, stopping) = tokio::sync::watch::channel(false);

@@ -10,21 +10,20 @@ use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::cli::{GuestSource, RunArgs, RunSettings};
-use crate::cluster::{ChildCaches, WatchScope, kinds};
-use crate::controller::{self, Shared, StartError, Stopped};
-use crate::guest::{GuestEngine, LoadedGuest};
+use crate::cluster::{ChildCaches, WatchScope};
+use crate::controller::{self, Membership, Shared, StartError, Stopped};
+use crate::guest::{GuestEngine, GuestFile, LoadedGuest};
+use crate::guests::{GuestSpec, Roster, supervisor};
 use crate::http;
 use crate::leader::{ElectionSettings, Elector};
 use crate::metrics::{GuestMetrics, Leadership, Metrics};
 use crate::reconcile::active_guest::guest_labels;
 use crate::reconcile::budget::SharedBudget;
-use crate::reconcilers::GuestSpec;
-use crate::supervisor;
 
 /// What this process serves.
 enum Guests {
-    /// One guest (`--guest`), loaded.
-    One(GuestSpec, Arc<LoadedGuest>),
+    /// One guest (`--guest`), loaded, and the roster of one it is admitted in.
+    One(GuestSpec, Arc<LoadedGuest>, Arc<Roster>),
     /// A folder of guests (`--guests`), loaded by its supervisor.
     Folder(std::path::PathBuf),
 }
@@ -46,10 +45,11 @@ pub async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Resu
         GuestEngine::with_perf_map(settings.compile_cache.as_ref(), settings.guest_perf_map)?;
     let mut guests = match &settings.guests {
         GuestSource::File(path) => {
-            let spec = GuestSpec::load(path, settings.limits, &settings.allowed_child_kinds)?;
-            let guest = first_guest(&engine, &spec, &settings)?;
+            let spec = GuestSpec::load(path, &settings.rules)?;
+            let roster = Arc::new(Roster::default());
+            let guest = first_guest(&engine, &spec, &settings, &roster)?;
             GuestMetrics::new(&metrics, &spec.name).set_active_guest(guest_labels(&guest));
-            Guests::One(spec, Arc::new(guest))
+            Guests::One(spec, Arc::new(guest), roster)
         }
         GuestSource::Folder(folder) => {
             supervisor::check_readable(folder)?;
@@ -70,6 +70,7 @@ pub async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Resu
         metrics,
         guest_memory: SharedBudget::of_memory(settings.guest_memory_budget_bytes),
         reconcile_slots: SharedBudget::new(usize::from(settings.concurrency)),
+        claims: Arc::default(),
     };
     let Some(election) = settings.leader_election.clone() else {
         shared.metrics.set_leadership(Leadership::NotElecting);
@@ -78,13 +79,15 @@ pub async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Resu
     lead(&shared, election, &mut guests, &settings, stopping).await
 }
 
-/// The guest named by `--guest`, loaded and checked against the flags and its settings.
+/// The guest named by `--guest`, loaded and admitted (against the flags and its settings).
 fn first_guest(
     engine: &Arc<GuestEngine>,
     spec: &GuestSpec,
     settings: &RunSettings,
+    roster: &Roster,
 ) -> anyhow::Result<LoadedGuest> {
-    let guest = engine.load_path(&spec.path, spec.settings.limits)?;
+    let file = GuestFile::read_capped(&spec.path, settings.rules.max_file_bytes)?;
+    let guest = engine.load(&file, spec.settings.limits)?;
     let manifest = guest.manifest();
     info!(
         guest = %manifest.name,
@@ -94,13 +97,7 @@ fn first_guest(
         origin = ?guest.origin(),
         "guest loaded"
     );
-    spec.settings
-        .allowed_child_kinds
-        .check(&manifest.children)
-        .map_err(anyhow::Error::msg)?;
-    if kinds::is_builtin(&manifest.parent) && !settings.allow_builtin_parent_kind {
-        anyhow::bail!(kinds::builtin_parent_refused(&manifest.parent));
-    }
+    roster.admit(&settings.rules, &spec.name, manifest, &spec.settings)?;
     Ok(guest)
 }
 
@@ -155,8 +152,8 @@ async fn reconcile(
     settings: &RunSettings,
     stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let (spec, guest) = match guests {
-        Guests::One(spec, guest) => (spec, guest),
+    let (spec, guest, roster) = match guests {
+        Guests::One(spec, guest, roster) => (spec, guest, roster),
         Guests::Folder(folder) => {
             return supervisor::serve(shared, folder, settings, stopping)
                 .await
@@ -169,6 +166,10 @@ async fn reconcile(
             Arc::clone(guest),
             spec.clone(),
             settings.clone(),
+            Membership {
+                roster: Arc::clone(roster),
+                changes: None,
+            },
             stopped(stopping.clone()),
         )
         .instrument(info_span!("guest", guest = %spec.name))

@@ -268,10 +268,7 @@ fn check_reports_every_guest_in_a_folder_and_refuses_a_second_guest_for_one_pare
     let stdout = text(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains("refused: ")
-            && stdout.contains(
-                "a-potatohead.wasm already reconciles PotatoHead.podtato.example.com/v1alpha1"
-            ),
+        stdout.contains("verdict:       refused: it reconciles PotatoHead.podtato.example.com/v1alpha1, which the guest a-potatohead of this host already reconciles"),
         "{stdout}"
     );
     assert!(stdout.contains("is not a WebAssembly file"), "{stdout}");
@@ -291,9 +288,8 @@ fn check_reports_every_guest_in_a_folder_and_refuses_a_second_guest_for_one_pare
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(
         stdout.contains("settings:      timeout 500ms, memory 64 MiB")
-            && stdout.contains(
-                "declares child kind Service.v1, which --allowed-child-kind does not allow"
-            ),
+            && stdout.contains("declares child kind Service.v1, which its settings ")
+            && stdout.contains("a-potatohead.yaml does not allow (allowed: Deployment.apps/v1)"),
         "{stdout}"
     );
     assert!(

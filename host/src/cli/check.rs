@@ -1,21 +1,34 @@
-//! `reconciler-host check`: whether a guest file, or every guest in a folder, is usable by this
-//! host, and what each declares. Exit code 0: usable; 1: not.
+//! `reconciler-host check`: whether a guest file, or every guest in a folder, would serve in a
+//! host run with the same flags, and what each declares. The verdict comes from the host's own
+//! admission (`guests/admission.rs`): a folder's guests are judged in name order against the ones
+//! before them, as `run --guests` judges them. Exit code 0: every guest usable; 1: not; 2: a flag
+//! cannot work.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cluster::{KindAllowlist, display_gvk};
+use super::CheckArgs;
+use crate::cluster::display_gvk;
 use crate::error_text::error_chain;
 use crate::guest::{
     GuestEngine, GuestFile, GuestInterfaces, GuestLimits, GuestManifest, LoadError, WIT_PACKAGE,
 };
-use crate::reconcilers::settings as guest_settings;
+use crate::guests::folder::{self, MAX_GUESTS};
+use crate::guests::settings as guest_settings;
+use crate::guests::{HostRules, Roster};
 
 /// `check`: prints the report of a guest file, or of every `*.wasm` in a folder; exit 0 when
-/// every guest is usable, 1 when one is not.
-pub fn run(path: &Path) -> ExitCode {
+/// every guest is usable, 1 when one is not, 2 when a flag cannot work.
+pub fn run(args: &CheckArgs) -> ExitCode {
+    let rules = match args.rules.validate() {
+        Ok(rules) => rules,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let engine = match GuestEngine::new(None) {
         Ok(engine) => engine,
         Err(error) => {
@@ -23,23 +36,17 @@ pub fn run(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let path = args.guest.as_path();
+    let roster = Roster::default();
     if !path.is_dir() {
-        let (text, usable) = check_file(&engine, path).text(path);
+        let (text, usable) = check_guest(&engine, &rules, &roster, path, None);
         print!("{text}");
-        return if usable {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        };
+        return exit_code(usable);
     }
-    match check_folder(&engine, path) {
-        Ok(text) => {
-            print!("{}", text.0);
-            if text.1 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+    match check_folder(&engine, &rules, path) {
+        Ok((text, usable)) => {
+            print!("{text}");
+            exit_code(usable)
         }
         Err(error) => {
             eprintln!(
@@ -51,93 +58,109 @@ pub fn run(path: &Path) -> ExitCode {
     }
 }
 
-/// What a folder adds to a usable guest's check: its settings file (`NAME.yaml`, see
-/// `reconcilers/settings.rs`), whose allowed child kinds the guest must keep to, and that no guest
-/// earlier in name order reconciles the same parent kind. Appends the settings to `report`.
-fn check_in_folder(
+fn exit_code(usable: bool) -> ExitCode {
+    if usable {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// One guest's report and whether it would serve: read (unless the folder listing found it
+/// unreadable), compiled, described, then its settings and admission beside the guests before
+/// it in `roster`.
+fn check_guest(
+    engine: &Arc<GuestEngine>,
+    rules: &HostRules,
+    roster: &Roster,
     path: &Path,
-    manifest: &GuestManifest,
-    parents: &mut Vec<(String, PathBuf)>,
-    report: &mut String,
-) -> Result<(), String> {
-    let settings = guest_settings::load(path, GuestLimits::default(), &KindAllowlist::default())
-        .map_err(|error| error_chain(&error))?;
-    report.push_str(&format!(
-        "settings:      {}{}\n",
-        guest_settings::summary(&settings),
-        settings
-            .file
-            .as_ref()
-            .map(|file| format!(" (from {})", file.display()))
-            .unwrap_or_default()
-    ));
-    settings
-        .allowed_child_kinds
-        .check(&manifest.children)
-        .map_err(|reason| format!("{reason} (its settings file)"))?;
-    let parent = display_gvk(&manifest.parent);
-    if let Some((_, first)) = parents.iter().find(|(kind, _)| *kind == parent) {
-        return Err(format!("{} already reconciles {parent}", first.display()));
-    }
-    parents.push((parent, path.to_path_buf()));
-    Ok(())
-}
-
-/// One file's outcome: a report, or why it could not even be compiled.
-enum Checked {
-    Report(CheckReport),
-    Unusable(LoadError),
-}
-
-impl Checked {
-    /// The text for `path` and whether the guest is usable.
-    fn text(&self, path: &Path) -> (String, bool) {
-        match self {
-            Checked::Report(report) => (report.to_text(path), report.verdict.is_ok()),
-            Checked::Unusable(error) => (
-                format!(
-                    "file:          {}\nverdict:       unusable: {}\n",
-                    path.display(),
-                    error_chain(error)
-                ),
-                false,
+    unreadable: Option<&str>,
+) -> (String, bool) {
+    let unusable = |reason: String| {
+        (
+            format!(
+                "file:          {}\nverdict:       unusable: {reason}\n",
+                path.display()
             ),
+            false,
+        )
+    };
+    if let Some(reason) = unreadable {
+        return unusable(reason.to_owned());
+    }
+    let report = match inspect(engine, path, rules.max_file_bytes) {
+        Ok(report) => report,
+        Err(error) => return unusable(error_chain(&error)),
+    };
+    let mut text = report.to_text(path);
+    let manifest = match &report.verdict {
+        Ok(manifest) => manifest,
+        Err(error) => {
+            text.push_str(&format!(
+                "verdict:       unusable: {}\n",
+                error_chain(error)
+            ));
+            return (text, false);
+        }
+    };
+    let verdict = guest_settings::load(path, rules)
+        .map_err(Into::into)
+        .and_then(|settings| {
+            text.push_str(&format!(
+                "settings:      {}{}\n",
+                guest_settings::summary(&settings),
+                settings
+                    .file
+                    .as_ref()
+                    .map(|file| format!(" (from {})", file.display()))
+                    .unwrap_or_default()
+            ));
+            roster.admit(rules, &crate::guests::name_of(path), manifest, &settings)
+        });
+    match verdict {
+        Ok(()) => {
+            text.push_str("verdict:       usable by this host\n");
+            (text, true)
+        }
+        Err(refusal) => {
+            text.push_str(&format!(
+                "verdict:       refused: {}\n",
+                error_chain(&refusal)
+            ));
+            (text, false)
         }
     }
 }
 
-fn check_file(engine: &Arc<GuestEngine>, path: &Path) -> Checked {
-    match inspect(engine, path) {
-        Ok(report) => Checked::Report(report),
-        Err(error) => Checked::Unusable(error),
-    }
-}
-
-/// Every `*.wasm` in `folder`, in name order: each one's report, then a summary. Two guests for
-/// one parent kind: the first in name order is usable, the later one refused, as a host serving
-/// the folder would refuse it.
-fn check_folder(engine: &Arc<GuestEngine>, folder: &Path) -> std::io::Result<(String, bool)> {
-    let files = crate::reconcilers::guest_files(folder)?;
+/// Every guest in `folder`, in name order: each one's report, then a summary.
+fn check_folder(
+    engine: &Arc<GuestEngine>,
+    rules: &HostRules,
+    folder: &Path,
+) -> std::io::Result<(String, bool)> {
+    let listing = folder::list(folder)?;
+    let roster = Roster::default();
     let mut text = String::new();
-    let mut parents: Vec<(String, PathBuf)> = Vec::new();
     let mut usable_count = 0;
-    for path in &files {
-        let checked = check_file(engine, path);
-        let (mut report, mut usable) = checked.text(path);
-        if let Checked::Report(CheckReport {
-            verdict: Ok(manifest),
-            ..
-        }) = &checked
-            && let Err(refusal) = check_in_folder(path, manifest, &mut parents, &mut report)
-        {
-            report.push_str(&format!("in a folder:   refused: {refusal}\n"));
-            usable = false;
-        }
+    for entry in &listing.guests {
+        let (report, usable) = check_guest(
+            engine,
+            rules,
+            &roster,
+            &entry.path,
+            entry.unreadable.as_deref(),
+        );
         usable_count += usize::from(usable);
         text.push_str(&report);
         text.push('\n');
     }
-    let all = files.len();
+    let all = listing.guests.len() + listing.over_limit;
+    if listing.over_limit > 0 {
+        text.push_str(&format!(
+            "refused:       {} more guest files: a host serves at most {MAX_GUESTS}\n",
+            listing.over_limit
+        ));
+    }
     text.push_str(&format!(
         "folder:        {}: {all} guest{}, {usable_count} usable\n",
         folder.display(),
@@ -162,8 +185,12 @@ pub struct CheckReport {
 /// # Errors
 /// A [`LoadError`] when the file cannot even be compiled (unreadable, not WebAssembly, a core
 /// module, not a valid component); later failures are in [`CheckReport::verdict`].
-pub fn inspect(engine: &Arc<GuestEngine>, path: &Path) -> Result<CheckReport, LoadError> {
-    let file = GuestFile::read(path)?;
+pub fn inspect(
+    engine: &Arc<GuestEngine>,
+    path: &Path,
+    max_file_bytes: u64,
+) -> Result<CheckReport, LoadError> {
+    let file = GuestFile::read_capped(path, max_file_bytes)?;
     let started = Instant::now();
     let compiled = engine.compile(&file)?;
     let compile = started.elapsed();
@@ -181,7 +208,7 @@ pub fn inspect(engine: &Arc<GuestEngine>, path: &Path) -> Result<CheckReport, Lo
 }
 
 impl CheckReport {
-    /// The report as people read it.
+    /// The report as people read it, up to the verdict (which the caller adds).
     pub fn to_text(&self, path: &Path) -> String {
         let mut text = format!(
             "file:          {}\nsize:          {} bytes ({:.0} KiB; {:.0}% of a ConfigMap as base64)\ndigest:        {}\ncompile time:  {:.0} ms\nexports:       {}\nimports:       {}\n",
@@ -195,23 +222,15 @@ impl CheckReport {
             list(&self.interfaces.exports),
             list(&self.interfaces.imports),
         );
-        match &self.verdict {
-            Ok(manifest) => {
-                let children: Vec<String> = manifest.children.iter().map(display_gvk).collect();
-                text.push_str(&format!(
-                    "guest:         {} {}\nWIT package:   {WIT_PACKAGE}\nparent kind:   {}\nchild kinds:   {}\nverdict:       usable by this host\n",
-                    manifest.name,
-                    manifest.version,
-                    display_gvk(&manifest.parent),
-                    if children.is_empty() { "(none)".into() } else { children.join(", ") },
-                ));
-            }
-            Err(error) => {
-                text.push_str(&format!(
-                    "verdict:       unusable: {}\n",
-                    error_chain(error)
-                ));
-            }
+        if let Ok(manifest) = &self.verdict {
+            let children: Vec<String> = manifest.children.iter().map(display_gvk).collect();
+            text.push_str(&format!(
+                "guest:         {} {}\nWIT package:   {WIT_PACKAGE}\nparent kind:   {}\nchild kinds:   {}\n",
+                manifest.name,
+                manifest.version,
+                display_gvk(&manifest.parent),
+                if children.is_empty() { "(none)".into() } else { children.join(", ") },
+            ));
         }
         text
     }

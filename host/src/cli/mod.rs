@@ -1,7 +1,8 @@
-//! The command line: `run` (the controller; its flags are in `run_args.rs`), and the offline
-//! tools `render` (`render.rs`) and `check` (`check.rs`).
+//! The command line: `run` (the controller; its flags are in `run_args.rs`, the guests' rules in
+//! `guest_rules.rs`), and the offline tools `render` (`render.rs`) and `check` (`check.rs`).
 
 pub mod check;
+pub mod guest_rules;
 pub mod render;
 pub mod run_args;
 
@@ -72,8 +73,12 @@ pub struct RenderArgs {
 /// Flags of `reconciler-host check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The guest component (.wasm), or a folder of them (two guests for one parent kind: the
-    /// later in name order is refused).
+    /// The guest component (.wasm), or a folder of them, judged as `run --guests` would judge
+    /// it: each guest against the others in name order (a second guest for a parent kind, or one
+    /// that closes a cycle of kinds, is refused).
     #[arg(long)]
     pub guest: PathBuf,
+    /// The rules `run` would apply (the same flags and environment variables).
+    #[command(flatten)]
+    pub rules: guest_rules::GuestRuleArgs,
 }

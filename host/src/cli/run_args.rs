@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cluster::KindAllowlist;
-use crate::guest::{
-    CompileCacheConfig, GUEST_MAX_OUTPUT_MIB, GUEST_MEMORY_MIB, GUEST_TIMEOUT, GuestLimits,
-};
+use super::guest_rules::{GuestRuleArgs, RuleError};
+use crate::guest::CompileCacheConfig;
+use crate::guests::HostRules;
 use crate::leader::{ElectionSettings, LeaseTimings};
 
 /// Flags of `reconciler-host run`.
@@ -40,12 +39,6 @@ pub struct RunArgs {
         default_value = "wasm-reconciler"
     )]
     pub field_manager: String,
-    /// Longest a single guest call may run before it is interrupted (e.g. 500ms, 2s).
-    #[arg(long, env = "RECONCILER_GUEST_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
-    pub guest_timeout: Duration,
-    /// Largest linear memory a guest may use, in MiB.
-    #[arg(long, env = "RECONCILER_GUEST_MEMORY_MIB", default_value_t = 64)]
-    pub guest_memory_mib: usize,
     /// Most memory all guest calls running at once may use together, in MiB: each call reserves
     /// --guest-memory-mib of it before it starts and waits while the budget is taken. The
     /// default fits the shipped pod's 512Mi limit with room for the host's caches.
@@ -55,12 +48,6 @@ pub struct RunArgs {
         default_value_t = 256
     )]
     pub guest_memory_budget_mib: usize,
-    /// Most children one reconcile of the guest may return.
-    #[arg(long, env = "RECONCILER_GUEST_MAX_CHILDREN", default_value_t = 1000)]
-    pub guest_max_children: usize,
-    /// Most JSON (children and status) one reconcile of the guest may return, in MiB.
-    #[arg(long, env = "RECONCILER_GUEST_MAX_OUTPUT_MIB", default_value_t = 16)]
-    pub guest_max_output_mib: usize,
     /// How often every parent is reconciled even when nothing changed (e.g. 10m, 1h).
     #[arg(long, env = "RECONCILER_RESYNC", default_value = "10m", value_parser = humantime::parse_duration)]
     pub resync: Duration,
@@ -99,24 +86,10 @@ pub struct RunArgs {
     /// downward API).
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
-    /// Child kinds guests may declare, as group/version/Kind (apps/v1/Deployment) or v1/Kind for
-    /// the core group; repeat the flag or separate with commas. Default: any namespaced kind. A
-    /// guest declaring anything else is refused at start and on hot swap.
-    #[arg(
-        long = "allowed-child-kind",
-        env = "RECONCILER_ALLOWED_CHILD_KINDS",
-        value_delimiter = ','
-    )]
-    pub allowed_child_kinds: Vec<String>,
     /// Accept a new guest file that reconciles another parent kind: the host then restarts its
     /// controller in-process for the new kind (children of the old kind are left alone).
     #[arg(long, env = "RECONCILER_ALLOW_PARENT_KIND_CHANGE")]
     pub allow_parent_kind_change: bool,
-    /// Accept a guest whose parent kind is one of Kubernetes' own (ConfigMap, Deployment…). The
-    /// host writes no status to such parents (it belongs to their own controllers) and reports
-    /// through Events and metrics only.
-    #[arg(long, env = "RECONCILER_ALLOW_BUILTIN_PARENT_KIND")]
-    pub allow_builtin_parent_kind: bool,
     /// Compile guests every time; keep no compile cache.
     #[arg(long, env = "RECONCILER_NO_COMPILE_CACHE")]
     pub no_compile_cache: bool,
@@ -124,6 +97,8 @@ pub struct RunArgs {
     /// functions.
     #[arg(long, env = "RECONCILER_GUEST_PERFMAP")]
     pub guest_perf_map: bool,
+    #[command(flatten)]
+    pub rules: GuestRuleArgs,
     #[command(flatten)]
     pub leader_election: LeaderElectionArgs,
 }
@@ -171,7 +146,8 @@ pub struct RunSettings {
     pub guests: GuestSource,
     pub namespace: Option<String>,
     pub field_manager: String,
-    pub limits: GuestLimits,
+    /// What the flags allow every guest: limits, kinds, file size.
+    pub rules: HostRules,
     /// Bytes all guest calls running at once may use together.
     pub guest_memory_budget_bytes: usize,
     pub resync: Duration,
@@ -182,8 +158,6 @@ pub struct RunSettings {
     pub metrics_bind_address: std::net::SocketAddr,
     pub pod_name: Option<String>,
     pub allow_parent_kind_change: bool,
-    pub allow_builtin_parent_kind: bool,
-    pub allowed_child_kinds: KindAllowlist,
     /// `None`: no compile cache.
     pub compile_cache: Option<CompileCacheConfig>,
     /// Write a perf map of JIT-compiled guest code (`--guest-perf-map`).
@@ -199,10 +173,8 @@ pub enum ConfigError {
         "--field-manager {0:?} must be a valid label value (1-63 letters, digits, '-', '_', '.', starting and ending alphanumeric)"
     )]
     FieldManager(String),
-    #[error("--guest-timeout must be between 1ms and 1h, not {0:?}")]
-    GuestTimeout(Duration),
-    #[error("--guest-memory-mib must be between 1 and 4096, not {0}")]
-    GuestMemory(usize),
+    #[error(transparent)]
+    Rules(#[from] RuleError),
     #[error(
         "--guest-memory-budget-mib ({budget}) must hold at least one call's \
          --guest-memory-mib ({per_call}) and be at most 1048576"
@@ -210,16 +182,10 @@ pub enum ConfigError {
     GuestMemoryBudget { budget: usize, per_call: usize },
     #[error("--resync must be at least 1s, not {0:?}")]
     Resync(Duration),
-    #[error("--guest-max-children must be at least 1")]
-    GuestMaxChildren,
-    #[error("--guest-max-output-mib must be between 1 and 1024, not {0}")]
-    GuestMaxOutput(usize),
     #[error(
         "--compile-cache-max-mib must be between 1 and 1048576, not {0} (to keep no cache, use --no-compile-cache)"
     )]
     CompileCacheMax(u64),
-    #[error("--allowed-child-kind: {0}")]
-    AllowedChildKind(String),
     #[error("give the guest with --guest FILE or a folder of guests with --guests DIR")]
     NoGuest,
     #[error("--concurrency must be at least 1")]
@@ -249,7 +215,14 @@ impl RunArgs {
         if !is_label_value(&self.field_manager) {
             return Err(ConfigError::FieldManager(self.field_manager));
         }
-        let limits = self.guest_limits()?;
+        let rules = self.rules.validate()?;
+        let per_call = rules.limits.max_memory_bytes >> 20;
+        if self.guest_memory_budget_mib < per_call || self.guest_memory_budget_mib > 1 << 20 {
+            return Err(ConfigError::GuestMemoryBudget {
+                budget: self.guest_memory_budget_mib,
+                per_call,
+            });
+        }
         if self.resync < Duration::from_secs(1) {
             return Err(ConfigError::Resync(self.resync));
         }
@@ -290,7 +263,7 @@ impl RunArgs {
             // WATCH_NAMESPACE="" means all namespaces (the Operator SDK convention).
             namespace: self.namespace.filter(|ns| !ns.is_empty()),
             field_manager: self.field_manager,
-            limits,
+            rules,
             guest_memory_budget_bytes: self.guest_memory_budget_mib << 20,
             resync: self.resync,
             concurrency: self.concurrency,
@@ -300,45 +273,9 @@ impl RunArgs {
             metrics_bind_address: self.metrics_bind_address,
             pod_name: self.pod_name.filter(|name| !name.is_empty()),
             allow_parent_kind_change: self.allow_parent_kind_change,
-            allow_builtin_parent_kind: self.allow_builtin_parent_kind,
-            allowed_child_kinds: KindAllowlist::parse(&self.allowed_child_kinds)
-                .map_err(ConfigError::AllowedChildKind)?,
             compile_cache,
             guest_perf_map: self.guest_perf_map,
             leader_election,
-        })
-    }
-}
-
-impl RunArgs {
-    /// The per-call guest limits of the flags (`--guest-timeout`, `--guest-memory-mib`, …), and
-    /// the memory budget holding at least one call.
-    fn guest_limits(&self) -> Result<GuestLimits, ConfigError> {
-        if !GUEST_TIMEOUT.contains(&self.guest_timeout) {
-            return Err(ConfigError::GuestTimeout(self.guest_timeout));
-        }
-        if !GUEST_MEMORY_MIB.contains(&self.guest_memory_mib) {
-            return Err(ConfigError::GuestMemory(self.guest_memory_mib));
-        }
-        if self.guest_memory_budget_mib < self.guest_memory_mib
-            || self.guest_memory_budget_mib > 1 << 20
-        {
-            return Err(ConfigError::GuestMemoryBudget {
-                budget: self.guest_memory_budget_mib,
-                per_call: self.guest_memory_mib,
-            });
-        }
-        if self.guest_max_children == 0 {
-            return Err(ConfigError::GuestMaxChildren);
-        }
-        if !GUEST_MAX_OUTPUT_MIB.contains(&self.guest_max_output_mib) {
-            return Err(ConfigError::GuestMaxOutput(self.guest_max_output_mib));
-        }
-        Ok(GuestLimits {
-            timeout: self.guest_timeout,
-            max_memory_bytes: self.guest_memory_mib << 20,
-            max_children: self.guest_max_children,
-            max_output_bytes: self.guest_max_output_mib << 20,
         })
     }
 }
@@ -436,8 +373,9 @@ mod tests {
     fn defaults_are_sensible() {
         let settings = parse(&[]).unwrap();
         assert_eq!(settings.field_manager, "wasm-reconciler");
-        assert_eq!(settings.limits.timeout, Duration::from_secs(2));
-        assert_eq!(settings.limits.max_memory_bytes, 64 << 20);
+        assert_eq!(settings.rules.limits.timeout, Duration::from_secs(2));
+        assert_eq!(settings.rules.limits.max_memory_bytes, 64 << 20);
+        assert_eq!(settings.rules.timeout_ceiling, Duration::from_secs(2));
         assert_eq!(settings.namespace, None);
         assert_eq!(settings.guest_poll_interval, Duration::from_secs(10));
         assert!(settings.leader_election.is_none());
@@ -521,7 +459,7 @@ mod tests {
         ));
         assert!(matches!(
             parse(&["--guest-timeout", "0s"]),
-            Err(ConfigError::GuestTimeout(_))
+            Err(ConfigError::Rules(RuleError::GuestTimeout(_)))
         ));
         assert!(matches!(
             parse(&[
@@ -542,7 +480,7 @@ mod tests {
         );
         assert!(matches!(
             parse(&["--guest-memory-mib", "0"]),
-            Err(ConfigError::GuestMemory(0))
+            Err(ConfigError::Rules(RuleError::GuestMemory(0)))
         ));
         assert!(matches!(
             parse(&["--resync", "10ms"]),

@@ -1,5 +1,5 @@
 //! Resolves the kinds a guest names (group/version/kind) to API resources the server serves; tells
-//! Kubernetes' own kinds from custom resources; the allowlist of child kinds.
+//! Kubernetes' own kinds from custom resources.
 
 use kube::api::{ApiResource, GroupVersionKind};
 use kube::discovery::{self, Scope};
@@ -97,56 +97,6 @@ pub async fn resolve(
     })
 }
 
-/// The child kinds the host allows guests to declare (`--allowed-child-kind`); empty: any.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct KindAllowlist(pub Vec<GroupVersionKind>);
-
-impl KindAllowlist {
-    /// Parses `group/version/Kind` (`apps/v1/Deployment`) or `version/Kind` for the core group
-    /// (`v1/ConfigMap`).
-    ///
-    /// # Errors
-    /// A message naming the malformed entry.
-    pub fn parse(entries: &[String]) -> Result<Self, String> {
-        let kinds = entries
-            .iter()
-            .map(|entry| {
-                let parts: Vec<&str> = entry.split('/').collect();
-                match parts.as_slice() {
-                    [version, kind] if !version.is_empty() && !kind.is_empty() => Ok(GroupVersionKind::gvk("", version, kind)),
-                    [group, version, kind] if !group.is_empty() && !version.is_empty() && !kind.is_empty() => {
-                        Ok(GroupVersionKind::gvk(group, version, kind))
-                    }
-                    _ => Err(format!("{entry:?} is not group/version/Kind (e.g. apps/v1/Deployment) or v1/Kind for the core group")),
-                }
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self(kinds))
-    }
-
-    /// Checks a guest's declared child kinds.
-    ///
-    /// # Errors
-    /// A message naming the first declared kind that is not allowed.
-    pub fn check(&self, declared: &[GroupVersionKind]) -> Result<(), String> {
-        if self.0.is_empty() {
-            return Ok(());
-        }
-        match declared.iter().find(|kind| !self.0.contains(kind)) {
-            Some(kind) => Err(format!(
-                "the guest declares child kind {}, which --allowed-child-kind does not allow (allowed: {})",
-                display_gvk(kind),
-                self.0
-                    .iter()
-                    .map(display_gvk)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-            None => Ok(()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod builtin_tests {
     use super::*;
@@ -177,40 +127,5 @@ mod builtin_tests {
             builtin_parent_refused(&GroupVersionKind::gvk("", "v1", "ConfigMap"))
                 .contains("--allow-builtin-parent-kind")
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn allowlist_entries_parse_with_and_without_a_group() {
-        let list =
-            KindAllowlist::parse(&["apps/v1/Deployment".into(), "v1/ConfigMap".into()]).unwrap();
-        assert_eq!(
-            list.0,
-            [
-                GroupVersionKind::gvk("apps", "v1", "Deployment"),
-                GroupVersionKind::gvk("", "v1", "ConfigMap")
-            ]
-        );
-        assert!(KindAllowlist::parse(&["Deployment".into()]).is_err());
-        assert!(KindAllowlist::parse(&["a/b/c/d".into()]).is_err());
-    }
-
-    #[test]
-    fn an_empty_allowlist_allows_everything_and_a_set_one_names_the_first_intruder() {
-        let secret = GroupVersionKind::gvk("", "v1", "Secret");
-        assert!(
-            KindAllowlist::default()
-                .check(std::slice::from_ref(&secret))
-                .is_ok()
-        );
-        let list = KindAllowlist::parse(&["v1/ConfigMap".into()]).unwrap();
-        let error = list
-            .check(&[GroupVersionKind::gvk("", "v1", "ConfigMap"), secret])
-            .unwrap_err();
-        assert!(error.contains("Secret.v1"), "{error}");
     }
 }

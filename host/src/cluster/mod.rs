@@ -18,5 +18,5 @@ mod unmanaged;
 
 pub use child_cache::{ChildCaches, ObservedChild};
 pub use child_watch::WatchScope;
-pub use kinds::{DiscoveryError, KindAllowlist, ResolvedKind, display_gvk};
+pub use kinds::{DiscoveryError, ResolvedKind, display_gvk};
 pub use ownership::{Holder, MANAGED_BY_LABEL, ObjectName, ParentRef, ResourceName};

@@ -17,18 +17,19 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tracing::{Instrument, debug, info, warn};
 
-use crate::cli::{GuestSource, RunSettings};
+use crate::cli::RunSettings;
 use crate::cluster::ChildCaches;
 use crate::cluster::kinds::{self, DiscoveryError, ResolvedKind};
 use crate::error_text::error_chain;
 use crate::guest::{GuestEngine, LoadedGuest};
+use crate::guests::{GuestSpec, Roster};
 use crate::hot_swap::{HotSwap, ParentKindHandoff};
 use crate::metrics::{GuestMetrics, Metrics, ParentCounts, ParentProbe};
 use crate::reconcile::budget::SharedBudget;
+use crate::reconcile::claims::NameClaims;
 use crate::reconcile::events::EventPublisher;
 use crate::reconcile::parent_state::ParentStates;
 use crate::reconcile::{ActiveGuest, Context, Failure, GuestSlot, Settings, reconcile};
-use crate::reconcilers::GuestSpec;
 use sweep::Sweep;
 
 /// First retry delay after a failed reconcile; doubles per consecutive failure.
@@ -70,6 +71,19 @@ pub struct Shared {
     pub guest_memory: SharedBudget,
     /// The parents reconciled at once (`--concurrency`), shared fairly between the guests.
     pub reconcile_slots: SharedBudget,
+    /// The child names being created, by every guest: two guests' parents racing for one name
+    /// end with one owner, as two parents of one guest do.
+    pub claims: Arc<NameClaims>,
+}
+
+/// How a controller's guest stays admitted in the host: the roster its hot swaps are judged
+/// against, and who notices its file change.
+pub struct Membership {
+    /// The guests of the host and the kinds each holds.
+    pub roster: Arc<Roster>,
+    /// `Some`: the folder's supervisor notices changes of the guest's file and says so here;
+    /// `None`: the hot swap watches the file itself.
+    pub changes: Option<tokio::sync::mpsc::Receiver<&'static str>>,
 }
 
 /// Why [`run`] returned.
@@ -95,6 +109,7 @@ pub async fn run(
     guest: Arc<LoadedGuest>,
     spec: GuestSpec,
     settings: RunSettings,
+    membership: Membership,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<Stopped, StartError> {
     let metrics = GuestMetrics::new(&shared.metrics, &spec.name);
@@ -119,7 +134,18 @@ pub async fn run(
 
     let sweep = Sweep::new(settings.swap_concurrency.into(), metrics.clone());
     let handoff = Arc::new(ParentKindHandoff::default());
-    let swapper = hot_swap(&shared, &spec, &settings, &slot, &sweep, &metrics, &handoff);
+    let swapper = hot_swap(
+        &shared,
+        &spec,
+        &settings,
+        membership,
+        SwapHooks {
+            slot: &slot,
+            sweep: &sweep,
+            metrics: &metrics,
+            handoff: &handoff,
+        },
+    );
     teardown
         .tasks
         .push(tokio::spawn(swapper.run().in_current_span()).abort_handle());
@@ -201,7 +227,7 @@ fn context(
             resync: settings.resync,
         },
         metrics: metrics.clone(),
-        claims: Default::default(),
+        claims: Arc::clone(&shared.claims),
         guest_memory: shared.guest_memory.share(),
         reconcile_slots: shared.reconcile_slots.share(),
     }
@@ -224,35 +250,43 @@ fn stop_signal(
     (stopping, forward.abort_handle())
 }
 
+/// What the hot swap acts on in the controller.
+struct SwapHooks<'a> {
+    slot: &'a Arc<GuestSlot>,
+    sweep: &'a Arc<Sweep>,
+    metrics: &'a GuestMetrics,
+    handoff: &'a Arc<ParentKindHandoff>,
+}
+
 /// The hot swap beside the controller, for the guest's file.
 fn hot_swap(
     shared: &Shared,
     spec: &GuestSpec,
     settings: &RunSettings,
-    slot: &Arc<GuestSlot>,
-    sweep: &Arc<Sweep>,
-    metrics: &GuestMetrics,
-    handoff: &Arc<ParentKindHandoff>,
+    membership: Membership,
+    hooks: SwapHooks<'_>,
 ) -> HotSwap {
     HotSwap {
         engine: Arc::clone(&shared.engine),
+        name: spec.name.clone(),
         path: spec.path.clone(),
-        limits: spec.settings.limits,
+        settings: spec.settings.clone(),
+        rules: settings.rules.clone(),
+        roster: membership.roster,
+        in_folder: membership.changes.is_some(),
+        changes: membership.changes,
         poll_interval: settings.guest_poll_interval,
-        slot: Arc::clone(slot),
+        slot: Arc::clone(hooks.slot),
         children: Arc::clone(&shared.children),
         client: shared.client.clone(),
         swapped: {
-            let sweep = Arc::clone(sweep);
+            let sweep = Arc::clone(hooks.sweep);
             Box::new(move || sweep.request())
         },
-        metrics: metrics.clone(),
+        metrics: hooks.metrics.clone(),
         parent_kind_change: settings
             .allow_parent_kind_change
-            .then(|| Arc::clone(handoff)),
-        allowed_child_kinds: spec.settings.allowed_child_kinds.clone(),
-        allow_builtin_parent_kind: settings.allow_builtin_parent_kind,
-        in_folder: matches!(settings.guests, GuestSource::Folder(_)),
+            .then(|| Arc::clone(hooks.handoff)),
         last_refused: Default::default(),
     }
 }

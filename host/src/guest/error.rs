@@ -15,12 +15,13 @@ pub struct EngineError(#[source] pub(super) wasmtime::Error);
 /// Why a guest could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The guest file does not exist or cannot be read.
+    /// The guest file does not exist, cannot be read, is not a regular file (a FIFO, a device)
+    /// or is larger than `--guest-max-file-mib`.
     #[error("cannot read guest file {path}")]
     Read {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: crate::regular_file::FileError,
     },
     /// The file is not WebAssembly at all.
     #[error("{path} is not a WebAssembly file (it does not start with the `\\0asm` magic bytes)")]

@@ -32,7 +32,7 @@ pub use call::{GuestInstance, LoadedGuest};
 pub use compile_cache::{CompileCacheConfig, CompileOrigin};
 pub use engine::{CompiledGuest, GuestEngine, GuestInterfaces};
 pub use error::{EngineError, GuestError, LoadError};
-pub use file::GuestFile;
+pub use file::{GUEST_FILE_MAX_BYTES, GuestFile};
 pub use limits::{GUEST_MAX_OUTPUT_MIB, GUEST_MEMORY_MIB, GUEST_TIMEOUT, GuestLimits};
 pub use manifest::GuestManifest;
 

@@ -13,6 +13,9 @@ macro_rules! label_values {
         pub enum $name { $($(#[$vmeta])* $variant,)+ }
 
         impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
+
             /// The label value.
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $text,)+ }
@@ -73,13 +76,24 @@ label_values! {
 }
 
 label_values! {
-    /// Why a guest in a folder of guests was not started.
-    pub enum Refusal {
-        /// Another guest of the folder reconciles the same parent kind.
+    /// Why a guest was not started (`guests/admission.rs` says more in the log line).
+    pub enum RefusalReason {
+        /// Another guest of the host reconciles the same parent kind.
         DuplicateParentKind => "duplicate_parent_kind",
-        /// The file or its settings cannot be used (not a guest, a kind not allowed, bad
-        /// settings).
+        /// The file is not a usable guest (unreadable, not a component, not this contract).
         Unusable => "unusable",
+        /// Its settings file cannot be used or would widen the host's flags.
+        Settings => "settings",
+        /// It declares a child kind the host or its settings do not allow.
+        KindNotAllowed => "kind_not_allowed",
+        /// It reconciles one of Kubernetes' own kinds without `--allow-builtin-parent-kind`.
+        BuiltinParentKind => "builtin_parent_kind",
+        /// It names one resource under two API groups (itself, or against another guest).
+        AliasedKind => "aliased_kind",
+        /// Its kinds would close a cycle with the other guests' kinds.
+        KindCycle => "kind_cycle",
+        /// The folder holds more guest files than the host serves.
+        TooManyGuests => "too_many_guests",
     }
 }
 
@@ -115,7 +129,7 @@ pub(super) struct ReloadLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct RefusalLabel {
-    pub reason: Refusal,
+    pub reason: RefusalReason,
     pub guest: String,
 }
 

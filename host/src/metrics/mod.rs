@@ -25,7 +25,7 @@ use labels::{
     ActionLabel, GuestLabel, InfoLabel, KindLabel, RefusalLabel, ReloadLabel, ResultLabel,
 };
 pub use labels::{
-    ChildAction, GuestFailureKind, GuestLabels, ReconcileResult, Refusal, ReloadResult,
+    ChildAction, GuestFailureKind, GuestLabels, ReconcileResult, RefusalReason, ReloadResult,
 };
 
 /// This replica's part in leader election.
@@ -254,13 +254,24 @@ impl Metrics {
     }
 
     /// Counts a guest of a folder that was not started.
-    pub fn guest_refused(&self, guest: &str, reason: Refusal) {
+    pub fn guest_refused(&self, guest: &str, reason: RefusalReason) {
         self.guest_refusals
             .get_or_create(&RefusalLabel {
                 reason,
                 guest: guest.to_owned(),
             })
             .inc();
+    }
+
+    /// Forgets the refusals of a guest file that is gone: without this, every name ever refused
+    /// would keep a series (2 000 junk files, 2 000 series).
+    pub fn forget_refusals(&self, guest: &str) {
+        for reason in RefusalReason::ALL {
+            self.guest_refusals.remove(&RefusalLabel {
+                reason,
+                guest: guest.to_owned(),
+            });
+        }
     }
 
     /// Forgets a guest that no longer serves: its `guest_info`, gauges and readiness. Its

@@ -191,11 +191,36 @@ fn label_values_are_snake_case() {
         GuestFailureKind::InvalidOutput.as_str(),
         ChildAction::Unchanged.as_str(),
         ReloadResult::Swapped.as_str(),
-        Refusal::DuplicateParentKind.as_str(),
+        RefusalReason::DuplicateParentKind.as_str(),
     ] {
         assert!(
             value.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
             "{value}"
         );
     }
+}
+
+// Attack: 2 000 junk files in the folder kept 2 000 refusal series after they were gone.
+#[test]
+fn a_refused_file_that_goes_takes_its_series_with_it() {
+    let metrics = Arc::new(Metrics::default());
+    for i in 0..50 {
+        metrics.guest_refused(&format!("junk{i}"), RefusalReason::Unusable);
+        metrics.guest_refused(&format!("junk{i}"), RefusalReason::Settings);
+    }
+    assert_eq!(
+        metrics
+            .encode()
+            .matches("reconciler_guest_refusals_total{")
+            .count(),
+        100
+    );
+    for i in 0..50 {
+        metrics.forget_refusals(&format!("junk{i}"));
+    }
+    assert!(
+        !metrics
+            .encode()
+            .contains("reconciler_guest_refusals_total{")
+    );
 }

@@ -40,8 +40,8 @@ pub struct Context {
     pub guest_memory: BudgetShare,
     /// This guest's share of the parents the process reconciles at once (`--concurrency`).
     pub reconcile_slots: BudgetShare,
-    /// Child names this host's parents are creating now (see `claims.rs`).
-    pub claims: NameClaims,
+    /// Child names this host's parents, of every guest, are creating now (see `claims.rs`).
+    pub claims: Arc<NameClaims>,
     /// Failures, reconciled generation and written status per parent (by UID).
     pub parent_states: ParentStates,
 }

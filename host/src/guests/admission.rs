@@ -1,0 +1,464 @@
+//! Whether a guest may serve in this host: the one place that decides, given the guest's
+//! manifest, its settings, the host's rules (the admin's flags) and **the other guests of the
+//! host**. `run`, the folder's supervisor, the hot swap and `check` all ask it, so `check DIR`
+//! says what `run --guests DIR` would do.
+//!
+//! # Rules
+//! - Settings only narrow the flags (`settings.rs`).
+//! - Every declared child kind is allowed (`--allowed-child-kind`, narrowed by the settings).
+//! - A parent kind Kubernetes serves itself needs `--allow-builtin-parent-kind`.
+//! - One guest per parent kind; one resource is named by one group across the host (aliases,
+//!   `kind_graph.rs`), within a guest and between guests.
+//! - The graph parent kind → child kinds over every guest has no cycle: the guest that would
+//!   close one is refused, naming it, and the guests already serving keep serving.
+//!
+//! A refusal caused by other guests ([`Refusal::blocked_by`]) may lift when they go; the
+//! supervisor tries such a guest again then.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use super::allowlist::KindAllowlist;
+use super::kind_graph::{self, GuestKinds, Resource};
+use super::settings::{GuestSettings, SettingsError};
+use crate::cluster::kinds;
+use crate::guest::{GUEST_FILE_MAX_BYTES, GuestLimits, GuestManifest};
+use crate::gvk::display_gvk;
+use crate::metrics::RefusalReason;
+
+/// What the admin's flags allow every guest of this host.
+#[derive(Clone, Debug)]
+pub struct HostRules {
+    /// The per-call limits of the flags: a guest's, unless its settings narrow them.
+    pub limits: GuestLimits,
+    /// The longest timeout a guest's settings may set (`--guest-timeout-ceiling`, by default
+    /// `--guest-timeout`): a guest's slow calls hold memory and reconcile slots the others share.
+    pub timeout_ceiling: Duration,
+    /// The child kinds any guest may declare (`--allowed-child-kind`).
+    pub allowed_child_kinds: KindAllowlist,
+    /// Whether a guest may reconcile one of Kubernetes' own kinds (`--allow-builtin-parent-kind`).
+    pub allow_builtin_parent_kind: bool,
+    /// The largest guest file read (`--guest-max-file-mib`).
+    pub max_file_bytes: u64,
+}
+
+impl Default for HostRules {
+    /// The flags' defaults.
+    fn default() -> Self {
+        let limits = GuestLimits::default();
+        Self {
+            limits,
+            timeout_ceiling: limits.timeout,
+            allowed_child_kinds: KindAllowlist::Any,
+            allow_builtin_parent_kind: false,
+            max_file_bytes: GUEST_FILE_MAX_BYTES,
+        }
+    }
+}
+
+/// Why a guest may not serve. Each message names what was refused and what would allow it.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// Its settings file cannot be used, or would widen the host's flags.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// It reconciles one of Kubernetes' own kinds and the host was not started to allow that.
+    #[error("{0}")]
+    BuiltinParent(String),
+    /// It declares a child kind the host's flag or its own settings do not allow.
+    #[error("the guest declares child kind {kind}, which {by} does not allow (allowed: {allowed})")]
+    ChildKindNotAllowed {
+        kind: String,
+        by: String,
+        allowed: String,
+    },
+    /// It names one resource by two API groups, among its own kinds.
+    #[error(
+        "the guest declares {first} and {second}, one resource under two API groups: each object \
+         would be seen twice and pruned as undesired under the name it was not applied by; \
+         declare it once"
+    )]
+    AliasedOwnKinds { first: String, second: String },
+    /// It names a resource by another group than another guest of the host does.
+    #[error(
+        "the guest declares {kind}, which the guest {holder} of this host declares as {other}: \
+         one resource under two API groups; declare it as {other} too"
+    )]
+    AliasedAcrossGuests {
+        kind: String,
+        other: String,
+        holder: String,
+    },
+    /// Another guest of the host reconciles its parent kind.
+    #[error(
+        "it reconciles {kind}, which the guest {holder} of this host already reconciles; the \
+         first keeps serving (remove one of the two; this one starts once the other is gone)"
+    )]
+    DuplicateParentKind { kind: String, holder: String },
+    /// With the other guests, its kinds would form a cycle: parents creating, through each
+    /// other, objects of their own kind without end.
+    #[error(
+        "with the guests of this host its kinds close a cycle ({cycle}): each parent would \
+         create, through the others, more of its own kind without end; the guests already \
+         serving keep serving (change one guest's kinds, or remove one of them)"
+    )]
+    Cycle {
+        cycle: String,
+        /// The other guests on the cycle.
+        guests: Vec<String>,
+    },
+}
+
+impl Refusal {
+    /// The `reason` label of `reconciler_guest_refusals_total`.
+    pub fn metric_reason(&self) -> RefusalReason {
+        match self {
+            Self::Settings(_) => RefusalReason::Settings,
+            Self::BuiltinParent(_) => RefusalReason::BuiltinParentKind,
+            Self::ChildKindNotAllowed { .. } => RefusalReason::KindNotAllowed,
+            Self::AliasedOwnKinds { .. } | Self::AliasedAcrossGuests { .. } => {
+                RefusalReason::AliasedKind
+            }
+            Self::DuplicateParentKind { .. } => RefusalReason::DuplicateParentKind,
+            Self::Cycle { .. } => RefusalReason::KindCycle,
+        }
+    }
+
+    /// The other guests whose kinds caused the refusal: when one of them goes, it may lift.
+    pub fn blocked_by(&self) -> Vec<String> {
+        match self {
+            Self::AliasedAcrossGuests { holder, .. } | Self::DuplicateParentKind { holder, .. } => {
+                vec![holder.clone()]
+            }
+            Self::Cycle { guests, .. } => guests.clone(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The rules that concern the guest alone: its parent kind and its child kinds against the
+/// flags and its settings.
+///
+/// # Errors
+/// The first [`Refusal`] that applies.
+pub fn admit_alone(
+    rules: &HostRules,
+    manifest: &GuestManifest,
+    settings: &GuestSettings,
+) -> Result<(), Refusal> {
+    if kinds::is_builtin(&manifest.parent) && !rules.allow_builtin_parent_kind {
+        return Err(Refusal::BuiltinParent(kinds::builtin_parent_refused(
+            &manifest.parent,
+        )));
+    }
+    if let Some(kind) = settings
+        .allowed_child_kinds
+        .first_refused(&manifest.children)
+    {
+        let by = match &settings.file {
+            Some(file) if settings.allowed_child_kinds != rules.allowed_child_kinds => {
+                format!("its settings {}", file.display())
+            }
+            _ => "--allowed-child-kind".to_owned(),
+        };
+        return Err(Refusal::ChildKindNotAllowed {
+            kind: display_gvk(kind),
+            by,
+            allowed: settings.allowed_child_kinds.describe(),
+        });
+    }
+    let own = std::iter::once(&manifest.parent).chain(&manifest.children);
+    for (i, first) in own.clone().enumerate() {
+        if let Some(second) = own
+            .clone()
+            .skip(i + 1)
+            .find(|k| kind_graph::aliases(first, k))
+        {
+            return Err(Refusal::AliasedOwnKinds {
+                first: display_gvk(first),
+                second: display_gvk(second),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The guests of one host and the kinds each holds: serving, starting, or waiting for its kinds
+/// to be served (a waiting guest keeps its parent kind). Shared by the supervisor and the hot
+/// swaps of its guests, which replace their guest's entry when a new file is admitted.
+#[derive(Default)]
+pub struct Roster {
+    guests: Mutex<BTreeMap<String, GuestKinds>>,
+}
+
+impl Roster {
+    /// Decides whether the guest `name` may serve with `manifest` and `settings`, and if so
+    /// records (or replaces) its kinds.
+    ///
+    /// # Errors
+    /// The first [`Refusal`] that applies; the roster is unchanged then.
+    pub fn admit(
+        &self,
+        rules: &HostRules,
+        name: &str,
+        manifest: &GuestManifest,
+        settings: &GuestSettings,
+    ) -> Result<(), Refusal> {
+        admit_alone(rules, manifest, settings)?;
+        let mut guests = self.guests.lock().unwrap_or_else(PoisonError::into_inner);
+        let others: Vec<GuestKinds> = guests
+            .values()
+            .filter(|guest| guest.guest != name)
+            .cloned()
+            .collect();
+        let new = GuestKinds {
+            guest: name.to_owned(),
+            parent: manifest.parent.clone(),
+            children: manifest.children.clone(),
+        };
+        check_against(&new, &others)?;
+        guests.insert(name.to_owned(), new);
+        Ok(())
+    }
+
+    /// Forgets the guest `name` (its controller stopped and its file is gone).
+    pub fn release(&self, name: &str) {
+        self.guests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+    }
+
+    /// Whether the guest `name` holds kinds here.
+    pub fn holds(&self, name: &str) -> bool {
+        self.guests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(name)
+    }
+}
+
+/// The rules between `new` and the guests already admitted.
+fn check_against(new: &GuestKinds, others: &[GuestKinds]) -> Result<(), Refusal> {
+    let parent = Resource::of(&new.parent);
+    if let Some(holder) = others.iter().find(|g| Resource::of(&g.parent) == parent) {
+        return Err(Refusal::DuplicateParentKind {
+            kind: display_gvk(&new.parent),
+            holder: holder.guest.clone(),
+        });
+    }
+    for kind in std::iter::once(&new.parent).chain(&new.children) {
+        for other in others {
+            let theirs = std::iter::once(&other.parent).chain(&other.children);
+            if let Some(alias) = theirs.into_iter().find(|k| kind_graph::aliases(kind, k)) {
+                return Err(Refusal::AliasedAcrossGuests {
+                    kind: display_gvk(kind),
+                    other: display_gvk(alias),
+                    holder: other.guest.clone(),
+                });
+            }
+        }
+    }
+    if let Some(cycle) = kind_graph::cycle_closed_by(new, others) {
+        let mut guests: Vec<String> = cycle
+            .iter()
+            .map(|step| step.guest.clone())
+            .filter(|guest| *guest != new.guest)
+            .collect();
+        guests.dedup();
+        return Err(Refusal::Cycle {
+            cycle: kind_graph::describe_cycle(&cycle),
+            guests,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::api::GroupVersionKind;
+
+    use super::*;
+
+    fn manifest(parent: (&str, &str), children: &[(&str, &str)]) -> GuestManifest {
+        let gvk = |(group, kind): (&str, &str)| GroupVersionKind::gvk(group, "v1", kind);
+        GuestManifest {
+            name: "g".into(),
+            version: "0.1.0".into(),
+            parent: gvk(parent),
+            children: children.iter().copied().map(gvk).collect(),
+        }
+    }
+
+    fn settings(rules: &HostRules) -> GuestSettings {
+        GuestSettings {
+            limits: rules.limits,
+            allowed_child_kinds: rules.allowed_child_kinds.clone(),
+            file: None,
+        }
+    }
+
+    fn admit(roster: &Roster, name: &str, manifest: &GuestManifest) -> Result<(), Refusal> {
+        let rules = HostRules::default();
+        roster.admit(&rules, name, manifest, &settings(&rules))
+    }
+
+    // Attack: guest A (Probe → Gizmo) and guest B (Gizmo → Probe), each legal alone, made 255
+    // objects from one Probe in 5 s.
+    #[test]
+    fn the_guest_that_would_close_a_cycle_is_refused_and_the_first_keeps_its_place() {
+        let roster = Roster::default();
+        admit(
+            &roster,
+            "a",
+            &manifest(("x.io", "Probe"), &[("x.io", "Gizmo")]),
+        )
+        .unwrap();
+        let refusal = admit(
+            &roster,
+            "b",
+            &manifest(("x.io", "Gizmo"), &[("x.io", "Probe")]),
+        )
+        .unwrap_err();
+        assert!(
+            refusal.to_string().contains(
+                "close a cycle (Gizmo.x.io (guest b) → Probe.x.io (guest a) → Gizmo.x.io)"
+            ),
+            "{refusal}"
+        );
+        assert_eq!(refusal.blocked_by(), ["a"]);
+        assert_eq!(refusal.metric_reason(), RefusalReason::KindCycle);
+        assert!(roster.holds("a") && !roster.holds("b"));
+        roster.release("a");
+        admit(
+            &roster,
+            "b",
+            &manifest(("x.io", "Gizmo"), &[("x.io", "Probe")]),
+        )
+        .unwrap();
+    }
+
+    // Attack: Ingress declared as networking.k8s.io and as extensions: 560 prunes and 564
+    // re-applies of the one wanted object in 20 s.
+    #[test]
+    fn one_resource_under_two_groups_is_refused_in_one_guest_and_across_guests() {
+        let both = manifest(
+            ("x.io", "Site"),
+            &[("networking.k8s.io", "Ingress"), ("extensions", "Ingress")],
+        );
+        let refusal = admit(&Roster::default(), "a", &both).unwrap_err();
+        assert!(
+            refusal.to_string().contains(
+                "declares Ingress.networking.k8s.io/v1 and Ingress.extensions/v1, one resource under two API groups"
+            ),
+            "{refusal}"
+        );
+        let roster = Roster::default();
+        admit(
+            &roster,
+            "a",
+            &manifest(("x.io", "Site"), &[("networking.k8s.io", "Ingress")]),
+        )
+        .unwrap();
+        let refusal = admit(
+            &roster,
+            "b",
+            &manifest(("x.io", "Page"), &[("extensions", "Ingress")]),
+        )
+        .unwrap_err();
+        assert!(
+            refusal.to_string().contains(
+                "which the guest a of this host declares as Ingress.networking.k8s.io/v1"
+            ),
+            "{refusal}"
+        );
+        let events = manifest(
+            ("x.io", "Alarm"),
+            &[("", "Event"), ("events.k8s.io", "Event")],
+        );
+        assert!(matches!(
+            admit(&Roster::default(), "c", &events),
+            Err(Refusal::AliasedOwnKinds { .. })
+        ));
+    }
+
+    #[test]
+    fn a_second_guest_for_a_parent_kind_is_refused_until_the_first_goes() {
+        let roster = Roster::default();
+        let potato = manifest(("x.io", "PotatoHead"), &[("apps", "Deployment")]);
+        admit(&roster, "a", &potato).unwrap();
+        admit(&roster, "a", &potato).unwrap();
+        let refusal = admit(&roster, "b", &potato).unwrap_err();
+        assert!(
+            matches!(refusal, Refusal::DuplicateParentKind { ref holder, .. } if holder == "a")
+        );
+        assert_eq!(refusal.blocked_by(), ["a"]);
+        roster.release("a");
+        admit(&roster, "b", &potato).unwrap();
+    }
+
+    #[test]
+    fn a_chain_of_guests_and_shared_child_kinds_are_fine() {
+        let roster = Roster::default();
+        admit(
+            &roster,
+            "a",
+            &manifest(("x.io", "App"), &[("x.io", "Part"), ("", "ConfigMap")]),
+        )
+        .unwrap();
+        admit(
+            &roster,
+            "b",
+            &manifest(
+                ("x.io", "Part"),
+                &[("apps", "Deployment"), ("", "ConfigMap")],
+            ),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn child_kinds_and_builtin_parents_follow_the_flags_and_settings() {
+        let rules = HostRules {
+            allowed_child_kinds: KindAllowlist::parse(&["v1/ConfigMap".into()]).unwrap(),
+            ..HostRules::default()
+        };
+        let ingress = manifest(("x.io", "Site"), &[("networking.k8s.io", "Ingress")]);
+        let refusal = admit_alone(&rules, &ingress, &settings(&rules)).unwrap_err();
+        assert_eq!(
+            refusal.to_string(),
+            "the guest declares child kind Ingress.networking.k8s.io/v1, which \
+             --allowed-child-kind does not allow (allowed: ConfigMap.v1)"
+        );
+        let narrowed = GuestSettings {
+            allowed_child_kinds: KindAllowlist::Only(Vec::new()),
+            file: Some("/guests/g.yaml".into()),
+            ..settings(&rules)
+        };
+        let config_maps = manifest(("x.io", "Site"), &[("", "ConfigMap")]);
+        let refusal = admit_alone(&rules, &config_maps, &narrowed).unwrap_err();
+        assert!(
+            refusal
+                .to_string()
+                .contains("which its settings /guests/g.yaml does not allow (allowed: none)"),
+            "{refusal}"
+        );
+        let builtin = manifest(("", "ConfigMap"), &[("", "ServiceAccount")]);
+        let refusal = admit_alone(
+            &HostRules::default(),
+            &builtin,
+            &settings(&HostRules::default()),
+        )
+        .unwrap_err();
+        assert!(
+            refusal.to_string().contains("--allow-builtin-parent-kind"),
+            "{refusal}"
+        );
+        let allowed = HostRules {
+            allow_builtin_parent_kind: true,
+            ..HostRules::default()
+        };
+        admit_alone(&allowed, &builtin, &settings(&allowed)).unwrap();
+    }
+}

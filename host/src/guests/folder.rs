@@ -1,0 +1,175 @@
+//! The folder of guests as untrusted input: whoever writes the guests' ConfigMap (or the volume)
+//! chooses what is in it. Listing it never opens a file; each guest is known by the stamps of its
+//! `.wasm` and its settings file (`regular_file::FileStamp`), so a file is read again only when
+//! one of them changed: 300 refused files, or one of 200 MB, cost a `stat` each per pass, not a
+//! read and a hash.
+//!
+//! # Guarantees
+//! - Only `*.wasm` names that are not hidden are guests (the kubelet keeps a ConfigMap's real
+//!   files in `..data/` and `..<timestamp>/`); a link to nothing is a file on its way out and is
+//!   skipped.
+//! - Something that is not a regular file after following links (a FIFO, a device, a folder) is
+//!   listed with its refusal and never opened, so it cannot block a thread.
+//! - At most [`MAX_GUESTS`] names are listed: the number of guests, and of everything kept per
+//!   guest (metric series, refusals), is bounded whatever the folder holds.
+
+use std::path::{Path, PathBuf};
+
+use crate::regular_file::{self, FileStamp};
+
+use super::name_of;
+use super::settings::settings_path;
+
+/// Most guest files a folder may hold; names past it (in name order) are refused as one.
+pub const MAX_GUESTS: usize = 256;
+
+/// One guest file of the folder, as listed.
+#[derive(Clone, Debug)]
+pub struct GuestEntry {
+    /// The guest's name: its file name without `.wasm`.
+    pub name: String,
+    pub path: PathBuf,
+    /// What the `.wasm` and the settings file are now, to tell whether either changed.
+    pub stamps: Stamps,
+    /// Why the `.wasm` cannot be a guest before it is even read (not a regular file).
+    pub unreadable: Option<String>,
+}
+
+/// The stamps of a guest's two files (of whatever they are, regular or not); `settings` is
+/// `None` when there is no settings file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamps {
+    pub guest: FileStamp,
+    pub settings: Option<FileStamp>,
+}
+
+/// A listing of the folder.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub guests: Vec<GuestEntry>,
+    /// Guest files past [`MAX_GUESTS`], not served.
+    pub over_limit: usize,
+    /// Names that could not be `stat`-ed (no permission): skipped.
+    pub unlistable: usize,
+}
+
+/// Lists `folder`'s guests in name order, opening no file. Blocking (it `stat`s each one): call
+/// it off the async threads.
+///
+/// # Errors
+/// The folder cannot be read.
+pub fn list(folder: &Path) -> std::io::Result<Listing> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(folder)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.extension().is_some_and(|e| e == "wasm")
+                && !path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    paths.sort();
+    let mut listing = Listing::default();
+    for path in paths {
+        // `metadata` follows links and opens nothing, whatever the file is.
+        let metadata = match std::fs::metadata(&path) {
+            Ok(metadata) => metadata,
+            // A link to nothing: the kubelet is replacing the ConfigMap's files.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => {
+                listing.unlistable += 1;
+                tracing::debug!(path = %path.display(), %error, "cannot stat a guest file");
+                continue;
+            }
+        };
+        if listing.guests.len() == MAX_GUESTS {
+            listing.over_limit += 1;
+            continue;
+        }
+        let unreadable = regular_file::check_regular(&metadata)
+            .err()
+            .map(|error| format!("{}: {error}", path.display()));
+        let settings = std::fs::metadata(settings_path(&path))
+            .ok()
+            .map(|m| FileStamp::of(&m));
+        listing.guests.push(GuestEntry {
+            name: name_of(&path),
+            path,
+            stamps: Stamps {
+                guest: FileStamp::of(&metadata),
+                settings,
+            },
+            unreadable,
+        });
+    }
+    Ok(listing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mkfifo(path: &Path) {
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    }
+
+    #[test]
+    fn guests_are_listed_by_name_without_hidden_files_or_dangling_links() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.wasm", "a.wasm", ".hidden.wasm", "notes.txt", "a.yaml"] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        std::os::unix::fs::symlink(dir.path().join("gone"), dir.path().join("c.wasm")).unwrap();
+        let listing = list(dir.path()).unwrap();
+        let names: Vec<&str> = listing.guests.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(listing.guests[0].stamps.settings.is_some());
+        assert!(listing.guests[1].stamps.settings.is_none());
+    }
+
+    // Attack: a FIFO named x.wasm froze the folder watch and, once written to, fed the host
+    // 1.6 GB.
+    #[test]
+    fn a_fifo_is_listed_as_unreadable_without_being_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        mkfifo(&dir.path().join("x.wasm"));
+        mkfifo(&dir.path().join("y.yaml"));
+        std::fs::write(dir.path().join("y.wasm"), "x").unwrap();
+        let listing = list(dir.path()).unwrap();
+        let x = &listing.guests[0];
+        assert!(
+            x.unreadable
+                .as_deref()
+                .unwrap()
+                .ends_with("it is a FIFO, not a regular file"),
+            "{x:?}"
+        );
+        assert!(listing.guests[1].unreadable.is_none());
+        assert!(
+            listing.guests[1].stamps.settings.is_some(),
+            "a FIFO settings file has a stamp, and is refused when read"
+        );
+    }
+
+    #[test]
+    fn a_folder_holds_at_most_max_guests() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..MAX_GUESTS + 3 {
+            std::fs::write(dir.path().join(format!("g{i:04}.wasm")), "x").unwrap();
+        }
+        let listing = list(dir.path()).unwrap();
+        assert_eq!((listing.guests.len(), listing.over_limit), (MAX_GUESTS, 3));
+    }
+
+    #[test]
+    fn a_rewritten_settings_file_changes_the_stamps() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("g.wasm"), "x").unwrap();
+        let before = list(dir.path()).unwrap().guests[0].stamps;
+        std::fs::write(dir.path().join("g.yaml"), "timeout: 1s\n").unwrap();
+        let after = list(dir.path()).unwrap().guests[0].stamps;
+        assert_ne!(before, after);
+        assert_eq!(before.guest, after.guest);
+    }
+}

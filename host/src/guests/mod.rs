@@ -1,0 +1,51 @@
+//! The guests a host serves: one file (`--guest`) or a folder of them (`--guests`), each a
+//! reconciler for the parent kind it declares, with its own settings (`settings.rs`, which only
+//! narrow the admin's flags). Whether a guest may serve is decided in one place
+//! (`admission.rs`), given the host's rules and the other guests; a folder is untrusted input
+//! (`folder.rs`) served by `supervisor.rs`, which starts, swaps and stops one controller per
+//! guest as files appear, change and go.
+
+pub mod admission;
+pub mod allowlist;
+pub mod folder;
+pub mod kind_graph;
+pub mod settings;
+pub mod supervisor;
+
+use std::path::{Path, PathBuf};
+
+pub use admission::{HostRules, Refusal, Roster};
+pub use allowlist::KindAllowlist;
+pub use settings::{GuestSettings, SettingsError};
+
+/// One guest of this host: its name, its file and its settings.
+#[derive(Clone, Debug)]
+pub struct GuestSpec {
+    /// The guest's name in this host: its file name without `.wasm` (the `guest` label of the
+    /// metrics, the `guest` field of the logs, its line in `/readyz`).
+    pub name: String,
+    pub path: PathBuf,
+    pub settings: GuestSettings,
+}
+
+impl GuestSpec {
+    /// The guest in `path` with its settings file within the host's `rules`.
+    ///
+    /// # Errors
+    /// The settings file cannot be used.
+    pub fn load(path: &Path, rules: &HostRules) -> Result<Self, SettingsError> {
+        Ok(Self {
+            name: name_of(path),
+            path: path.to_path_buf(),
+            settings: settings::load(path, rules)?,
+        })
+    }
+}
+
+/// A guest's name: its file name without `.wasm`.
+pub fn name_of(path: &Path) -> String {
+    path.file_stem().map_or_else(
+        || path.display().to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    )
+}

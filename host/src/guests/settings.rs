@@ -1,0 +1,430 @@
+//! Per-guest settings: an optional `NAME.yaml` beside `NAME.wasm` (in a ConfigMap, one more key)
+//! sets that guest's limits and allowed child kinds; what it leaves out comes from the host's
+//! flags. YAML because the host reads it already (serde-saphyr) and so do the people writing
+//! ConfigMaps. A file that cannot be used refuses that guest only, with the file, the key and the
+//! reason.
+//!
+//! # Guarantees
+//! Settings only ever **narrow** what the admin's flags allow: each limit is at most its flag's
+//! value (the timeout at most `--guest-timeout-ceiling`, which defaults to `--guest-timeout`), and
+//! the allowed child kinds are a subset of `--allowed-child-kind` (`[]` allows none, never "any").
+//! Since a call's memory is at most `--guest-memory-mib`, which the flags keep within
+//! `--guest-memory-budget-mib`, no guest's call can wait for more memory than the budget holds.
+//!
+//! ```yaml
+//! timeout: 500ms                 # at most --guest-timeout-ceiling
+//! memory-mib: 32                 # at most --guest-memory-mib
+//! max-children: 200              # at most --guest-max-children
+//! max-output-mib: 4              # at most --guest-max-output-mib
+//! allowed-child-kinds:           # within --allowed-child-kind
+//!   - apps/v1/Deployment
+//!   - v1/Service
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::admission::HostRules;
+use super::allowlist::KindAllowlist;
+use crate::guest::GuestLimits;
+use crate::gvk::display_gvk;
+use crate::regular_file::{self, FileError};
+
+/// The largest settings file read: a few lines of YAML, so anything larger is not one.
+pub const SETTINGS_MAX_BYTES: u64 = 64 << 10;
+
+/// A guest's settings, its file's values over the host's.
+#[derive(Clone, Debug)]
+pub struct GuestSettings {
+    pub limits: GuestLimits,
+    pub allowed_child_kinds: KindAllowlist,
+    /// The settings file read, if there was one.
+    pub file: Option<PathBuf>,
+}
+
+/// Why a guest's settings file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file exists but cannot be read (permissions, not a regular file, too large).
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: FileError,
+    },
+    /// The file is not YAML of the settings' shape, or a value is malformed.
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    /// A limit above what the host's flag allows: settings may only narrow the flags.
+    #[error(
+        "{path}: {key}: {value} is more than the host allows ({flag} is {limit}); a guest's \
+         settings may only narrow the host's flags{hint}"
+    )]
+    AboveHost {
+        path: PathBuf,
+        key: &'static str,
+        value: String,
+        flag: &'static str,
+        limit: String,
+        /// What the admin may do to allow it, when there is something.
+        hint: &'static str,
+    },
+    /// A child kind the host's `--allowed-child-kind` does not allow.
+    #[error(
+        "{path}: allowed-child-kinds: {kind} is not allowed by the host's --allowed-child-kind \
+         ({allowed}); a guest's settings may only narrow that list"
+    )]
+    KindNotAllowedByHost {
+        path: PathBuf,
+        kind: String,
+        allowed: String,
+    },
+}
+
+/// The file as written; every key optional, no other key allowed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct SettingsFile {
+    timeout: Option<String>,
+    memory_mib: Option<usize>,
+    max_children: Option<usize>,
+    max_output_mib: Option<usize>,
+    allowed_child_kinds: Option<Vec<String>>,
+}
+
+/// Where `guest`'s settings live: `NAME.yaml` beside `NAME.wasm`.
+pub fn settings_path(guest: &Path) -> PathBuf {
+    guest.with_extension("yaml")
+}
+
+/// The text of `guest`'s settings file, `None` when there is none (or it cannot be read, which
+/// [`load`] then reports). Never waits on a FIFO, never reads more than [`SETTINGS_MAX_BYTES`].
+pub fn settings_text(guest: &Path) -> Option<String> {
+    regular_file::read_text(&settings_path(guest), SETTINGS_MAX_BYTES, "a settings file").ok()
+}
+
+/// `guest`'s settings: its settings file within `rules` (the host's flags); the host's alone
+/// when there is no file.
+///
+/// # Errors
+/// A [`SettingsError`] naming the file, and the key when one is wrong.
+pub fn load(guest: &Path, rules: &HostRules) -> Result<GuestSettings, SettingsError> {
+    let path = settings_path(guest);
+    let text = match regular_file::read_text(&path, SETTINGS_MAX_BYTES, "a settings file") {
+        Ok(text) => text,
+        Err(FileError::Io(error)) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(GuestSettings {
+                limits: rules.limits,
+                allowed_child_kinds: rules.allowed_child_kinds.clone(),
+                file: None,
+            });
+        }
+        Err(source) => return Err(SettingsError::Read { path, source }),
+    };
+    let file: SettingsFile = if text.trim().is_empty() {
+        SettingsFile::default()
+    } else {
+        serde_saphyr::from_str(&text).map_err(|e| SettingsError::Invalid {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?
+    };
+    let settings = apply(file, rules, &path)?;
+    Ok(GuestSettings {
+        file: Some(path),
+        ..settings
+    })
+}
+
+fn apply(
+    file: SettingsFile,
+    rules: &HostRules,
+    path: &Path,
+) -> Result<GuestSettings, SettingsError> {
+    let invalid = |reason: String| SettingsError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let above = |key, value: String, flag, limit: String, hint| SettingsError::AboveHost {
+        path: path.to_path_buf(),
+        key,
+        value,
+        flag,
+        limit,
+        hint,
+    };
+    let mut limits = rules.limits;
+    if let Some(timeout) = file.timeout {
+        let parsed = humantime::parse_duration(&timeout).map_err(|e| {
+            invalid(format!(
+                "timeout: {timeout:?} is not a duration (e.g. 500ms, 2s): {e}"
+            ))
+        })?;
+        if parsed < Duration::from_millis(1) {
+            return Err(invalid(format!(
+                "timeout: must be at least 1ms, not {timeout}"
+            )));
+        }
+        if parsed > rules.timeout_ceiling {
+            return Err(above(
+                "timeout",
+                timeout,
+                "--guest-timeout-ceiling",
+                format!("{:?}", rules.timeout_ceiling),
+                "; start the host with a higher --guest-timeout-ceiling to allow it",
+            ));
+        }
+        limits.timeout = parsed;
+    }
+    if let Some(mib) = file.memory_mib {
+        let flag = rules.limits.max_memory_bytes >> 20;
+        if mib == 0 {
+            return Err(invalid("memory-mib: must be at least 1".into()));
+        }
+        if mib > flag {
+            return Err(above(
+                "memory-mib",
+                mib.to_string(),
+                "--guest-memory-mib",
+                flag.to_string(),
+                "",
+            ));
+        }
+        limits.max_memory_bytes = mib << 20;
+    }
+    if let Some(children) = file.max_children {
+        if children == 0 {
+            return Err(invalid("max-children: must be at least 1".into()));
+        }
+        if children > rules.limits.max_children {
+            return Err(above(
+                "max-children",
+                children.to_string(),
+                "--guest-max-children",
+                rules.limits.max_children.to_string(),
+                "",
+            ));
+        }
+        limits.max_children = children;
+    }
+    if let Some(mib) = file.max_output_mib {
+        let flag = rules.limits.max_output_bytes >> 20;
+        if mib == 0 {
+            return Err(invalid("max-output-mib: must be at least 1".into()));
+        }
+        if mib > flag {
+            return Err(above(
+                "max-output-mib",
+                mib.to_string(),
+                "--guest-max-output-mib",
+                flag.to_string(),
+                "",
+            ));
+        }
+        limits.max_output_bytes = mib << 20;
+    }
+    let allowed_child_kinds = match file.allowed_child_kinds {
+        None => rules.allowed_child_kinds.clone(),
+        Some(entries) => {
+            let own = KindAllowlist::parse(&entries)
+                .map_err(|e| invalid(format!("allowed-child-kinds: {e}")))?;
+            rules
+                .allowed_child_kinds
+                .narrowed_to(own)
+                .map_err(|wider| SettingsError::KindNotAllowedByHost {
+                    path: path.to_path_buf(),
+                    kind: display_gvk(&wider),
+                    allowed: rules.allowed_child_kinds.describe(),
+                })?
+        }
+    };
+    Ok(GuestSettings {
+        limits,
+        allowed_child_kinds,
+        file: None,
+    })
+}
+
+/// How a guest's settings read in a report: each limit and the allowed kinds.
+pub fn summary(settings: &GuestSettings) -> String {
+    let limits = &settings.limits;
+    format!(
+        "timeout {:?}, memory {} MiB, at most {} children and {} MiB of output; allowed child kinds: {}",
+        limits.timeout,
+        limits.max_memory_bytes >> 20,
+        limits.max_children,
+        limits.max_output_bytes >> 20,
+        settings.allowed_child_kinds.describe(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn rules(allowed: &[&str]) -> HostRules {
+        let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
+        HostRules {
+            allowed_child_kinds: KindAllowlist::from_flag(&allowed).unwrap(),
+            ..HostRules::default()
+        }
+    }
+
+    fn load_text(text: Option<&str>, rules: &HostRules) -> Result<GuestSettings, SettingsError> {
+        let dir = tempfile::tempdir().unwrap();
+        let guest = dir.path().join("g.wasm");
+        if let Some(text) = text {
+            std::fs::write(settings_path(&guest), text).unwrap();
+        }
+        load(&guest, rules)
+    }
+
+    fn error(text: &str, allowed: &[&str]) -> String {
+        load_text(Some(text), &rules(allowed))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn without_a_file_the_host_flags_apply() {
+        let settings = load_text(None, &rules(&["v1/ConfigMap"])).unwrap();
+        assert_eq!(settings.limits.timeout, GuestLimits::default().timeout);
+        assert_eq!(
+            settings.allowed_child_kinds,
+            rules(&["v1/ConfigMap"]).allowed_child_kinds
+        );
+        assert_eq!(settings.file, None);
+    }
+
+    #[test]
+    fn a_file_sets_what_it_names_and_keeps_the_rest() {
+        let settings = load_text(
+            Some("timeout: 500ms\nmemory-mib: 32\nallowed-child-kinds: [apps/v1/Deployment]\n"),
+            &rules(&[]),
+        )
+        .unwrap();
+        assert_eq!(settings.limits.timeout, Duration::from_millis(500));
+        assert_eq!(settings.limits.max_memory_bytes, 32 << 20);
+        assert_eq!(
+            settings.limits.max_children,
+            GuestLimits::default().max_children
+        );
+        assert!(
+            settings
+                .allowed_child_kinds
+                .allows(&kube::api::GroupVersionKind::gvk(
+                    "apps",
+                    "v1",
+                    "Deployment"
+                ))
+        );
+        assert!(settings.file.is_some());
+        assert!(summary(&settings).contains("allowed child kinds: Deployment.apps/v1"));
+    }
+
+    #[test]
+    fn bad_values_name_the_file_and_the_key() {
+        for (text, expected) in [
+            ("timeout: soon\n", "timeout: \"soon\" is not a duration"),
+            ("timeout: 0s\n", "timeout: must be at least 1ms"),
+            ("memory-mib: 0\n", "memory-mib: must be at least 1"),
+            ("max-children: 0\n", "max-children: must be at least 1"),
+            ("max-output-mib: 0\n", "max-output-mib: must be at least 1"),
+            (
+                "allowed-child-kinds: [Deployment]\n",
+                "allowed-child-kinds: \"Deployment\"",
+            ),
+            ("memory: 5\n", "unknown field"),
+        ] {
+            let message = error(text, &[]);
+            assert!(message.contains("g.yaml: "), "{message}");
+            assert!(message.contains(expected), "{text}: {message}");
+        }
+    }
+
+    // Attack: a settings file that raises its guest's limits above the admin's flags (a call
+    // waiting for more memory than the budget holds stalled every guest of the host).
+    #[test]
+    fn settings_may_not_raise_a_limit_above_its_flag() {
+        for (text, expected) in [
+            (
+                "memory-mib: 300\n",
+                "memory-mib: 300 is more than the host allows (--guest-memory-mib is 64)",
+            ),
+            (
+                "timeout: 60s\n",
+                "timeout: 60s is more than the host allows (--guest-timeout-ceiling is 2s); a \
+                 guest's settings may only narrow the host's flags; start the host with a higher \
+                 --guest-timeout-ceiling",
+            ),
+            (
+                "max-children: 5000\n",
+                "max-children: 5000 is more than the host allows (--guest-max-children is 1000)",
+            ),
+            (
+                "max-output-mib: 64\n",
+                "max-output-mib: 64 is more than the host allows (--guest-max-output-mib is 16)",
+            ),
+        ] {
+            let message = error(text, &[]);
+            assert!(message.contains(expected), "{text}: {message}");
+        }
+        let ceiling = HostRules {
+            timeout_ceiling: Duration::from_secs(60),
+            ..HostRules::default()
+        };
+        let raised = load_text(Some("timeout: 60s\n"), &ceiling).unwrap();
+        assert_eq!(raised.limits.timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_guest_may_narrow_the_hosts_allowed_kinds_but_not_widen_them() {
+        let host = ["apps/v1/Deployment", "v1/Service"];
+        let narrowed =
+            load_text(Some("allowed-child-kinds: [v1/Service]\n"), &rules(&host)).unwrap();
+        assert_eq!(narrowed.allowed_child_kinds.describe(), "Service.v1");
+        let message = error("allowed-child-kinds: [v1/Secret]\n", &host);
+        assert!(
+            message.contains("Secret.v1 is not allowed by the host's"),
+            "{message}"
+        );
+    }
+
+    // Attack: `allowed-child-kinds: []` once meant "any kind" and widened the host's list.
+    #[test]
+    fn an_empty_kind_list_allows_no_kind() {
+        let none = load_text(Some("allowed-child-kinds: []\n"), &rules(&["v1/ConfigMap"])).unwrap();
+        assert_eq!(none.allowed_child_kinds.describe(), "none");
+        let none = load_text(Some("allowed-child-kinds: []\n"), &rules(&[])).unwrap();
+        assert!(
+            !none
+                .allowed_child_kinds
+                .allows(&kube::api::GroupVersionKind::gvk(
+                    "networking.k8s.io",
+                    "v1",
+                    "Ingress"
+                ))
+        );
+    }
+
+    // Attack: a FIFO as the settings file blocked the thread that read it.
+    #[test]
+    fn a_fifo_settings_file_is_refused_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let guest = dir.path().join("g.wasm");
+        let fifo =
+            std::ffi::CString::new(settings_path(&guest).as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let message =
+            crate::error_text::error_chain(&load(&guest, &HostRules::default()).unwrap_err());
+        assert!(
+            message.contains("it is a FIFO, not a regular file"),
+            "{message}"
+        );
+        assert_eq!(settings_text(&guest), None);
+    }
+}
