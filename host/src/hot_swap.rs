@@ -243,6 +243,8 @@ impl HotSwap {
         let outcome = self.load_and_check(file, active).await;
         let next = match outcome {
             Ok(next) => next,
+            // The new guest went to a controller restart: its kinds stay in the roster.
+            Err(SwapError::HandedOver) => return Err(SwapError::HandedOver),
             Err(error) => {
                 // The active guest keeps its place: its kinds in the roster (which admission
                 // may have replaced with the new guest's before a later check refused it)…
@@ -282,10 +284,18 @@ impl HotSwap {
         let guest = tokio::task::spawn_blocking(move || engine.load(&file, limits))
             .await
             .map_err(SwapError::Task)??;
-        self.roster
-            .admit(&self.rules, &self.name, guest.manifest(), &self.settings)?;
         let (new_parent, active_parent) =
             (&guest.manifest().parent, &active.guest.manifest().parent);
+        if new_parent != active_parent && self.parent_kind_change.is_none() {
+            // The first thing to say: whatever else is wrong with it, this guest cannot take
+            // over from the active one.
+            return Err(SwapError::ParentKindChanged {
+                new: display_gvk(new_parent),
+                active: display_gvk(active_parent),
+            });
+        }
+        self.roster
+            .admit(&self.rules, &self.name, guest.manifest(), &self.settings)?;
         if new_parent != active_parent {
             let error = SwapError::ParentKindChanged {
                 new: display_gvk(new_parent),

@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod control_plane;
 pub mod deploy;
+pub mod folder;
 pub mod host;
 pub mod operator;
 pub mod paths;

@@ -6,9 +6,9 @@
 //! holding its kind while it waits, picked up once its CRD is installed, and reporting its CRD's
 //! deletion while the others keep serving.
 
-use std::path::Path;
 use std::time::Duration;
 
+use e2e::folder::{add_guest, serve_folder};
 use e2e::paths::{podtatohead_guest, potatohead_guest, workspace_root};
 use e2e::{
     ControlPlane, HostProcess, TestNamespace, by_name, eventually, image_of, metric_value,
@@ -27,31 +27,6 @@ const CONVERGE: Duration = Duration::from_secs(60);
 /// A failing parent watch is retried with backoff: noticing a deleted CRD, or its return, can take
 /// a while.
 const WATCH_RETRY: Duration = Duration::from_secs(90);
-
-/// `reconciler-host run --guests <folder> --namespace <namespace>`, checking the folder often.
-fn serve_folder(plane: &ControlPlane, folder: &Path, namespace: &str) -> HostProcess {
-    let args: Vec<String> = [
-        "run",
-        "--guests",
-        &folder.display().to_string(),
-        "--namespace",
-        namespace,
-        "--guest-poll-interval",
-        "1s",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    HostProcess::spawn(plane, &plane.kubeconfig, &args, &[])
-}
-
-/// Copies `guest` into `folder` as `name`, atomically (write beside, then rename), as the
-/// kubelet's ConfigMap update does.
-fn add_guest(folder: &Path, name: &str, guest: &Path) {
-    let tmp = folder.join(format!(".{name}.tmp"));
-    std::fs::copy(guest, &tmp).unwrap();
-    std::fs::rename(&tmp, folder.join(name)).unwrap();
-}
 
 /// Waits until the host has refused the guest `name` as a second guest for a parent kind.
 async fn wait_refused_as_duplicate(host: &HostProcess, name: &str) {
@@ -132,7 +107,7 @@ async fn one_host_serves_a_folder_of_guests_each_for_its_own_api() {
     let namespace = TestNamespace::create(&client, "folder").await.name;
     let folder = tempfile::tempdir().unwrap();
     add_guest(folder.path(), "potatohead.wasm", &potatohead_guest());
-    let host = serve_folder(plane, folder.path(), &namespace);
+    let host = serve_folder(plane, folder.path(), &namespace, &[]);
 
     // The first guest serves; the second is added while the host runs.
     create_demo(&client, &namespace).await;
@@ -316,7 +291,7 @@ async fn one_host_serves_a_folder_of_guests_each_for_its_own_api() {
     wait_refused_as_duplicate(&host, "potatohead-copy").await;
     assert!(
         host.log()
-            .contains("the guest potatohead of this folder already reconciles"),
+            .contains("which the guest potatohead of this host already reconciles"),
         "{}",
         host.log()
     );
@@ -405,7 +380,7 @@ async fn a_guest_whose_crd_is_missing_waits_for_it_while_the_others_serve() {
     let greeting = workspace_root().join("target/examples/greeting_js.wasm");
     assert!(greeting.exists(), "run `make example-guests`");
     add_guest(folder.path(), "greeting.wasm", &greeting);
-    let mut host = serve_folder(plane, folder.path(), &namespace);
+    let mut host = serve_folder(plane, folder.path(), &namespace, &[]);
 
     create_demo(&client, &namespace).await;
     let (status, body) = host.http_get("/readyz").await;
@@ -572,7 +547,7 @@ async fn a_guest_that_traps_or_loops_on_every_call_does_not_hold_up_another() {
     // Its own settings: a shorter deadline than the host's flag.
     std::fs::write(folder.path().join("hostile.yaml"), "timeout: 250ms\n").unwrap();
     add_guest(folder.path(), "podtatohead.wasm", &podtatohead_guest());
-    let host = serve_folder(plane, folder.path(), &namespace);
+    let host = serve_folder(plane, folder.path(), &namespace, &[]);
 
     wait_ready(&host, CONVERGE, "both guests ready").await;
     // The healthy guest's pace alone…
