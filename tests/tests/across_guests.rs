@@ -16,7 +16,6 @@ use e2e::{
     potatohead_api,
 };
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -190,57 +189,58 @@ async fn settings_that_would_widen_the_flags_refuse_their_guest_and_the_others_s
     );
 }
 
-/// Twenty pairs of parents, one of each guest, that want one Deployment name each:
-/// PotatoHead `podtato-rN` wants `podtato-rN-hat`, and so does PodTatoHead `rN`'s main part.
-const RACING_PAIRS: usize = 20;
+/// Thirty pairs of parents, one of each guest, that want one ConfigMap name each: Greeting `rN`
+/// (recipient `echo`) wants `rN-echo`, and so does ServiceAccount `rN`. A ConfigMap has no
+/// immutable field that would make the second write fail (a Deployment's selector does).
+const RACING_PAIRS: usize = 30;
 
-fn racing_potatohead(namespace: &str, i: usize) -> DynamicObject {
-    serde_json::from_value(json!({
-        "apiVersion": "podtato.example.com/v1alpha1",
-        "kind": "PotatoHead",
-        "metadata": { "name": format!("podtato-r{i}"), "namespace": namespace },
-        "spec": { "tag": "0.3.0", "parts": [{ "name": "hat" }] },
-    }))
-    .unwrap()
-}
-
-fn racing_podtatohead(namespace: &str, i: usize) -> DynamicObject {
-    serde_json::from_value(json!({
-        "apiVersion": "crd.demo.com/v1alpha1",
-        "kind": "PodTatoHead",
-        "metadata": { "name": format!("r{i}"), "namespace": namespace },
-        "spec": { "main": {
-            "name": format!("r{i}-hat"),
-            "image": "ghcr.io/podtato-head/podtato-main:v0.1.1",
-            "port": 9000,
-        } },
-    }))
-    .unwrap()
+fn greetings(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    let resource = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("examples.wasm-reconciler.io", "v1alpha1", "Greeting"),
+        "greetings",
+    );
+    Api::namespaced_with(client.clone(), namespace, &resource)
 }
 
 // Attack: two guests' parents racing for one child name flipped 24 of 30 owner references.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_guests_racing_for_one_child_name_end_with_one_owner_each() {
     let (plane, client) = plane_and_client().await;
+    plane
+        .install_crd(&workspace_root().join("examples/greeting-js/crd.yaml"))
+        .await
+        .unwrap();
     let namespace = TestNamespace::create(&client, "race").await.name;
-    let folder = tempfile::tempdir().unwrap();
-    add_guest(folder.path(), "potatohead.wasm", &potatohead_guest());
-    add_guest(folder.path(), "podtatohead.wasm", &podtatohead_guest());
-    let host = serve_folder(plane, folder.path(), &namespace, &[]);
-    wait_readyz_lists(&host, "[+]guest potatohead ok").await;
-    wait_readyz_lists(&host, "[+]guest podtatohead ok").await;
-
-    // Every controller owner each Deployment ever had, as the watch saw them.
+    // Every pair exists before the host starts, so both guests reconcile all of them at once.
+    let accounts = Api::<ServiceAccount>::namespaced(client.clone(), &namespace);
+    let pp = PostParams::default();
+    for i in 0..RACING_PAIRS {
+        let greeting: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "examples.wasm-reconciler.io/v1alpha1",
+            "kind": "Greeting",
+            "metadata": { "name": format!("r{i}"), "namespace": namespace },
+            "spec": { "message": "Hello", "recipients": ["echo"] },
+        }))
+        .unwrap();
+        greetings(&client, &namespace)
+            .create(&pp, &greeting)
+            .await
+            .unwrap();
+        let account: ServiceAccount =
+            serde_json::from_value(json!({ "metadata": { "name": format!("r{i}") } })).unwrap();
+        accounts.create(&pp, &account).await.unwrap();
+    }
+    // Every controller owner each ConfigMap ever had, as the watch saw them.
     let owners: std::sync::Arc<std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>> =
         Default::default();
-    let deployments = Api::<Deployment>::namespaced(client.clone(), &namespace);
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &namespace);
     let watching = {
         let owners = std::sync::Arc::clone(&owners);
-        let stream = watcher(deployments.clone(), watcher::Config::default()).applied_objects();
+        let stream = watcher(config_maps, watcher::Config::default()).applied_objects();
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
-            while let Some(Ok(deployment)) = stream.next().await {
-                let controller = deployment
+            while let Some(Ok(config_map)) = stream.next().await {
+                let controller = config_map
                     .owner_references()
                     .iter()
                     .find(|o| o.controller == Some(true))
@@ -249,33 +249,31 @@ async fn two_guests_racing_for_one_child_name_end_with_one_owner_each() {
                     owners
                         .lock()
                         .unwrap()
-                        .entry(deployment.name_any())
+                        .entry(config_map.name_any())
                         .or_default()
                         .insert(controller);
                 }
             }
         })
     };
-    let (potatoheads, podtatoheads) = (
-        potatohead_api(&client, &namespace),
-        podtatohead_api(&client, &namespace),
+    let folder = tempfile::tempdir().unwrap();
+    add_guest(
+        folder.path(),
+        "greetings.wasm",
+        &workspace_root().join("target/wasm32-wasip2/release/greeting_rust_guest.wasm"),
     );
-    let creates = (0..RACING_PAIRS).map(|i| {
-        let (potatoheads, podtatoheads, namespace) =
-            (potatoheads.clone(), podtatoheads.clone(), namespace.clone());
-        async move {
-            let (a, b) = (
-                racing_potatohead(&namespace, i),
-                racing_podtatohead(&namespace, i),
-            );
-            let pp = PostParams::default();
-            let (a, b) = tokio::join!(potatoheads.create(&pp, &a), podtatoheads.create(&pp, &b));
-            a.unwrap();
-            b.unwrap();
-        }
-    });
-    futures::future::join_all(creates).await;
-    eventually(CONVERGE, "every contested Deployment exists", || async {
+    add_guest(
+        folder.path(),
+        "serviceaccounts.wasm",
+        &test_guest("serviceaccount_echo_guest"),
+    );
+    let _host = serve_folder(
+        plane,
+        folder.path(),
+        &namespace,
+        &["--allow-builtin-parent-kind"],
+    );
+    eventually(CONVERGE, "every contested ConfigMap exists", || async {
         let seen = owners.lock().unwrap().len();
         if seen >= RACING_PAIRS {
             Ok(())
@@ -291,7 +289,7 @@ async fn two_guests_racing_for_one_child_name_end_with_one_owner_each() {
     let flipped: Vec<_> = owners.iter().filter(|(_, seen)| seen.len() > 1).collect();
     assert!(
         flipped.is_empty(),
-        "{} of {} contested Deployments changed owner: {flipped:?}",
+        "{} of {} contested ConfigMaps changed owner: {flipped:?}",
         flipped.len(),
         owners.len()
     );
