@@ -37,13 +37,18 @@ struct Setup {
 
 /// A host running the hostile guest in a fresh namespace.
 async fn setup(prefix: &str) -> Setup {
+    setup_with(prefix, &[]).await
+}
+
+/// [`setup`], the host started with `extra` flags too.
+async fn setup_with(prefix: &str, extra: &[&str]) -> Setup {
     let plane = ControlPlane::shared().await;
     let client = plane.client().await;
     let namespace = TestNamespace::create(&client, prefix).await.name;
     let host = HostProcess::start(
         plane,
         &test_guest("hostile_guest"),
-        &["--namespace", &namespace],
+        &[&["--namespace", namespace.as_str()][..], extra].concat(),
     );
     Setup {
         client,
@@ -251,7 +256,8 @@ async fn outputs_that_break_the_policy_are_refused_whole_and_nothing_forbidden_i
 /// fields) and retried; an oversized guest error is cut before it reaches the status or the log.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_status_and_an_oversized_error_are_reported_within_bounds() {
-    let mut setup = setup("attack-status").await;
+    // A per-object cap above the API server's own limit, so that the server refuses the status.
+    let mut setup = setup_with("attack-status", &["--guest-max-object-kib", "8192"]).await;
     let ok_uid = setup.behaving_parent("victim").await;
     setup.attack("victim", "huge-status").await;
     let ready = setup
@@ -282,6 +288,47 @@ async fn a_refused_status_and_an_oversized_error_are_reported_within_bounds() {
         log.len()
     );
     assert_eq!(setup.config_map_uid("victim-ok").await, ok_uid);
+    setup.assert_healthy().await;
+}
+
+// Attack: four parents answering 15 MB statuses and one a 15 MB child, each within the output
+// cap, took a host from 68 MB to 3.9 GB resident (the shipped pod's limit is 512 Mi).
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_over_the_per_object_cap_are_refused_before_they_are_parsed() {
+    let mut setup = setup("attack-big-objects").await;
+    let api = potatohead_api(&setup.client, &setup.namespace);
+    let attacks = [
+        ("big-0", "status-15mb"),
+        ("big-1", "status-15mb"),
+        ("big-2", "status-15mb"),
+        ("big-3", "status-15mb"),
+        ("big-4", "child-15mb"),
+    ];
+    for (name, attack) in attacks {
+        let mut parent = sample_potatohead(&setup.namespace, name);
+        parent.metadata.annotations =
+            Some([("hostile.example.com/attack".to_string(), attack.to_string())].into());
+        api.create(&PostParams::default(), &parent).await.unwrap();
+    }
+    for (name, _) in attacks {
+        let ready = setup
+            .refused(
+                name,
+                "GuestFailed",
+                &["allowed per object (--guest-max-object-kib"],
+            )
+            .await;
+        assert!(ready["message"].as_str().unwrap().len() < 2048, "{ready}");
+    }
+    // Each is retried with backoff; let a few retries happen.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let peak = setup.host.peak_rss_bytes();
+    assert!(
+        peak < 512 << 20,
+        "peak RSS {} MiB, over the shipped pod's 512Mi limit",
+        peak >> 20
+    );
+    eprintln!("peak RSS with five 15 MB answers: {} MiB", peak >> 20);
     setup.assert_healthy().await;
 }
 

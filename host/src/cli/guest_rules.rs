@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::guest::{GUEST_MAX_OUTPUT_MIB, GUEST_MEMORY_MIB, GUEST_TIMEOUT, GuestLimits};
+use crate::guest::{
+    GUEST_MAX_OBJECT_KIB, GUEST_MAX_OUTPUT_MIB, GUEST_MEMORY_MIB, GUEST_TIMEOUT, GuestLimits,
+};
 use crate::guests::{HostRules, KindAllowlist};
 
 /// Most MiB `--guest-max-file-mib` may be.
@@ -31,6 +33,10 @@ pub struct GuestRuleArgs {
     /// Most JSON (children and status) one reconcile of the guest may return, in MiB.
     #[arg(long, env = "RECONCILER_GUEST_MAX_OUTPUT_MIB", default_value_t = 16)]
     pub guest_max_output_mib: usize,
+    /// Most JSON one child, or the status, of a guest's answer may be, in KiB; checked before
+    /// it is parsed (the API server refuses objects over about 1.5 MiB).
+    #[arg(long, env = "RECONCILER_GUEST_MAX_OBJECT_KIB", default_value_t = 1024)]
+    pub guest_max_object_kib: usize,
     /// Largest guest file read, in MiB (a ConfigMap holds at most 1 MiB; an image volume more).
     #[arg(long, env = "RECONCILER_GUEST_MAX_FILE_MIB", default_value_t = 64)]
     pub guest_max_file_mib: u64,
@@ -69,6 +75,8 @@ pub enum RuleError {
     GuestMaxChildren,
     #[error("--guest-max-output-mib must be between 1 and 1024, not {0}")]
     GuestMaxOutput(usize),
+    #[error("--guest-max-object-kib must be between 1 and 1048576, not {0}")]
+    GuestMaxObject(usize),
     #[error("--guest-max-file-mib must be between 1 and {MAX_FILE_MIB}, not {0}")]
     GuestMaxFile(u64),
     #[error("--allowed-child-kind: {0}")]
@@ -100,6 +108,9 @@ impl GuestRuleArgs {
         if !GUEST_MAX_OUTPUT_MIB.contains(&self.guest_max_output_mib) {
             return Err(RuleError::GuestMaxOutput(self.guest_max_output_mib));
         }
+        if !GUEST_MAX_OBJECT_KIB.contains(&self.guest_max_object_kib) {
+            return Err(RuleError::GuestMaxObject(self.guest_max_object_kib));
+        }
         if !(1..=MAX_FILE_MIB).contains(&self.guest_max_file_mib) {
             return Err(RuleError::GuestMaxFile(self.guest_max_file_mib));
         }
@@ -109,6 +120,7 @@ impl GuestRuleArgs {
                 max_memory_bytes: self.guest_memory_mib << 20,
                 max_children: self.guest_max_children,
                 max_output_bytes: self.guest_max_output_mib << 20,
+                max_object_bytes: self.guest_max_object_kib << 10,
             },
             timeout_ceiling,
             allowed_child_kinds: KindAllowlist::from_flag(&self.allowed_child_kinds)

@@ -159,6 +159,8 @@ pub async fn run(
     teardown
         .tasks
         .push(tokio::spawn(sweeping.in_current_span()).abort_handle());
+    let (stopping, forward_stop) = stop_signal(shutdown, Arc::clone(&handoff));
+    teardown.tasks.push(forward_stop);
     let context = Arc::new(context(
         &shared,
         &spec,
@@ -167,9 +169,8 @@ pub async fn run(
         parent_kind,
         &metrics,
         parents.clone(),
+        stopping.clone(),
     ));
-    let (stopping, forward_stop) = stop_signal(shutdown, Arc::clone(&handoff));
-    teardown.tasks.push(forward_stop);
     let parent_events = parent_events(
         &shared.client,
         settings.namespace.as_deref(),
@@ -192,6 +193,7 @@ pub async fn run(
 }
 
 /// What every reconcile of this guest's controller shares.
+#[allow(clippy::too_many_arguments)] // each is one part of the context, named at the call
 fn context(
     shared: &Shared,
     spec: &GuestSpec,
@@ -200,6 +202,7 @@ fn context(
     parent_kind: ResolvedKind,
     metrics: &GuestMetrics,
     parents: reflector::Store<DynamicObject>,
+    stopping: tokio::sync::watch::Receiver<bool>,
 ) -> Context {
     // The reporting instance names the replica and the guest (`<pod>/<guest>`), so
     // `kubectl describe` tells which guest of a host published an Event.
@@ -230,6 +233,7 @@ fn context(
         claims: Arc::clone(&shared.claims),
         guest_memory: shared.guest_memory.share(),
         reconcile_slots: shared.reconcile_slots.share(),
+        stopping,
     }
 }
 

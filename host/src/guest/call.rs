@@ -136,8 +136,27 @@ impl LoadedGuest {
                 self.limits.max_children
             )));
         }
-        let bytes = decision.children.iter().map(String::len).sum::<usize>()
-            + decision.status.as_ref().map_or(0, String::len);
+        let max_object = self.limits.max_object_bytes;
+        let objects = decision
+            .children
+            .iter()
+            .enumerate()
+            .map(|(i, child)| (format!("child {i}"), child.len()))
+            .chain(
+                decision
+                    .status
+                    .as_ref()
+                    .map(|s| ("the status".to_string(), s.len())),
+            );
+        for (what, bytes) in objects {
+            if bytes > max_object {
+                return Err(GuestError::OutputTooLarge(format!(
+                    "{what} is {bytes} bytes of JSON, at most {max_object} allowed per object \
+                     (--guest-max-object-kib; the API server refuses objects over about 1.5 MiB)"
+                )));
+            }
+        }
+        let bytes = decision.json_bytes();
         if bytes > self.limits.max_output_bytes {
             return Err(GuestError::OutputTooLarge(format!(
                 "{bytes} bytes of JSON, at most {} allowed",

@@ -33,7 +33,9 @@ pub use compile_cache::{CompileCacheConfig, CompileOrigin};
 pub use engine::{CompiledGuest, GuestEngine, GuestInterfaces};
 pub use error::{EngineError, GuestError, LoadError};
 pub use file::{GUEST_FILE_MAX_BYTES, GuestFile};
-pub use limits::{GUEST_MAX_OUTPUT_MIB, GUEST_MEMORY_MIB, GUEST_TIMEOUT, GuestLimits};
+pub use limits::{
+    GUEST_MAX_OBJECT_KIB, GUEST_MAX_OUTPUT_MIB, GUEST_MEMORY_MIB, GUEST_TIMEOUT, GuestLimits,
+};
 pub use manifest::GuestManifest;
 
 /// What a guest is shown for one parent: the parent and its children as JSON objects (as the API
@@ -69,4 +71,12 @@ pub struct Decision {
     pub status: Option<String>,
     /// When the guest wants the parent reconciled again.
     pub requeue_after: Option<Duration>,
+}
+
+impl Decision {
+    /// Bytes of JSON the guest returned, children and status together.
+    pub fn json_bytes(&self) -> usize {
+        self.children.iter().map(String::len).sum::<usize>()
+            + self.status.as_ref().map_or(0, String::len)
+    }
 }

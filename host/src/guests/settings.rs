@@ -16,6 +16,7 @@
 //! memory-mib: 32                 # at most --guest-memory-mib
 //! max-children: 200              # at most --guest-max-children
 //! max-output-mib: 4              # at most --guest-max-output-mib
+//! max-object-kib: 256            # at most --guest-max-object-kib
 //! allowed-child-kinds:           # within --allowed-child-kind
 //!   - apps/v1/Deployment
 //!   - v1/Service
@@ -91,6 +92,7 @@ struct SettingsFile {
     memory_mib: Option<usize>,
     max_children: Option<usize>,
     max_output_mib: Option<usize>,
+    max_object_kib: Option<usize>,
     allowed_child_kinds: Option<Vec<String>>,
 }
 
@@ -225,6 +227,22 @@ fn apply(
         }
         limits.max_output_bytes = mib << 20;
     }
+    if let Some(kib) = file.max_object_kib {
+        let flag = rules.limits.max_object_bytes >> 10;
+        if kib == 0 {
+            return Err(invalid("max-object-kib: must be at least 1".into()));
+        }
+        if kib > flag {
+            return Err(above(
+                "max-object-kib",
+                kib.to_string(),
+                "--guest-max-object-kib",
+                flag.to_string(),
+                "",
+            ));
+        }
+        limits.max_object_bytes = kib << 10;
+    }
     let allowed_child_kinds = match file.allowed_child_kinds {
         None => rules.allowed_child_kinds.clone(),
         Some(entries) => {
@@ -251,11 +269,12 @@ fn apply(
 pub fn summary(settings: &GuestSettings) -> String {
     let limits = &settings.limits;
     format!(
-        "timeout {:?}, memory {} MiB, at most {} children and {} MiB of output; allowed child kinds: {}",
+        "timeout {:?}, memory {} MiB, at most {} children and {} MiB of output ({} KiB per object); allowed child kinds: {}",
         limits.timeout,
         limits.max_memory_bytes >> 20,
         limits.max_children,
         limits.max_output_bytes >> 20,
+        limits.max_object_bytes >> 10,
         settings.allowed_child_kinds.describe(),
     )
 }
@@ -368,6 +387,10 @@ mod tests {
             (
                 "max-output-mib: 64\n",
                 "max-output-mib: 64 is more than the host allows (--guest-max-output-mib is 16)",
+            ),
+            (
+                "max-object-kib: 4096\n",
+                "max-object-kib: 4096 is more than the host allows (--guest-max-object-kib is 1024)",
             ),
         ] {
             let message = error(text, &[]);

@@ -5,20 +5,35 @@
 //! A semaphore is first come, first served, so a guest with a backlog of slow calls would queue
 //! them all ahead of another guest's one call. To keep that from starving the others, each guest
 //! sends one request at a time into the shared queue (its `turn`); the rest of its requests wait
-//! in its own queue. Waiting guests are therefore served in turn, one request each, while a guest
-//! alone can still use the whole budget.
+//! in its own queue. Waiting guests are therefore served in turn, one request each.
+//!
+//! Taking turns is not enough when one guest's calls are slow: each call it starts holds its
+//! permits until it ends, so a guest looping to its deadline on every call would soon hold the
+//! whole budget, and the others would wait for its deadlines. So while other guests share the
+//! budget, one guest may hold at most three quarters of it ([`held_at_most`]); a guest alone may
+//! use all of it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 
 /// Permits all guests of the process share.
 #[derive(Clone)]
-pub struct SharedBudget(Arc<Semaphore>);
+pub struct SharedBudget {
+    permits: Arc<Semaphore>,
+    total: usize,
+    /// Guests holding a share now.
+    guests: Arc<AtomicUsize>,
+}
 
 impl SharedBudget {
     pub fn new(permits: usize) -> Self {
-        Self(Arc::new(Semaphore::new(permits)))
+        Self {
+            permits: Arc::new(Semaphore::new(permits)),
+            total: permits,
+            guests: Arc::default(),
+        }
     }
 
     /// The memory budget of guest calls: `bytes` as MiB permits.
@@ -28,10 +43,29 @@ impl SharedBudget {
 
     /// One guest's share: its own queue in front of the common budget.
     pub fn share(&self) -> BudgetShare {
+        self.guests.fetch_add(1, Ordering::AcqRel);
         BudgetShare {
-            budget: Arc::clone(&self.0),
+            budget: Arc::clone(&self.permits),
+            total: self.total,
             turn: Arc::new(Mutex::new(())),
+            own: Arc::new(Semaphore::new(held_at_most(self.total))),
+            member: Arc::new(Member(Arc::clone(&self.guests))),
         }
+    }
+}
+
+/// The most permits of `total` one guest may hold while others share the budget: three
+/// quarters, at least one.
+pub fn held_at_most(total: usize) -> usize {
+    (total - total / 4).max(1)
+}
+
+/// Counts a guest as sharing the budget while any clone of its share lives.
+struct Member(Arc<AtomicUsize>);
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -39,24 +73,54 @@ impl SharedBudget {
 #[derive(Clone)]
 pub struct BudgetShare {
     budget: Arc<Semaphore>,
+    /// Every permit of the budget: no reservation may wait for more.
+    total: usize,
     turn: Arc<Mutex<()>>,
+    /// This guest's cap while other guests share the budget.
+    own: Arc<Semaphore>,
+    member: Arc<Member>,
+}
+
+/// Permits held until dropped.
+pub struct Reservation {
+    _shared: OwnedSemaphorePermit,
+    _own: Option<OwnedSemaphorePermit>,
 }
 
 impl BudgetShare {
-    /// Waits for `bytes` of a memory budget (rounded up to whole MiB); released when the
-    /// reservation drops.
-    pub async fn reserve_memory(&self, bytes: usize) -> OwnedSemaphorePermit {
-        self.reserve(u32::try_from(bytes.div_ceil(1 << 20)).unwrap_or(u32::MAX))
+    /// Waits for `bytes` of a memory budget (rounded up to whole MiB, and at most the whole
+    /// budget: a request for more than exists would wait forever, and the fair queue would make
+    /// every later request wait behind it); released when the reservation drops.
+    pub async fn reserve_memory(&self, bytes: usize) -> Reservation {
+        let permits = bytes.div_ceil(1 << 20).min(self.total);
+        self.reserve(u32::try_from(permits).unwrap_or(u32::MAX))
             .await
     }
 
-    /// Waits for `permits` of the budget; released when the reservation drops.
-    pub async fn reserve(&self, permits: u32) -> OwnedSemaphorePermit {
+    /// Waits for `permits` of the budget (within this guest's cap while other guests share it);
+    /// released when the reservation drops.
+    pub async fn reserve(&self, permits: u32) -> Reservation {
         let _turn = self.turn.lock().await;
-        Arc::clone(&self.budget)
+        let shared_with_others = self.member.0.load(Ordering::Acquire) > 1;
+        let own = if shared_with_others {
+            let capped = permits.min(u32::try_from(held_at_most(self.total)).unwrap_or(u32::MAX));
+            Some(
+                Arc::clone(&self.own)
+                    .acquire_many_owned(capped)
+                    .await
+                    .expect("a guest's cap is never closed"),
+            )
+        } else {
+            None
+        };
+        let shared = Arc::clone(&self.budget)
             .acquire_many_owned(permits)
             .await
-            .expect("the guest memory budget is never closed")
+            .expect("the guest memory budget is never closed");
+        Reservation {
+            _shared: shared,
+            _own: own,
+        }
     }
 }
 
@@ -105,6 +169,44 @@ mod tests {
         assert!(b_at <= 1, "B waited behind {b_at} of A's calls: {order:?}");
     }
 
+    // Attack: `memory-mib: 300` with a 256 MiB budget waited for more permits than exist, and
+    // every guest queued behind it forever.
+    #[tokio::test]
+    async fn a_reservation_larger_than_the_budget_takes_the_whole_budget_instead_of_waiting_forever()
+     {
+        let budget = SharedBudget::of_memory(4 << 20);
+        let (a, b) = (budget.share(), budget.share());
+        let whole = tokio::time::timeout(Duration::from_secs(1), a.reserve_memory(300 << 20))
+            .await
+            .expect("served at once");
+        drop(whole);
+        let _served = tokio::time::timeout(Duration::from_secs(1), b.reserve_memory(1 << 20))
+            .await
+            .expect("the other guest is served after it");
+    }
+
+    // Attack: a guest whose every call runs to a long deadline took every slot, one turn at a
+    // time, and the other guests waited for its deadlines.
+    #[tokio::test]
+    async fn a_slow_guest_cannot_hold_the_last_quarter_while_others_share_the_budget() {
+        let budget = SharedBudget::new(8);
+        let (slow, other) = (budget.share(), budget.share());
+        let mut held = Vec::new();
+        for _ in 0..6 {
+            held.push(slow.reserve(1).await);
+        }
+        let seventh = tokio::time::timeout(Duration::from_millis(100), slow.reserve(1)).await;
+        assert!(seventh.is_err(), "the slow guest took more than 6 of 8");
+        let served = tokio::time::timeout(Duration::from_millis(100), other.reserve(2)).await;
+        assert!(served.is_ok(), "the other guest waited for the slow one");
+        assert_eq!(held_at_most(4), 3);
+        assert_eq!(held_at_most(1), 1);
+        drop(other);
+        drop(served);
+        let alone = tokio::time::timeout(Duration::from_millis(100), slow.reserve(2)).await;
+        assert!(alone.is_ok(), "a guest alone may use the rest");
+    }
+
     #[tokio::test]
     async fn a_guest_alone_may_use_the_whole_budget() {
         let budget = SharedBudget::of_memory(3 << 20);
@@ -115,6 +217,6 @@ mod tests {
             a.reserve_memory(1 << 20).await,
         ];
         assert_eq!(held.len(), 3);
-        assert_eq!(budget.0.available_permits(), 0);
+        assert_eq!(budget.permits.available_permits(), 0);
     }
 }

@@ -44,4 +44,25 @@ pub struct Context {
     pub claims: Arc<NameClaims>,
     /// Failures, reconciled generation and written status per parent (by UID).
     pub parent_states: ParentStates,
+    /// Turns true when the controller stops (its file removed, its settings changed, the host
+    /// stopping): reconciles still waiting for a budget give up rather than run with what is
+    /// going away.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Context {
+    /// `wait`'s result, or `None` once the controller is stopping. (A stop signal whose sender
+    /// is gone never fires: nothing will ask to stop.)
+    pub async fn unless_stopping<T>(&self, wait: impl Future<Output = T>) -> Option<T> {
+        let mut stopping = self.stopping.clone();
+        let stopped = async move {
+            if stopping.wait_for(|stopping| *stopping).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            value = wait => Some(value),
+            () = stopped => None,
+        }
+    }
 }

@@ -21,7 +21,8 @@ use super::observe::parent_key;
 ///
 /// # Errors
 /// [`Failure::InvalidSpec`] (the guest's verdict), [`Failure::Guest`] or
-/// [`Failure::GuestTask`].
+/// [`Failure::GuestTask`]; [`Failure::Stopping`] when the controller stopped while the call
+/// waited for memory.
 pub async fn decide(
     ctx: &Context,
     guest: &ActiveGuest,
@@ -32,11 +33,15 @@ pub async fn decide(
     let parent_key = parent_key(parent);
     // The guest's log lines belong to this reconcile's span, on whichever thread it runs.
     let span = tracing::Span::current();
-    // Waits while other calls hold the budget, taking turns with other guests' calls.
+    // Waits while other calls hold the budget, taking turns with other guests' calls; gives up
+    // when the controller stops.
     let memory = ctx
-        .guest_memory
-        .reserve_memory(loaded.limits().max_memory_bytes)
-        .await;
+        .unless_stopping(
+            ctx.guest_memory
+                .reserve_memory(loaded.limits().max_memory_bytes),
+        )
+        .await
+        .ok_or(Failure::Stopping)?;
     let (answer, seconds) = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         let answer = span.in_scope(|| loaded.reconcile(&observation, &parent_key));

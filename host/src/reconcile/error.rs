@@ -23,6 +23,10 @@ pub enum Failure {
     /// the guard of the never-prune-on-incomplete-information invariant.
     #[error("the child caches have not listed yet")]
     NotSynced,
+    /// The controller stopped while the reconcile waited for its turn to call the guest: it was
+    /// given up before the guest was called, and nothing is reported.
+    #[error("the guest's reconciler is stopping; given up before calling the guest")]
+    Stopping,
     /// The parent lacks a namespace or UID (it did not come from the API server).
     #[error("parent has no {0}")]
     MissingMetadata(&'static str),
@@ -97,7 +101,11 @@ impl Failure {
                     ),
                 ));
             }
-            Self::NotSynced | Self::MissingMetadata(_) | Self::GuestTask(_) | Self::Panicked(_) => {
+            Self::NotSynced
+            | Self::Stopping
+            | Self::MissingMetadata(_)
+            | Self::GuestTask(_)
+            | Self::Panicked(_) => {
                 return None;
             }
         };
@@ -118,7 +126,7 @@ impl Failure {
             Self::Policy(_) => ReconcileResult::PolicyViolation,
             Self::Write { .. } => ReconcileResult::ApplyFailed,
             Self::Status(_) => ReconcileResult::StatusFailed,
-            Self::NotSynced | Self::MissingMetadata(_) | Self::Panicked(_) => {
+            Self::NotSynced | Self::Stopping | Self::MissingMetadata(_) | Self::Panicked(_) => {
                 ReconcileResult::Other
             }
         }
@@ -150,7 +158,7 @@ impl Failure {
     pub fn retry(&self) -> Retry {
         match self {
             Self::InvalidSpec(_) => Retry::AwaitChange,
-            Self::NotSynced => Retry::After(NOT_SYNCED_RETRY),
+            Self::NotSynced | Self::Stopping => Retry::After(NOT_SYNCED_RETRY),
             _ => Retry::Backoff,
         }
     }

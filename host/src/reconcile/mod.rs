@@ -54,6 +54,11 @@ pub use prepare::DESIRED_DIGEST_ANNOTATION;
 use apply::Writes;
 use observe::{observation, parent_key};
 
+/// How much memory processing a guest's answer takes, per byte of its JSON: parsed into
+/// `serde_json::Value` trees (several times the text for Kubernetes objects' short strings and
+/// small maps), checked, completed and serialised again for the applies.
+const OUTPUT_PROCESSING_FACTOR: usize = 6;
+
 /// A reconcile that succeeded: what to report, and when to run again.
 pub struct Done {
     /// The guest's status (checked).
@@ -76,8 +81,12 @@ pub async fn reconcile(parent: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<
         digest = %guest.guest.digest(),
     );
     // However many guests the process serves, at most `--concurrency` parents are reconciled at
-    // once (each reconcile's observed and desired JSON, applies in flight), taking turns.
-    let _slot = ctx.reconcile_slots.reserve(1).await;
+    // once (each reconcile's observed and desired JSON, applies in flight), taking turns. A
+    // controller that stops (its guest removed, its settings changed) drops the reconciles still
+    // waiting here: they would run with what is going away, and hold up its restart.
+    let Some(_slot) = ctx.unless_stopping(ctx.reconcile_slots.reserve(1)).await else {
+        return Ok(Action::await_change());
+    };
     let _in_flight = ctx.metrics.in_flight();
     let started = Instant::now();
     let reconciled = AssertUnwindSafe(
@@ -139,6 +148,17 @@ async fn reconcile_parent(
     let observed = observe::observe(ctx, parent, guest)?;
     let shown = observation(parent, &ctx.parent_kind, &observed);
     let decision = decide::decide(ctx, guest, parent, shown).await?;
+    // From here the guest's answer is parsed, checked and written: that memory is the host's,
+    // not the guest's, and counts against the same budget as the calls (each object is at most
+    // `--guest-max-object-kib` already), until the reconcile ends.
+    let _processing = ctx
+        .guest_memory
+        .reserve_memory(
+            decision
+                .json_bytes()
+                .saturating_mul(OUTPUT_PROCESSING_FACTOR),
+        )
+        .await;
     let plan = plan::plan(
         decision,
         &observed.parent,

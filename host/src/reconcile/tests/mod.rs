@@ -102,6 +102,7 @@ impl World {
             guest_memory: SharedBudget::of_memory(256 << 20).share(),
             reconcile_slots: SharedBudget::new(32).share(),
             claims: Default::default(),
+            stopping: tokio::sync::watch::channel(false).1,
         };
         Self {
             ctx: Arc::new(ctx),

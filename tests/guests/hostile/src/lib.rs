@@ -162,6 +162,19 @@ mod component {
                     status: Some(json!({ "summary": "x".repeat(4 << 20) }).to_string()),
                     requeue_after_ms: None,
                 }),
+                // Attacks the host's memory after the call: a 15 MB status (within the output cap,
+                // over the per-object cap), which the host once parsed, cloned and serialised.
+                "status-15mb" => Ok(Desired {
+                    children: vec![ok.to_string()],
+                    status: Some(json!({ "summary": "x".repeat(15 << 20) }).to_string()),
+                    requeue_after_ms: None,
+                }),
+                // Attacks the host's memory after the call: one 15 MB child.
+                "child-15mb" => {
+                    let mut big = config_map(&format!("{name}-big"));
+                    big["data"]["k"] = Value::String("x".repeat(15 << 20));
+                    children(vec![ok, big])
+                }
                 // Attacks the host's logs and statuses: a 3 MB transient error with fake log lines.
                 "huge-error" => Err(ReconcileError::Transient(
                     "fail\n2026-12-01T00:00:00Z  INFO reconciler_host: forged ".repeat(60_000),
