@@ -482,6 +482,86 @@ async fn a_guest_whose_crd_is_missing_waits_for_it_while_the_others_serve() {
     assert!(host.is_running(), "the host exited");
 }
 
+// Attack: a child kind's CRD deleted while the host runs. The child watch fails while the cache
+// still holds every object, and the guest went on deciding (and pruning) on it, ready all along.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_whose_child_kinds_crd_is_deleted_is_not_ready_and_prunes_nothing_until_it_returns()
+{
+    let (plane, client) = with_podtatohead_crd().await;
+    let widget_crd = workspace_root().join("tests/guests/widget-maker/crd.yaml");
+    plane.install_crd(&widget_crd).await.unwrap();
+    let namespace = TestNamespace::create(&client, "child-crd").await.name;
+    let folder = tempfile::tempdir().unwrap();
+    add_guest(
+        folder.path(),
+        "widgets.wasm",
+        &e2e::paths::test_guest("widget_maker_guest"),
+    );
+    add_guest(folder.path(), "podtatohead.wasm", &podtatohead_guest());
+    let host = serve_folder(plane, folder.path(), &namespace, &[]);
+    wait_ready(&host, CONVERGE, "both guests ready").await;
+    let widgets = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &namespace,
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("test.wasm-reconciler.io", "v1", "Widget"),
+            "widgets",
+        ),
+    );
+    e2e::create_sample_potatohead(&client, &namespace, "w").await;
+    eventually(CONVERGE, "the PotatoHead's Widget", || async {
+        widgets
+            .get("w-widget")
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .delete("widgets.test.wasm-reconciler.io", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(WATCH_RETRY, "the failing child watch reported", || async {
+        match host.http_get("/readyz").await {
+            (503, body)
+                if body.contains(
+                    "[-]guest widgets not ready: the watch of child kind \
+                     Widget.test.wasm-reconciler.io/v1 is failing",
+                ) && body.contains("[+]guest podtatohead ok") =>
+            {
+                Ok(())
+            }
+            (status, body) => Err(format!("{status}: {body}")),
+        }
+    })
+    .await;
+    // The other guest serves meanwhile.
+    let podtatoheads = podtatohead_api(&client, &namespace);
+    converge_healthy(&podtatoheads, &namespace, "meanwhile").await;
+
+    plane.install_crd(&widget_crd).await.unwrap();
+    wait_ready(&host, WATCH_RETRY, "ready again with the CRD back").await;
+    eventually(CONVERGE, "the Widget made again", || async {
+        widgets
+            .get("w-widget")
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    assert_eq!(
+        metric(
+            &host,
+            r#"reconciler_children_total{action="pruned",guest="widgets"}"#
+        )
+        .await
+        .unwrap_or(0.0),
+        0.0,
+        "nothing was pruned"
+    );
+}
+
 /// A PodTatoHead whose two parts are named after `name`, so that several live in one namespace.
 fn small_podtatohead(namespace: &str, name: &str) -> DynamicObject {
     let part = |part: &str, port: u16| {

@@ -68,6 +68,9 @@ pub(super) struct KindCache {
     /// The two watches (children, unmanaged names).
     pub watch_tasks: Mutex<Vec<AbortHandle>>,
     pub pending: PendingWrites,
+    /// The children's watch failed and has not listed completely since (its CRD deleted, the
+    /// API server gone): what the cache holds may be stale, so nobody decides on it.
+    pub watch_failing: std::sync::atomic::AtomicBool,
 }
 
 impl KindCache {
@@ -78,7 +81,16 @@ impl KindCache {
             unmanaged: UnmanagedNames::default(),
             watch_tasks: Mutex::default(),
             pending: PendingWrites::default(),
+            watch_failing: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Listed completely, and its watch not failing since.
+    fn usable(&self) -> bool {
+        self.children.is_synced()
+            && !self
+                .watch_failing
+                .load(std::sync::atomic::Ordering::Acquire)
     }
 }
 
@@ -129,11 +141,20 @@ impl ChildCaches {
     /// True once every kind in `kinds` is watched and has listed completely at least once.
     pub fn synced(&self, kinds: &[Arc<ResolvedKind>]) -> bool {
         let caches = self.caches();
-        kinds.iter().all(|kind| {
-            caches
-                .iter()
-                .any(|c| c.kind.gvk == kind.gvk && c.children.is_synced())
-        })
+        kinds
+            .iter()
+            .all(|kind| caches.iter().any(|c| c.kind.gvk == kind.gvk && c.usable()))
+    }
+
+    /// Those of `kinds` whose watch is failing (it failed and has not listed again since), as
+    /// people write kinds.
+    pub fn failing(&self, kinds: &[Arc<ResolvedKind>]) -> Vec<String> {
+        self.caches()
+            .iter()
+            .filter(|c| kinds.iter().any(|k| k.gvk == c.kind.gvk))
+            .filter(|c| c.watch_failing.load(std::sync::atomic::Ordering::Acquire))
+            .map(|c| c.kind.display_name())
+            .collect()
     }
 
     /// Every cached child of one of `kinds` controlled by the parent with this UID, by kind

@@ -15,6 +15,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -178,6 +179,25 @@ impl ChildCaches {
         cache: &KindCache,
         event: Event<DynamicObject>,
     ) -> Vec<ObjectRef<DynamicObject>> {
+        let relisted = matches!(event, Event::InitDone);
+        let parents = self.index(cache, event);
+        // Only a complete relist makes a failed watch's cache trustworthy again.
+        if relisted && cache.watch_failing.swap(false, Ordering::AcqRel) {
+            tracing::info!(kind = %cache.kind.display_name(), "child watch listed again; its guests decide again");
+        }
+        parents
+    }
+
+    /// The kind's watch failed: until it has listed again, its cache is not decided on.
+    pub(super) fn watch_failed(&self, cache: &KindCache) {
+        cache.watch_failing.store(true, Ordering::Release);
+    }
+
+    fn index(
+        &self,
+        cache: &KindCache,
+        event: Event<DynamicObject>,
+    ) -> Vec<ObjectRef<DynamicObject>> {
         let event = event.modify(|object| normalize(object, &cache.kind.resource));
         let (touched, deleted) = match &event {
             Event::Apply(object) | Event::InitApply(object) => (self.parent_of(object), None),
@@ -255,7 +275,8 @@ impl ChildCaches {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(kind = %cache.kind.display_name(), %error, "child watch failed; retrying with backoff")
+                    self.watch_failed(&cache);
+                    tracing::warn!(kind = %cache.kind.display_name(), %error, "child watch failed; retrying with backoff; its guests are not ready and prune nothing until it lists again")
                 }
             }
         }

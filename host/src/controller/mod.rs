@@ -24,7 +24,7 @@ use crate::error_text::error_chain;
 use crate::guest::{GuestEngine, LoadedGuest};
 use crate::guests::{GuestSpec, Roster};
 use crate::hot_swap::{HotSwap, ParentKindHandoff};
-use crate::metrics::{GuestMetrics, Metrics, ParentCounts, ParentProbe};
+use crate::metrics::{ChildWatchProbe, GuestMetrics, Metrics, ParentCounts, ParentProbe};
 use crate::reconcile::budget::SharedBudget;
 use crate::reconcile::claims::NameClaims;
 use crate::reconcile::events::EventPublisher;
@@ -183,6 +183,7 @@ pub async fn run(
             .reconcile_on(swept_parents)
             .with_config(ControllerConfig::default().concurrency(settings.concurrency));
     metrics.set_parent_probe(Some(parent_probe(Arc::clone(&context))));
+    metrics.set_child_watch_probe(Some(child_watch_probe(Arc::clone(&context))));
     serve(controller, context, sweep, stopping).await;
     drop(teardown);
     info!("controller stopped");
@@ -439,6 +440,7 @@ impl Drop for Teardown {
         self.metrics.set_caches_synced(false);
         self.metrics.set_parent_watch_failing(false);
         self.metrics.set_parent_probe(None);
+        self.metrics.set_child_watch_probe(None);
     }
 }
 
@@ -449,6 +451,11 @@ fn parent_probe(ctx: Arc<Context>) -> ParentProbe {
         waiting: ctx.parent_states.waiting(),
         with_state: ctx.parent_states.len(),
     })
+}
+
+/// The active guest's child kinds whose watch is failing, read at each `/readyz`.
+fn child_watch_probe(ctx: Arc<Context>) -> ChildWatchProbe {
+    Box::new(move || ctx.children.failing(&ctx.slot.current().child_kinds))
 }
 
 /// Resolves once `stopping` turns true (or its sender is gone).

@@ -385,6 +385,9 @@ impl Supervisor {
     ) {
         warn!(guest = %name, reason = %text, "refused the guest; the other guests keep serving");
         self.shared.metrics.guest_refused(name, reason);
+        // Not served: no line in /readyz (a guest restarted for new settings that are refused
+        // would otherwise stay there as not ready), and no kinds held.
+        self.shared.metrics.forget_guest(name);
         self.roster.release(name);
         self.retry_at.remove(name);
         self.refused

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::labels::{ActionLabel, GuestLabel, InfoLabel, KindLabel, ReloadLabel, ResultLabel};
 use super::{
-    ChildAction, GuestFailureKind, GuestLabels, Metrics, ParentProbe, ReconcileResult, ReloadResult,
+    ChildAction, ChildWatchProbe, GuestFailureKind, GuestLabels, Metrics, ParentProbe,
+    ReconcileResult, ReloadResult,
 };
 
 /// The process's metrics, as one guest records them.
@@ -164,6 +165,12 @@ impl GuestMetrics {
     pub fn set_parent_probe(&self, probe: Option<ParentProbe>) {
         self.metrics
             .update_listed_guest(&self.label.guest, |state| state.probe = probe);
+    }
+
+    /// How `/readyz` learns which of the guest's child kinds' watches are failing.
+    pub fn set_child_watch_probe(&self, probe: Option<ChildWatchProbe>) {
+        self.metrics
+            .update_listed_guest(&self.label.guest, |state| state.child_watches = probe);
     }
 }
 

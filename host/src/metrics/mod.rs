@@ -64,6 +64,9 @@ pub struct ParentCounts {
 /// Counts a controller's parents at each scrape.
 pub type ParentProbe = Box<dyn Fn() -> ParentCounts + Send + Sync>;
 
+/// The guest's child kinds whose watch is failing, asked at each `/readyz`.
+pub type ChildWatchProbe = Box<dyn Fn() -> Vec<String> + Send + Sync>;
+
 /// What `/readyz` knows of one guest.
 #[derive(Default)]
 struct GuestReadiness {
@@ -74,6 +77,7 @@ struct GuestReadiness {
     /// Why the guest's controller is not running yet (its parent kind is not served…).
     waiting: Option<String>,
     probe: Option<ParentProbe>,
+    child_watches: Option<ChildWatchProbe>,
 }
 
 impl GuestReadiness {
@@ -95,6 +99,18 @@ impl GuestReadiness {
             return Some(
                 "the parent watch is failing (was the CustomResourceDefinition deleted?)".into(),
             );
+        }
+        let failing = self
+            .child_watches
+            .as_ref()
+            .map(|probe| probe())
+            .unwrap_or_default();
+        if !failing.is_empty() {
+            return Some(format!(
+                "the watch of child kind {} is failing (was its CustomResourceDefinition \
+                 deleted?); nothing is decided or pruned until it lists again",
+                failing.join(", ")
+            ));
         }
         None
     }

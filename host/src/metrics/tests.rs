@@ -224,3 +224,23 @@ fn a_refused_file_that_goes_takes_its_series_with_it() {
             .contains("reconciler_guest_refusals_total{")
     );
 }
+
+#[test]
+fn a_guest_whose_child_watch_fails_is_not_ready_saying_which_kind() {
+    let metrics = Arc::new(Metrics::default());
+    metrics.set_leadership(Leadership::NotElecting);
+    let g = guest(&metrics, "g");
+    g.set_active_guest(a_guest());
+    g.set_caches_synced(true);
+    let failing = Arc::new(std::sync::Mutex::new(vec!["Widget.x.io/v1".to_string()]));
+    let probe = Arc::clone(&failing);
+    g.set_child_watch_probe(Some(Box::new(move || probe.lock().unwrap().clone())));
+    let (ready, report) = metrics.readiness();
+    assert!(!ready, "{report}");
+    assert!(
+        report.contains("[-]guest g not ready: the watch of child kind Widget.x.io/v1 is failing"),
+        "{report}"
+    );
+    failing.lock().unwrap().clear();
+    assert!(metrics.ready());
+}

@@ -14,6 +14,9 @@ use super::status::FailureReason;
 
 /// How long a reconcile that found a child cache still listing waits before trying again.
 const NOT_SYNCED_RETRY: Duration = Duration::from_secs(1);
+/// How long a reconcile that found a child kind's watch failing waits before trying again (the
+/// relist that ends the failure reconciles the parents of what changed meanwhile).
+const CHILD_WATCH_RETRY: Duration = Duration::from_secs(5);
 
 /// Why a reconcile did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +26,13 @@ pub enum Failure {
     /// the guard of the never-prune-on-incomplete-information invariant.
     #[error("the child caches have not listed yet")]
     NotSynced,
+    /// A child kind's watch failed and has not listed again since (its CRD deleted, the API
+    /// server unreachable): its cache may be stale, so nothing is decided, applied or pruned,
+    /// and nothing is reported (the guest's `/readyz` line says it).
+    #[error(
+        "the watch of child kind {0} is failing; nothing is decided or pruned until it lists again"
+    )]
+    ChildWatchFailing(String),
     /// The controller stopped while the reconcile waited for its turn to call the guest: it was
     /// given up before the guest was called, and nothing is reported.
     #[error("the guest's reconciler is stopping; given up before calling the guest")]
@@ -102,6 +112,7 @@ impl Failure {
                 ));
             }
             Self::NotSynced
+            | Self::ChildWatchFailing(_)
             | Self::Stopping
             | Self::MissingMetadata(_)
             | Self::GuestTask(_)
@@ -126,9 +137,11 @@ impl Failure {
             Self::Policy(_) => ReconcileResult::PolicyViolation,
             Self::Write { .. } => ReconcileResult::ApplyFailed,
             Self::Status(_) => ReconcileResult::StatusFailed,
-            Self::NotSynced | Self::Stopping | Self::MissingMetadata(_) | Self::Panicked(_) => {
-                ReconcileResult::Other
-            }
+            Self::NotSynced
+            | Self::ChildWatchFailing(_)
+            | Self::Stopping
+            | Self::MissingMetadata(_)
+            | Self::Panicked(_) => ReconcileResult::Other,
         }
     }
 
@@ -159,6 +172,7 @@ impl Failure {
         match self {
             Self::InvalidSpec(_) => Retry::AwaitChange,
             Self::NotSynced | Self::Stopping => Retry::After(NOT_SYNCED_RETRY),
+            Self::ChildWatchFailing(_) => Retry::After(CHILD_WATCH_RETRY),
             _ => Retry::Backoff,
         }
     }

@@ -36,8 +36,9 @@ impl Observed {
 ///
 /// # Errors
 /// [`Failure::MissingMetadata`] for a parent without namespace or UID; [`Failure::NotSynced`]
-/// while a child kind's cache has not listed completely (never decide, or prune, on part of
-/// the children).
+/// while a child kind's cache has not listed completely, and [`Failure::ChildWatchFailing`]
+/// while its watch fails and has not listed again (never decide, or prune, on part of the
+/// children).
 pub fn observe(
     ctx: &Context,
     parent: &DynamicObject,
@@ -48,6 +49,10 @@ pub fn observe(
         .ok_or(Failure::MissingMetadata("namespace"))?;
     let uid = parent.uid().ok_or(Failure::MissingMetadata("uid"))?;
     if !ctx.children.synced(&guest.child_kinds) {
+        let failing = ctx.children.failing(&guest.child_kinds);
+        if !failing.is_empty() {
+            return Err(Failure::ChildWatchFailing(failing.join(", ")));
+        }
         return Err(Failure::NotSynced);
     }
     let children = ctx.children.owned_by(&uid, &namespace, &guest.child_kinds);

@@ -37,7 +37,7 @@ pub async fn report(
         stamp: guest.status_stamp(),
         states: &ctx.parent_states,
     };
-    let done = match result {
+    let mut done = match result {
         Ok(done) => done,
         Err(failure) => {
             if let Failure::Write {
@@ -60,9 +60,10 @@ pub async fn report(
     } else if !done.finalizing {
         debug!(unchanged, "children already as desired");
     }
-    // The Event and the status are independent writes: one round trip instead of two.
+    // The Event and the status are independent writes: one round trip instead of two. The
+    // guest's status moves into the write (nothing reads it afterwards): no copy of it.
     let outcome = Outcome::Reconciled {
-        guest_status: done.status.clone(),
+        guest_status: done.status.take(),
     };
     let ((), written) = futures::join!(
         report.children_changed(&writes.created, &writes.pruned),

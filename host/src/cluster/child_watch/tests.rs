@@ -271,3 +271,30 @@ async fn a_child_kind_is_watched_once_and_kept_while_any_user_needs_it() {
     children.retain_kinds("b", &[]);
     assert!(children.caches().is_empty());
 }
+
+// Attack: a child kind's CRD deleted while the host runs; its cache still held every object,
+// and the guests that own the kind went on deciding (and pruning) on it.
+#[tokio::test]
+async fn a_failing_child_watch_is_not_decided_on_until_it_has_listed_again() {
+    let (children, cache) = children();
+    children.handle(&cache, Event::Init);
+    children.handle(&cache, Event::InitDone);
+    let kinds = [deployment_kind()];
+    assert!(children.synced(&kinds));
+    assert!(children.failing(&kinds).is_empty());
+    children.watch_failed(&cache);
+    assert!(
+        !children.synced(&kinds),
+        "a failing watch's cache is not decided on"
+    );
+    assert_eq!(children.failing(&kinds), ["Deployment.apps/v1"]);
+    children.handle(&cache, Event::Init);
+    children.handle(&cache, Event::InitApply(child("d", Some("p"), true)));
+    assert!(
+        !children.synced(&kinds),
+        "not before the relist is complete"
+    );
+    children.handle(&cache, Event::InitDone);
+    assert!(children.synced(&kinds));
+    assert!(children.failing(&kinds).is_empty());
+}
