@@ -562,6 +562,84 @@ async fn a_guest_whose_child_kinds_crd_is_deleted_is_not_ready_and_prunes_nothin
     );
 }
 
+// Attack: a guest whose every call runs to the longest deadline its settings may set took the
+// whole memory budget one turn at a time (the others waited for its deadlines), and a change of
+// its settings waited for those deadlines and ran its queued reconciles with the old settings.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guest_looping_to_its_longest_deadline_slows_neither_the_others_nor_its_own_restart() {
+    let (plane, client) = with_podtatohead_crd().await;
+    let namespace = TestNamespace::create(&client, "ceiling").await.name;
+    let folder = tempfile::tempdir().unwrap();
+    add_guest(
+        folder.path(),
+        "hostile.wasm",
+        &e2e::paths::test_guest("hostile_guest"),
+    );
+    // The longest deadline the admin's ceiling lets its settings set.
+    std::fs::write(folder.path().join("hostile.yaml"), "timeout: 20s\n").unwrap();
+    add_guest(folder.path(), "podtatohead.wasm", &podtatohead_guest());
+    let host = serve_folder(
+        plane,
+        folder.path(),
+        &namespace,
+        &["--guest-timeout-ceiling", "20s"],
+    );
+    wait_ready(&host, CONVERGE, "both guests ready").await;
+    let podtatoheads = podtatohead_api(&client, &namespace);
+    let alone = converge_healthy(&podtatoheads, &namespace, "alone").await;
+    // Eight parents whose every call loops to the 20 s deadline: more than the four calls the
+    // default memory budget holds.
+    let potatoheads = potatohead_api(&client, &namespace);
+    for i in 0..8 {
+        let mut parent = sample_potatohead(&namespace, &format!("looper-{i}"));
+        parent.metadata.annotations =
+            Some([("hostile.example.com/attack".to_string(), "loop".to_string())].into());
+        potatoheads
+            .create(&PostParams::default(), &parent)
+            .await
+            .unwrap();
+    }
+    eventually(CONVERGE, "the looping guest's calls running", || async {
+        match metric(&host, r#"reconciler_reconciles_in_flight{guest="hostile"}"#).await {
+            Some(n) if n >= 3.0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let beside = converge_healthy(&podtatoheads, &namespace, "beside").await;
+    eprintln!(
+        "5 healthy PodTatoHeads reconciled in {alone:?} alone, {beside:?} beside 8 parents \
+         looping to a 20 s deadline"
+    );
+    // Loose: the machine is shared; waiting for the looper's deadlines would take 20 s and more.
+    assert!(
+        beside <= alone * 3 + Duration::from_secs(5),
+        "beside the looping guest: {beside:?}, alone: {alone:?}"
+    );
+
+    // Its settings change while its calls loop: it restarts without waiting for their deadlines.
+    let starts = |log: &str| {
+        log.matches("starting the guest's reconciler guest=hostile")
+            .count()
+    };
+    let before = starts(&host.log());
+    let changed = std::time::Instant::now();
+    e2e::folder::write_file(folder.path(), "hostile.yaml", "timeout: 10s\n");
+    eventually(Duration::from_secs(10), "the guest restarted", || async {
+        let log = host.log();
+        if starts(&log) > before {
+            Ok(())
+        } else {
+            Err(format!("{} starts", starts(&log)))
+        }
+    })
+    .await;
+    eprintln!(
+        "restarted {:?} after its settings changed",
+        changed.elapsed()
+    );
+}
+
 /// A PodTatoHead whose two parts are named after `name`, so that several live in one namespace.
 fn small_podtatohead(namespace: &str, name: &str) -> DynamicObject {
     let part = |part: &str, port: u16| {

@@ -22,7 +22,7 @@ use super::observe::parent_key;
 /// # Errors
 /// [`Failure::InvalidSpec`] (the guest's verdict), [`Failure::Guest`] or
 /// [`Failure::GuestTask`]; [`Failure::Stopping`] when the controller stopped while the call
-/// waited for memory.
+/// waited for memory or ran.
 pub async fn decide(
     ctx: &Context,
     guest: &ActiveGuest,
@@ -42,14 +42,21 @@ pub async fn decide(
         )
         .await
         .ok_or(Failure::Stopping)?;
-    let (answer, seconds) = tokio::task::spawn_blocking(move || {
+    // The reservation goes with the call: a call given up below still runs to its end or its
+    // deadline on its thread, and holds its memory until then.
+    let call = tokio::task::spawn_blocking(move || {
+        let _memory = memory;
         let started = Instant::now();
         let answer = span.in_scope(|| loaded.reconcile(&observation, &parent_key));
         (answer, started.elapsed().as_secs_f64())
-    })
-    .await
-    .map_err(|e| Failure::GuestTask(e.to_string()))?;
-    drop(memory);
+    });
+    // A stopping controller (its guest removed, its settings changed) does not wait for a slow
+    // call to reach its deadline: it gives the reconcile up, and nothing of the call is used.
+    let (answer, seconds) = ctx
+        .unless_stopping(call)
+        .await
+        .ok_or(Failure::Stopping)?
+        .map_err(|e| Failure::GuestTask(e.to_string()))?;
     ctx.metrics.guest_called(seconds);
     answer.map_err(|error| {
         let failure = Failure::from(error);

@@ -33,9 +33,9 @@ pub enum Failure {
         "the watch of child kind {0} is failing; nothing is decided or pruned until it lists again"
     )]
     ChildWatchFailing(String),
-    /// The controller stopped while the reconcile waited for its turn to call the guest: it was
-    /// given up before the guest was called, and nothing is reported.
-    #[error("the guest's reconciler is stopping; given up before calling the guest")]
+    /// The controller stopped while the reconcile waited for its turn to call the guest, or while
+    /// the guest ran: it was given up before anything was written, and nothing is reported.
+    #[error("the guest's reconciler is stopping; given up before anything was written")]
     Stopping,
     /// The parent lacks a namespace or UID (it did not come from the API server).
     #[error("parent has no {0}")]
