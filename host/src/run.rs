@@ -52,7 +52,7 @@ pub async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Resu
             Guests::One(spec, Arc::new(guest), roster)
         }
         GuestSource::Folder(folder) => {
-            supervisor::check_readable(folder)?;
+            crate::guests::folder::check_readable(folder)?;
             Guests::Folder(folder.clone())
         }
     };

@@ -179,16 +179,18 @@ impl ChildCaches {
         cache: &KindCache,
         event: Event<DynamicObject>,
     ) -> Vec<ObjectRef<DynamicObject>> {
-        let relisted = matches!(event, Event::InitDone);
+        // A complete relist, or an event of a watch resumed, shows the kind served again. (A
+        // resumed watch missed nothing: it goes on from the version it had.)
+        let serving = !matches!(event, Event::Init | Event::InitApply(_));
         let parents = self.index(cache, event);
-        // Only a complete relist makes a failed watch's cache trustworthy again.
-        if relisted && cache.watch_failing.swap(false, Ordering::AcqRel) {
-            tracing::info!(kind = %cache.kind.display_name(), "child watch listed again; its guests decide again");
+        if serving && cache.watch_failing.swap(false, Ordering::AcqRel) {
+            tracing::info!(kind = %cache.kind.display_name(), "child watch works again; its guests decide again");
         }
         parents
     }
 
-    /// The kind's watch failed: until it has listed again, its cache is not decided on.
+    /// The kind is not served (its watch failed with 404): until its watch works again, its
+    /// cache is not decided on.
     pub(super) fn watch_failed(&self, cache: &KindCache) {
         cache.watch_failing.store(true, Ordering::Release);
     }
@@ -274,9 +276,14 @@ impl ChildCaches {
                         self.reconcile_parent(parent);
                     }
                 }
-                Err(error) => {
+                Err(error) if not_served(&error) => {
                     self.watch_failed(&cache);
-                    tracing::warn!(kind = %cache.kind.display_name(), %error, "child watch failed; retrying with backoff; its guests are not ready and prune nothing until it lists again")
+                    tracing::warn!(kind = %cache.kind.display_name(), %error, "child watch failed: the kind is not served (was its CustomResourceDefinition deleted?); retrying with backoff; its guests are not ready and decide nothing until it lists again")
+                }
+                // Resumed by the watcher from where it was (nothing missed), so the cache
+                // stays usable; only a relist (410 Gone) replaces it.
+                Err(error) => {
+                    tracing::warn!(kind = %cache.kind.display_name(), %error, "child watch failed; retrying with backoff")
                 }
             }
         }
@@ -317,6 +324,19 @@ impl ChildCaches {
         let cache = self.cache_of(kind).expect("the kind was added");
         self.handle(&cache, event)
     }
+}
+
+/// Whether a watch error says the kind is not served at all (404: its CustomResourceDefinition
+/// deleted), rather than that the API server could not be reached.
+fn not_served(error: &watcher::Error) -> bool {
+    let status = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(status))
+        | watcher::Error::WatchFailed(kube::Error::Api(status))
+        | watcher::Error::WatchError(status) => status,
+        _ => return false,
+    };
+    status.code == 404
 }
 
 #[cfg(test)]

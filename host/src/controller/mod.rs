@@ -127,10 +127,7 @@ pub async fn run(
         metrics: metrics.clone(),
     };
     sync_child_caches(children, &parent_kind, &child_kinds, &settings).await;
-    metrics.set_caches_synced(true);
-    let active = ActiveGuest { guest, child_kinds };
-    metrics.set_active_guest(active.metric_labels());
-    let slot = Arc::new(GuestSlot::new(active));
+    let slot = activate(&metrics, ActiveGuest { guest, child_kinds });
 
     let sweep = Sweep::new(settings.swap_concurrency.into(), metrics.clone());
     let handoff = Arc::new(ParentKindHandoff::default());
@@ -182,8 +179,6 @@ pub async fn run(
             .reconcile_on(triggered_by_children)
             .reconcile_on(swept_parents)
             .with_config(ControllerConfig::default().concurrency(settings.concurrency));
-    metrics.set_parent_probe(Some(parent_probe(Arc::clone(&context))));
-    metrics.set_child_watch_probe(Some(child_watch_probe(Arc::clone(&context))));
     serve(controller, context, sweep, stopping).await;
     drop(teardown);
     info!("controller stopped");
@@ -374,8 +369,15 @@ fn parent_events(
         .applied_objects()
 }
 
+/// The guest active once its caches synced, in the slot its reconciles and hot swaps share.
+fn activate(metrics: &GuestMetrics, active: ActiveGuest) -> Arc<GuestSlot> {
+    metrics.set_caches_synced(true);
+    metrics.set_active_guest(active.metric_labels());
+    Arc::new(GuestSlot::new(active))
+}
+
 /// Runs the controller until `stopping`, then lets in-flight reconciles finish; each finished
-/// reconcile lets the sweep go on.
+/// reconcile lets the sweep go on. `/readyz` and the parent gauges read its state meanwhile.
 async fn serve(
     controller: Controller<DynamicObject>,
     context: Arc<Context>,
@@ -383,6 +385,8 @@ async fn serve(
     stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     let metrics = context.metrics.clone();
+    metrics.set_parent_probe(Some(parent_probe(Arc::clone(&context))));
+    metrics.set_child_watch_probe(Some(child_watch_probe(Arc::clone(&context))));
     let kind = context.parent_kind.resource.clone();
     let reconcile_then_sweep = move |parent: Arc<DynamicObject>, ctx: Arc<Context>| {
         let (sweep, kind) = (Arc::clone(&sweep), kind.clone());

@@ -10,10 +10,12 @@
 //!   skipped.
 //! - Something that is not a regular file after following links (a FIFO, a device, a folder) is
 //!   listed with its refusal and never opened, so it cannot block a thread.
+//! - Listing and reading run off the async threads with a deadline ([`off_thread`]).
 //! - At most [`MAX_GUESTS`] names are listed: the number of guests, and of everything kept per
 //!   guest (metric series, refusals), is bounded whatever the folder holds.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::regular_file::{self, FileStamp};
 
@@ -103,6 +105,49 @@ pub fn list(folder: &Path) -> std::io::Result<Listing> {
         });
     }
     Ok(listing)
+}
+
+/// Longest a listing of the folder, or a read of one file in it, may take before it is given up
+/// (the file system may hang: a network volume); the next pass tries again.
+const READ_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The folder of guests cannot be served.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the guest folder {folder} (--guests): {source}")]
+pub struct FolderError {
+    folder: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+/// Checks at start that `folder` can be read, so a wrong `--guests` fails at once.
+///
+/// # Errors
+/// The folder cannot be read.
+pub fn check_readable(folder: &Path) -> Result<(), FolderError> {
+    list(folder)
+        .map(drop)
+        .map_err(|source| FolderError {
+            folder: folder.to_path_buf(),
+            source,
+        })
+}
+
+/// Runs blocking file work on a blocking thread, given up after [`READ_DEADLINE`] (the thread
+/// is left to finish on its own: nothing waits for it, not even shutdown).
+///
+/// # Errors
+/// A message when the deadline passed or the thread panicked.
+pub async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    match tokio::time::timeout(READ_DEADLINE, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(format!("reading the file failed: {error}")),
+        Err(_) => Err(format!(
+            "reading the file took longer than {READ_DEADLINE:?}"
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -145,109 +145,75 @@ fn apply(
     rules: &HostRules,
     path: &Path,
 ) -> Result<GuestSettings, SettingsError> {
-    let invalid = |reason: String| SettingsError::Invalid {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let above = |key, value: String, flag, limit: String, hint| SettingsError::AboveHost {
-        path: path.to_path_buf(),
-        key,
-        value,
-        flag,
-        limit,
-        hint,
-    };
     let mut limits = rules.limits;
     if let Some(timeout) = file.timeout {
-        let parsed = humantime::parse_duration(&timeout).map_err(|e| {
-            invalid(format!(
-                "timeout: {timeout:?} is not a duration (e.g. 500ms, 2s): {e}"
-            ))
-        })?;
-        if parsed < Duration::from_millis(1) {
-            return Err(invalid(format!(
-                "timeout: must be at least 1ms, not {timeout}"
-            )));
-        }
-        if parsed > rules.timeout_ceiling {
-            return Err(above(
-                "timeout",
-                timeout,
-                "--guest-timeout-ceiling",
-                format!("{:?}", rules.timeout_ceiling),
-                "; start the host with a higher --guest-timeout-ceiling to allow it",
-            ));
-        }
-        limits.timeout = parsed;
+        limits.timeout = narrow_timeout(&timeout, rules, path)?;
     }
-    if let Some(mib) = file.memory_mib {
-        let flag = rules.limits.max_memory_bytes >> 20;
-        if mib == 0 {
-            return Err(invalid("memory-mib: must be at least 1".into()));
+    // Each counted limit: (its key, the file's value, the flag, the flag's value in the key's
+    // unit, where it goes, and that unit's shift in bytes).
+    let counted: [(
+        &'static str,
+        Option<usize>,
+        &'static str,
+        usize,
+        &mut usize,
+        u32,
+    ); 4] = [
+        (
+            "memory-mib",
+            file.memory_mib,
+            "--guest-memory-mib",
+            rules.limits.max_memory_bytes >> 20,
+            &mut limits.max_memory_bytes,
+            20,
+        ),
+        (
+            "max-children",
+            file.max_children,
+            "--guest-max-children",
+            rules.limits.max_children,
+            &mut limits.max_children,
+            0,
+        ),
+        (
+            "max-output-mib",
+            file.max_output_mib,
+            "--guest-max-output-mib",
+            rules.limits.max_output_bytes >> 20,
+            &mut limits.max_output_bytes,
+            20,
+        ),
+        (
+            "max-object-kib",
+            file.max_object_kib,
+            "--guest-max-object-kib",
+            rules.limits.max_object_bytes >> 10,
+            &mut limits.max_object_bytes,
+            10,
+        ),
+    ];
+    for (key, value, flag, flag_value, limit, shift) in counted {
+        let Some(value) = value else { continue };
+        if value == 0 {
+            return Err(invalid(path, format!("{key}: must be at least 1")));
         }
-        if mib > flag {
-            return Err(above(
-                "memory-mib",
-                mib.to_string(),
-                "--guest-memory-mib",
-                flag.to_string(),
-                "",
-            ));
+        if value > flag_value {
+            return Err(SettingsError::AboveHost {
+                path: path.to_path_buf(),
+                key,
+                value: value.to_string(),
+                flag,
+                limit: flag_value.to_string(),
+                hint: "",
+            });
         }
-        limits.max_memory_bytes = mib << 20;
-    }
-    if let Some(children) = file.max_children {
-        if children == 0 {
-            return Err(invalid("max-children: must be at least 1".into()));
-        }
-        if children > rules.limits.max_children {
-            return Err(above(
-                "max-children",
-                children.to_string(),
-                "--guest-max-children",
-                rules.limits.max_children.to_string(),
-                "",
-            ));
-        }
-        limits.max_children = children;
-    }
-    if let Some(mib) = file.max_output_mib {
-        let flag = rules.limits.max_output_bytes >> 20;
-        if mib == 0 {
-            return Err(invalid("max-output-mib: must be at least 1".into()));
-        }
-        if mib > flag {
-            return Err(above(
-                "max-output-mib",
-                mib.to_string(),
-                "--guest-max-output-mib",
-                flag.to_string(),
-                "",
-            ));
-        }
-        limits.max_output_bytes = mib << 20;
-    }
-    if let Some(kib) = file.max_object_kib {
-        let flag = rules.limits.max_object_bytes >> 10;
-        if kib == 0 {
-            return Err(invalid("max-object-kib: must be at least 1".into()));
-        }
-        if kib > flag {
-            return Err(above(
-                "max-object-kib",
-                kib.to_string(),
-                "--guest-max-object-kib",
-                flag.to_string(),
-                "",
-            ));
-        }
-        limits.max_object_bytes = kib << 10;
+        *limit = value << shift;
     }
     let allowed_child_kinds = match file.allowed_child_kinds {
         None => rules.allowed_child_kinds.clone(),
         Some(entries) => {
             let own = KindAllowlist::parse(&entries)
-                .map_err(|e| invalid(format!("allowed-child-kinds: {e}")))?;
+                .map_err(|e| invalid(path, format!("allowed-child-kinds: {e}")))?;
             rules
                 .allowed_child_kinds
                 .narrowed_to(own)
@@ -263,6 +229,44 @@ fn apply(
         allowed_child_kinds,
         file: None,
     })
+}
+
+/// The file's `timeout`, at most `--guest-timeout-ceiling`.
+fn narrow_timeout(
+    timeout: &str,
+    rules: &HostRules,
+    path: &Path,
+) -> Result<Duration, SettingsError> {
+    let parsed = humantime::parse_duration(timeout).map_err(|e| {
+        invalid(
+            path,
+            format!("timeout: {timeout:?} is not a duration (e.g. 500ms, 2s): {e}"),
+        )
+    })?;
+    if parsed < Duration::from_millis(1) {
+        return Err(invalid(
+            path,
+            format!("timeout: must be at least 1ms, not {timeout}"),
+        ));
+    }
+    if parsed > rules.timeout_ceiling {
+        return Err(SettingsError::AboveHost {
+            path: path.to_path_buf(),
+            key: "timeout",
+            value: timeout.to_owned(),
+            flag: "--guest-timeout-ceiling",
+            limit: format!("{:?}", rules.timeout_ceiling),
+            hint: "; start the host with a higher --guest-timeout-ceiling to allow it",
+        });
+    }
+    Ok(parsed)
+}
+
+fn invalid(path: &Path, reason: String) -> SettingsError {
+    SettingsError::Invalid {
+        path: path.to_path_buf(),
+        reason,
+    }
 }
 
 /// How a guest's settings read in a report: each limit and the allowed kinds.

@@ -32,7 +32,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::folder::{self, GuestEntry, MAX_GUESTS, Stamps};
+use super::folder::{
+    self, FolderError, GuestEntry, MAX_GUESTS, Stamps, check_readable, off_thread,
+};
 use super::settings::settings_text;
 use super::{GuestSpec, Refusal, Roster};
 use crate::cli::RunSettings;
@@ -46,32 +48,6 @@ use crate::reconcile::active_guest::guest_labels;
 
 /// Quiet time after the last file event before the folder is read.
 const DEBOUNCE: Duration = Duration::from_millis(300);
-/// Longest a listing of the folder, or a read of one file in it, may take before it is given up
-/// (the file system may hang: a network volume); the next pass tries again.
-const READ_DEADLINE: Duration = Duration::from_secs(10);
-
-/// The folder of guests cannot be served.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot read the guest folder {folder} (--guests): {source}")]
-pub struct FolderError {
-    folder: PathBuf,
-    #[source]
-    source: std::io::Error,
-}
-
-/// Checks at start that `folder` can be read, so a wrong `--guests` fails at once.
-///
-/// # Errors
-/// The folder cannot be read.
-pub fn check_readable(folder: &Path) -> Result<(), FolderError> {
-    folder::list(folder)
-        .map(drop)
-        .map_err(|source| FolderError {
-            folder: folder.to_path_buf(),
-            source,
-        })
-}
-
 /// Serves every guest in `folder` until `stopping`, then stops their controllers gracefully.
 /// Dropping the future instead stops them all at once (a leader that lost its Lease).
 ///
@@ -509,23 +485,6 @@ impl Drop for Supervisor {
         for name in self.serving.keys().chain(self.retry_at.keys()) {
             self.shared.metrics.forget_guest(name);
         }
-    }
-}
-
-/// Runs blocking file work on a blocking thread, given up after [`READ_DEADLINE`] (the thread
-/// is left to finish on its own: nothing waits for it, not even shutdown).
-///
-/// # Errors
-/// A message when the deadline passed or the thread panicked.
-async fn off_thread<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
-    match tokio::time::timeout(READ_DEADLINE, tokio::task::spawn_blocking(work)).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(format!("reading the file failed: {error}")),
-        Err(_) => Err(format!(
-            "reading the file took longer than {READ_DEADLINE:?}"
-        )),
     }
 }
 
