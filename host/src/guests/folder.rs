@@ -125,12 +125,10 @@ pub struct FolderError {
 /// # Errors
 /// The folder cannot be read.
 pub fn check_readable(folder: &Path) -> Result<(), FolderError> {
-    list(folder)
-        .map(drop)
-        .map_err(|source| FolderError {
-            folder: folder.to_path_buf(),
-            source,
-        })
+    list(folder).map(drop).map_err(|source| FolderError {
+        folder: folder.to_path_buf(),
+        source,
+    })
 }
 
 /// Runs blocking file work on a blocking thread, given up after [`READ_DEADLINE`] (the thread
