@@ -116,16 +116,7 @@ pub async fn run(
     let children = &shared.children;
     let (parent_kind, child_kinds) = resolve_kinds(&shared.client, &guest).await?;
     metrics.set_waiting(None);
-    let (child_triggers, triggered_by_children) = futures::channel::mpsc::unbounded();
-    children.serve_parent_kind(parent_kind.resource.clone(), child_triggers);
-    // From here on, however `run` ends (returned or dropped), the caches stop serving this
-    // parent kind and drop the child kinds no other controller needs.
-    let mut teardown = Teardown {
-        tasks: Vec::new(),
-        children: Arc::clone(children),
-        parent_kind: parent_kind.clone(),
-        metrics: metrics.clone(),
-    };
+    let (triggered_by_children, mut teardown) = serve_parent_kind(&shared, &parent_kind, &metrics);
     sync_child_caches(children, &parent_kind, &child_kinds, &settings).await;
     let slot = activate(&metrics, ActiveGuest { guest, child_kinds });
 
@@ -367,6 +358,30 @@ fn parent_events(
             }
         })
         .applied_objects()
+}
+
+/// Sends this controller the parents whose children change. From here on, however [`run`] ends
+/// (returned or dropped), the returned teardown makes the caches stop serving this parent kind
+/// and drop the child kinds no other controller needs.
+fn serve_parent_kind(
+    shared: &Shared,
+    parent_kind: &ResolvedKind,
+    metrics: &GuestMetrics,
+) -> (
+    futures::channel::mpsc::UnboundedReceiver<ObjectRef<DynamicObject>>,
+    Teardown,
+) {
+    let (child_triggers, triggered_by_children) = futures::channel::mpsc::unbounded();
+    shared
+        .children
+        .serve_parent_kind(parent_kind.resource.clone(), child_triggers);
+    let teardown = Teardown {
+        tasks: Vec::new(),
+        children: Arc::clone(&shared.children),
+        parent_kind: parent_kind.clone(),
+        metrics: metrics.clone(),
+    };
+    (triggered_by_children, teardown)
 }
 
 /// The guest active once its caches synced, in the slot its reconciles and hot swaps share.

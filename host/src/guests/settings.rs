@@ -149,65 +149,42 @@ fn apply(
     if let Some(timeout) = file.timeout {
         limits.timeout = narrow_timeout(&timeout, rules, path)?;
     }
-    // Each counted limit: (its key, the file's value, the flag, the flag's value in the key's
-    // unit, where it goes, and that unit's shift in bytes).
-    let counted: [(
-        &'static str,
-        Option<usize>,
-        &'static str,
-        usize,
-        &mut usize,
-        u32,
-    ); 4] = [
-        (
-            "memory-mib",
-            file.memory_mib,
-            "--guest-memory-mib",
-            rules.limits.max_memory_bytes >> 20,
-            &mut limits.max_memory_bytes,
-            20,
-        ),
-        (
-            "max-children",
-            file.max_children,
-            "--guest-max-children",
-            rules.limits.max_children,
-            &mut limits.max_children,
-            0,
-        ),
-        (
-            "max-output-mib",
-            file.max_output_mib,
-            "--guest-max-output-mib",
-            rules.limits.max_output_bytes >> 20,
-            &mut limits.max_output_bytes,
-            20,
-        ),
-        (
-            "max-object-kib",
-            file.max_object_kib,
-            "--guest-max-object-kib",
-            rules.limits.max_object_bytes >> 10,
-            &mut limits.max_object_bytes,
-            10,
-        ),
-    ];
-    for (key, value, flag, flag_value, limit, shift) in counted {
-        let Some(value) = value else { continue };
-        if value == 0 {
-            return Err(invalid(path, format!("{key}: must be at least 1")));
-        }
-        if value > flag_value {
-            return Err(SettingsError::AboveHost {
-                path: path.to_path_buf(),
-                key,
-                value: value.to_string(),
-                flag,
-                limit: flag_value.to_string(),
-                hint: "",
-            });
-        }
-        *limit = value << shift;
+    let flags = rules.limits;
+    if let Some(mib) = narrow(
+        path,
+        "memory-mib",
+        file.memory_mib,
+        "--guest-memory-mib",
+        flags.max_memory_bytes >> 20,
+    )? {
+        limits.max_memory_bytes = mib << 20;
+    }
+    if let Some(count) = narrow(
+        path,
+        "max-children",
+        file.max_children,
+        "--guest-max-children",
+        flags.max_children,
+    )? {
+        limits.max_children = count;
+    }
+    if let Some(mib) = narrow(
+        path,
+        "max-output-mib",
+        file.max_output_mib,
+        "--guest-max-output-mib",
+        flags.max_output_bytes >> 20,
+    )? {
+        limits.max_output_bytes = mib << 20;
+    }
+    if let Some(kib) = narrow(
+        path,
+        "max-object-kib",
+        file.max_object_kib,
+        "--guest-max-object-kib",
+        flags.max_object_bytes >> 10,
+    )? {
+        limits.max_object_bytes = kib << 10;
     }
     let allowed_child_kinds = match file.allowed_child_kinds {
         None => rules.allowed_child_kinds.clone(),
@@ -229,6 +206,28 @@ fn apply(
         allowed_child_kinds,
         file: None,
     })
+}
+
+/// The file's `value` for `key`: at least 1, and at most `flag`'s value (in the key's unit).
+fn narrow(
+    path: &Path,
+    key: &'static str,
+    value: Option<usize>,
+    flag: &'static str,
+    flag_value: usize,
+) -> Result<Option<usize>, SettingsError> {
+    match value {
+        Some(0) => Err(invalid(path, format!("{key}: must be at least 1"))),
+        Some(value) if value > flag_value => Err(SettingsError::AboveHost {
+            path: path.to_path_buf(),
+            key,
+            value: value.to_string(),
+            flag,
+            limit: flag_value.to_string(),
+            hint: "",
+        }),
+        value => Ok(value),
+    }
 }
 
 /// The file's `timeout`, at most `--guest-timeout-ceiling`.

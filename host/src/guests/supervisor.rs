@@ -260,69 +260,45 @@ impl Supervisor {
 
     /// Reads, loads and admits the guest of `entry` and starts its controller, or refuses it.
     async fn try_start(&mut self, name: String, entry: GuestEntry) {
+        match self.read_and_load(&entry).await {
+            Ok((spec, guest, settings_text)) => {
+                self.refused.remove(&name);
+                self.retry_at.remove(&name);
+                self.shared.metrics.forget_refusals(&name);
+                self.start(name, spec, guest, entry.stamps, settings_text);
+            }
+            Err(Loading::Unusable(reason)) => {
+                let unusable = RefusalReason::Unusable;
+                self.refuse(&name, entry.stamps, unusable, &reason, Vec::new());
+            }
+            Err(Loading::Refused(refusal)) => {
+                let (reason, text) = (refusal.metric_reason(), error_chain(&refusal));
+                self.refuse(&name, entry.stamps, reason, &text, refusal.blocked_by());
+            }
+        }
+    }
+
+    /// Reads the guest file of `entry` (off the async threads) and its settings, then loads and
+    /// admits it; also the settings text, to tell a later change.
+    async fn read_and_load(
+        &self,
+        entry: &GuestEntry,
+    ) -> Result<(GuestSpec, LoadedGuest, Option<String>), Loading> {
         if let Some(reason) = &entry.unreadable {
-            return self.refuse(
-                &name,
-                entry.stamps,
-                RefusalReason::Unusable,
-                reason,
-                Vec::new(),
-            );
+            return Err(Loading::Unusable(reason.clone()));
         }
         let (path, cap) = (entry.path.clone(), self.settings.rules.max_file_bytes);
-        let file = match off_thread(move || GuestFile::read_capped(&path, cap)).await {
-            Ok(Ok(file)) => file,
-            Ok(Err(error)) => {
-                let reason = error_chain(&error);
-                return self.refuse(
-                    &name,
-                    entry.stamps,
-                    RefusalReason::Unusable,
-                    &reason,
-                    Vec::new(),
-                );
-            }
-            Err(late) => {
-                return self.refuse(
-                    &name,
-                    entry.stamps,
-                    RefusalReason::Unusable,
-                    &late,
-                    Vec::new(),
-                );
-            }
-        };
+        let file = off_thread(move || GuestFile::read_capped(&path, cap))
+            .await
+            .map_err(Loading::Unusable)?
+            .map_err(|error| Loading::Unusable(error_chain(&error)))?;
         let path = entry.path.clone();
         let settings_text = off_thread(move || settings_text(&path))
             .await
             .ok()
             .flatten();
-        let (spec, guest) = match self.load(&entry.path, file).await {
-            Ok(loaded) => loaded,
-            Err(Loading::Unusable(reason)) => {
-                return self.refuse(
-                    &name,
-                    entry.stamps,
-                    RefusalReason::Unusable,
-                    &reason,
-                    Vec::new(),
-                );
-            }
-            Err(Loading::Refused(refusal)) => {
-                let reason = error_chain(&refusal);
-                return self.refuse(
-                    &name,
-                    entry.stamps,
-                    refusal.metric_reason(),
-                    &reason,
-                    refusal.blocked_by(),
-                );
-            }
-        };
-        self.refused.remove(&name);
-        self.retry_at.remove(&name);
-        self.shared.metrics.forget_refusals(&name);
-        self.start(name, spec, guest, entry.stamps, settings_text);
+        let (spec, guest) = self.load(&entry.path, file).await?;
+        Ok((spec, guest, settings_text))
     }
 
     /// The guest's settings and the loaded guest, admitted beside the other guests (its kinds
