@@ -3,7 +3,19 @@
 
 use std::path::Path;
 
+use crate::paths::workspace_root;
 use crate::{ControlPlane, HostProcess};
+
+/// The shared control plane with the PodTatoHead CRD installed (the second guest of most
+/// folder tests), and a client of it.
+pub async fn with_podtatohead_crd() -> (&'static ControlPlane, kube::Client) {
+    let plane = ControlPlane::shared().await;
+    plane
+        .install_crd(&workspace_root().join("deploy/crd/podtatohead.yaml"))
+        .await
+        .unwrap();
+    (plane, plane.client().await)
+}
 
 /// `reconciler-host run --guests <folder> --namespace <namespace> <extra…>`, checking the folder
 /// every second.

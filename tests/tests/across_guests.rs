@@ -9,12 +9,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use e2e::folder::{add_guest, serve_folder, write_file};
+use e2e::folder::{add_guest, serve_folder, with_podtatohead_crd, write_file};
 use e2e::paths::{podtatohead_guest, potatohead_guest, test_guest, workspace_root};
-use e2e::{
-    ControlPlane, HostProcess, TestNamespace, eventually, metric_value, podtatohead_api,
-    potatohead_api,
-};
+use e2e::{HostProcess, TestNamespace, eventually, metric_value, podtatohead_api, potatohead_api};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube::api::{Api, DynamicObject, PostParams};
@@ -23,15 +20,6 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 const CONVERGE: Duration = Duration::from_secs(60);
-
-async fn plane_and_client() -> (&'static ControlPlane, Client) {
-    let plane = ControlPlane::shared().await;
-    plane
-        .install_crd(&workspace_root().join("deploy/crd/podtatohead.yaml"))
-        .await
-        .unwrap();
-    (plane, plane.client().await)
-}
 
 /// Waits until the guest `name` has been refused for `reason` at least once.
 async fn wait_refused(host: &HostProcess, name: &str, reason: &str) {
@@ -65,7 +53,7 @@ async fn wait_readyz_lists(host: &HostProcess, line: &str) {
 // legal alone, make one object from another without end.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_guests_whose_kinds_form_a_cycle_cannot_serve_together() {
-    let (plane, client) = plane_and_client().await;
+    let (plane, client) = with_podtatohead_crd().await;
     let namespace = TestNamespace::create(&client, "cycle").await.name;
     let folder = tempfile::tempdir().unwrap();
     add_guest(
@@ -141,7 +129,7 @@ async fn two_guests_whose_kinds_form_a_cycle_cannot_serve_together() {
 // the host; `allowed-child-kinds: []` once meant "any kind".
 #[tokio::test(flavor = "multi_thread")]
 async fn settings_that_would_widen_the_flags_refuse_their_guest_and_the_others_serve() {
-    let (plane, client) = plane_and_client().await;
+    let (plane, client) = with_podtatohead_crd().await;
     let namespace = TestNamespace::create(&client, "widen").await.name;
     let folder = tempfile::tempdir().unwrap();
     add_guest(folder.path(), "potatohead.wasm", &potatohead_guest());
@@ -205,7 +193,7 @@ fn greetings(client: &Client, namespace: &str) -> Api<DynamicObject> {
 // Attack: two guests' parents racing for one child name flipped 24 of 30 owner references.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_guests_racing_for_one_child_name_end_with_one_owner_each() {
-    let (plane, client) = plane_and_client().await;
+    let (plane, client) = with_podtatohead_crd().await;
     plane
         .install_crd(&workspace_root().join("examples/greeting-js/crd.yaml"))
         .await
@@ -299,7 +287,7 @@ async fn two_guests_racing_for_one_child_name_end_with_one_owner_each() {
 // SIGTERM came, the host never exited (a thread blocked in its read).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fifo_in_the_folder_blocks_neither_the_folder_nor_the_stop() {
-    let (plane, client) = plane_and_client().await;
+    let (plane, client) = with_podtatohead_crd().await;
     let namespace = TestNamespace::create(&client, "fifo").await.name;
     let folder = tempfile::tempdir().unwrap();
     add_guest(folder.path(), "potatohead.wasm", &potatohead_guest());

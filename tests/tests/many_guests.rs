@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use e2e::folder::{add_guest, serve_folder};
+use e2e::folder::{add_guest, serve_folder, with_podtatohead_crd};
 use e2e::paths::{podtatohead_guest, potatohead_guest, workspace_root};
 use e2e::{
     ControlPlane, HostProcess, TestNamespace, by_name, eventually, image_of, metric_value,
@@ -87,14 +87,29 @@ async fn create_demo(client: &Client, namespace: &str) {
     wait_for_deployments(client, namespace, "PotatoHead", 6).await;
 }
 
-/// The shared control plane with the PodTatoHead CRD installed, and a client of it.
-async fn with_podtatohead_crd() -> (&'static ControlPlane, Client) {
-    let plane = ControlPlane::shared().await;
-    plane
-        .install_crd(&workspace_root().join("deploy/crd/podtatohead.yaml"))
-        .await
-        .unwrap();
-    (plane, plane.client().await)
+/// A host serving the hostile guest (with its own `timeout`) beside the PodTatoHead guest in a
+/// fresh namespace, with `extra` flags: the client, the namespace, the folder and the host.
+async fn hostile_beside_podtatohead(
+    prefix: &str,
+    timeout: &str,
+    extra: &[&str],
+) -> (Client, String, tempfile::TempDir, HostProcess) {
+    let (plane, client) = with_podtatohead_crd().await;
+    let namespace = TestNamespace::create(&client, prefix).await.name;
+    let folder = tempfile::tempdir().unwrap();
+    add_guest(
+        folder.path(),
+        "hostile.wasm",
+        &e2e::paths::test_guest("hostile_guest"),
+    );
+    std::fs::write(
+        folder.path().join("hostile.yaml"),
+        format!("timeout: {timeout}\n"),
+    )
+    .unwrap();
+    add_guest(folder.path(), "podtatohead.wasm", &podtatohead_guest());
+    let host = serve_folder(plane, folder.path(), &namespace, extra);
+    (client, namespace, folder, host)
 }
 
 async fn metric(host: &HostProcess, series: &str) -> Option<f64> {
@@ -567,23 +582,9 @@ async fn a_guest_whose_child_kinds_crd_is_deleted_is_not_ready_and_prunes_nothin
 // its settings waited for those deadlines and ran its queued reconciles with the old settings.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guest_looping_to_its_longest_deadline_slows_neither_the_others_nor_its_own_restart() {
-    let (plane, client) = with_podtatohead_crd().await;
-    let namespace = TestNamespace::create(&client, "ceiling").await.name;
-    let folder = tempfile::tempdir().unwrap();
-    add_guest(
-        folder.path(),
-        "hostile.wasm",
-        &e2e::paths::test_guest("hostile_guest"),
-    );
     // The longest deadline the admin's ceiling lets its settings set.
-    std::fs::write(folder.path().join("hostile.yaml"), "timeout: 20s\n").unwrap();
-    add_guest(folder.path(), "podtatohead.wasm", &podtatohead_guest());
-    let host = serve_folder(
-        plane,
-        folder.path(),
-        &namespace,
-        &["--guest-timeout-ceiling", "20s"],
-    );
+    let (client, namespace, folder, host) =
+        hostile_beside_podtatohead("ceiling", "20s", &["--guest-timeout-ceiling", "20s"]).await;
     wait_ready(&host, CONVERGE, "both guests ready").await;
     let podtatoheads = podtatohead_api(&client, &namespace);
     let alone = converge_healthy(&podtatoheads, &namespace, "alone").await;
@@ -694,18 +695,9 @@ async fn converge_healthy(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guest_that_traps_or_loops_on_every_call_does_not_hold_up_another() {
-    let (plane, client) = with_podtatohead_crd().await;
-    let namespace = TestNamespace::create(&client, "isolation").await.name;
-    let folder = tempfile::tempdir().unwrap();
-    add_guest(
-        folder.path(),
-        "hostile.wasm",
-        &e2e::paths::test_guest("hostile_guest"),
-    );
     // Its own settings: a shorter deadline than the host's flag.
-    std::fs::write(folder.path().join("hostile.yaml"), "timeout: 250ms\n").unwrap();
-    add_guest(folder.path(), "podtatohead.wasm", &podtatohead_guest());
-    let host = serve_folder(plane, folder.path(), &namespace, &[]);
+    let (client, namespace, _folder, host) =
+        hostile_beside_podtatohead("isolation", "250ms", &[]).await;
 
     wait_ready(&host, CONVERGE, "both guests ready").await;
     // The healthy guest's pace alone…
