@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use crate::parts::{CONTAINER_PORT, Part};
-use crate::spec::{PartSpec, PotatoHeadSpec};
+use crate::spec::{PartSpec, PotatoHeadSpec, ServiceType};
 
 /// Where the entry part reads its service-discovery file; podtato-head's entry server honours
 /// `SERVICES_CONFIG_FILE_PATH`.
@@ -172,7 +172,7 @@ fn service(parent: &str, part: &PartSpec) -> Value {
         "spec": {
             "type": part
                 .service_type
-                .unwrap_or_else(|| part.name.default_service_type())
+                .unwrap_or_else(|| ServiceType::default_for(part.name))
                 .as_str(),
             "selector": selector(parent, part.name),
             // `protocol` is explicit: server-side apply on Kubernetes 1.20 rejects ports without

@@ -2,8 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::ServiceType;
-
 /// One part of the podtato-head application. Each becomes a Deployment and a Service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
@@ -37,16 +35,6 @@ impl Part {
             Part::RightArm => "right-arm",
             Part::LeftLeg => "left-leg",
             Part::RightLeg => "right-leg",
-        }
-    }
-
-    /// The Service type of a part whose spec names none: the entry part is what users open, so
-    /// it is a LoadBalancer (as in podtato-head's kubectl, helm and kustomize manifests and the
-    /// original operator); the other parts are only called by the entry part.
-    pub fn default_service_type(self) -> ServiceType {
-        match self {
-            Part::Entry => ServiceType::LoadBalancer,
-            _ => ServiceType::ClusterIP,
         }
     }
 

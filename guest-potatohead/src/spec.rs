@@ -115,6 +115,16 @@ pub enum ServiceType {
 }
 
 impl ServiceType {
+    /// The Service type of a part whose spec names none: the entry part is what users open, so
+    /// it is a LoadBalancer (as in podtato-head's kubectl, helm and kustomize manifests and the
+    /// original operator); the other parts are only called by the entry part.
+    pub fn default_for(part: Part) -> Self {
+        match part {
+            Part::Entry => Self::LoadBalancer,
+            _ => Self::ClusterIP,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ServiceType::ClusterIP => "ClusterIP",

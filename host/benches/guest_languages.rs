@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use reconciler_host::guest::{GuestEngine, GuestFile, GuestLimits};
+use reconciler_host::sandbox::{GuestEngine, GuestFile, GuestLimits};
 
 const CALLS: usize = 500;
 const COMPILES: usize = 3;

@@ -9,7 +9,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use reconciler_host::guest::{GuestEngine, GuestError, GuestLimits};
+use reconciler_host::sandbox::{GuestEngine, GuestError, GuestLimits};
 
 const CALLS: usize = 2000;
 

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use reconciler_host::cluster::ResolvedKind;
-use reconciler_host::guest::{Decision, GuestEngine, GuestLimits, Observation};
 use reconciler_host::reconcile::guest_json;
 use reconciler_host::reconcile::policy;
+use reconciler_host::sandbox::{Decision, GuestEngine, GuestLimits, Observation};
 
 const ROUNDS: usize = 3000;
 

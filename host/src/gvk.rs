@@ -1,5 +1,5 @@
 //! How a kind is written for people: `Deployment.apps/v1`, `Service.v1`, as kubectl writes it.
-//! A leaf both `guest/` (manifest messages) and `cluster/` (kinds) use.
+//! A leaf both `sandbox/` (manifest messages) and `cluster/` (kinds) use.
 
 use kube::api::GroupVersionKind;
 

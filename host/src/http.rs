@@ -1,5 +1,5 @@
 //! The HTTP endpoint: `/metrics` (OpenMetrics text), `/healthz` (the process answers) and
-//! `/readyz` (ready to reconcile, per guest: see [`Metrics::readiness`]).
+//! `/readyz` (ready to reconcile, per guest: see [`Readiness::report`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,20 +11,24 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 
 /// Binds the HTTP endpoint and serves it in the background; returns the bound address (useful
 /// with port 0).
 ///
 /// # Errors
 /// The bind error, e.g. the port is taken.
-pub async fn serve(address: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
+pub async fn serve(
+    address: SocketAddr,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
     let app = Router::new()
-        .route("/metrics", get(metrics_text))
+        .route("/metrics", get(metrics_text).with_state(metrics))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .with_state(metrics);
+        .route("/readyz", get(readyz).with_state(readiness));
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(%error, "metrics and health endpoint stopped");
@@ -48,8 +52,8 @@ async fn metrics_text(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse 
 /// would wait, so a Service should not count this replica in. The body says so per guest, one
 /// `[+]`/`[-]` line each as the API server's own `/readyz?verbose` does, then `ok` or
 /// `not ready`.
-async fn readyz(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    let (ready, report) = metrics.readiness();
+async fn readyz(State(readiness): State<Arc<Readiness>>) -> impl IntoResponse {
+    let (ready, report) = readiness.report();
     if ready {
         (StatusCode::OK, format!("{report}ok\n"))
     } else {

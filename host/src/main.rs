@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use reconciler_host::cli::{self, Cli, Command, LogFormat};
+use reconciler_host::cli::{self, Cli, Command, LogFormat, RunArgs};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
@@ -51,7 +51,7 @@ async fn serve(cli: Cli) -> ExitCode {
     let args = match cli.command {
         Command::Render(args) => return cli::render::run(&args),
         Command::Check(args) => return cli::check::run(&args),
-        Command::Run(args) => *args,
+        Command::Run(args) => args,
     };
     let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -64,7 +64,7 @@ async fn serve(cli: Cli) -> ExitCode {
     });
     let mut stopped = stopping.clone();
     let outcome = tokio::select! {
-        outcome = reconciler_host::run::run(args, stopping) => outcome,
+        outcome = run(*args, stopping) => outcome,
         // A reconcile is bounded (guest deadline, API timeouts), so this only fires if shutting
         // down itself is stuck; do not leave a process that ignores SIGTERM.
         () = async {
@@ -88,6 +88,11 @@ async fn serve(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `run`: the flags checked, then the host until `stopping`.
+async fn run(args: RunArgs, stopping: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<()> {
+    reconciler_host::run::run(args.validate()?, stopping).await
 }
 
 /// How long a stop signal waits for in-flight reconciles before the process exits anyway.

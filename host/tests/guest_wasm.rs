@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use reconciler_host::guest::{GuestEngine, GuestError, GuestLimits, LoadError, Observation};
+use reconciler_host::sandbox::{GuestEngine, GuestError, GuestLimits, LoadError, Observation};
 use serde_json::{Value, json};
 
 fn default_guest_path() -> PathBuf {

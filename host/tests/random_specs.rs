@@ -8,7 +8,7 @@ mod common;
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use reconciler_host::guest::{GuestEngine, GuestError, GuestLimits, LoadedGuest, Observation};
+use reconciler_host::sandbox::{GuestEngine, GuestError, GuestLimits, LoadedGuest, Observation};
 use serde_json::{Value, json};
 
 fn guest() -> &'static LoadedGuest {

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use proptest::prelude::*;
 use reconciler_host::cluster::{MANAGED_BY_LABEL, ParentRef, ResolvedKind};
-use reconciler_host::guest::Decision;
 use reconciler_host::reconcile::status::{self, FailureReason, Outcome};
 use reconciler_host::reconcile::{json_match, plan, policy, prepare};
+use reconciler_host::sandbox::Decision;
 use serde_json::{Map, Value, json};
 
 fn kinds() -> Vec<Arc<ResolvedKind>> {

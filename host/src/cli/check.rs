@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use super::CheckArgs;
 use crate::cluster::display_gvk;
 use crate::error_text::error_chain;
-use crate::guest::{
-    GuestEngine, GuestFile, GuestInterfaces, GuestLimits, GuestManifest, LoadError, WIT_PACKAGE,
-};
 use crate::guests::folder::{self, MAX_GUESTS};
 use crate::guests::settings as guest_settings;
 use crate::guests::{HostRules, Roster};
+use crate::sandbox::{
+    GuestEngine, GuestFile, GuestInterfaces, GuestLimits, GuestManifest, LoadError, WIT_PACKAGE,
+};
 
 /// `check`: prints the report of a guest file, or of every `*.wasm` in a folder; exit 0 when
 /// every guest is usable, 1 when one is not, 2 when a flag cannot work.

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::guest::{
+use crate::guests::{HostRules, KindAllowlist};
+use crate::sandbox::{
     GUEST_MAX_OBJECT_KIB, GUEST_MAX_OUTPUT_MIB, GUEST_MEMORY_MIB, GUEST_TIMEOUT, GuestLimits,
 };
-use crate::guests::{HostRules, KindAllowlist};
 
 /// Most MiB `--guest-max-file-mib` may be.
 const MAX_FILE_MIB: u64 = 1024;

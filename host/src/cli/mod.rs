@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use run_args::{GuestSource, RunArgs, RunSettings, default_compile_cache_dir};
+pub use run_args::{RunArgs, default_compile_cache_dir};
 
 /// Runs Kubernetes reconcilers whose decisions are WebAssembly components.
 #[derive(Debug, Parser)]

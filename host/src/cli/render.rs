@@ -14,13 +14,13 @@ use serde_json::{Value, json};
 
 use crate::cli::{OutputFormat, RenderArgs, default_compile_cache_dir};
 use crate::cluster::{ParentRef, ResolvedKind, display_gvk};
-use crate::guest::{
-    CompileCacheConfig, GuestEngine, GuestError, GuestLimits, LoadedGuest, Observation,
-};
 use crate::reconcile::active_guest::status_stamp;
 use crate::reconcile::plan::plan;
 use crate::reconcile::policy::PolicyViolation;
 use crate::reconcile::status::{self, Outcome, next_status};
+use crate::sandbox::{
+    CompileCacheConfig, GuestEngine, GuestError, GuestLimits, LoadedGuest, Observation,
+};
 
 /// `render`: prints what the controller would apply; exit 0 rendered, 1 the guest said no, 2
 /// unusable input.

@@ -7,9 +7,9 @@ use std::time::Duration;
 use clap::Args;
 
 use super::guest_rules::{GuestRuleArgs, RuleError};
-use crate::guest::CompileCacheConfig;
-use crate::guests::HostRules;
+use crate::config::{GuestSource, RunSettings};
 use crate::leader::{ElectionSettings, LeaseTimings};
+use crate::sandbox::CompileCacheConfig;
 
 /// Flags of `reconciler-host run`.
 #[derive(Debug, Args)]
@@ -129,41 +129,6 @@ pub struct LeaderElectionArgs {
     /// Pause between attempts to take or renew the Lease.
     #[arg(long = "leader-elect-retry-period", env = "RECONCILER_LEADER_ELECT_RETRY_PERIOD", default_value = "2s", value_parser = humantime::parse_duration)]
     pub retry_period: Duration,
-}
-
-/// Where the host's guests come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum GuestSource {
-    /// One guest file (`--guest`).
-    File(PathBuf),
-    /// A folder of guests (`--guests`).
-    Folder(PathBuf),
-}
-
-/// Validated settings of the controller.
-#[derive(Clone, Debug)]
-pub struct RunSettings {
-    pub guests: GuestSource,
-    pub namespace: Option<String>,
-    pub field_manager: String,
-    /// What the flags allow every guest: limits, kinds, file size.
-    pub rules: HostRules,
-    /// Bytes all guest calls running at once may use together.
-    pub guest_memory_budget_bytes: usize,
-    pub resync: Duration,
-    pub concurrency: u16,
-    /// Parents of a guest in flight at once in the sweep after its hot swap.
-    pub swap_concurrency: u16,
-    pub guest_poll_interval: Duration,
-    pub metrics_bind_address: std::net::SocketAddr,
-    pub pod_name: Option<String>,
-    pub allow_parent_kind_change: bool,
-    /// `None`: no compile cache.
-    pub compile_cache: Option<CompileCacheConfig>,
-    /// Write a perf map of JIT-compiled guest code (`--guest-perf-map`).
-    pub guest_perf_map: bool,
-    /// `None`: no leader election, this process reconciles.
-    pub leader_election: Option<ElectionSettings>,
 }
 
 /// A flag value that cannot work.

@@ -21,13 +21,13 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use super::child_watch::WatchScope;
 use super::kinds::ResolvedKind;
 use super::name_waiters::NameWaiters;
 use super::ownership::{Holder, ObjectName};
 use super::pending::PendingWrites;
 use super::relist::{Index, RelistingIndex};
 use super::unmanaged::UnmanagedNames;
+use super::watch_scope::WatchScope;
 
 /// One cached child and its kind.
 #[derive(Clone, Debug)]

@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Event};
@@ -28,40 +28,9 @@ use tokio::sync::Notify;
 use super::child_cache::{CachedChild, ChildCaches, ChildIndex, KindCache};
 use super::kinds::ResolvedKind;
 use super::name_waiters::NameWaiters;
-use super::ownership::{Holder, MANAGED_BY_LABEL, object_name};
+use super::ownership::{Holder, object_name};
 use super::relist::{Applied, map_event};
-
-/// Where and what the child watches look at.
-#[derive(Clone)]
-pub struct WatchScope {
-    pub client: kube::Client,
-    /// `None`: all namespaces.
-    pub namespace: Option<String>,
-    /// The value of the managed-by label on every child (the field manager).
-    pub managed_by: String,
-}
-
-impl WatchScope {
-    /// Selects the host's children.
-    fn owned_selector(&self) -> String {
-        format!("{MANAGED_BY_LABEL}={}", self.managed_by)
-    }
-
-    /// Selects every other object, including those without the label.
-    fn unmanaged_selector(&self) -> String {
-        format!("{MANAGED_BY_LABEL}!={}", self.managed_by)
-    }
-
-    fn api<K>(&self, resource: &ApiResource) -> Api<K>
-    where
-        K: kube::Resource<DynamicType = ApiResource, Scope = kube::core::DynamicResourceScope>,
-    {
-        match &self.namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
-            None => Api::all_with(self.client.clone(), resource),
-        }
-    }
-}
+use super::watch_scope::WatchScope;
 
 /// Makes a cached child the same however it arrived, and no bigger than needed:
 /// - items of a list response carry no `apiVersion`/`kind` (watch events do): filled in, or the

@@ -3,7 +3,7 @@
 //! seen).
 //!
 //! One set of caches serves every parent kind (`parent_kinds.rs`): children are indexed by their
-//! controller's UID, whatever its kind. Never imports `guest/` or `reconcile/`: what the caches
+//! controller's UID, whatever its kind. Never imports `sandbox/` or `reconcile/`: what the caches
 //! hold is Kubernetes objects, whoever decides about them.
 
 mod child_cache;
@@ -15,8 +15,9 @@ mod parent_kinds;
 mod pending;
 mod relist;
 mod unmanaged;
+mod watch_scope;
 
 pub use child_cache::{ChildCaches, ObservedChild};
-pub use child_watch::WatchScope;
 pub use kinds::{DiscoveryError, ResolvedKind, display_gvk};
 pub use ownership::{Holder, MANAGED_BY_LABEL, ObjectName, ParentRef, ResourceName};
+pub use watch_scope::WatchScope;

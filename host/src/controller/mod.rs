@@ -1,8 +1,12 @@
 //! The controller: resolves the guest's kinds, starts the watches, runs kube-runtime's
 //! `Controller` over the parent kind with the host's reconcile (see `reconcile/`), and the
-//! guest hot swap beside it (see `hot_swap.rs`) with the sweep that brings every parent onto a
+//! guest hot swap beside it (`hot_swap.rs`, handing a guest for another parent kind back through
+//! `handoff.rs`) with the sweep that brings every parent onto a
 //! swapped guest (`sweep.rs`); its error policy is the per-parent backoff.
 
+mod handoff;
+mod hot_swap;
+mod running;
 mod sweep;
 
 use std::sync::Arc;
@@ -17,19 +21,22 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tracing::{Instrument, debug, info, warn};
 
-use crate::cli::RunSettings;
 use crate::cluster::ChildCaches;
 use crate::cluster::kinds::{self, DiscoveryError, ResolvedKind};
+use crate::config::RunSettings;
 use crate::error_text::error_chain;
-use crate::guest::{GuestEngine, LoadedGuest};
 use crate::guests::{GuestSpec, Roster};
-use crate::hot_swap::{HotSwap, ParentKindHandoff};
-use crate::metrics::{ChildWatchProbe, GuestMetrics, Metrics, ParentCounts, ParentProbe};
+use crate::metrics::{GuestMetrics, Metrics, ParentCounts, ParentProbe};
+use crate::readiness::{ChildWatchProbe, GuestReadiness, Readiness};
 use crate::reconcile::budget::SharedBudget;
 use crate::reconcile::claims::NameClaims;
 use crate::reconcile::events::EventPublisher;
 use crate::reconcile::parent_state::ParentStates;
 use crate::reconcile::{ActiveGuest, Context, Failure, GuestSlot, Settings, reconcile};
+use crate::sandbox::{GuestEngine, LoadedGuest};
+use handoff::ParentKindHandoff;
+use hot_swap::{HotSwap, SwapHooks};
+use running::Running;
 use sweep::Sweep;
 
 /// First retry delay after a failed reconcile; doubles per consecutive failure.
@@ -65,6 +72,8 @@ pub struct Shared {
     pub client: Client,
     pub engine: Arc<GuestEngine>,
     pub metrics: Arc<Metrics>,
+    /// What `/readyz` reports; each controller reports its guest's part.
+    pub readiness: Arc<Readiness>,
     /// The child caches: one watch and one cache per child kind, whichever parent kinds need it.
     pub children: Arc<ChildCaches>,
     /// The memory all guest calls running at once may use, shared fairly between the guests.
@@ -74,6 +83,15 @@ pub struct Shared {
     /// The child names being created, by every guest: two guests' parents racing for one name
     /// end with one owner, as two parents of one guest do.
     pub claims: Arc<NameClaims>,
+}
+
+impl Shared {
+    /// Forgets a guest that no longer serves: its line in `/readyz`, its `guest_info` and its
+    /// gauges (its counters stay, as counters do).
+    pub fn forget_guest(&self, guest: &str) {
+        self.readiness.forget(guest);
+        self.metrics.forget_guest(guest);
+    }
 }
 
 /// How a controller's guest stays admitted in the host: the roster its hot swaps are judged
@@ -113,16 +131,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<Stopped, StartError> {
     let metrics = GuestMetrics::new(&shared.metrics, &spec.name);
+    let readiness = shared.readiness.guest(&spec.name);
     let children = &shared.children;
     let (parent_kind, child_kinds) = resolve_kinds(&shared.client, &guest).await?;
-    metrics.set_waiting(None);
-    let (triggered_by_children, mut teardown) = serve_parent_kind(&shared, &parent_kind, &metrics);
+    readiness.set_waiting(None);
+    let (triggered_by_children, mut teardown) =
+        serve_parent_kind(&shared, &parent_kind, &metrics, &readiness);
     sync_child_caches(children, &parent_kind, &child_kinds, &settings).await;
-    let slot = activate(&metrics, ActiveGuest { guest, child_kinds });
+    let slot = activate(&metrics, &readiness, ActiveGuest { guest, child_kinds });
 
     let sweep = Sweep::new(settings.swap_concurrency.into(), metrics.clone());
     let handoff = Arc::new(ParentKindHandoff::default());
-    let swapper = hot_swap(
+    let swapper = HotSwap::new(
         &shared,
         &spec,
         &settings,
@@ -164,13 +184,14 @@ pub async fn run(
         settings.namespace.as_deref(),
         parent_cache,
         Arc::clone(&context),
+        readiness.clone(),
     );
     let controller =
         Controller::for_stream_with(parent_events, parents, context.parent_kind.resource.clone())
             .reconcile_on(triggered_by_children)
             .reconcile_on(swept_parents)
             .with_config(ControllerConfig::default().concurrency(settings.concurrency));
-    serve(controller, context, sweep, stopping).await;
+    serve(controller, context, sweep, stopping, &readiness).await;
     drop(teardown);
     info!("controller stopped");
     Ok(match handoff.take() {
@@ -241,47 +262,6 @@ fn stop_signal(
     (stopping, forward.abort_handle())
 }
 
-/// What the hot swap acts on in the controller.
-struct SwapHooks<'a> {
-    slot: &'a Arc<GuestSlot>,
-    sweep: &'a Arc<Sweep>,
-    metrics: &'a GuestMetrics,
-    handoff: &'a Arc<ParentKindHandoff>,
-}
-
-/// The hot swap beside the controller, for the guest's file.
-fn hot_swap(
-    shared: &Shared,
-    spec: &GuestSpec,
-    settings: &RunSettings,
-    membership: Membership,
-    hooks: SwapHooks<'_>,
-) -> HotSwap {
-    HotSwap {
-        engine: Arc::clone(&shared.engine),
-        name: spec.name.clone(),
-        path: spec.path.clone(),
-        settings: spec.settings.clone(),
-        rules: settings.rules.clone(),
-        roster: membership.roster,
-        in_folder: membership.changes.is_some(),
-        changes: membership.changes,
-        poll_interval: settings.guest_poll_interval,
-        slot: Arc::clone(hooks.slot),
-        children: Arc::clone(&shared.children),
-        client: shared.client.clone(),
-        swapped: {
-            let sweep = Arc::clone(hooks.sweep);
-            Box::new(move || sweep.request())
-        },
-        metrics: hooks.metrics.clone(),
-        parent_kind_change: settings
-            .allow_parent_kind_change
-            .then(|| Arc::clone(hooks.handoff)),
-        last_refused: Default::default(),
-    }
-}
-
 /// The guest's parent kind and child kinds, resolved against the API server; each must be
 /// namespaced.
 async fn resolve_kinds(
@@ -337,6 +317,7 @@ fn parent_events(
     namespace: Option<&str>,
     cache: Writer<DynamicObject>,
     context: Arc<Context>,
+    readiness: GuestReadiness,
 ) -> impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
     let resource = &context.parent_kind.resource;
     let api: Api<DynamicObject> = match namespace {
@@ -347,13 +328,13 @@ fn parent_events(
     reflector(cache, watcher(api, watcher::Config::default()))
         .inspect(move |event| match event {
             Ok(event) => {
-                context.metrics.set_parent_watch_failing(false);
+                readiness.set_parent_watch_failing(false);
                 context.parent_states.observe(event);
             }
             // Retried by the controller with backoff, so this logs a few lines a minute at most.
             // A deleted CRD shows up here: nothing else would say why reconciles stopped.
             Err(error) => {
-                context.metrics.set_parent_watch_failing(true);
+                readiness.set_parent_watch_failing(true);
                 warn!(parent = %parent_kind, error = %error_chain(error), "the parent watch is failing (was the CustomResourceDefinition deleted?); retrying with backoff, /readyz answers not ready meanwhile");
             }
         })
@@ -367,6 +348,7 @@ fn serve_parent_kind(
     shared: &Shared,
     parent_kind: &ResolvedKind,
     metrics: &GuestMetrics,
+    readiness: &GuestReadiness,
 ) -> (
     futures::channel::mpsc::UnboundedReceiver<ObjectRef<DynamicObject>>,
     Teardown,
@@ -380,14 +362,20 @@ fn serve_parent_kind(
         children: Arc::clone(&shared.children),
         parent_kind: parent_kind.clone(),
         metrics: metrics.clone(),
+        readiness: readiness.clone(),
     };
     (triggered_by_children, teardown)
 }
 
 /// The guest active once its caches synced, in the slot its reconciles and hot swaps share.
-fn activate(metrics: &GuestMetrics, active: ActiveGuest) -> Arc<GuestSlot> {
-    metrics.set_caches_synced(true);
+fn activate(
+    metrics: &GuestMetrics,
+    readiness: &GuestReadiness,
+    active: ActiveGuest,
+) -> Arc<GuestSlot> {
+    readiness.set_caches_synced(true);
     metrics.set_active_guest(active.metric_labels());
+    readiness.set_loaded();
     Arc::new(GuestSlot::new(active))
 }
 
@@ -398,14 +386,20 @@ async fn serve(
     context: Arc<Context>,
     sweep: Arc<Sweep>,
     stopping: tokio::sync::watch::Receiver<bool>,
+    readiness: &GuestReadiness,
 ) {
-    let metrics = context.metrics.clone();
-    metrics.set_parent_probe(Some(parent_probe(Arc::clone(&context))));
-    metrics.set_child_watch_probe(Some(child_watch_probe(Arc::clone(&context))));
+    context
+        .metrics
+        .set_parent_probe(Some(parent_probe(Arc::clone(&context))));
+    readiness.set_child_watch_probe(Some(child_watch_probe(Arc::clone(&context))));
     let kind = context.parent_kind.resource.clone();
+    let running = Arc::new(Running::default());
+    let reconciles = Arc::clone(&running);
     let reconcile_then_sweep = move |parent: Arc<DynamicObject>, ctx: Arc<Context>| {
         let (sweep, kind) = (Arc::clone(&sweep), kind.clone());
+        let running = reconciles.enter();
         async move {
+            let _running = running;
             let parent_ref = ObjectRef::from_obj_with(parent.as_ref(), kind);
             let result = reconcile(parent, ctx).await;
             sweep.finished(&parent_ref);
@@ -429,9 +423,7 @@ async fn serve(
     // also end as soon as no reconcile is in flight.
     let idle_after_stop = async move {
         stopped(stopping).await;
-        while metrics.reconciles_in_flight() > 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        running.idle().await;
     };
     tokio::select! {
         () = controller => {}
@@ -445,6 +437,7 @@ struct Teardown {
     children: Arc<ChildCaches>,
     parent_kind: ResolvedKind,
     metrics: GuestMetrics,
+    readiness: GuestReadiness,
 }
 
 impl Drop for Teardown {
@@ -456,10 +449,10 @@ impl Drop for Teardown {
             .retain_kinds(&self.parent_kind.display_name(), &[]);
         self.children
             .stop_serving_parent_kind(&self.parent_kind.resource);
-        self.metrics.set_caches_synced(false);
-        self.metrics.set_parent_watch_failing(false);
+        self.readiness.set_caches_synced(false);
+        self.readiness.set_parent_watch_failing(false);
+        self.readiness.set_child_watch_probe(None);
         self.metrics.set_parent_probe(None);
-        self.metrics.set_child_watch_probe(None);
     }
 }
 
@@ -486,7 +479,7 @@ async fn stopped(mut stopping: tokio::sync::watch::Receiver<bool>) {
 /// random 0–25 % so that parents failing together (an API server outage, a guest bug) do not
 /// retry in lockstep; reset by a success.
 fn error_policy(parent: Arc<DynamicObject>, _failure: &Failure, ctx: Arc<Context>) -> Action {
-    let attempts = ctx.parent_states.record_failure(&parent);
+    let attempts = ctx.parent_states.of(&parent).record_failure();
     Action::requeue(backoff(attempts, fastrand::f64()))
 }
 

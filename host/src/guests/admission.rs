@@ -17,45 +17,14 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
 
-use super::allowlist::KindAllowlist;
 use super::kind_graph::{self, GuestKinds, Resource};
+use super::rules::HostRules;
 use super::settings::{GuestSettings, SettingsError};
 use crate::cluster::kinds;
-use crate::guest::{GUEST_FILE_MAX_BYTES, GuestLimits, GuestManifest};
 use crate::gvk::display_gvk;
 use crate::metrics::RefusalReason;
-
-/// What the admin's flags allow every guest of this host.
-#[derive(Clone, Debug)]
-pub struct HostRules {
-    /// The per-call limits of the flags: a guest's, unless its settings narrow them.
-    pub limits: GuestLimits,
-    /// The longest timeout a guest's settings may set (`--guest-timeout-ceiling`, by default
-    /// `--guest-timeout`): a guest's slow calls hold memory and reconcile slots the others share.
-    pub timeout_ceiling: Duration,
-    /// The child kinds any guest may declare (`--allowed-child-kind`).
-    pub allowed_child_kinds: KindAllowlist,
-    /// Whether a guest may reconcile one of Kubernetes' own kinds (`--allow-builtin-parent-kind`).
-    pub allow_builtin_parent_kind: bool,
-    /// The largest guest file read (`--guest-max-file-mib`).
-    pub max_file_bytes: u64,
-}
-
-impl Default for HostRules {
-    /// The flags' defaults.
-    fn default() -> Self {
-        let limits = GuestLimits::default();
-        Self {
-            limits,
-            timeout_ceiling: limits.timeout,
-            allowed_child_kinds: KindAllowlist::Any,
-            allow_builtin_parent_kind: false,
-            max_file_bytes: GUEST_FILE_MAX_BYTES,
-        }
-    }
-}
+use crate::sandbox::GuestManifest;
 
 /// Why a guest may not serve. Each message names what was refused and what would allow it.
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +247,8 @@ fn check_against(new: &GuestKinds, others: &[GuestKinds]) -> Result<(), Refusal>
 #[cfg(test)]
 mod tests {
     use kube::api::GroupVersionKind;
+
+    use crate::guests::KindAllowlist;
 
     use super::*;
 

@@ -1,21 +1,24 @@
 //! The guests a host serves: one file (`--guest`) or a folder of them (`--guests`), each a
 //! reconciler for the parent kind it declares, with its own settings (`settings.rs`, which only
 //! narrow the admin's flags). Whether a guest may serve is decided in one place
-//! (`admission.rs`), given the host's rules and the other guests; a folder is untrusted input
-//! (`folder.rs`) served by `supervisor.rs`, which starts, swaps and stops one controller per
-//! guest as files appear, change and go.
+//! (`admission.rs`), given the host's rules (`rules.rs`, from the flags) and the other guests. A
+//! folder is untrusted input: it is listed and read in `folder.rs` and followed by one watch
+//! (`watch.rs`); `run/supervisor.rs` starts, swaps and stops one controller per guest as its
+//! files appear, change and go.
 
 pub mod admission;
 pub mod allowlist;
 pub mod folder;
 pub mod kind_graph;
+pub mod rules;
 pub mod settings;
-pub mod supervisor;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 
-pub use admission::{HostRules, Refusal, Roster};
+pub use admission::{Refusal, Roster};
 pub use allowlist::KindAllowlist;
+pub use rules::HostRules;
 pub use settings::{GuestSettings, SettingsError};
 
 /// One guest of this host: its name, its file and its settings.

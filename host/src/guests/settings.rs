@@ -27,11 +27,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::admission::HostRules;
 use super::allowlist::KindAllowlist;
-use crate::guest::GuestLimits;
+use super::rules::HostRules;
 use crate::gvk::display_gvk;
 use crate::regular_file::{self, FileError};
+use crate::sandbox::GuestLimits;
 
 /// The largest settings file read: a few lines of YAML, so anything larger is not one.
 pub const SETTINGS_MAX_BYTES: u64 = 64 << 10;

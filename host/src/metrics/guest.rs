@@ -1,12 +1,10 @@
-//! What one guest's controller records: every metric it touches carries the guest's name, and its
-//! readiness is its own line in `/readyz`.
+//! What one guest's controller records: every metric it touches carries the guest's name.
 
 use std::sync::Arc;
 
 use super::labels::{ActionLabel, GuestLabel, InfoLabel, KindLabel, ReloadLabel, ResultLabel};
 use super::{
-    ChildAction, ChildWatchProbe, GuestFailureKind, GuestLabels, Metrics, ParentProbe,
-    ReconcileResult, ReloadResult,
+    ChildAction, GuestFailureKind, GuestLabels, Metrics, ParentProbe, ReconcileResult, ReloadResult,
 };
 
 /// The process's metrics, as one guest records them.
@@ -129,23 +127,6 @@ impl GuestMetrics {
         });
     }
 
-    /// Marks the child caches as listed for this guest (or not, while its controller restarts);
-    /// the guest is ready only when they are. (A guest is listed by [`Self::set_waiting`] or
-    /// [`Self::set_active_guest`]; this and the next two change a listed guest only.)
-    pub fn set_caches_synced(&self, synced: bool) {
-        self.metrics
-            .update_listed_guest(&self.label.guest, |state| state.caches_synced = synced);
-    }
-
-    /// Marks the parent watch as failing (e.g. the parent kind's CRD was deleted) or working
-    /// again; the guest is not ready while it fails.
-    pub fn set_parent_watch_failing(&self, failing: bool) {
-        self.metrics
-            .update_listed_guest(&self.label.guest, |state| {
-                state.parent_watch_failing = failing
-            });
-    }
-
     /// How many parents the sweep after a swap has still to send (see `controller/sweep.rs`).
     pub fn set_swap_sweep_remaining(&self, parents: usize) {
         self.metrics
@@ -154,23 +135,11 @@ impl GuestMetrics {
             .set(i64::try_from(parents).unwrap_or(i64::MAX));
     }
 
-    /// Why the guest's controller is not running (`None`: it is starting or runs).
-    pub fn set_waiting(&self, why: Option<String>) {
-        self.metrics
-            .update_guest(&self.label.guest, |state| state.waiting = why);
-    }
-
     /// Sets how `queue_depth` and `parent_states` are counted for this guest (`None`: 0, while
     /// its controller does not run).
     pub fn set_parent_probe(&self, probe: Option<ParentProbe>) {
         self.metrics
             .update_listed_guest(&self.label.guest, |state| state.probe = probe);
-    }
-
-    /// How `/readyz` learns which of the guest's child kinds' watches are failing.
-    pub fn set_child_watch_probe(&self, probe: Option<ChildWatchProbe>) {
-        self.metrics
-            .update_listed_guest(&self.label.guest, |state| state.child_watches = probe);
     }
 }
 

@@ -1,5 +1,5 @@
-//! Prometheus metrics: the registry, the recording handle each guest's controller gets
-//! (`guest.rs`), and the readiness state `/readyz` reports (served by `http.rs`).
+//! Prometheus metrics: the registry and the recording handle each guest's controller gets
+//! (`guest.rs`), served on `/metrics` by `http.rs`. Readiness is not here: see `readiness/`.
 //!
 //! Every label takes values from a fixed set (see `labels.rs`), plus `guest`, the name of a
 //! guest in this host, so the number of series stays bounded however many parents there are.
@@ -10,9 +10,7 @@ mod labels;
 mod process;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -28,31 +26,6 @@ pub use labels::{
     ChildAction, GuestFailureKind, GuestLabels, ReconcileResult, RefusalReason, ReloadResult,
 };
 
-/// This replica's part in leader election.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Leadership {
-    /// Starting: not known yet.
-    Unknown = 0,
-    /// Another replica leads; this one waits to take over.
-    Standby = 1,
-    /// This replica holds the Lease and reconciles.
-    Leader = 2,
-    /// Leader election is off: this replica reconciles.
-    NotElecting = 3,
-}
-
-impl Leadership {
-    fn from_u8(value: u8) -> Self {
-        match value {
-            1 => Self::Standby,
-            2 => Self::Leader,
-            3 => Self::NotElecting,
-            _ => Self::Unknown,
-        }
-    }
-}
-
 /// What a controller knows about its parents, read at each scrape.
 pub struct ParentCounts {
     /// Parents whose current generation has not been reconciled yet.
@@ -64,59 +37,16 @@ pub struct ParentCounts {
 /// Counts a controller's parents at each scrape.
 pub type ParentProbe = Box<dyn Fn() -> ParentCounts + Send + Sync>;
 
-/// The guest's child kinds whose watch is failing, asked at each `/readyz`.
-pub type ChildWatchProbe = Box<dyn Fn() -> Vec<String> + Send + Sync>;
-
-/// What `/readyz` knows of one guest.
+/// What the metrics keep of one guest between scrapes.
 #[derive(Default)]
-struct GuestReadiness {
-    /// The active code (`None` until a guest is loaded).
+struct GuestEntry {
+    /// The active code's `guest_info` labels (`None` until a guest is loaded).
     info: Option<InfoLabel>,
-    caches_synced: bool,
-    parent_watch_failing: bool,
-    /// Why the guest's controller is not running yet (its parent kind is not served…).
-    waiting: Option<String>,
+    /// Counts the parents for `queue_depth` and `parent_states` while its controller runs.
     probe: Option<ParentProbe>,
-    child_watches: Option<ChildWatchProbe>,
 }
 
-impl GuestReadiness {
-    /// `None` when ready, else why not.
-    fn not_ready(&self, leadership: Leadership) -> Option<String> {
-        if self.info.is_none() {
-            return Some("no guest loaded".into());
-        }
-        if leadership == Leadership::Standby {
-            return None;
-        }
-        if let Some(waiting) = &self.waiting {
-            return Some(waiting.clone());
-        }
-        if !self.caches_synced {
-            return Some("child caches syncing".into());
-        }
-        if self.parent_watch_failing {
-            return Some(
-                "the parent watch is failing (was the CustomResourceDefinition deleted?)".into(),
-            );
-        }
-        let failing = self
-            .child_watches
-            .as_ref()
-            .map(|probe| probe())
-            .unwrap_or_default();
-        if !failing.is_empty() {
-            return Some(format!(
-                "the watch of child kind {} is failing (was its CustomResourceDefinition \
-                 deleted?); nothing is decided or pruned until it lists again",
-                failing.join(", ")
-            ));
-        }
-        None
-    }
-}
-
-/// The host's metrics and readiness.
+/// The host's metrics.
 pub struct Metrics {
     registry: Registry,
     reconciles: Family<ResultLabel, Counter>,
@@ -129,12 +59,11 @@ pub struct Metrics {
     parent_states: Family<GuestLabel, Gauge>,
     swap_sweep_remaining: Family<GuestLabel, Gauge>,
     leader: Gauge,
-    leadership: AtomicU8,
     guest_reloads: Family<ReloadLabel, Counter>,
     guest_refusals: Family<RefusalLabel, Counter>,
     guest_info: Family<InfoLabel, Gauge>,
-    /// Per guest, by name: what `/readyz` and the parent gauges read.
-    guests: Mutex<BTreeMap<String, GuestReadiness>>,
+    /// Per guest, by name: its `guest_info` and what the parent gauges read.
+    guests: Mutex<BTreeMap<String, GuestEntry>>,
 }
 
 /// 1 ms .. ~33 s
@@ -165,7 +94,6 @@ impl Default for Metrics {
             parent_states: Family::default(),
             swap_sweep_remaining: Family::default(),
             leader: Gauge::default(),
-            leadership: AtomicU8::new(Leadership::Unknown as u8),
             guest_reloads: Family::default(),
             guest_refusals: Family::default(),
             guest_info: Family::default(),
@@ -256,17 +184,9 @@ impl Metrics {
         );
     }
 
-    /// Records this replica's part in leader election.
-    pub fn set_leadership(&self, leadership: Leadership) {
-        self.leadership.store(leadership as u8, Ordering::Release);
-        self.leader.set(i64::from(matches!(
-            leadership,
-            Leadership::Leader | Leadership::NotElecting
-        )));
-    }
-
-    pub fn leadership(&self) -> Leadership {
-        Leadership::from_u8(self.leadership.load(Ordering::Acquire))
+    /// Whether this replica reconciles (`reconciler_leader`).
+    pub fn set_leader(&self, reconciles: bool) {
+        self.leader.set(i64::from(reconciles));
     }
 
     /// Counts a guest of a folder that was not started.
@@ -290,8 +210,8 @@ impl Metrics {
         }
     }
 
-    /// Forgets a guest that no longer serves: its `guest_info`, gauges and readiness. Its
-    /// counters stay, as counters do.
+    /// Forgets a guest that no longer serves: its `guest_info` and gauges. Its counters stay,
+    /// as counters do.
     pub fn forget_guest(&self, guest: &str) {
         let state = self.lock_guests().remove(guest);
         if let Some(info) = state.and_then(|s| s.info) {
@@ -308,49 +228,6 @@ impl Metrics {
         ] {
             family.remove(&label);
         }
-    }
-
-    /// Whether `/readyz` answers ready: the role is known, and a standby is ready once it knows
-    /// it is one (it has no caches to sync until it leads); a reconciling replica is ready when
-    /// it serves at least one guest and every guest it serves is ready.
-    pub fn ready(&self) -> bool {
-        self.readiness().0
-    }
-
-    /// Readiness and its report: one line per guest, `[+]guest NAME ok` or
-    /// `[-]guest NAME not ready: …` (the format of the API server's own `/readyz?verbose`).
-    pub fn readiness(&self) -> (bool, String) {
-        let leadership = self.leadership();
-        let mut report = String::new();
-        let mut ready = match leadership {
-            Leadership::Unknown => {
-                report.push_str("[-]leader election undecided\n");
-                false
-            }
-            Leadership::Standby => {
-                report.push_str("[+]standing by for the leader Lease\n");
-                true
-            }
-            Leadership::Leader | Leadership::NotElecting => true,
-        };
-        let guests = self.lock_guests();
-        // A standby loads its guests when it leads: having none is its normal state.
-        if guests.is_empty() && leadership != Leadership::Standby {
-            report.push_str("[-]no guest loaded\n");
-            ready = false;
-        }
-        for (name, state) in guests.iter() {
-            match state.not_ready(leadership) {
-                None => {
-                    let _ = writeln!(report, "[+]guest {name} ok");
-                }
-                Some(why) => {
-                    ready = false;
-                    let _ = writeln!(report, "[-]guest {name} not ready: {why}");
-                }
-            }
-        }
-        (ready, report)
     }
 
     /// The metrics in the Prometheus text format.
@@ -372,19 +249,19 @@ impl Metrics {
         text
     }
 
-    fn lock_guests(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, GuestReadiness>> {
+    fn lock_guests(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, GuestEntry>> {
         self.guests.lock().expect("guest readiness lock poisoned")
     }
 
-    /// Changes one guest's readiness state, creating it when new.
-    fn update_guest(&self, guest: &str, change: impl FnOnce(&mut GuestReadiness)) {
+    /// Changes what is kept of one guest, creating it when new.
+    fn update_guest(&self, guest: &str, change: impl FnOnce(&mut GuestEntry)) {
         change(self.lock_guests().entry(guest.to_owned()).or_default());
     }
 
-    /// Changes one guest's readiness state if the guest is listed. What a stopping controller
-    /// reports goes through here: a guest the supervisor already forgot (removed, or leadership
-    /// lost) must not come back as a guest with nothing loaded.
-    fn update_listed_guest(&self, guest: &str, change: impl FnOnce(&mut GuestReadiness)) {
+    /// Changes what is kept of one guest if it is listed. What a stopping controller reports
+    /// goes through here: a guest the supervisor already forgot (removed, or leadership lost)
+    /// must not come back.
+    fn update_listed_guest(&self, guest: &str, change: impl FnOnce(&mut GuestEntry)) {
         if let Some(state) = self.lock_guests().get_mut(guest) {
             change(state);
         }

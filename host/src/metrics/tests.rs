@@ -60,74 +60,6 @@ fn guest_info_holds_each_guests_active_code_once() {
 }
 
 #[test]
-fn ready_needs_a_role_synced_caches_and_a_guest() {
-    let metrics = Arc::new(Metrics::default());
-    let g = guest(&metrics, "g");
-    g.set_active_guest(a_guest());
-    g.set_caches_synced(true);
-    assert!(!metrics.ready(), "role unknown");
-    metrics.set_leadership(Leadership::NotElecting);
-    assert!(metrics.ready());
-    g.set_caches_synced(false);
-    assert!(!metrics.ready(), "caches not synced");
-    g.set_caches_synced(true);
-    g.set_parent_watch_failing(true);
-    assert!(!metrics.ready(), "parent watch failing");
-    g.set_parent_watch_failing(false);
-    assert!(metrics.ready());
-    let no_guest = Metrics::default();
-    no_guest.set_leadership(Leadership::NotElecting);
-    assert!(!no_guest.ready(), "no guest");
-    // A standby loads its guests only when it leads: no guest is its normal state, not a failure.
-    no_guest.set_leadership(Leadership::Standby);
-    let (ready, report) = no_guest.readiness();
-    assert!(ready, "{report}");
-    assert_eq!(report, "[+]standing by for the leader Lease\n");
-}
-
-#[test]
-fn readyz_reports_each_guest_and_is_ready_only_when_all_are() {
-    let metrics = Arc::new(Metrics::default());
-    metrics.set_leadership(Leadership::NotElecting);
-    let healthy = guest(&metrics, "healthy");
-    healthy.set_active_guest(a_guest());
-    healthy.set_caches_synced(true);
-    let broken = guest(&metrics, "broken");
-    broken.set_active_guest(a_guest());
-    broken.set_waiting(Some("its parent kind is not served".into()));
-    let (ready, report) = metrics.readiness();
-    assert!(!ready, "{report}");
-    assert!(report.contains("[+]guest healthy ok"), "{report}");
-    assert!(
-        report.contains("[-]guest broken not ready: its parent kind is not served"),
-        "{report}"
-    );
-    metrics.forget_guest("broken");
-    let (ready, report) = metrics.readiness();
-    assert!(ready, "{report}");
-    assert!(!report.contains("broken"), "{report}");
-    // Its controller, stopping after the supervisor forgot it, does not bring it back.
-    broken.set_caches_synced(false);
-    broken.set_parent_watch_failing(false);
-    broken.set_parent_probe(None);
-    let (ready, report) = metrics.readiness();
-    assert!(ready, "{report}");
-    assert!(!report.contains("broken"), "{report}");
-}
-
-#[test]
-fn a_standby_is_ready_without_caches_and_reports_it() {
-    let metrics = Arc::new(Metrics::default());
-    guest(&metrics, "g").set_active_guest(a_guest());
-    metrics.set_leadership(Leadership::Standby);
-    assert!(metrics.ready());
-    assert!(metrics.encode().contains("reconciler_leader 0"));
-    metrics.set_leadership(Leadership::Leader);
-    assert!(!metrics.ready(), "a leader needs its caches");
-    assert!(metrics.encode().contains("reconciler_leader 1"));
-}
-
-#[test]
 fn parent_counts_come_from_each_guests_probe_at_scrape_time() {
     let metrics = Arc::new(Metrics::default());
     let g = guest(&metrics, "g");
@@ -226,21 +158,10 @@ fn a_refused_file_that_goes_takes_its_series_with_it() {
 }
 
 #[test]
-fn a_guest_whose_child_watch_fails_is_not_ready_saying_which_kind() {
+fn the_leader_gauge_says_whether_this_replica_reconciles() {
     let metrics = Arc::new(Metrics::default());
-    metrics.set_leadership(Leadership::NotElecting);
-    let g = guest(&metrics, "g");
-    g.set_active_guest(a_guest());
-    g.set_caches_synced(true);
-    let failing = Arc::new(std::sync::Mutex::new(vec!["Widget.x.io/v1".to_string()]));
-    let probe = Arc::clone(&failing);
-    g.set_child_watch_probe(Some(Box::new(move || probe.lock().unwrap().clone())));
-    let (ready, report) = metrics.readiness();
-    assert!(!ready, "{report}");
-    assert!(
-        report.contains("[-]guest g not ready: the watch of child kind Widget.x.io/v1 is failing"),
-        "{report}"
-    );
-    failing.lock().unwrap().clear();
-    assert!(metrics.ready());
+    metrics.set_leader(false);
+    assert!(metrics.encode().contains("reconciler_leader 0"));
+    metrics.set_leader(true);
+    assert!(metrics.encode().contains("reconciler_leader 1"));
 }

@@ -7,8 +7,8 @@ use std::sync::{Arc, RwLock};
 use serde_json::{Value, json};
 
 use crate::cluster::ResolvedKind;
-use crate::guest::LoadedGuest;
 use crate::metrics::GuestLabels;
+use crate::sandbox::LoadedGuest;
 
 /// A loaded guest and its resolved child kinds.
 pub struct ActiveGuest {

@@ -6,7 +6,7 @@ use std::time::Instant;
 use kube::api::DynamicObject;
 use tracing::info;
 
-use crate::guest::{Decision, Observation};
+use crate::sandbox::{Decision, Observation};
 
 use super::Context;
 use super::active_guest::ActiveGuest;

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crate::error_text::api_error_text;
-use crate::guest::GuestError;
 use crate::metrics::{GuestFailureKind, ReconcileResult};
+use crate::sandbox::GuestError;
 
 use super::policy::PolicyViolation;
 use super::status::FailureReason;

@@ -19,6 +19,7 @@ pub mod budget;
 pub mod claims;
 mod context;
 mod decide;
+mod done;
 mod error;
 pub mod events;
 pub mod json_match;
@@ -42,7 +43,6 @@ use futures::FutureExt;
 use kube::ResourceExt;
 use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
-use serde_json::Value;
 use tracing::{Instrument, info_span};
 
 pub use active_guest::{ActiveGuest, GuestSlot};
@@ -52,22 +52,14 @@ pub use observe::guest_json;
 pub use prepare::DESIRED_DIGEST_ANNOTATION;
 
 use apply::Writes;
+use done::Done;
 use observe::{observation, parent_key};
+use parent_state::ParentRecord;
 
 /// How much memory processing a guest's answer takes, per byte of its JSON: parsed into
 /// `serde_json::Value` trees (several times the text for Kubernetes objects' short strings and
 /// small maps), checked, completed and serialised again for the applies.
 const OUTPUT_PROCESSING_FACTOR: usize = 6;
-
-/// A reconcile that succeeded: what to report, and when to run again.
-pub struct Done {
-    /// The guest's status (checked).
-    status: Option<Value>,
-    writes: Writes,
-    /// The parent is being deleted: nothing was applied or pruned.
-    finalizing: bool,
-    next: Action,
-}
 
 /// The reconcile kube-runtime's controller calls: the pipeline, its report, the metrics, and the
 /// per-parent state. A panic anywhere in it is contained to this parent.
@@ -89,10 +81,11 @@ pub async fn reconcile(parent: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<
     };
     let _in_flight = ctx.metrics.in_flight();
     let started = Instant::now();
+    let record = ctx.parent_states.of(&parent);
     let reconciled = AssertUnwindSafe(
         async {
-            let result = reconcile_parent(&parent, &ctx, &guest).await;
-            report::report(&ctx, &parent, &guest, result).await
+            let result = reconcile_parent(&record, &ctx, &guest).await;
+            report::report(&ctx, &record, &guest, result).await
         }
         .instrument(span),
     )
@@ -103,16 +96,21 @@ pub async fn reconcile(parent: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<
         tracing::error!(parent = %parent_key(&parent), %message, "a reconcile panicked; this parent is retried with backoff, the others are not affected");
         Err(Failure::Panicked(message))
     });
-    record(&ctx, &parent, &reconciled, started);
+    count(&ctx, &record, &reconciled, started);
     let next = next_action(reconciled);
     if next.is_ok() {
-        ctx.parent_states.clear_failures(&parent);
+        record.clear_failures();
     }
     next
 }
 
 /// The metrics of a finished reconcile, and the generation it reconciled.
-fn record(ctx: &Context, parent: &DynamicObject, result: &Result<Done, Failure>, started: Instant) {
+fn count(
+    ctx: &Context,
+    record: &ParentRecord<'_>,
+    result: &Result<Done, Failure>,
+    started: Instant,
+) {
     let label = match result {
         Ok(_) => crate::metrics::ReconcileResult::Success,
         Err(failure) => failure.metric_label(),
@@ -124,7 +122,7 @@ fn record(ctx: &Context, parent: &DynamicObject, result: &Result<Done, Failure>,
     }
     ctx.metrics
         .reconcile_finished(label, started.elapsed().as_secs_f64());
-    ctx.parent_states.reconciled(parent);
+    record.reconciled();
 }
 
 /// What kube-runtime does next: requeue, wait for a change, or (`Err`) back off.
@@ -141,10 +139,11 @@ fn next_action(result: Result<Done, Failure>) -> Result<Action, Failure> {
 
 /// The pipeline. Each step returns a [`Failure`] that `report.rs` reports; none reports itself.
 async fn reconcile_parent(
-    parent: &DynamicObject,
+    record: &ParentRecord<'_>,
     ctx: &Context,
     guest: &ActiveGuest,
 ) -> Result<Done, Failure> {
+    let parent = record.parent();
     let observed = observe::observe(ctx, parent, guest)?;
     let shown = observation(parent, &ctx.parent_kind, &observed);
     let decision = decide::decide(ctx, guest, parent, shown).await?;
@@ -178,7 +177,7 @@ async fn reconcile_parent(
     }
     take_over::check(ctx, &observed, &plan).await?;
     let writes = apply::writes_needed(ctx, &plan, &observed);
-    settle::check(ctx, parent, &writes)?;
+    settle::check(record, &writes)?;
     let mut writes = apply::apply_all(ctx, &observed.namespace, writes).await;
     apply::prune_undesired(ctx, &plan, &observed, &mut writes).await;
     Ok(Done {

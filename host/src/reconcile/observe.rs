@@ -6,7 +6,7 @@ use kube::api::DynamicObject;
 use serde_json::Value;
 
 use crate::cluster::{ObservedChild, ParentRef, ResolvedKind};
-use crate::guest::Observation;
+use crate::sandbox::Observation;
 
 use super::Context;
 use super::active_guest::ActiveGuest;

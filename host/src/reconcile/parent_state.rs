@@ -96,82 +96,12 @@ impl ParentStates {
         }
     }
 
-    /// Counts one more consecutive failure of `parent`; returns the count (1 for a parent the
-    /// cache no longer holds, whose state is not kept).
-    pub fn record_failure(&self, parent: &DynamicObject) -> u32 {
-        self.update(parent, |state| {
-            state.failures = state.failures.saturating_add(1);
-            state.failures
-        })
-        .unwrap_or(1)
-    }
-
-    /// A success: the failure count starts again.
-    pub fn clear_failures(&self, parent: &DynamicObject) {
-        self.update(parent, |state| state.failures = 0);
-    }
-
-    /// Records the generation `parent` was reconciled at.
-    pub fn reconciled(&self, parent: &DynamicObject) {
-        let generation = parent.metadata.generation.unwrap_or_default();
-        self.update(parent, |state| {
-            state.reconciled_generation = Some(generation)
-        });
-    }
-
-    /// Remembers the status just written for `parent`.
-    pub fn status_written(&self, parent: &DynamicObject, status: Value) {
-        self.update(parent, |state| state.written_status = Some(status));
-    }
-
-    /// Forgets the status written for `parent` (the parent is gone, or the watch caught up).
-    pub fn forget_written_status(&self, parent: &DynamicObject) {
-        self.update(parent, |state| state.written_status = None);
-    }
-
-    /// Records the child writes a reconcile of `parent` is about to make (`Kind name`, desired
-    /// digest) and tells whether the guest's output has stopped settling: a child written with
-    /// [`UNSETTLED_DIGESTS`] different contents within [`UNSETTLED_WINDOW`] while the parent's
-    /// generation stayed the same. Returns that child and its count.
-    pub fn record_writes(
-        &self,
-        parent: &DynamicObject,
-        writes: &[(String, String)],
-        now: Instant,
-    ) -> Option<(String, usize)> {
-        let generation = parent.metadata.generation.unwrap_or_default();
-        self.update(parent, |state| {
-            let recent = &mut state.recent_writes;
-            recent.retain(|w| {
-                w.generation == generation && now.duration_since(w.at) < UNSETTLED_WINDOW
-            });
-            for (child, digest) in writes {
-                recent.push_back(RecentWrite {
-                    at: now,
-                    generation,
-                    child: child.clone(),
-                    digest: digest.clone(),
-                });
-            }
-            while recent.len() > MAX_RECENT_WRITES {
-                recent.pop_front();
-            }
-            writes.iter().find_map(|(child, _)| {
-                let digests: HashSet<&str> = recent
-                    .iter()
-                    .filter(|w| &w.child == child)
-                    .map(|w| w.digest.as_str())
-                    .collect();
-                (digests.len() >= UNSETTLED_DIGESTS).then(|| (child.clone(), digests.len()))
-            })
-        })
-        .flatten()
-    }
-
-    /// The status this process last wrote for `parent`, if the watch has not shown it yet.
-    pub fn written_status(&self, parent: &DynamicObject) -> Option<Value> {
-        let uid = parent.uid()?;
-        self.lock().get(&uid)?.written_status.clone()
+    /// The record of `parent`, for the steps of one reconcile of it.
+    pub fn of<'a>(&'a self, parent: &'a DynamicObject) -> ParentRecord<'a> {
+        ParentRecord {
+            states: self,
+            parent,
+        }
     }
 
     /// Parents whose generation differs from the one last reconciled (the controller's backlog).
@@ -237,6 +167,102 @@ impl ParentStates {
     }
 }
 
+/// One parent's record, handed to the steps of a reconcile that read or change it (the
+/// report, the settle check, the backoff). Every change goes through [`ParentStates::update`]'s
+/// presence check: nothing is kept for a parent the cache no longer holds.
+pub struct ParentRecord<'a> {
+    states: &'a ParentStates,
+    parent: &'a DynamicObject,
+}
+
+impl<'a> ParentRecord<'a> {
+    /// The parent this record is of.
+    pub fn parent(&self) -> &'a DynamicObject {
+        self.parent
+    }
+
+    /// Counts one more consecutive failure of the parent; returns the count (1 for a parent the
+    /// cache no longer holds, whose state is not kept).
+    pub fn record_failure(&self) -> u32 {
+        self.states
+            .update(self.parent, |state| {
+                state.failures = state.failures.saturating_add(1);
+                state.failures
+            })
+            .unwrap_or(1)
+    }
+
+    /// A success: the failure count starts again.
+    pub fn clear_failures(&self) {
+        self.states.update(self.parent, |state| state.failures = 0);
+    }
+
+    /// Records the generation the parent was reconciled at.
+    pub fn reconciled(&self) {
+        let generation = self.parent.metadata.generation.unwrap_or_default();
+        self.states.update(self.parent, |state| {
+            state.reconciled_generation = Some(generation)
+        });
+    }
+
+    /// Remembers the status just written for the parent.
+    pub fn status_written(&self, status: Value) {
+        self.states
+            .update(self.parent, |state| state.written_status = Some(status));
+    }
+
+    /// Forgets the status written for the parent (the parent is gone, or the watch caught up).
+    pub fn forget_written_status(&self) {
+        self.states
+            .update(self.parent, |state| state.written_status = None);
+    }
+
+    /// Records the child writes a reconcile of the parent is about to make (`Kind name`, desired
+    /// digest) and tells whether the guest's output has stopped settling: a child written with
+    /// [`UNSETTLED_DIGESTS`] different contents within [`UNSETTLED_WINDOW`] while the parent's
+    /// generation stayed the same. Returns that child and its count.
+    pub fn record_writes(
+        &self,
+        writes: &[(String, String)],
+        now: Instant,
+    ) -> Option<(String, usize)> {
+        let generation = self.parent.metadata.generation.unwrap_or_default();
+        self.states
+            .update(self.parent, |state| {
+                let recent = &mut state.recent_writes;
+                recent.retain(|w| {
+                    w.generation == generation && now.duration_since(w.at) < UNSETTLED_WINDOW
+                });
+                for (child, digest) in writes {
+                    recent.push_back(RecentWrite {
+                        at: now,
+                        generation,
+                        child: child.clone(),
+                        digest: digest.clone(),
+                    });
+                }
+                while recent.len() > MAX_RECENT_WRITES {
+                    recent.pop_front();
+                }
+                writes.iter().find_map(|(child, _)| {
+                    let digests: HashSet<&str> = recent
+                        .iter()
+                        .filter(|w| &w.child == child)
+                        .map(|w| w.digest.as_str())
+                        .collect();
+                    (digests.len() >= UNSETTLED_DIGESTS).then(|| (child.clone(), digests.len()))
+                })
+            })
+            .flatten()
+    }
+
+    /// The status this process last wrote for the parent, if the watch has not shown it yet.
+    pub fn written_status(&self) -> Option<Value> {
+        let uid = self.parent.uid()?;
+        self.states.lock().get(&uid)?.written_status.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,8 +299,8 @@ mod tests {
         let (mut writer, states) = states();
         let first = parent("p", "uid-1", 1);
         apply(&mut writer, &states, watcher::Event::Apply(first.clone()));
-        assert_eq!(states.record_failure(&first), 1);
-        assert_eq!(states.record_failure(&first), 2);
+        assert_eq!(states.of(&first).record_failure(), 1);
+        assert_eq!(states.of(&first).record_failure(), 2);
         assert_eq!(states.len(), 1);
         apply(&mut writer, &states, watcher::Event::Delete(first.clone()));
         assert!(states.is_empty());
@@ -282,7 +308,7 @@ mod tests {
         let second = parent("p", "uid-2", 1);
         apply(&mut writer, &states, watcher::Event::Apply(second.clone()));
         assert_eq!(
-            states.record_failure(&second),
+            states.of(&second).record_failure(),
             1,
             "no backoff inherited by name"
         );
@@ -295,9 +321,9 @@ mod tests {
         apply(&mut writer, &states, watcher::Event::Apply(gone.clone()));
         apply(&mut writer, &states, watcher::Event::Delete(gone.clone()));
         // A reconcile that was in flight during the deletion ends now.
-        states.record_failure(&gone);
-        states.reconciled(&gone);
-        states.status_written(&gone, serde_json::json!({}));
+        states.of(&gone).record_failure();
+        states.of(&gone).reconciled();
+        states.of(&gone).status_written(serde_json::json!({}));
         assert!(states.is_empty());
     }
 
@@ -307,7 +333,7 @@ mod tests {
         let (kept, missed) = (parent("kept", "k", 1), parent("missed", "m", 1));
         for p in [&kept, &missed] {
             apply(&mut writer, &states, watcher::Event::Apply(p.clone()));
-            states.reconciled(p);
+            states.of(p).reconciled();
         }
         apply(&mut writer, &states, watcher::Event::Init);
         apply(
@@ -328,9 +354,9 @@ mod tests {
             apply(&mut writer, &states, watcher::Event::Apply(p.clone()));
         }
         assert_eq!(states.waiting(), 2);
-        states.reconciled(&a);
+        states.of(&a).reconciled();
         assert_eq!(states.waiting(), 1);
-        states.reconciled(&b);
+        states.of(&b).reconciled();
         assert_eq!(states.waiting(), 0);
         let b2 = parent("b", "b", 3);
         apply(&mut writer, &states, watcher::Event::Apply(b2));
@@ -346,24 +372,26 @@ mod tests {
         let write = |digest: &str| vec![("ConfigMap x".to_string(), digest.to_string())];
         for n in 1..UNSETTLED_DIGESTS {
             assert_eq!(
-                states.record_writes(&p, &write(&format!("d{n}")), now),
+                states.of(&p).record_writes(&write(&format!("d{n}")), now),
                 None
             );
         }
         // The same content again is not churn.
-        assert_eq!(states.record_writes(&p, &write("d1"), now), None);
+        assert_eq!(states.of(&p).record_writes(&write("d1"), now), None);
         assert_eq!(
-            states.record_writes(&p, &write("d-last"), now),
+            states.of(&p).record_writes(&write("d-last"), now),
             Some(("ConfigMap x".to_string(), UNSETTLED_DIGESTS))
         );
         // A new generation (the user changed the spec) starts afresh, as does time.
         let p2 = parent("p", "u", 2);
         apply(&mut writer, &states, watcher::Event::Apply(p2.clone()));
-        assert_eq!(states.record_writes(&p2, &write("e1"), now), None);
+        assert_eq!(states.of(&p2).record_writes(&write("e1"), now), None);
         let later = now + UNSETTLED_WINDOW + Duration::from_secs(1);
         for n in 0..UNSETTLED_DIGESTS - 1 {
             assert_eq!(
-                states.record_writes(&p2, &write(&format!("f{n}")), later),
+                states
+                    .of(&p2)
+                    .record_writes(&write(&format!("f{n}")), later),
                 None
             );
         }
@@ -374,9 +402,9 @@ mod tests {
         let (mut writer, states) = states();
         let p = parent("p", "u", 1);
         apply(&mut writer, &states, watcher::Event::Apply(p.clone()));
-        states.record_failure(&p);
-        states.clear_failures(&p);
+        states.of(&p).record_failure();
+        states.of(&p).clear_failures();
         assert!(states.is_empty(), "an entry with nothing in it is removed");
-        assert_eq!(states.record_failure(&p), 1);
+        assert_eq!(states.of(&p).record_failure(), 1);
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::cluster::{ParentRef, ResolvedKind};
-use crate::guest::Decision;
+use crate::sandbox::Decision;
 
 use super::policy::{self, PolicyViolation};
 use super::prepare::prepare;

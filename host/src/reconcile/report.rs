@@ -12,11 +12,11 @@ use crate::error_text::error_chain;
 use crate::metrics::ChildAction;
 
 use super::Context;
-use super::Done;
 use super::active_guest::ActiveGuest;
+use super::done::Done;
 use super::error::Failure;
 use super::events::{EventPublisher, EventType};
-use super::parent_state::ParentStates;
+use super::parent_state::ParentRecord;
 use super::status::{self, Outcome};
 
 /// Reports how the reconcile of `parent` ended: the status and Events, and the metrics of the
@@ -24,7 +24,7 @@ use super::status::{self, Outcome};
 /// like any failure.
 pub async fn report(
     ctx: &Context,
-    parent: &DynamicObject,
+    record: &ParentRecord<'_>,
     guest: &ActiveGuest,
     result: Result<Done, Failure>,
 ) -> Result<Done, Failure> {
@@ -33,9 +33,9 @@ pub async fn report(
         parent_kind: &ctx.parent_kind,
         field_manager: &ctx.settings.field_manager,
         events: &ctx.events,
-        parent,
+        parent: record.parent(),
         stamp: guest.status_stamp(),
-        states: &ctx.parent_states,
+        record,
     };
     let mut done = match result {
         Ok(done) => done,
@@ -89,7 +89,7 @@ struct ParentReport<'a> {
     /// Which guest decided (`status.reconciler`).
     stamp: Value,
     /// Where the status this process last wrote is remembered.
-    states: &'a ParentStates,
+    record: &'a ParentRecord<'a>,
 }
 
 impl ParentReport<'_> {
@@ -160,12 +160,12 @@ impl ParentReport<'_> {
         );
         match status::write(&api, self.parent, &next, self.field_manager).await {
             Ok(()) => {
-                self.states.status_written(self.parent, next);
+                self.record.status_written(next);
                 Ok(())
             }
             // The parent was deleted meanwhile: nothing to report on.
             Err(kube::Error::Api(response)) if response.code == 404 => {
-                self.states.forget_written_status(self.parent);
+                self.record.forget_written_status();
                 Ok(())
             }
             Err(error) => Err(error),
@@ -179,14 +179,14 @@ impl ParentReport<'_> {
     /// `lastTransitionTime`.
     fn observed_status(&self) -> Option<Value> {
         let snapshot = self.parent.data.get("status").filter(|s| s.is_object());
-        let Some(remembered) = self.states.written_status(self.parent) else {
+        let Some(remembered) = self.record.written_status() else {
             return snapshot.cloned();
         };
         let generation = |status: &Value| status.get("observedGeneration").and_then(Value::as_i64);
         match snapshot {
             Some(snapshot) if generation(snapshot) >= generation(&remembered) => {
                 // The watch has caught up: the snapshot is authoritative again.
-                self.states.forget_written_status(self.parent);
+                self.record.forget_written_status();
                 Some(snapshot.clone())
             }
             _ => Some(remembered),

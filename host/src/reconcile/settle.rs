@@ -5,27 +5,21 @@
 
 use std::time::Instant;
 
-use kube::api::DynamicObject;
-
-use super::Context;
 use super::apply::Write;
 use super::error::Failure;
-use super::parent_state::UNSETTLED_WINDOW;
+use super::parent_state::{ParentRecord, UNSETTLED_WINDOW};
 
 /// Records the writes this reconcile is about to send and refuses them when they do not settle.
 ///
 /// # Errors
 /// [`Failure::Unsettled`], naming the child.
-pub fn check(ctx: &Context, parent: &DynamicObject, writes: &[Write<'_>]) -> Result<(), Failure> {
+pub fn check(record: &ParentRecord<'_>, writes: &[Write<'_>]) -> Result<(), Failure> {
     let sending: Vec<(String, String)> = writes
         .iter()
         .filter(|w| w.send)
         .map(|w| (w.child.to_text(), w.child.digest.clone()))
         .collect();
-    let Some((child, contents)) = ctx
-        .parent_states
-        .record_writes(parent, &sending, Instant::now())
-    else {
+    let Some((child, contents)) = record.record_writes(&sending, Instant::now()) else {
         return Ok(());
     };
     Err(Failure::Unsettled(format!(

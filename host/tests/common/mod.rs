@@ -40,9 +40,9 @@ pub fn future_wit_component() -> Vec<u8> {
 /// (namespace, UID, generation set) and the children the guest wants given back as observed.
 #[allow(dead_code)]
 pub fn steady_state(
-    guest: &reconciler_host::guest::LoadedGuest,
+    guest: &reconciler_host::sandbox::LoadedGuest,
     sample: &std::path::Path,
-) -> reconciler_host::guest::Observation {
+) -> reconciler_host::sandbox::Observation {
     let mut parent: serde_json::Value =
         serde_saphyr::from_str(&std::fs::read_to_string(sample).unwrap()).unwrap();
     parent["metadata"]["namespace"] = "default".into();
@@ -50,18 +50,18 @@ pub fn steady_state(
     parent["metadata"]["generation"] = 1.into();
     let first = guest
         .reconcile(
-            &reconciler_host::guest::Observation::new(parent.to_string(), vec![], false),
+            &reconciler_host::sandbox::Observation::new(parent.to_string(), vec![], false),
             "bench",
         )
         .expect("the sample reconciles");
-    reconciler_host::guest::Observation::new(parent.to_string(), first.children, false)
+    reconciler_host::sandbox::Observation::new(parent.to_string(), first.children, false)
 }
 
 /// Wall times of `calls` reconciles of `observed`, each in a fresh store as in production, sorted.
 #[allow(dead_code)]
 pub fn call_times(
-    guest: &reconciler_host::guest::LoadedGuest,
-    observed: &reconciler_host::guest::Observation,
+    guest: &reconciler_host::sandbox::LoadedGuest,
+    observed: &reconciler_host::sandbox::Observation,
     calls: usize,
 ) -> Vec<std::time::Duration> {
     let mut times: Vec<std::time::Duration> = (0..calls)

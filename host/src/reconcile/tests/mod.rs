@@ -21,9 +21,9 @@ use super::events::EventPublisher;
 use super::parent_state::ParentStates;
 use super::{ActiveGuest, Context, Failure, GuestSlot, Settings, reconcile};
 use crate::cluster::{ChildCaches, ResolvedKind, WatchScope};
-use crate::guest::{GuestEngine, GuestLimits};
 use crate::metrics::{GuestMetrics, Metrics};
 use crate::reconcile::budget::SharedBudget;
+use crate::sandbox::{GuestEngine, GuestLimits};
 use mock_api::{Answer, Request, Requests, accept, failure};
 
 const RESYNC: std::time::Duration = std::time::Duration::from_secs(600);

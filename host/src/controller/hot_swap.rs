@@ -2,6 +2,9 @@
 //! then makes it active and re-reconciles every parent. A bad file is refused with a log line and
 //! the active guest keeps serving: the host is never left without a working guest.
 //!
+//! Built and run by the guest's controller (`mod.rs`), whose slot it swaps and whose sweep it
+//! asks to bring every parent onto the new guest (`sweep.rs`).
+//!
 //! Whether the new guest may serve is admission's answer (`guests/admission.rs`), beside the other
 //! guests of the host. For a guest of a folder, the folder's supervisor notices the file change
 //! (one watch for the whole folder) and tells the hot swap; a single guest (`--guest`) is
@@ -15,21 +18,24 @@
 //! Events are debounced, so a file still being written is read once writing has settled; one
 //! that is still incomplete fails to compile, is refused, and the write's next event retries.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use notify::Watcher;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
+use super::handoff::ParentKindHandoff;
+use super::sweep::Sweep;
+use super::{Membership, Shared};
 use crate::cluster::ChildCaches;
 use crate::cluster::kinds::{self, DiscoveryError, ResolvedKind, display_gvk};
+use crate::config::RunSettings;
 use crate::error_text::error_chain;
-use crate::guest::{GuestEngine, GuestFile, LoadError, LoadedGuest};
-use crate::guests::{GuestSettings, HostRules, Refusal, Roster};
+use crate::guests::watch::{SighupForwarder, watch_folder};
+use crate::guests::{GuestSpec, HostRules, Refusal, Roster};
 use crate::metrics::{GuestMetrics, ReloadResult};
 use crate::reconcile::{ActiveGuest, GuestSlot};
+use crate::sandbox::{GuestEngine, GuestFile, LoadError};
 
 /// Quiet time after the last file event before the file is read.
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -76,31 +82,6 @@ pub enum SwapError {
     Task(#[source] tokio::task::JoinError),
 }
 
-/// A guest for a new parent kind, handed from the hot swap to the controller, which stops and is
-/// started again around it.
-#[derive(Default)]
-pub struct ParentKindHandoff {
-    guest: Mutex<Option<LoadedGuest>>,
-    handed_over: tokio::sync::Notify,
-}
-
-impl ParentKindHandoff {
-    fn hand_over(&self, guest: LoadedGuest) {
-        *self.guest.lock().expect("handoff lock poisoned") = Some(guest);
-        self.handed_over.notify_one();
-    }
-
-    /// Resolves once a guest has been handed over.
-    pub async fn requested(&self) {
-        self.handed_over.notified().await;
-    }
-
-    /// The handed-over guest, if any.
-    pub fn take(&self) -> Option<LoadedGuest> {
-        self.guest.lock().expect("handoff lock poisoned").take()
-    }
-}
-
 /// What a successful swap replaced.
 pub struct Swap {
     pub previous: Arc<ActiveGuest>,
@@ -109,45 +90,79 @@ pub struct Swap {
     pub took: Duration,
 }
 
-/// Everything a reload needs.
-pub struct HotSwap {
-    pub engine: Arc<GuestEngine>,
-    /// The guest's name in this host.
-    pub name: String,
-    pub path: PathBuf,
-    /// The guest's settings (its limits and allowed child kinds).
-    pub settings: GuestSettings,
+/// A guest's hot swap: everything a reload needs, built by its controller.
+pub(super) struct HotSwap {
+    engine: Arc<GuestEngine>,
+    /// The guest's name in this host, its file and its settings (limits, allowed child kinds).
+    spec: GuestSpec,
     /// What the host's flags allow every guest.
-    pub rules: HostRules,
+    rules: HostRules,
     /// The guests of the host, which a new file is admitted beside.
-    pub roster: Arc<Roster>,
+    roster: Arc<Roster>,
     /// `Some`: the folder's supervisor says when the file changed; `None`: watch it here.
-    pub changes: Option<mpsc::Receiver<&'static str>>,
+    changes: Option<mpsc::Receiver<&'static str>>,
     /// In a folder of guests, a file that is gone is a guest being removed, which the folder's
     /// supervisor handles: the swap then ignores it instead of refusing it.
-    pub in_folder: bool,
-    pub poll_interval: Duration,
-    pub slot: Arc<GuestSlot>,
-    pub children: Arc<ChildCaches>,
-    pub client: kube::Client,
-    /// Called after each swap: the controller reconciles every parent again with the new guest.
-    pub swapped: Box<dyn Fn() + Send + Sync>,
-    pub metrics: GuestMetrics,
+    in_folder: bool,
+    poll_interval: Duration,
+    slot: Arc<GuestSlot>,
+    children: Arc<ChildCaches>,
+    client: kube::Client,
+    /// Asked after each swap to reconcile every parent again with the new guest.
+    sweep: Arc<Sweep>,
+    metrics: GuestMetrics,
     /// Where a guest for another parent kind is handed over, when that is allowed
     /// (`--allow-parent-kind-change`); `None`: refuse such guests.
-    pub parent_kind_change: Option<Arc<ParentKindHandoff>>,
+    parent_kind_change: Option<Arc<ParentKindHandoff>>,
     /// The digest of the last refused file, so a bad file is reported once, not every poll.
-    pub(crate) last_refused: Mutex<Option<String>>,
+    last_refused: Mutex<Option<String>>,
+}
+
+/// What the hot swap acts on in its controller.
+pub(super) struct SwapHooks<'a> {
+    pub slot: &'a Arc<GuestSlot>,
+    pub sweep: &'a Arc<Sweep>,
+    pub metrics: &'a GuestMetrics,
+    pub handoff: &'a Arc<ParentKindHandoff>,
 }
 
 impl HotSwap {
+    /// The hot swap of `spec`'s file, in the controller that `hooks` belong to.
+    pub(super) fn new(
+        shared: &Shared,
+        spec: &GuestSpec,
+        settings: &RunSettings,
+        membership: Membership,
+        hooks: SwapHooks<'_>,
+    ) -> Self {
+        Self {
+            engine: Arc::clone(&shared.engine),
+            spec: spec.clone(),
+            rules: settings.rules.clone(),
+            roster: membership.roster,
+            in_folder: membership.changes.is_some(),
+            changes: membership.changes,
+            poll_interval: settings.guest_poll_interval,
+            slot: Arc::clone(hooks.slot),
+            children: Arc::clone(&shared.children),
+            client: shared.client.clone(),
+            sweep: Arc::clone(hooks.sweep),
+            metrics: hooks.metrics.clone(),
+            parent_kind_change: settings
+                .allow_parent_kind_change
+                .then(|| Arc::clone(hooks.handoff)),
+            last_refused: Mutex::default(),
+        }
+    }
+
     /// Watches for new guest files (or waits to be told of them) until the process ends.
-    pub async fn run(mut self) {
+    pub(super) async fn run(mut self) {
         let (wake, mut woken) = mpsc::channel::<&'static str>(16);
         let (_folder_watch, _sighup, mut told) = match self.changes.take() {
             Some(told) => (None, None, Some(told)),
             None => {
                 let folder = self
+                    .spec
                     .path
                     .parent()
                     .filter(|p| !p.as_os_str().is_empty())
@@ -199,7 +214,7 @@ impl HotSwap {
                 Err(SwapError::HandedOver) => return,
                 Err(error) => warn!(
                     %cause,
-                    path = %self.path.display(),
+                    path = %self.spec.path.display(),
                     active = %self.slot.current().summary(),
                     error = %error_chain(&error),
                     "refused the new guest file; the active guest keeps serving"
@@ -213,9 +228,9 @@ impl HotSwap {
     ///
     /// # Errors
     /// A [`SwapError`] when the new file cannot replace the active guest; nothing changed then.
-    pub async fn reload(&self) -> Result<Option<Swap>, SwapError> {
+    pub(super) async fn reload(&self) -> Result<Option<Swap>, SwapError> {
         let started = Instant::now();
-        let path = self.path.clone();
+        let path = self.spec.path.clone();
         if self.in_folder && !path.exists() {
             return Ok(None);
         }
@@ -250,9 +265,9 @@ impl HotSwap {
                 // may have replaced with the new guest's before a later check refused it)…
                 let _ = self.roster.admit(
                     &self.rules,
-                    &self.name,
+                    &self.spec.name,
                     active.guest.manifest(),
-                    &self.settings,
+                    &self.spec.settings,
                 );
                 // …and its watches: stop any started for the refused guest's new kinds.
                 self.children
@@ -266,7 +281,7 @@ impl HotSwap {
         let active = self.slot.current();
         self.children
             .retain_kinds(&active.user(), &active.child_kinds);
-        (self.swapped)();
+        self.sweep.request();
         Ok(Some(Swap {
             previous,
             active,
@@ -280,7 +295,7 @@ impl HotSwap {
         active: &ActiveGuest,
     ) -> Result<ActiveGuest, SwapError> {
         let engine = Arc::clone(&self.engine);
-        let limits = self.settings.limits;
+        let limits = self.spec.settings.limits;
         let guest = tokio::task::spawn_blocking(move || engine.load(&file, limits))
             .await
             .map_err(SwapError::Task)??;
@@ -294,8 +309,12 @@ impl HotSwap {
                 active: display_gvk(active_parent),
             });
         }
-        self.roster
-            .admit(&self.rules, &self.name, guest.manifest(), &self.settings)?;
+        self.roster.admit(
+            &self.rules,
+            &self.spec.name,
+            guest.manifest(),
+            &self.spec.settings,
+        )?;
         if new_parent != active_parent {
             let error = SwapError::ParentKindChanged {
                 new: display_gvk(new_parent),
@@ -352,59 +371,5 @@ impl HotSwap {
             guest: Arc::new(guest),
             child_kinds,
         })
-    }
-}
-
-/// Watches `folder` for changes to its files, waking `wake`; `None` (logged) when the platform
-/// refuses, in which case SIGHUP and the periodic check still work.
-pub fn watch_folder(
-    folder: &std::path::Path,
-    wake: mpsc::Sender<&'static str>,
-) -> Option<notify::RecommendedWatcher> {
-    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !e.kind.is_access()) {
-            // A full channel already holds a wake-up: nothing is lost by dropping this one.
-            let _ = wake.try_send("file event");
-        }
-    });
-    let watched = watcher.and_then(|mut watcher| {
-        watcher.watch(folder, notify::RecursiveMode::NonRecursive)?;
-        Ok(watcher)
-    });
-    match watched {
-        Ok(watcher) => Some(watcher),
-        Err(error) => {
-            warn!(folder = %folder.display(), %error, "cannot watch the guest folder; relying on SIGHUP and the periodic check");
-            None
-        }
-    }
-}
-
-/// Forwards SIGHUP to a channel while it lives: dropped with the hot swap (or the folder's
-/// supervisor) that owns it, so stopped controllers leave no listener behind.
-pub struct SighupForwarder(tokio::task::AbortHandle);
-
-impl SighupForwarder {
-    pub fn spawn(wake: mpsc::Sender<&'static str>) -> Self {
-        Self(tokio::spawn(forward_sighup(wake)).abort_handle())
-    }
-}
-
-impl Drop for SighupForwarder {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-async fn forward_sighup(wake: mpsc::Sender<&'static str>) {
-    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(hangups) => hangups,
-        Err(error) => {
-            warn!(%error, "cannot listen for SIGHUP; relying on the file watch and the periodic check");
-            return;
-        }
-    };
-    while hangups.recv().await.is_some() {
-        let _ = wake.send("SIGHUP").await;
     }
 }

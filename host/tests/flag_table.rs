@@ -1,19 +1,20 @@
-//! The README's table of `run` flags matches the flags the binary has: every flag is there, with
-//! its environment variable and its default, and the table names no flag that does not exist.
+//! The operator's manual's table of `run` flags (`docs/operating.md`) matches the flags the binary
+//! has: every flag is there, with its environment variable and its default, and the table names
+//! no flag that does not exist.
 
 use clap::CommandFactory;
 use reconciler_host::cli::Cli;
 
-/// One row of the README's flag table: `| `--flag ARG` | `ENV` | default | meaning |`.
+/// One row of the manual's flag table: `| `--flag ARG` | `ENV` | default | meaning |`.
 struct Row {
     flag: String,
     env: String,
     default: String,
 }
 
-fn readme_rows() -> Vec<Row> {
-    let readme = include_str!("../../README.md");
-    readme
+fn manual_rows() -> Vec<Row> {
+    let manual = include_str!("../../docs/operating.md");
+    manual
         .lines()
         .filter(|line| line.starts_with("| `--"))
         .map(|line| {
@@ -40,10 +41,10 @@ fn readme_rows() -> Vec<Row> {
 }
 
 #[test]
-fn every_run_flag_is_in_the_readme_with_its_env_and_default() {
+fn every_run_flag_is_in_the_manual_with_its_env_and_default() {
     let cli = Cli::command();
     let run = cli.find_subcommand("run").expect("a run subcommand");
-    let rows = readme_rows();
+    let rows = manual_rows();
     let flags: Vec<&clap::Arg> = cli
         .get_arguments()
         .chain(run.get_arguments())
@@ -56,13 +57,13 @@ fn every_run_flag_is_in_the_readme_with_its_env_and_default() {
     for arg in &flags {
         let long = arg.get_long().unwrap();
         let Some(row) = rows.iter().find(|row| row.flag == long) else {
-            missing.push(format!("--{long} is not in the README's flag table"));
+            missing.push(format!("--{long} is not in the flag table of docs/operating.md"));
             continue;
         };
         let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
         if env.as_deref() != Some(row.env.as_str()) {
             missing.push(format!(
-                "--{long}: the README says env {}, the binary {env:?}",
+                "--{long}: docs/operating.md says env {}, the binary {env:?}",
                 row.env
             ));
         }
@@ -71,7 +72,7 @@ fn every_run_flag_is_in_the_readme_with_its_env_and_default() {
             // Switches default to "false", which the table says as "off".
             if default != "false" && !row.default.contains(&format!("`{default}`")) {
                 missing.push(format!(
-                    "--{long}: the README's default is {}, the binary's `{default}`",
+                    "--{long}: docs/operating.md's default is {}, the binary's `{default}`",
                     row.default
                 ));
             }
@@ -80,7 +81,7 @@ fn every_run_flag_is_in_the_readme_with_its_env_and_default() {
     for row in &rows {
         if !flags.iter().any(|arg| arg.get_long() == Some(&row.flag)) {
             missing.push(format!(
-                "the README lists --{}, which `run` does not have",
+                "docs/operating.md lists --{}, which `run` does not have",
                 row.flag
             ));
         }

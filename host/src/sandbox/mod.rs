@@ -22,6 +22,7 @@ mod error;
 mod file;
 mod imports;
 mod limits;
+mod load;
 mod log;
 mod manifest;
 

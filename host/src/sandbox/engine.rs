@@ -1,20 +1,18 @@
 //! The process-wide wasmtime engine: its configuration (each setting says why), the linker every
-//! guest is linked with, and the epoch ticker that enforces deadlines. Loading a guest is compile
-//! (or take from the compile cache) → link → describe.
+//! guest is linked with, the epoch ticker that enforces deadlines, and compiling (or taking from
+//! the compile cache). Linking and describing a compiled guest is `load.rs`.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
-use super::bindings::{self, ReconcilerPre};
-use super::call::LoadedGuest;
+use super::bindings;
 use super::compile_cache::{CompileCache, CompileCacheConfig, CompileOrigin};
 use super::imports::GuestState;
 use super::log::LogBudget;
-use super::{EngineError, GuestFile, GuestLimits, LoadError};
+use super::{EngineError, GuestFile, LoadError};
 
 /// How often the epoch advances; the granularity of guest deadlines.
 pub(super) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -22,15 +20,15 @@ pub(super) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The process-wide wasmtime engine, its epoch ticker, and the linker every guest is linked with.
 pub struct GuestEngine {
     pub(super) engine: Engine,
-    linker: Linker<GuestState>,
+    pub(super) linker: Linker<GuestState>,
     cache: Option<CompileCache>,
     pub(super) log_budget: Arc<LogBudget>,
 }
 
 /// A guest compiled to machine code, not yet linked.
 pub struct CompiledGuest {
-    component: Component,
-    origin: CompileOrigin,
+    pub(super) component: Component,
+    pub(super) origin: CompileOrigin,
 }
 
 /// What a guest component imports and exports, by name.
@@ -106,28 +104,6 @@ impl GuestEngine {
         }))
     }
 
-    /// Compiles (or loads from the compile cache), links and describes a guest.
-    ///
-    /// # Errors
-    /// A [`LoadError`] saying what is wrong with the file and what to do about it.
-    pub fn load(
-        self: &Arc<Self>,
-        file: &GuestFile,
-        limits: GuestLimits,
-    ) -> Result<LoadedGuest, LoadError> {
-        let compiled = self.compile(file)?;
-        self.link(file, compiled, limits)
-    }
-
-    /// [`GuestFile::read`] then [`Self::load`].
-    pub fn load_path(
-        self: &Arc<Self>,
-        path: &Path,
-        limits: GuestLimits,
-    ) -> Result<LoadedGuest, LoadError> {
-        self.load(&GuestFile::read(path)?, limits)
-    }
-
     /// Compiles a guest file to machine code, or takes it from the compile cache.
     ///
     /// # Errors
@@ -159,29 +135,5 @@ impl GuestEngine {
                 .map(|(name, _)| name.to_string())
                 .collect(),
         }
-    }
-
-    /// Links a compiled guest and asks it to describe itself.
-    ///
-    /// # Errors
-    /// [`LoadError::Incompatible`], [`LoadError::Describe`] or [`LoadError::Manifest`].
-    pub fn link(
-        self: &Arc<Self>,
-        file: &GuestFile,
-        compiled: CompiledGuest,
-        limits: GuestLimits,
-    ) -> Result<LoadedGuest, LoadError> {
-        let path = file.path.as_path();
-        let CompiledGuest { component, origin } = compiled;
-        let incompatible = |source| LoadError::Incompatible {
-            path: path.into(),
-            source,
-        };
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(incompatible)?;
-        let pre = ReconcilerPre::new(instance_pre).map_err(incompatible)?;
-        LoadedGuest::from_linked(Arc::clone(self), pre, limits, file, origin)
     }
 }

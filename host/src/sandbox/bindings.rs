@@ -1,5 +1,5 @@
 //! The host side of the WIT contract (`wit/reconciler.wit`): the single `bindgen!` invocation and
-//! every conversion between its generated types and the host's own. Private to `guest/`: the rest
+//! every conversion between its generated types and the host's own. Private to `sandbox/`: the rest
 //! of the host speaks [`Observation`](super::Observation), [`Decision`](super::Decision) and
 //! [`GuestManifest`](super::GuestManifest), so a change of the WIT stops at this folder.
 

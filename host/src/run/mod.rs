@@ -3,22 +3,25 @@
 //! this replica leads. One guest file runs one controller, again for each new parent kind a hot
 //! swap hands over; a folder runs its supervisor (`supervisor.rs`).
 
+mod supervisor;
+
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::cli::{GuestSource, RunArgs, RunSettings};
 use crate::cluster::{ChildCaches, WatchScope};
+use crate::config::{GuestSource, RunSettings};
 use crate::controller::{self, Membership, Shared, StartError, Stopped};
-use crate::guest::{GuestEngine, GuestFile, LoadedGuest};
-use crate::guests::{GuestSpec, Roster, supervisor};
+use crate::guests::{GuestSpec, Roster};
 use crate::http;
 use crate::leader::{ElectionSettings, Elector};
-use crate::metrics::{GuestMetrics, Leadership, Metrics};
+use crate::metrics::{GuestMetrics, Metrics};
+use crate::readiness::{Leadership, Readiness};
 use crate::reconcile::active_guest::guest_labels;
 use crate::reconcile::budget::SharedBudget;
+use crate::sandbox::{GuestEngine, GuestFile, LoadedGuest};
 
 /// What this process serves.
 enum Guests {
@@ -28,18 +31,22 @@ enum Guests {
     Folder(std::path::PathBuf),
 }
 
-/// Runs the controller for `args` until `stopping` turns true.
+/// Runs the controllers with `settings` until `stopping` turns true.
 ///
 /// # Errors
-/// Bad flags, an unusable guest, no cluster, or a kind that cannot be used: each says what to
+/// An unusable guest, no cluster, or a kind that cannot be used: each says what to
 /// do.
-pub async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let settings = args.validate()?;
+pub async fn run(settings: RunSettings, stopping: watch::Receiver<bool>) -> anyhow::Result<()> {
     // Serve health and metrics first, so a probe can see the process while it starts.
     let metrics = Arc::new(Metrics::default());
-    let address = http::serve(settings.metrics_bind_address, Arc::clone(&metrics))
-        .await
-        .with_context(|| format!("serving metrics on {}", settings.metrics_bind_address))?;
+    let readiness = Arc::new(Readiness::default());
+    let address = http::serve(
+        settings.metrics_bind_address,
+        Arc::clone(&metrics),
+        Arc::clone(&readiness),
+    )
+    .await
+    .with_context(|| format!("serving metrics on {}", settings.metrics_bind_address))?;
     info!(%address, "serving /metrics, /healthz and /readyz");
     let engine =
         GuestEngine::with_perf_map(settings.compile_cache.as_ref(), settings.guest_perf_map)?;
@@ -49,6 +56,7 @@ pub async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Resu
             let roster = Arc::new(Roster::default());
             let guest = first_guest(&engine, &spec, &settings, &roster)?;
             GuestMetrics::new(&metrics, &spec.name).set_active_guest(guest_labels(&guest));
+            readiness.guest(&spec.name).set_loaded();
             Guests::One(spec, Arc::new(guest), roster)
         }
         GuestSource::Folder(folder) => {
@@ -68,12 +76,13 @@ pub async fn run(args: RunArgs, stopping: watch::Receiver<bool>) -> anyhow::Resu
         client,
         engine,
         metrics,
+        readiness,
         guest_memory: SharedBudget::of_memory(settings.guest_memory_budget_bytes),
         reconcile_slots: SharedBudget::new(usize::from(settings.concurrency)),
         claims: Arc::default(),
     };
     let Some(election) = settings.leader_election.clone() else {
-        shared.metrics.set_leadership(Leadership::NotElecting);
+        set_leadership(&shared, Leadership::NotElecting);
         return reconcile(&shared, &mut guests, &settings, stopping).await;
     };
     lead(&shared, election, &mut guests, &settings, stopping).await
@@ -109,15 +118,14 @@ async fn lead(
     settings: &RunSettings,
     stopping: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let metrics = &shared.metrics;
     let mut elector = Elector::new(shared.client.clone(), election);
     loop {
         info!(identity = %elector.identity(), "leader election: campaigning for the Lease");
         let renewed = tokio::select! {
-            renewed = elector.campaign(|| metrics.set_leadership(Leadership::Standby)) => renewed,
+            renewed = elector.campaign(|| set_leadership(shared, Leadership::Standby)) => renewed,
             () = stopped(stopping.clone()) => return Ok(()),
         };
-        metrics.set_leadership(Leadership::Leader);
+        set_leadership(shared, Leadership::Leader);
         let (done, done_receiver) = tokio::sync::oneshot::channel::<()>();
         let work = async {
             let result = reconcile(shared, guests, settings, stopping.clone()).await;
@@ -132,7 +140,7 @@ async fn lead(
             held = &mut hold => {
                 // Dropping `work` abandons in-flight reconciles: another replica may be
                 // leading already, and two writers would fight.
-                metrics.set_leadership(Leadership::Unknown);
+                set_leadership(shared, Leadership::Unknown);
                 warn!(reason = ?held, "leadership lost: stopped reconciling at once");
             }
             result = &mut work => {
@@ -142,6 +150,12 @@ async fn lead(
             }
         }
     }
+}
+
+/// Records this replica's role where `/readyz` and `reconciler_leader` read it.
+fn set_leadership(shared: &Shared, leadership: Leadership) {
+    shared.readiness.set_leadership(leadership);
+    shared.metrics.set_leader(leadership.reconciles());
 }
 
 /// Runs the controllers until `stopping`: the one guest's (again for each new parent kind a hot

@@ -2,13 +2,13 @@
 //! shared child caches, started, restarted and stopped as the folder changes.
 //!
 //! - A file that appears is loaded and checked, then its controller starts.
-//! - A replaced file is its controller's hot swap (`hot_swap.rs`), under the same rules as one
-//!   guest: checked first, a refused file leaves the old guest serving.
+//! - A replaced file is its controller's hot swap (`controller/hot_swap.rs`), under the same rules
+//!   as one guest: checked first, a refused file leaves the old guest serving.
 //! - A changed settings file (`NAME.yaml`) restarts that guest's controller with the new settings.
 //! - A removed file stops its controller gracefully; its parents and their children are left as
 //!   they are (nothing is pruned or deleted: the guest may come back, or another host may take
 //!   over).
-//! - Whether a guest may serve is admission's answer (`admission.rs`), given the other guests: a
+//! - Whether a guest may serve is admission's answer (`guests/admission.rs`), given the other guests: a
 //!   second guest for a parent kind, or one whose kinds would close a cycle with theirs, is
 //!   refused (log line, `reconciler_guest_refusals_total{reason}`); the first keeps serving, and
 //!   the refused one is tried again once a guest it conflicts with is gone.
@@ -19,7 +19,7 @@
 //! Changes are noticed by one watch on the folder (which also sees the kubelet's `..data` symlink
 //! swap of a ConfigMap), SIGHUP, and the periodic check; the guests' hot swaps watch nothing
 //! themselves but are told here when their file changed. The folder is untrusted input
-//! (`folder.rs`): a pass lists it without opening a file, and a file is read again only when its
+//! (`guests/folder.rs`): a pass lists it without opening a file, and a file is read again only when its
 //! stamp changed (SIGHUP reads everything again); reads run off the async threads with a
 //! deadline.
 
@@ -32,19 +32,19 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::folder::{
-    self, FolderError, GuestEntry, MAX_GUESTS, Stamps, check_readable, off_thread,
-};
-use super::settings::settings_text;
-use super::{GuestSpec, Refusal, Roster};
-use crate::cli::RunSettings;
 use crate::cluster::display_gvk;
+use crate::config::RunSettings;
 use crate::controller::{self, Membership, Shared, StartError, Stopped};
 use crate::error_text::error_chain;
-use crate::guest::{GuestFile, LoadedGuest};
-use crate::hot_swap::{SighupForwarder, watch_folder};
+use crate::guests::folder::{
+    self, FolderError, GuestEntry, MAX_GUESTS, Stamps, check_readable, off_thread,
+};
+use crate::guests::settings::settings_text;
+use crate::guests::watch::{SighupForwarder, watch_folder};
+use crate::guests::{GuestSpec, Refusal, Roster};
 use crate::metrics::{GuestMetrics, RefusalReason};
 use crate::reconcile::active_guest::guest_labels;
+use crate::sandbox::{GuestFile, LoadedGuest};
 
 /// Quiet time after the last file event before the folder is read.
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -53,7 +53,7 @@ const DEBOUNCE: Duration = Duration::from_millis(300);
 ///
 /// # Errors
 /// None once started; the `Result` is the start-up check's.
-pub async fn serve(
+pub(super) async fn serve(
     shared: &Shared,
     folder: &Path,
     settings: &RunSettings,
@@ -233,7 +233,8 @@ impl Supervisor {
     /// Forgets refusals whose file changed or went, or whose cause went; and guests waiting to
     /// start whose file went.
     fn forget_gone(&mut self, present: &BTreeMap<String, GuestEntry>, reread: bool) {
-        let metrics = &self.shared.metrics;
+        let shared = &self.shared;
+        let metrics = &shared.metrics;
         let roster = &self.roster;
         self.refused.retain(|name, refused| {
             let Some(entry) = present.get(name) else {
@@ -250,7 +251,7 @@ impl Supervisor {
             if !keep {
                 // A guest that was waiting to start (its CRD missing) and is gone: its line in
                 // /readyz and its kinds go with it.
-                metrics.forget_guest(name);
+                shared.forget_guest(name);
                 metrics.forget_refusals(name);
                 roster.release(name);
             }
@@ -339,7 +340,7 @@ impl Supervisor {
         self.shared.metrics.guest_refused(name, reason);
         // Not served: no line in /readyz (a guest restarted for new settings that are refused
         // would otherwise stay there as not ready), and no kinds held.
-        self.shared.metrics.forget_guest(name);
+        self.shared.forget_guest(name);
         self.roster.release(name);
         self.retry_at.remove(name);
         self.refused
@@ -364,6 +365,7 @@ impl Supervisor {
             "starting the guest's reconciler"
         );
         GuestMetrics::new(&self.shared.metrics, &name).set_active_guest(guest_labels(&guest));
+        self.shared.readiness.guest(&name).set_loaded();
         let (stop, stop_requested) = watch::channel(false);
         let (changed, changes) = mpsc::channel(1);
         let membership = Membership {
@@ -409,10 +411,9 @@ impl Supervisor {
             return;
         };
         let cause = self.serving.remove(&name).and_then(|s| s.stopping);
-        let metrics = GuestMetrics::new(&self.shared.metrics, &name);
         match (cause, outcome) {
             (Some(StopCause::Removed), _) => {
-                self.shared.metrics.forget_guest(&name);
+                self.shared.forget_guest(&name);
                 self.roster.release(&name);
                 info!(guest = %name, "reconciler stopped");
             }
@@ -425,7 +426,7 @@ impl Supervisor {
             (None, Err(reason)) => {
                 let retry = self.settings.guest_poll_interval;
                 warn!(guest = %name, %reason, retry_in = ?retry, "the guest's reconciler cannot start; the other guests keep serving");
-                metrics.set_waiting(Some(reason));
+                self.shared.readiness.guest(&name).set_waiting(Some(reason));
                 self.retry_at.insert(
                     name,
                     Retry {
@@ -459,7 +460,7 @@ enum Loading {
 impl Drop for Supervisor {
     fn drop(&mut self) {
         for name in self.serving.keys().chain(self.retry_at.keys()) {
-            self.shared.metrics.forget_guest(name);
+            self.shared.forget_guest(name);
         }
     }
 }

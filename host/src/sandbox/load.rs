@@ -1,0 +1,59 @@
+//! Loading a guest: compile (or take from the compile cache, `engine.rs`) → link against the
+//! engine's linker → describe itself (`call.rs`), so that no one can call a guest whose manifest
+//! was not checked.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::bindings::ReconcilerPre;
+use super::call::LoadedGuest;
+use super::engine::{CompiledGuest, GuestEngine};
+use super::{GuestFile, GuestLimits, LoadError};
+
+impl GuestEngine {
+    /// Compiles (or loads from the compile cache), links and describes a guest.
+    ///
+    /// # Errors
+    /// A [`LoadError`] saying what is wrong with the file and what to do about it.
+    pub fn load(
+        self: &Arc<Self>,
+        file: &GuestFile,
+        limits: GuestLimits,
+    ) -> Result<LoadedGuest, LoadError> {
+        let compiled = self.compile(file)?;
+        self.link(file, compiled, limits)
+    }
+
+    /// [`GuestFile::read`] then [`Self::load`].
+    pub fn load_path(
+        self: &Arc<Self>,
+        path: &Path,
+        limits: GuestLimits,
+    ) -> Result<LoadedGuest, LoadError> {
+        self.load(&GuestFile::read(path)?, limits)
+    }
+
+    /// Links a compiled guest and asks it to describe itself.
+    ///
+    /// # Errors
+    /// [`LoadError::Incompatible`], [`LoadError::Describe`] or [`LoadError::Manifest`].
+    pub fn link(
+        self: &Arc<Self>,
+        file: &GuestFile,
+        compiled: CompiledGuest,
+        limits: GuestLimits,
+    ) -> Result<LoadedGuest, LoadError> {
+        let path = file.path.as_path();
+        let CompiledGuest { component, origin } = compiled;
+        let incompatible = |source| LoadError::Incompatible {
+            path: path.into(),
+            source,
+        };
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(incompatible)?;
+        let pre = ReconcilerPre::new(instance_pre).map_err(incompatible)?;
+        LoadedGuest::from_linked(Arc::clone(self), pre, limits, file, origin)
+    }
+}
