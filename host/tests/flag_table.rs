@@ -57,7 +57,9 @@ fn every_run_flag_is_in_the_manual_with_its_env_and_default() {
     for arg in &flags {
         let long = arg.get_long().unwrap();
         let Some(row) = rows.iter().find(|row| row.flag == long) else {
-            missing.push(format!("--{long} is not in the flag table of docs/operating.md"));
+            missing.push(format!(
+                "--{long} is not in the flag table of docs/operating.md"
+            ));
             continue;
         };
         let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
