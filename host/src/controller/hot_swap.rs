@@ -35,7 +35,7 @@ use crate::guests::watch::{SighupForwarder, watch_folder};
 use crate::guests::{GuestSpec, HostRules, Refusal, Roster};
 use crate::metrics::{GuestMetrics, ReloadResult};
 use crate::reconcile::{ActiveGuest, GuestSlot};
-use crate::sandbox::{GuestEngine, GuestFile, LoadError};
+use crate::sandbox::{GuestEngine, GuestFile, LoadError, LoadedGuest};
 
 /// Quiet time after the last file event before the file is read.
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -316,37 +316,7 @@ impl HotSwap {
             &self.spec.settings,
         )?;
         if new_parent != active_parent {
-            let error = SwapError::ParentKindChanged {
-                new: display_gvk(new_parent),
-                active: display_gvk(active_parent),
-            };
-            return match &self.parent_kind_change {
-                Some(handoff) => {
-                    // Everything that could make the controller refuse the guest is checked
-                    // first (admission above, the kinds here): a refused file never stops a
-                    // running host.
-                    let parent = kinds::resolve(&self.client, new_parent).await?;
-                    if !parent.namespaced {
-                        return Err(SwapError::ClusterScoped {
-                            role: "parent kind",
-                            kind: parent.display_name(),
-                        });
-                    }
-                    for gvk in &guest.manifest().children {
-                        let child = kinds::resolve(&self.client, gvk).await?;
-                        if !child.namespaced {
-                            return Err(SwapError::ClusterScoped {
-                                role: "child kind",
-                                kind: child.display_name(),
-                            });
-                        }
-                    }
-                    info!(new = %display_gvk(new_parent), "the new guest reconciles another parent kind; restarting the controller for it");
-                    handoff.hand_over(guest);
-                    Err(SwapError::HandedOver)
-                }
-                None => Err(error),
-            };
+            return self.hand_over_new_parent_kind(guest, active).await;
         }
         let mut child_kinds = Vec::with_capacity(guest.manifest().children.len());
         for gvk in &guest.manifest().children {
@@ -371,5 +341,43 @@ impl HotSwap {
             guest: Arc::new(guest),
             child_kinds,
         })
+    }
+
+    /// A guest for another parent kind, admitted already: handed to the controller to restart
+    /// around it (`--allow-parent-kind-change`) once its kinds are known to be usable, else
+    /// refused.
+    async fn hand_over_new_parent_kind(
+        &self,
+        guest: LoadedGuest,
+        active: &ActiveGuest,
+    ) -> Result<ActiveGuest, SwapError> {
+        let new_parent = &guest.manifest().parent;
+        let Some(handoff) = &self.parent_kind_change else {
+            return Err(SwapError::ParentKindChanged {
+                new: display_gvk(new_parent),
+                active: display_gvk(&active.guest.manifest().parent),
+            });
+        };
+        // Everything that could make the controller refuse the guest is checked first
+        // (admission, the kinds here): a refused file never stops a running host.
+        let parent = kinds::resolve(&self.client, new_parent).await?;
+        if !parent.namespaced {
+            return Err(SwapError::ClusterScoped {
+                role: "parent kind",
+                kind: parent.display_name(),
+            });
+        }
+        for gvk in &guest.manifest().children {
+            let child = kinds::resolve(&self.client, gvk).await?;
+            if !child.namespaced {
+                return Err(SwapError::ClusterScoped {
+                    role: "child kind",
+                    kind: child.display_name(),
+                });
+            }
+        }
+        info!(new = %display_gvk(new_parent), "the new guest reconciles another parent kind; restarting the controller for it");
+        handoff.hand_over(guest);
+        Err(SwapError::HandedOver)
     }
 }
