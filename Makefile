@@ -12,12 +12,13 @@ PODTATO_WASM := target/$(GUEST_TARGET)/release/guest_podtatohead.wasm
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-deps: ## Install the wasm target and the local control plane (one-time build, cached in ~/.cache)
+deps: ## Install the wasm target, the local control plane (one-time build), kubectl and Prometheus (cached in ~/.cache)
 	@echo "==> checking the Rust target $(GUEST_TARGET)"
 	@rustup target list --installed | grep -qx $(GUEST_TARGET) || rustup target add $(GUEST_TARGET)
 	@echo "==> checking the local control plane binaries (the first run builds them: several minutes)"
 	@hack/control-plane-bins.sh >/dev/null
 	@hack/kubectl.sh >/dev/null
+	@hack/prometheus.sh >/dev/null
 
 guest: ## Build the guest components (release, wasm32-wasip2): the default guest and the PodTatoHead one
 	@echo "==> building the guests $(GUEST_WASM) and $(PODTATO_WASM)"
@@ -42,7 +43,7 @@ example-guests: ## Build the example guests (examples/: Greeting in Rust and in 
 
 build: guest test-guests ## Build the guests, the host and the test harness (debug)
 	@echo "==> building reconciler-host and the test harness"
-	$(CARGO) build -p reconciler-host -p e2e --bins
+	$(CARGO) build -p reconciler-host -p local-control-plane --bins
 
 release: guest ## Build the release host (what the Dockerfile ships) and guest
 	$(CARGO) build --release --locked -p reconciler-host
@@ -52,14 +53,14 @@ publish-guest: guest ## Build the guests and add them to the operator's ConfigMa
 	hack/publish-guest.sh $(or $(GUESTS),$(GUEST_WASM) $(PODTATO_WASM))
 
 crd: ## Regenerate deploy/crd/potatohead.yaml and podtatohead.yaml from the Rust spec types
-	$(CARGO) run -q -p guest-potatohead --features crd --bin crdgen > deploy/crd/potatohead.yaml
+	$(CARGO) run -q -p potatohead-decisions --features crd --bin crdgen > deploy/crd/potatohead.yaml
 	$(CARGO) run -q -p guest-podtatohead --features crd --bin podtatohead-crdgen > deploy/crd/podtatohead.yaml
 
 # `cargo test` builds reconciler-host itself (with the test build's features), so the host is not
 # built separately here: that would compile wasmtime twice with different feature sets.
 test: deps guest guest-component test-guests example-guests ## Run every test: guest unit tests, host tests on the real .wasm, end-to-end tests
 	@echo "==> building and running all tests (end-to-end tests start their own kube-apiserver and etcd)"
-	$(CARGO) test --workspace --features guest-potatohead/crd,guest-podtatohead/crd
+	$(CARGO) test --workspace --features potatohead-decisions/crd,guest-podtatohead/crd
 
 demo: deps build ## Local control plane + CRD + host + sample; runs until Ctrl-C
 	@hack/demo.sh
@@ -83,7 +84,7 @@ bench-density: deps guest ## One host serving many guests: memory per added gues
 
 lint: ## rustfmt and clippy
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --workspace --all-targets --features guest-potatohead/crd,guest-podtatohead/crd -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features potatohead-decisions/crd,guest-podtatohead/crd -- -D warnings
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

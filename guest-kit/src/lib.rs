@@ -2,9 +2,10 @@
 //! - [`status`]: the parts of a status the host completes (`conditions`, `reconciler`), typed as
 //!   the CRDs declare them;
 //! - [`observed`]: reading the observed children the host hands over, and when a Deployment
-//!   counts as ready.
-//!
-//! A plain library (no component glue), so a guest links only what it uses.
+//!   counts as ready;
+//! - [`component`]: the component glue (WIT bindings, export, the contract's types), so a guest
+//!   is a [`component::Reconciler`] and one [`export_guest!`] call.
 
+pub mod component;
 pub mod observed;
 pub mod status;

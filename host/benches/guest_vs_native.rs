@@ -1,6 +1,6 @@
 //! Benchmark (not a test): what running the decision as WebAssembly costs. One steady-state
 //! reconcile of the PotatoHead sample (its 13 children observed), through the real `.wasm` with a
-//! fresh store per call as in production, versus the same guest logic (`guest_potatohead`,
+//! fresh store per call as in production, versus the same guest logic (`potatohead_decisions`,
 //! compiled natively) called directly. Both sides start from the host's objects and end with the
 //! host's checked output, so each full call counts JSON in and out.
 //!
@@ -185,7 +185,7 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 /// The guest logic called directly, answering in the same text form as the component.
 fn native_call(observed: &Observation) -> Decision {
     let desired =
-        guest_potatohead::reconcile::reconcile(observed.parent(), observed.children(), false)
+        potatohead_decisions::reconcile::reconcile(observed.parent(), observed.children(), false)
             .unwrap();
     let (children, status) = desired.to_text();
     Decision {

@@ -53,7 +53,8 @@ fn real_output() -> (Vec<Value>, Value) {
     ))
     .unwrap();
     let parent: Value = serde_saphyr::from_str(&sample).unwrap();
-    let desired = guest_potatohead::reconcile::reconcile(&parent.to_string(), &[], false).unwrap();
+    let desired =
+        potatohead_decisions::reconcile::reconcile(&parent.to_string(), &[], false).unwrap();
     (desired.children, desired.status.unwrap())
 }
 

@@ -28,7 +28,7 @@ async fn main() {
     let host_binary =
         std::env::var("RECONCILER_HOST_BIN").unwrap_or_else(|_| "(debug build)".into());
     println!("host binary: {host_binary}");
-    let plane = ControlPlane::shared().await;
+    let plane = e2e::shared_plane().await;
     for (label, extra) in [
         ("with compile cache", None),
         ("without compile cache", Some("--no-compile-cache")),

@@ -14,9 +14,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::discovery::pinned_kind;
 
-use crate::control_plane::ControlPlane;
 use crate::host::HostProcess;
 use crate::paths::workspace_root;
+use local_control_plane::ControlPlane;
 
 /// kubectl 1.20 from `hack/kubectl.sh` (cached; `$KUBECTL` overrides).
 pub fn kubectl() -> PathBuf {

@@ -9,7 +9,7 @@ use crate::{ControlPlane, HostProcess};
 /// The shared control plane with the PodTatoHead CRD installed (the second guest of most
 /// folder tests), and a client of it.
 pub async fn with_podtatohead_crd() -> (&'static ControlPlane, kube::Client) {
-    let plane = ControlPlane::shared().await;
+    let plane = crate::shared_plane().await;
     plane
         .install_crd(&workspace_root().join("deploy/crd/podtatohead.yaml"))
         .await

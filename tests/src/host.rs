@@ -4,8 +4,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::control_plane::ControlPlane;
 use crate::paths::host_binary;
+use local_control_plane::ControlPlane;
 
 /// A running `reconciler-host run`. Stopped (SIGTERM, then waited for) when dropped; when the
 /// test is failing, the tail of its log is printed.

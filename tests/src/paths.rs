@@ -33,6 +33,16 @@ pub fn host_binary() -> PathBuf {
     )
 }
 
+/// The `local-control-plane` tool (`make demo`'s): `$LOCAL_CONTROL_PLANE_BIN`, else the debug
+/// build (which `cargo test` builds for the tool's own tests).
+pub fn local_control_plane_binary() -> PathBuf {
+    built(
+        Some("LOCAL_CONTROL_PLANE_BIN"),
+        "debug/local-control-plane",
+        "make build",
+    )
+}
+
 /// The default guest: `$POTATOHEAD_GUEST_WASM`, else the release wasm32-wasip2 build.
 pub fn potatohead_guest() -> PathBuf {
     built(

@@ -11,15 +11,15 @@ use std::time::Duration;
 
 use e2e::folder::{add_guest, serve_folder, with_podtatohead_crd, write_file};
 use e2e::paths::{podtatohead_guest, potatohead_guest, test_guest, workspace_root};
-use e2e::{HostProcess, TestNamespace, eventually, metric_value, podtatohead_api, potatohead_api};
+use e2e::{
+    CONVERGE, HostProcess, TestNamespace, eventually, metric_value, podtatohead_api, potatohead_api,
+};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
-
-const CONVERGE: Duration = Duration::from_secs(60);
 
 /// Waits until the guest `name` has been refused for `reason` at least once.
 async fn wait_refused(host: &HostProcess, name: &str, reason: &str) {

@@ -7,15 +7,12 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use e2e::paths::test_guest;
-use e2e::{
-    ControlPlane, HostProcess, TestNamespace, eventually, metric_value, potatohead_api,
-    sample_potatohead,
-};
+use e2e::{HostProcess, Scenario, eventually, metric_value, potatohead_api, sample_potatohead};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -29,35 +26,33 @@ fn controller_uid(object: &impl kube::Resource) -> Option<String> {
         .map(|o| o.uid.clone())
 }
 
-struct Setup {
-    client: Client,
-    namespace: String,
-    host: HostProcess,
-}
-
 /// A host running the hostile guest in a fresh namespace.
-async fn setup(prefix: &str) -> Setup {
+async fn setup(prefix: &str) -> Hostile {
     setup_with(prefix, &[]).await
 }
 
 /// [`setup`], the host started with `extra` flags too.
-async fn setup_with(prefix: &str, extra: &[&str]) -> Setup {
-    let plane = ControlPlane::shared().await;
-    let client = plane.client().await;
-    let namespace = TestNamespace::create(&client, prefix).await.name;
-    let host = HostProcess::start(
-        plane,
-        &test_guest("hostile_guest"),
-        &[&["--namespace", namespace.as_str()][..], extra].concat(),
-    );
-    Setup {
-        client,
-        namespace,
-        host,
+async fn setup_with(prefix: &str, extra: &[&str]) -> Hostile {
+    Hostile(Scenario::start(prefix, &test_guest("hostile_guest"), extra).await)
+}
+
+/// A scenario with the hostile guest, and its moves as steps of a test.
+struct Hostile(Scenario);
+
+impl std::ops::Deref for Hostile {
+    type Target = Scenario;
+    fn deref(&self) -> &Scenario {
+        &self.0
     }
 }
 
-impl Setup {
+impl std::ops::DerefMut for Hostile {
+    fn deref_mut(&mut self) -> &mut Scenario {
+        &mut self.0
+    }
+}
+
+impl Hostile {
     /// Creates a well-behaved parent and waits for its `<name>-ok` ConfigMap; returns its UID.
     async fn behaving_parent(&self, name: &str) -> String {
         e2e::create_sample_potatohead(&self.client, &self.namespace, name).await;
@@ -421,9 +416,7 @@ async fn two_parents_racing_for_one_name_end_with_one_owner_and_the_other_told_w
 #[tokio::test(flavor = "multi_thread")]
 async fn guest_calls_together_stay_within_the_memory_budget() {
     const PARENTS: usize = 40;
-    let plane = ControlPlane::shared().await;
-    let client = plane.client().await;
-    let namespace = TestNamespace::create(&client, "attack-budget").await.name;
+    let (plane, client, namespace) = e2e::scenario::namespace("attack-budget").await;
     let mut host = HostProcess::start(
         plane,
         &test_guest("hostile_guest"),

@@ -11,15 +11,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use e2e::deploy::kubectl;
-use e2e::paths::{host_binary, podtatohead_guest, potatohead_guest, workspace_root};
-use e2e::{eventually, image_of};
+use e2e::paths::{
+    host_binary, local_control_plane_binary, podtatohead_guest, potatohead_guest, workspace_root,
+};
+use e2e::{CONVERGE, eventually, image_of};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, ResourceExt};
 
-const CONVERGE: Duration = Duration::from_secs(60);
 /// What the demo prints once everything runs (non-interactive mode).
 const RUNNING: &str = "demo running; close standard input to stop";
 
@@ -38,10 +39,7 @@ impl Demo {
             .current_dir(workspace_root())
             .env("DEMO_NONINTERACTIVE", "1")
             .env("RECONCILER_HOST_BIN", host_binary())
-            .env(
-                "LOCAL_CONTROL_PLANE_BIN",
-                env!("CARGO_BIN_EXE_local-control-plane"),
-            )
+            .env("LOCAL_CONTROL_PLANE_BIN", local_control_plane_binary())
             .env("POTATOHEAD_GUEST_WASM", potatohead_guest())
             .env("PODTATOHEAD_GUEST_WASM", podtatohead_guest())
             .env("KUBECTL", kubectl())

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use e2e::deploy::{self, kind_of};
 use e2e::operator::{manages_the_podtatohead_sample, manages_the_sample};
 use e2e::paths::{potatohead_guest, test_guest};
-use e2e::{ControlPlane, TestNamespace, eventually, potatohead_api};
+use e2e::{TestNamespace, eventually, potatohead_api};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
@@ -79,7 +79,7 @@ fn the_metrics_service_selects_the_operator_pods_on_their_metrics_port() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_overlay_is_accepted_by_the_api_server() {
-    let plane = ControlPlane::shared().await;
+    let plane = e2e::shared_plane().await;
     let client = plane.client().await;
     let version = client.apiserver_version().await.unwrap();
     let minor: u32 = version.minor.trim_end_matches('+').parse().unwrap();
@@ -121,7 +121,7 @@ async fn every_overlay_is_accepted_by_the_api_server() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cluster_scoped_operator_works_as_its_service_account_and_takes_a_published_guest() {
-    let plane = ControlPlane::shared().await;
+    let plane = e2e::shared_plane().await;
     let client = plane.client().await;
 
     // As a user would: apply -k, then publish the guests the Deployment mounts (`make
@@ -236,19 +236,11 @@ async fn the_cluster_scoped_operator_works_as_its_service_account_and_takes_a_pu
     v2.push(test_guest("potatohead_v2_guest"));
     deploy::publish_guest(&plane.kubeconfig, SYSTEM, &[v2]).unwrap();
     pod.sync_volumes(&client).await.unwrap();
-    eventually(
-        Duration::from_secs(30),
-        "status names the published guest",
-        || async {
-            let demo = potatohead_api(&client, &namespace)
-                .get("demo")
-                .await
-                .unwrap();
-            match demo.data["status"]["reconciler"]["name"].as_str() {
-                Some("potatohead-v2") => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
+    e2e::reconciled_by(
+        &potatohead_api(&client, &namespace),
+        "demo",
+        "potatohead-v2",
+        e2e::CONVERGE,
     )
     .await;
     assert_eq!(pod.host.pid(), pid, "no restart");

@@ -78,7 +78,7 @@ async fn deploy_variant(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_namespaced_operator_works_as_its_service_account_and_needs_every_rule() {
-    let plane = ControlPlane::shared().await;
+    let plane = e2e::shared_plane().await;
     let client = plane.client().await;
     let objects = deploy::kustomize("namespaced").unwrap();
     let mut variants = vec![Variant {

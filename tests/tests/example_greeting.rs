@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use e2e::paths::workspace_root;
-use e2e::{ControlPlane, HostProcess, TestNamespace, eventually};
+use e2e::{HostProcess, TestNamespace, eventually};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
@@ -49,7 +49,7 @@ async fn delivered(client: &kube::Client, namespace: &str) -> Vec<(String, Strin
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_javascript_guest_greets_prunes_and_rejects_an_invalid_spec() {
-    let plane = ControlPlane::shared().await;
+    let plane = e2e::shared_plane().await;
     plane
         .install_crd(&workspace_root().join("examples/greeting-js/crd.yaml"))
         .await

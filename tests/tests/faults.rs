@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use e2e::paths::potatohead_guest;
 use e2e::{
-    CHILDREN_APPLIED, CHILDREN_PRUNED, ControlPlane, DedicatedPlane, HostProcess, Options,
-    TestNamespace, eventually, metric_value, potatohead_api, sample_potatohead,
+    CHILDREN_APPLIED, CHILDREN_PRUNED, DedicatedPlane, HostProcess, Options, TestNamespace,
+    eventually, metric_value, potatohead_api, sample_potatohead,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -27,7 +27,8 @@ const PARTS: [&str; 6] = [
     "left-leg",
     "right-leg",
 ];
-const CONVERGE: Duration = Duration::from_secs(120);
+/// Faults slow everything down: twice the standard wait.
+const CONVERGE: Duration = e2e::CONVERGE.saturating_mul(2);
 
 /// One fault test at a time: each one's servers need the machine's two cores to themselves.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -394,9 +395,7 @@ async fn expired_watches_relist_without_spurious_deletes() {
 /// alone; fields the host owns are put back; the host then stops writing (no hot loop).
 #[tokio::test(flavor = "multi_thread")]
 async fn another_field_manager_keeps_its_fields_and_loses_ours_without_a_hot_loop() {
-    let plane = ControlPlane::shared().await;
-    let client = plane.client().await;
-    let namespace = TestNamespace::create(&client, "managers").await.name;
+    let (plane, client, namespace) = e2e::scenario::namespace("managers").await;
     let host = HostProcess::start(plane, &potatohead_guest(), &["--namespace", &namespace]);
     let demo = ["demo".to_string()];
     let default_tags = BTreeMap::new();

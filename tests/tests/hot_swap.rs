@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use e2e::paths::{potatohead_guest, replace_file, test_guest};
-use e2e::{ControlPlane, HostProcess, TestNamespace, eventually, metric_value, potatohead_api};
+use e2e::{CONVERGE, HostProcess, Scenario, eventually, metric_value, potatohead_api};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::{Api, DeleteParams, ListParams};
@@ -17,7 +17,6 @@ use kube::{Client, ResourceExt};
 
 const VARIANT_LABEL: &str = "podtato.example.com/variant";
 const SWAP_DEADLINE: Duration = Duration::from_secs(10);
-const CONVERGE: Duration = Duration::from_secs(30);
 
 /// Names of the parents each test creates.
 const PARENTS: [&str; 2] = ["demo", "second"];
@@ -96,11 +95,23 @@ async fn reconciler_names(client: &Client, namespace: &str) -> Vec<String> {
     names
 }
 
+/// A scenario whose guest lies in a temporary folder (deleted with it).
 struct Setup {
-    client: Client,
-    namespace: String,
-    host: HostProcess,
+    scenario: Scenario,
     _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Setup {
+    type Target = Scenario;
+    fn deref(&self) -> &Scenario {
+        &self.scenario
+    }
+}
+
+impl std::ops::DerefMut for Setup {
+    fn deref_mut(&mut self) -> &mut Scenario {
+        &mut self.scenario
+    }
 }
 
 /// A namespace with two PotatoHeads, and a host (poll interval 1 h, so only file events count)
@@ -114,45 +125,33 @@ async fn setup_with(
     lay_out: impl FnOnce(&Path) -> PathBuf,
     extra_args: &[&str],
 ) -> Setup {
-    let plane = ControlPlane::shared().await;
-    let client = plane.client().await;
-    let namespace = TestNamespace::create(&client, prefix).await.name;
     let dir = tempfile::tempdir().unwrap();
     let guest_path = lay_out(dir.path());
     let cache = dir.path().join("compile-cache");
     let mut args = vec![
-        "--namespace",
-        &namespace,
         "--guest-poll-interval",
         "1h",
         "--compile-cache-dir",
         cache.to_str().unwrap(),
     ];
     args.extend_from_slice(extra_args);
-    let host = HostProcess::start(plane, &guest_path, &args);
+    let scenario = Scenario::start(prefix, &guest_path, &args).await;
     for parent in PARENTS {
-        e2e::create_sample_potatohead(&client, &namespace, parent).await;
+        e2e::create_sample_potatohead(&scenario.client, &scenario.namespace, parent).await;
     }
-    all_children_are(&client, &namespace, None, CONVERGE).await;
+    all_children_are(&scenario.client, &scenario.namespace, None, CONVERGE).await;
     Setup {
-        client,
-        namespace,
-        host,
+        scenario,
         _dir: dir,
     }
 }
 
 /// Waits until both PotatoHeads' `status.reconciler` names the v2 guest.
 async fn both_reconciled_by_v2(setup: &Setup) {
-    eventually(SWAP_DEADLINE, "status names the new guest", || async {
-        let names = reconciler_names(&setup.client, &setup.namespace).await;
-        if names == ["potatohead-v2", "potatohead-v2"] {
-            Ok(())
-        } else {
-            Err(format!("{names:?}"))
-        }
-    })
-    .await;
+    let api = potatohead_api(&setup.client, &setup.namespace);
+    for parent in PARENTS {
+        e2e::reconciled_by(&api, parent, "potatohead-v2", SWAP_DEADLINE).await;
+    }
 }
 
 fn plain_file_layout(dir: &Path) -> PathBuf {

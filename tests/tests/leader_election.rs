@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use e2e::paths::potatohead_guest;
 use e2e::{
-    CHILDREN_APPLIED, CHILDREN_PRUNED, ControlPlane, HostProcess, TestNamespace, eventually,
-    metric_value, potatohead_api,
+    CHILDREN_APPLIED, CHILDREN_PRUNED, ControlPlane, HostProcess, eventually, metric_value,
+    potatohead_api,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -126,9 +126,7 @@ async fn create_sample_and_wait(client: &Client, namespace: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn exactly_one_replica_reconciles_and_a_standby_takes_over_when_the_leader_is_killed() {
-    let plane = ControlPlane::shared().await;
-    let client = plane.client().await;
-    let namespace = TestNamespace::create(&client, "leader-kill").await.name;
+    let (plane, client, namespace) = e2e::scenario::namespace("leader-kill").await;
     let leases = Api::<Lease>::namespaced(client.clone(), &namespace);
     let mut a = replica(plane, &namespace, "replica-a");
     let mut b = replica(plane, &namespace, "replica-b");
@@ -220,9 +218,7 @@ async fn exactly_one_replica_reconciles_and_a_standby_takes_over_when_the_leader
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_leader_that_loses_its_lease_stops_writing_and_releases_it_on_sigterm() {
-    let plane = ControlPlane::shared().await;
-    let client = plane.client().await;
-    let namespace = TestNamespace::create(&client, "leader-lost").await.name;
+    let (plane, client, namespace) = e2e::scenario::namespace("leader-lost").await;
     let leases = Api::<Lease>::namespaced(client.clone(), &namespace);
     // A folder of guests, as the shipped Deployment runs.
     let folder = tempfile::tempdir().unwrap();

@@ -11,7 +11,7 @@ use std::time::Duration;
 use e2e::folder::{add_guest, serve_folder, with_podtatohead_crd};
 use e2e::paths::{podtatohead_guest, potatohead_guest, workspace_root};
 use e2e::{
-    ControlPlane, HostProcess, TestNamespace, by_name, eventually, image_of, metric_value,
+    CONVERGE, HostProcess, TestNamespace, by_name, eventually, image_of, metric_value,
     podtatohead_api, potatohead_api, ready_reason, sample_podtatohead, sample_potatohead,
 };
 use k8s_openapi::api::apps::v1::Deployment;
@@ -23,7 +23,6 @@ use kube::api::{
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
-const CONVERGE: Duration = Duration::from_secs(60);
 /// A failing parent watch is retried with backoff: noticing a deleted CRD, or its return, can take
 /// a while.
 const WATCH_RETRY: Duration = Duration::from_secs(90);
@@ -272,19 +271,11 @@ async fn one_host_serves_a_folder_of_guests_each_for_its_own_api() {
         "potatohead.wasm",
         &e2e::paths::test_guest("potatohead_v2_guest"),
     );
-    eventually(
+    e2e::reconciled_by(
+        &potatohead_api(&client, &namespace),
+        "demo",
+        "potatohead-v2",
         CONVERGE,
-        "the PotatoHead reconciled by the new guest",
-        || async {
-            let demo = potatohead_api(&client, &namespace)
-                .get("demo")
-                .await
-                .unwrap();
-            match demo.data["status"]["reconciler"]["name"].as_str() {
-                Some("potatohead-v2") => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
     )
     .await;
     let talk = podtatoheads.get("talk").await.unwrap();
@@ -387,9 +378,7 @@ fn greetings(client: &Client, namespace: &str) -> Api<DynamicObject> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guest_whose_crd_is_missing_waits_for_it_while_the_others_serve() {
-    let plane = ControlPlane::shared().await;
-    let client = plane.client().await;
-    let namespace = TestNamespace::create(&client, "crd-later").await.name;
+    let (plane, client, namespace) = e2e::scenario::namespace("crd-later").await;
     let folder = tempfile::tempdir().unwrap();
     add_guest(folder.path(), "potatohead.wasm", &potatohead_guest());
     let greeting = workspace_root().join("target/examples/greeting_js.wasm");

@@ -4,16 +4,11 @@
 use std::time::Duration;
 
 use e2e::paths::potatohead_guest;
-use e2e::{
-    CHILDREN_APPLIED, ControlPlane, HostProcess, TestNamespace, eventually, metric_value,
-    potatohead_api,
-};
+use e2e::{CHILDREN_APPLIED, HostProcess, eventually, metric_value, potatohead_api};
 
 /// A fresh namespace with a host reconciling only it, and the sample PotatoHead `demo` in it.
 async fn host_with_sample(prefix: &str) -> (kube::Client, String, HostProcess) {
-    let plane = ControlPlane::shared().await;
-    let client = plane.client().await;
-    let namespace = TestNamespace::create(&client, prefix).await.name;
+    let (plane, client, namespace) = e2e::scenario::namespace(prefix).await;
     let host = HostProcess::start(plane, &potatohead_guest(), &["--namespace", &namespace]);
     e2e::create_sample_potatohead(&client, &namespace, "demo").await;
     (client, namespace, host)
@@ -84,9 +79,7 @@ async fn metrics_count_the_reconciles_writes_and_guest_calls_of_the_sample() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn healthz_answers_at_once_and_readyz_once_caches_synced() {
-    let plane = ControlPlane::shared().await;
-    let client = plane.client().await;
-    let namespace = TestNamespace::create(&client, "health").await.name;
+    let (plane, _, namespace) = e2e::scenario::namespace("health").await;
     let host = HostProcess::start(plane, &potatohead_guest(), &["--namespace", &namespace]);
     assert_eq!(host.http_get("/healthz").await, (200, "ok".to_string()));
     eventually(Duration::from_secs(30), "readyz ok", || async {

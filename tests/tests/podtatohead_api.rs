@@ -7,42 +7,23 @@
 //! wanting the same names gets a condition instead of the first's objects.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use e2e::paths::{podtatohead_guest, workspace_root};
-use e2e::{
-    ControlPlane, HostProcess, TestNamespace, by_name, eventually, image_of, podtatohead_api,
-    sample_podtatohead,
-};
+use e2e::{CONVERGE, Scenario, by_name, eventually, image_of, podtatohead_api, sample_podtatohead};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-const CONVERGE: Duration = Duration::from_secs(30);
-
-struct Setup {
-    client: Client,
-    namespace: String,
-    _host: HostProcess,
-}
-
 /// A namespace with a host serving PodTatoHeads in it.
-async fn setup(prefix: &str) -> Setup {
-    let plane = ControlPlane::shared().await;
-    plane
+async fn setup(prefix: &str) -> Scenario {
+    e2e::shared_plane()
+        .await
         .install_crd(&workspace_root().join("deploy/crd/podtatohead.yaml"))
         .await
         .unwrap();
-    let client = plane.client().await;
-    let namespace = TestNamespace::create(&client, prefix).await.name;
-    let host = HostProcess::start(plane, &podtatohead_guest(), &["--namespace", &namespace]);
-    Setup {
-        client,
-        namespace,
-        _host: host,
-    }
+    Scenario::start(prefix, &podtatohead_guest(), &[]).await
 }
 
 /// Waits until `name`'s `Ready` condition has `reason`, and returns the condition.
@@ -53,10 +34,11 @@ async fn ready_reason(api: &Api<DynamicObject>, name: &str, reason: &str) -> Val
 #[tokio::test(flavor = "multi_thread")]
 async fn the_talks_resource_applied_unchanged_gets_the_originals_objects_and_they_are_managed() {
     // `_host` is bound, not `..`-ed: the host runs until the test ends.
-    let Setup {
+    let Scenario {
         client,
         namespace,
-        _host,
+        host: _host,
+        ..
     } = setup("podtato-api").await;
     podtatohead_api(&client, &namespace)
         .create(
@@ -172,10 +154,11 @@ async fn the_talks_resource_applied_unchanged_gets_the_originals_objects_and_the
 #[tokio::test(flavor = "multi_thread")]
 async fn an_empty_image_is_an_invalid_spec_and_a_second_resource_cannot_take_the_firsts_objects() {
     // `_host` is bound, not `..`-ed: the host runs until the test ends.
-    let Setup {
+    let Scenario {
         client,
         namespace,
-        _host,
+        host: _host,
+        ..
     } = setup("podtato-bad").await;
     let api = podtatohead_api(&client, &namespace);
     let mut empty_image = sample_podtatohead(&namespace, "no-image");

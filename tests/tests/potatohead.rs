@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use e2e::paths::potatohead_guest;
 use e2e::{
-    CHILDREN_APPLIED, ControlPlane, HostProcess, TestNamespace, by_name, eventually, image_of,
-    potatohead_api, sample_potatohead,
+    CHILDREN_APPLIED, CONVERGE, HostProcess, Scenario, TestNamespace, by_name, eventually,
+    image_of, potatohead_api, sample_potatohead,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -16,7 +16,6 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-const CONVERGE: Duration = Duration::from_secs(30);
 const PARTS: [&str; 6] = [
     "entry",
     "hat",
@@ -32,27 +31,14 @@ fn sample(namespace: &str) -> DynamicObject {
     sample_potatohead(namespace, "demo")
 }
 
-struct Setup {
-    client: Client,
-    namespace: String,
-    _host: HostProcess,
-}
-
 /// A fresh namespace with a host reconciling only it, and the sample applied.
-async fn setup(prefix: &str) -> Setup {
-    let plane = ControlPlane::shared().await;
-    let client = plane.client().await;
-    let namespace = TestNamespace::create(&client, prefix).await.name;
-    let host = HostProcess::start(plane, &potatohead_guest(), &["--namespace", &namespace]);
-    potatohead_api(&client, &namespace)
-        .create(&PostParams::default(), &sample(&namespace))
+async fn setup(prefix: &str) -> Scenario {
+    let scenario = Scenario::start(prefix, &potatohead_guest(), &[]).await;
+    potatohead_api(&scenario.client, &scenario.namespace)
+        .create(&PostParams::default(), &sample(&scenario.namespace))
         .await
         .unwrap();
-    Setup {
-        client,
-        namespace,
-        _host: host,
-    }
+    scenario
 }
 
 async fn deployments(client: &Client, namespace: &str) -> BTreeMap<String, Deployment> {
@@ -123,10 +109,11 @@ fn all_parts_with(overrides: &[(&str, Value)]) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sample_creates_six_deployments_six_services_and_the_config_map_owned_by_the_potatohead() {
-    let Setup {
+    let Scenario {
         client,
         namespace,
-        _host,
+        host: _host,
+        ..
     } = setup("create").await;
     let deployments = converged(&client, &namespace).await;
     let parent_uid = potatohead(&client, &namespace).await.uid().unwrap();
@@ -200,10 +187,11 @@ async fn sample_creates_six_deployments_six_services_and_the_config_map_owned_by
 
 #[tokio::test(flavor = "multi_thread")]
 async fn changing_the_tag_updates_every_image_and_replicas_update_only_that_deployment() {
-    let Setup {
+    let Scenario {
         client,
         namespace,
-        _host: host,
+        host,
+        ..
     } = setup("manage").await;
     converged(&client, &namespace).await;
     let applied_before = host.counter(CHILDREN_APPLIED).await;
@@ -260,10 +248,11 @@ async fn changing_the_tag_updates_every_image_and_replicas_update_only_that_depl
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deleted_children_come_back_and_edited_fields_are_reverted() {
-    let Setup {
+    let Scenario {
         client,
         namespace,
-        _host,
+        host: _host,
+        ..
     } = setup("restore").await;
     let before = converged(&client, &namespace).await;
     let deployments_api = Api::<Deployment>::namespaced(client.clone(), &namespace);
@@ -326,10 +315,11 @@ async fn deleted_children_come_back_and_edited_fields_are_reverted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn removing_a_part_deletes_that_parts_children_and_nothing_else() {
-    let Setup {
+    let Scenario {
         client,
         namespace,
-        _host,
+        host: _host,
+        ..
     } = setup("prune").await;
     let before = converged(&client, &namespace).await;
     let parts: Vec<Value> = PARTS
@@ -384,10 +374,11 @@ async fn removing_a_part_deletes_that_parts_children_and_nothing_else() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_spec_leaves_children_untouched_and_shows_the_reason() {
-    let Setup {
+    let Scenario {
         client,
         namespace,
-        _host,
+        host: _host,
+        ..
     } = setup("invalid").await;
     let before = converged(&client, &namespace).await;
     // The CRD schema cannot know that the guest sets PODTATO_PORT itself: only the guest rejects this.
@@ -455,7 +446,7 @@ async fn an_invalid_spec_leaves_children_untouched_and_shows_the_reason() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_host_limited_to_namespace_a_ignores_potatoheads_in_namespace_b() {
-    let plane = ControlPlane::shared().await;
+    let plane = e2e::shared_plane().await;
     let client = plane.client().await;
     let a = TestNamespace::create(&client, "scope-a").await.name;
     let b = TestNamespace::create(&client, "scope-b").await.name;
@@ -479,10 +470,11 @@ async fn a_host_limited_to_namespace_a_ignores_potatoheads_in_namespace_b() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn status_reflects_readiness_when_deployments_become_ready() {
-    let Setup {
+    let Scenario {
         client,
         namespace,
-        _host,
+        host: _host,
+        ..
     } = setup("ready").await;
     let deployments = converged(&client, &namespace).await;
     let api = Api::<Deployment>::namespaced(client.clone(), &namespace);
@@ -526,9 +518,7 @@ async fn status_reflects_readiness_when_deployments_become_ready() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_potatohead_invalid_from_the_start_gets_the_reason_and_no_children() {
-    let plane = ControlPlane::shared().await;
-    let client = plane.client().await;
-    let namespace = TestNamespace::create(&client, "invalid-first").await.name;
+    let (plane, client, namespace) = e2e::scenario::namespace("invalid-first").await;
     let _host = HostProcess::start(plane, &potatohead_guest(), &["--namespace", &namespace]);
     let mut invalid = sample(&namespace);
     invalid.data["spec"]["parts"][0]["env"] =

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use e2e::deploy::kubectl;
 use e2e::paths::{host_binary, potatohead_guest};
-use e2e::{ControlPlane, TestNamespace, sample_potatohead};
+use e2e::sample_potatohead;
 use serde_json::{Value, json};
 
 /// Values YAML 1.1 reads as something else when unquoted: booleans, an octal, a float, null.
@@ -14,9 +14,7 @@ const TRICKY: [&str; 7] = ["on", "yes", "No", "0755", "1e3", "~", "2026-12-01"];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn strings_that_look_like_other_types_stay_strings_through_render_and_kubectl_apply() {
-    let plane = ControlPlane::shared().await;
-    let client = plane.client().await;
-    let namespace = TestNamespace::create(&client, "render-yaml").await.name;
+    let (plane, _, namespace) = e2e::scenario::namespace("render-yaml").await;
 
     let mut parent = serde_json::to_value(sample_potatohead(&namespace, "yaml")).unwrap();
     parent["spec"]["parts"][1]["env"] = TRICKY

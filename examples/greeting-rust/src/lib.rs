@@ -1,9 +1,10 @@
 //! The Greeting guest of `docs/writing-a-guest.md`: for each recipient of a Greeting, a
 //! ConfigMap holding the greeting. The same resource and decisions as `examples/greeting-js`.
 //!
-//! The decisions are plain functions with native unit tests; the component glue at the bottom
-//! exists only when building for WebAssembly.
+//! The decisions are plain functions with native unit tests; at the bottom, `guest-kit` names
+//! them to the contract (`Reconciler` and one `export_guest!` call).
 
+use guest_kit::component::{Desired, Manifest, Observed, ReconcileError, Reconciler, kind};
 use serde_json::{Value, json};
 
 /// What the guest wants for one Greeting.
@@ -95,6 +96,34 @@ fn is_dns_label(text: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
+/// The guest: [`decide`] over the contract's types.
+pub struct Greeting;
+
+impl Reconciler for Greeting {
+    fn describe() -> Manifest {
+        Manifest::new(
+            "greeting-rust",
+            env!("CARGO_PKG_VERSION"),
+            kind("examples.wasm-reconciler.io", "v1alpha1", "Greeting"),
+        )
+        .with_children([kind("", "v1", "ConfigMap")])
+    }
+
+    fn reconcile(observed: Observed) -> Result<Desired, ReconcileError> {
+        let parse = |text: &str| serde_json::from_str(text).unwrap_or_default();
+        let children: Vec<_> = observed.children.iter().map(|c| parse(c)).collect();
+        let decision =
+            decide(&parse(&observed.parent), &children).map_err(ReconcileError::InvalidSpec)?;
+        Ok(Desired {
+            children: decision.children.iter().map(Value::to_string).collect(),
+            status: Some(decision.status.to_string()),
+            requeue_after_ms: None,
+        })
+    }
+}
+
+guest_kit::export_guest!(Greeting);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,50 +159,4 @@ mod tests {
                 .starts_with("spec.recipients[0]")
         );
     }
-}
-
-// The component: binding glue between the WIT contract and `decide`.
-#[cfg(target_arch = "wasm32")]
-mod component {
-    wit_bindgen::generate!({ path: "../../wit", world: "reconciler" });
-
-    use exports::wasm_reconciler::reconciler::guest::{
-        Desired, Guest, Manifest, Observed, ReconcileError,
-    };
-    use wasm_reconciler::reconciler::types::GroupVersionKind;
-
-    struct Greeting;
-
-    impl Guest for Greeting {
-        fn describe() -> Manifest {
-            Manifest {
-                name: "greeting-rust".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                parent: GroupVersionKind {
-                    group: "examples.wasm-reconciler.io".into(),
-                    version: "v1alpha1".into(),
-                    kind: "Greeting".into(),
-                },
-                children: vec![GroupVersionKind {
-                    group: String::new(),
-                    version: "v1".into(),
-                    kind: "ConfigMap".into(),
-                }],
-            }
-        }
-
-        fn reconcile(observed: Observed) -> Result<Desired, ReconcileError> {
-            let parse = |text: &str| serde_json::from_str(text).unwrap_or_default();
-            let children: Vec<_> = observed.children.iter().map(|c| parse(c)).collect();
-            let decision = super::decide(&parse(&observed.parent), &children)
-                .map_err(ReconcileError::InvalidSpec)?;
-            Ok(Desired {
-                children: decision.children.iter().map(|c| c.to_string()).collect(),
-                status: Some(decision.status.to_string()),
-                requeue_after_ms: None,
-            })
-        }
-    }
-
-    export!(Greeting);
 }

@@ -329,12 +329,14 @@ fn parent_events(
         .inspect(move |event| match event {
             Ok(event) => {
                 readiness.set_parent_watch_failing(false);
+                context.metrics.set_parent_watch_failing(false);
                 context.parent_states.observe(event);
             }
             // Retried by the controller with backoff, so this logs a few lines a minute at most.
             // A deleted CRD shows up here: nothing else would say why reconciles stopped.
             Err(error) => {
                 readiness.set_parent_watch_failing(true);
+                context.metrics.set_parent_watch_failing(true);
                 warn!(parent = %parent_kind, error = %error_chain(error), "the parent watch is failing (was the CustomResourceDefinition deleted?); retrying with backoff, /readyz answers not ready meanwhile");
             }
         })
@@ -451,17 +453,19 @@ impl Drop for Teardown {
             .stop_serving_parent_kind(&self.parent_kind.resource);
         self.readiness.set_caches_synced(false);
         self.readiness.set_parent_watch_failing(false);
+        self.metrics.set_parent_watch_failing(false);
         self.readiness.set_child_watch_probe(None);
         self.metrics.set_parent_probe(None);
     }
 }
 
-/// `queue_depth` and `parent_states`, read from the parent cache and the per-parent state at
+/// `queue_depth`, `parent_states` and `parents_failing`, read from the parent cache and the per-parent state at
 /// each scrape.
 fn parent_probe(ctx: Arc<Context>) -> ParentProbe {
     Box::new(move || ParentCounts {
         waiting: ctx.parent_states.waiting(),
         with_state: ctx.parent_states.len(),
+        failing: ctx.parent_states.failing(),
     })
 }
 

@@ -135,7 +135,15 @@ impl GuestMetrics {
             .set(i64::try_from(parents).unwrap_or(i64::MAX));
     }
 
-    /// Sets how `queue_depth` and `parent_states` are counted for this guest (`None`: 0, while
+    /// Whether this guest's parent watch fails now (`parent_watch_failing`).
+    pub fn set_parent_watch_failing(&self, failing: bool) {
+        self.metrics
+            .parent_watch_failing
+            .get_or_create(&self.label)
+            .set(i64::from(failing));
+    }
+
+    /// Sets how `queue_depth`, `parent_states` and `parents_failing` are counted for this guest (`None`: 0, while
     /// its controller does not run).
     pub fn set_parent_probe(&self, probe: Option<ParentProbe>) {
         self.metrics

@@ -32,10 +32,25 @@ pub struct ParentCounts {
     pub waiting: i64,
     /// Parents the host keeps per-parent state for.
     pub with_state: usize,
+    /// Parents whose last reconcile failed.
+    pub failing: usize,
 }
 
 /// Counts a controller's parents at each scrape.
 pub type ParentProbe = Box<dyn Fn() -> ParentCounts + Send + Sync>;
+
+/// What the process's shared budgets and readiness are, read at each scrape.
+pub struct HostCounts {
+    /// `/readyz` would answer 200.
+    pub ready: bool,
+    pub guest_memory_budget_bytes: u64,
+    pub guest_memory_in_use_bytes: u64,
+    pub reconcile_slots: usize,
+    pub reconcile_slots_in_use: usize,
+}
+
+/// Reads the process's [`HostCounts`] at each scrape.
+pub type HostProbe = Box<dyn Fn() -> HostCounts + Send + Sync>;
 
 /// What the metrics keep of one guest between scrapes.
 #[derive(Default)]
@@ -57,6 +72,15 @@ pub struct Metrics {
     reconciles_in_flight: Family<GuestLabel, Gauge>,
     queue_depth: Family<GuestLabel, Gauge>,
     parent_states: Family<GuestLabel, Gauge>,
+    parents_failing: Family<GuestLabel, Gauge>,
+    parent_watch_failing: Family<GuestLabel, Gauge>,
+    ready: Gauge,
+    guest_memory_budget: Gauge,
+    guest_memory_in_use: Gauge,
+    reconcile_slots: Gauge,
+    reconcile_slots_in_use: Gauge,
+    /// Fills the five gauges above at each scrape (unset: they stay 0).
+    host_probe: Mutex<Option<HostProbe>>,
     swap_sweep_remaining: Family<GuestLabel, Gauge>,
     leader: Gauge,
     guest_reloads: Family<ReloadLabel, Counter>,
@@ -92,6 +116,14 @@ impl Default for Metrics {
             reconciles_in_flight: Family::default(),
             queue_depth: Family::default(),
             parent_states: Family::default(),
+            parents_failing: Family::default(),
+            parent_watch_failing: Family::default(),
+            ready: Gauge::default(),
+            guest_memory_budget: Gauge::default(),
+            guest_memory_in_use: Gauge::default(),
+            reconcile_slots: Gauge::default(),
+            reconcile_slots_in_use: Gauge::default(),
+            host_probe: Mutex::default(),
             swap_sweep_remaining: Family::default(),
             leader: Gauge::default(),
             guest_reloads: Family::default(),
@@ -162,6 +194,39 @@ impl Metrics {
             self.swap_sweep_remaining.clone(),
         );
         registry.register(
+            "parents_failing",
+            "Parents whose last reconcile failed (retried with backoff)",
+            self.parents_failing.clone(),
+        );
+        registry.register(
+            "parent_watch_failing",
+            "1 while the guest's parent watch fails (its CRD deleted, or the watch not allowed)",
+            self.parent_watch_failing.clone(),
+        );
+        registry.register("ready", "1 while /readyz answers 200", self.ready.clone());
+        registry.register_with_unit(
+            "guest_memory_budget",
+            "Memory all guest calls running at once may hold (--guest-memory-budget-mib)",
+            Unit::Bytes,
+            self.guest_memory_budget.clone(),
+        );
+        registry.register_with_unit(
+            "guest_memory_in_use",
+            "Memory of the guest memory budget that running guest calls hold now",
+            Unit::Bytes,
+            self.guest_memory_in_use.clone(),
+        );
+        registry.register(
+            "reconcile_slots",
+            "Reconciles that may run at once, by all guests together (--concurrency)",
+            self.reconcile_slots.clone(),
+        );
+        registry.register(
+            "reconcile_slots_in_use",
+            "Reconcile slots taken now",
+            self.reconcile_slots_in_use.clone(),
+        );
+        registry.register(
             "leader",
             "1 when this replica reconciles (it holds the leader Lease, or runs without leader \
              election), 0 on standby",
@@ -224,6 +289,8 @@ impl Metrics {
             &self.reconciles_in_flight,
             &self.queue_depth,
             &self.parent_states,
+            &self.parents_failing,
+            &self.parent_watch_failing,
             &self.swap_sweep_remaining,
         ] {
             family.remove(&label);
@@ -237,16 +304,40 @@ impl Metrics {
                 guest: name.clone(),
             };
             let counts = state.probe.as_ref().map(|probe| probe());
-            let (waiting, with_state) = counts.map_or((0, 0), |c| (c.waiting, c.with_state));
+            let (waiting, with_state, failing) =
+                counts.map_or((0, 0, 0), |c| (c.waiting, c.with_state, c.failing));
             self.queue_depth.get_or_create(&label).set(waiting);
             self.parent_states
                 .get_or_create(&label)
-                .set(i64::try_from(with_state).unwrap_or(i64::MAX));
+                .set(saturate(with_state));
+            self.parents_failing
+                .get_or_create(&label)
+                .set(saturate(failing));
+        }
+        if let Some(probe) = self.lock_host_probe().as_ref() {
+            let host = probe();
+            self.ready.set(i64::from(host.ready));
+            self.guest_memory_budget
+                .set(saturate(host.guest_memory_budget_bytes));
+            self.guest_memory_in_use
+                .set(saturate(host.guest_memory_in_use_bytes));
+            self.reconcile_slots.set(saturate(host.reconcile_slots));
+            self.reconcile_slots_in_use
+                .set(saturate(host.reconcile_slots_in_use));
         }
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
         text
+    }
+
+    /// Sets how the process's readiness and shared budgets are read at each scrape.
+    pub fn set_host_probe(&self, probe: HostProbe) {
+        *self.lock_host_probe() = Some(probe);
+    }
+
+    fn lock_host_probe(&self) -> std::sync::MutexGuard<'_, Option<HostProbe>> {
+        self.host_probe.lock().expect("host probe lock poisoned")
     }
 
     fn lock_guests(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, GuestEntry>> {
@@ -266,6 +357,11 @@ impl Metrics {
             change(state);
         }
     }
+}
+
+/// A count as a gauge value (gauges are `i64`; no count here comes near the limit).
+fn saturate(count: impl TryInto<i64>) -> i64 {
+    count.try_into().unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

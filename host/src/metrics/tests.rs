@@ -72,6 +72,7 @@ fn parent_counts_come_from_each_guests_probe_at_scrape_time() {
     g.set_parent_probe(Some(Box::new(|| ParentCounts {
         waiting: 7,
         with_state: 3,
+        failing: 2,
     })));
     let text = metrics.encode();
     assert!(
@@ -81,6 +82,59 @@ fn parent_counts_come_from_each_guests_probe_at_scrape_time() {
     assert!(
         text.contains("reconciler_parent_states{guest=\"g\"} 3"),
         "{text}"
+    );
+    assert!(
+        text.contains("reconciler_parents_failing{guest=\"g\"} 2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn readiness_and_the_shared_budgets_come_from_the_host_probe_at_scrape_time() {
+    let metrics = Metrics::default();
+    let text = metrics.encode();
+    assert!(text.contains("reconciler_ready 0"), "no probe yet: {text}");
+    metrics.set_host_probe(Box::new(|| HostCounts {
+        ready: true,
+        guest_memory_budget_bytes: 256 << 20,
+        guest_memory_in_use_bytes: 64 << 20,
+        reconcile_slots: 32,
+        reconcile_slots_in_use: 5,
+    }));
+    let text = metrics.encode();
+    for line in [
+        "reconciler_ready 1",
+        "reconciler_guest_memory_budget_bytes 268435456",
+        "reconciler_guest_memory_in_use_bytes 67108864",
+        "reconciler_reconcile_slots 32",
+        "reconciler_reconcile_slots_in_use 5",
+    ] {
+        assert!(text.contains(line), "{line} missing from {text}");
+    }
+}
+
+#[test]
+fn a_failing_parent_watch_is_one_until_it_works_again_and_gone_with_the_guest() {
+    let metrics = Arc::new(Metrics::default());
+    let g = guest(&metrics, "g");
+    g.set_active_guest(a_guest());
+    g.set_parent_watch_failing(true);
+    assert!(
+        metrics
+            .encode()
+            .contains("reconciler_parent_watch_failing{guest=\"g\"} 1")
+    );
+    g.set_parent_watch_failing(false);
+    assert!(
+        metrics
+            .encode()
+            .contains("reconciler_parent_watch_failing{guest=\"g\"} 0")
+    );
+    metrics.forget_guest("g");
+    assert!(
+        !metrics
+            .encode()
+            .contains("reconciler_parent_watch_failing{")
     );
 }
 

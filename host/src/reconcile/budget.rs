@@ -36,6 +36,16 @@ impl SharedBudget {
         }
     }
 
+    /// Every permit of the budget.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Permits held now.
+    pub fn in_use(&self) -> usize {
+        self.total.saturating_sub(self.permits.available_permits())
+    }
+
     /// The memory budget of guest calls: `bytes` as MiB permits.
     pub fn of_memory(bytes: usize) -> Self {
         Self::new(bytes >> 20)
@@ -218,5 +228,16 @@ mod tests {
         ];
         assert_eq!(held.len(), 3);
         assert_eq!(budget.permits.available_permits(), 0);
+    }
+
+    #[tokio::test]
+    async fn in_use_counts_the_permits_held_until_they_are_released() {
+        let budget = SharedBudget::new(4);
+        let share = budget.share();
+        assert_eq!((budget.total(), budget.in_use()), (4, 0));
+        let held = share.reserve(3).await;
+        assert_eq!(budget.in_use(), 3);
+        drop(held);
+        assert_eq!(budget.in_use(), 0);
     }
 }

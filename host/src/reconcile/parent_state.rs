@@ -120,6 +120,14 @@ impl ParentStates {
         i64::try_from(waiting.count()).unwrap_or(i64::MAX)
     }
 
+    /// Parents whose last reconcile failed (retried with backoff).
+    pub fn failing(&self) -> usize {
+        self.lock()
+            .values()
+            .filter(|state| state.failures > 0)
+            .count()
+    }
+
     /// Parents with state kept.
     pub fn len(&self) -> usize {
         self.lock().len()
@@ -406,5 +414,19 @@ mod tests {
         states.of(&p).clear_failures();
         assert!(states.is_empty(), "an entry with nothing in it is removed");
         assert_eq!(states.of(&p).record_failure(), 1);
+    }
+
+    #[test]
+    fn failing_counts_the_parents_whose_last_reconcile_failed() {
+        let (mut writer, states) = states();
+        let (p, q) = (parent("p", "u", 1), parent("q", "v", 1));
+        apply(&mut writer, &states, watcher::Event::Apply(p.clone()));
+        apply(&mut writer, &states, watcher::Event::Apply(q.clone()));
+        states.of(&p).record_failure();
+        states.of(&p).record_failure();
+        states.of(&q).reconciled();
+        assert_eq!(states.failing(), 1);
+        states.of(&p).clear_failures();
+        assert_eq!(states.failing(), 0);
     }
 }

@@ -17,7 +17,7 @@ use crate::controller::{self, Membership, Shared, StartError, Stopped};
 use crate::guests::{GuestSpec, Roster};
 use crate::http;
 use crate::leader::{ElectionSettings, Elector};
-use crate::metrics::{GuestMetrics, Metrics};
+use crate::metrics::{GuestMetrics, HostCounts, HostProbe, Metrics};
 use crate::readiness::{Leadership, Readiness};
 use crate::reconcile::active_guest::guest_labels;
 use crate::reconcile::budget::SharedBudget;
@@ -81,6 +81,7 @@ pub async fn run(settings: RunSettings, stopping: watch::Receiver<bool>) -> anyh
         reconcile_slots: SharedBudget::new(usize::from(settings.concurrency)),
         claims: Arc::default(),
     };
+    shared.metrics.set_host_probe(host_probe(&shared));
     let Some(election) = settings.leader_election.clone() else {
         set_leadership(&shared, Leadership::NotElecting);
         return reconcile(&shared, &mut guests, &settings, stopping).await;
@@ -199,4 +200,18 @@ async fn reconcile(
 /// Resolves once `stopping` turns true.
 async fn stopped(mut stopping: watch::Receiver<bool>) {
     let _ = stopping.wait_for(|stopping| *stopping).await;
+}
+
+/// `reconciler_ready` and the shared budgets' gauges, read at each scrape.
+fn host_probe(shared: &Shared) -> HostProbe {
+    let readiness = Arc::clone(&shared.readiness);
+    let (memory, slots) = (shared.guest_memory.clone(), shared.reconcile_slots.clone());
+    Box::new(move || HostCounts {
+        ready: readiness.ready(),
+        // The memory budget counts in MiB permits.
+        guest_memory_budget_bytes: (memory.total() as u64) << 20,
+        guest_memory_in_use_bytes: (memory.in_use() as u64) << 20,
+        reconcile_slots: slots.total(),
+        reconcile_slots_in_use: slots.in_use(),
+    })
 }

@@ -1,5 +1,5 @@
 //! The peer a user would otherwise write: a plain kube-rs controller with the same decision
-//! (`guest_potatohead`, compiled natively), which applies every child and the status on every
+//! (`potatohead_decisions`, compiled natively), which applies every child and the status on every
 //! reconcile. No caches of its own, no no-op detection; it watches its children only to be
 //! triggered by them, as `Controller::owns` does.
 
@@ -25,7 +25,7 @@ struct Peer {
 #[derive(Debug, thiserror::Error)]
 enum PeerError {
     #[error("invalid spec: {0:?}")]
-    Spec(guest_potatohead::reconcile::ReconcileError),
+    Spec(potatohead_decisions::reconcile::ReconcileError),
     #[error(transparent)]
     Api(#[from] kube::Error),
 }
@@ -83,7 +83,7 @@ async fn reconcile(
 ) -> Result<Action, PeerError> {
     let text = serde_json::to_string(&*parent).expect("objects serialize");
     let desired =
-        guest_potatohead::reconcile::reconcile(&text, &[], false).map_err(PeerError::Spec)?;
+        potatohead_decisions::reconcile::reconcile(&text, &[], false).map_err(PeerError::Spec)?;
     let owner = json!([{
         "apiVersion": peer.parent.api_version,
         "kind": peer.parent.kind,
@@ -123,8 +123,8 @@ async fn reconcile(
         .iter()
         .map(|o| serde_json::to_string(o).expect("objects serialize"))
         .collect();
-    let decided =
-        guest_potatohead::reconcile::reconcile(&text, &observed, false).map_err(PeerError::Spec)?;
+    let decided = potatohead_decisions::reconcile::reconcile(&text, &observed, false)
+        .map_err(PeerError::Spec)?;
     let mut status = decided.status.unwrap_or_else(|| json!({}));
     status["observedGeneration"] = parent.metadata.generation.into();
     let parents: Api<DynamicObject> =

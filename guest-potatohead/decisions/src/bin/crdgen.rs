@@ -4,7 +4,7 @@
 use kube::CustomResourceExt;
 
 fn main() {
-    let crd = guest_potatohead::spec::PotatoHead::crd();
+    let crd = potatohead_decisions::spec::PotatoHead::crd();
     print!(
         "{}",
         serde_saphyr::to_string(&crd).expect("CRD serializes to YAML")

@@ -7,18 +7,21 @@
 //! test binary that ends, panics or is killed never leaves servers behind.
 
 use std::fs;
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
 
-use crate::paths::workspace_root;
+mod files;
+mod processes;
+
+use files::{control_plane_bins, kubeconfig_yaml, remove_stale_dirs};
+use processes::{free_port, run_quietly};
 
 /// What to start besides etcd and kube-apiserver.
 #[derive(Clone, Copy, Debug, Default)]
@@ -189,50 +192,6 @@ impl ControlPlane {
         })
     }
 
-    /// One control plane per test process (without kube-controller-manager), with the
-    /// PotatoHead CRD installed, started on first use by a thread that lives as long as the
-    /// process. With `USE_EXISTING_CLUSTER=true` the cluster of [`Self::existing`] is used.
-    pub async fn shared() -> &'static ControlPlane {
-        static SHARED: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
-        let plane = tokio::task::spawn_blocking(|| {
-            SHARED.get_or_init(|| {
-                let (started, receive) = std::sync::mpsc::channel();
-                std::thread::Builder::new()
-                    .name("control-plane".into())
-                    .spawn(move || {
-                        let use_existing =
-                            std::env::var("USE_EXISTING_CLUSTER").is_ok_and(|v| v == "true");
-                        let plane = if use_existing {
-                            ControlPlane::existing()
-                        } else {
-                            ControlPlane::start(Options::default())
-                        };
-                        let plane = plane.and_then(|plane| {
-                            plane.block_on(plane.install_crd(
-                                &workspace_root().join("deploy/crd/potatohead.yaml"),
-                            ))?;
-                            Ok(plane)
-                        });
-                        started
-                            .send(plane.map_err(|e| format!("{e:#}")))
-                            .expect("receiver waits");
-                        // The processes live as long as this thread: park it for good.
-                        loop {
-                            std::thread::park();
-                        }
-                    })
-                    .expect("spawn control-plane thread");
-                receive.recv().expect("control-plane thread reports")
-            })
-        })
-        .await
-        .expect("control-plane start-up task");
-        match plane {
-            Ok(plane) => plane,
-            Err(error) => panic!("starting the control plane failed: {error}"),
-        }
-    }
-
     /// A client authenticated as cluster-admin.
     pub async fn client(&self) -> kube::Client {
         let kubeconfig =
@@ -273,7 +232,8 @@ impl ControlPlane {
         }
     }
 
-    fn block_on<T>(&self, future: impl std::future::Future<Output = T>) -> T {
+    /// Runs `future` to completion on a runtime of its own (for callers outside one).
+    pub fn block_on<T>(&self, future: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -524,186 +484,4 @@ async fn etcd_post(address: &str, path: &str, body: &str) -> anyhow::Result<serd
         .map(|(start, end)| &body[start..=end])
         .with_context(|| format!("no JSON in etcd's answer: {body}"))?;
     Ok(serde_json::from_str(json)?)
-}
-
-/// A control plane of its own for one test, whose servers the test may stop and resume. It
-/// lives on a thread of its own (servers die with the thread that started them), which also
-/// starts servers again. Stopped when dropped.
-pub struct DedicatedPlane {
-    plane: std::sync::Arc<ControlPlane>,
-    requests: Option<std::sync::mpsc::Sender<PlaneRequest>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-type PlaneRequest = Box<dyn FnOnce(&ControlPlane) + Send>;
-
-impl DedicatedPlane {
-    /// Starts etcd, kube-apiserver (and kube-controller-manager if asked) and installs the
-    /// PotatoHead CRD.
-    pub async fn start(options: Options) -> DedicatedPlane {
-        let (started, receive) = tokio::sync::oneshot::channel();
-        let (requests, incoming) = std::sync::mpsc::channel::<PlaneRequest>();
-        let thread = std::thread::Builder::new()
-            .name("dedicated-plane".into())
-            .spawn(move || {
-                let plane = ControlPlane::start(options).and_then(|plane| {
-                    plane.block_on(
-                        plane.install_crd(&workspace_root().join("deploy/crd/potatohead.yaml")),
-                    )?;
-                    Ok(std::sync::Arc::new(plane))
-                });
-                let plane = match plane {
-                    Ok(plane) => {
-                        let _ = started.send(Ok(std::sync::Arc::clone(&plane)));
-                        plane
-                    }
-                    Err(error) => {
-                        let _ = started.send(Err(format!("{error:#}")));
-                        return;
-                    }
-                };
-                // Serve requests until the sender is dropped; then the plane (the last
-                // reference, once the test dropped its own) stops its servers.
-                for request in incoming {
-                    request(&plane);
-                }
-            })
-            .expect("spawn dedicated-plane thread");
-        let plane = receive
-            .await
-            .expect("plane thread reports")
-            .unwrap_or_else(|e| panic!("starting a dedicated control plane failed: {e}"));
-        DedicatedPlane {
-            plane,
-            requests: Some(requests),
-            thread: Some(thread),
-        }
-    }
-
-    /// Starts a stopped server again, from the plane's own thread.
-    pub async fn resume(&self, name: &str) {
-        let (done, finished) = tokio::sync::oneshot::channel();
-        let name = name.to_string();
-        self.requests
-            .as_ref()
-            .expect("plane running")
-            .send(Box::new(move |plane: &ControlPlane| {
-                let _ = done.send(plane.resume(&name).map_err(|e| format!("{e:#}")));
-            }))
-            .expect("plane thread alive");
-        finished
-            .await
-            .expect("plane thread answers")
-            .unwrap_or_else(|e| panic!("resuming failed: {e}"));
-    }
-}
-
-impl std::ops::Deref for DedicatedPlane {
-    type Target = ControlPlane;
-    fn deref(&self) -> &ControlPlane {
-        &self.plane
-    }
-}
-
-impl Drop for DedicatedPlane {
-    fn drop(&mut self) {
-        // The thread holds the other reference; closing the channel ends it and drops the plane.
-        drop(self.requests.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn kubeconfig_yaml(server: &str, ca_file: &Path, token: &str, namespace: &str) -> String {
-    let ca_file = ca_file.display();
-    format!(
-        "apiVersion: v1
-kind: Config
-clusters:
-- name: local
-  cluster:
-    server: {server}
-    certificate-authority: {ca_file}
-users:
-- name: user
-  user:
-    token: {token}
-contexts:
-- name: local
-  context:
-    cluster: local
-    user: user
-    namespace: {namespace}
-current-context: local
-"
-    )
-}
-
-/// The folder with kube-apiserver, kube-controller-manager and etcd, from the project's script
-/// (which honours KUBEBUILDER_ASSETS and builds and caches the binaries on first use).
-fn control_plane_bins() -> anyhow::Result<PathBuf> {
-    let script = workspace_root().join("hack/control-plane-bins.sh");
-    let output = Command::new(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !output.status.success() {
-        bail!("{} failed ({})", script.display(), output.status);
-    }
-    let stdout = String::from_utf8(output.stdout)?;
-    let dir = stdout.lines().last().context("script printed no folder")?;
-    Ok(PathBuf::from(dir.trim()))
-}
-
-/// Scratch folders of earlier test processes that are no longer running.
-fn remove_stale_dirs() {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(DIR_PREFIX) else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
-            continue;
-        };
-        // kill(pid, 0) fails with ESRCH when no such process exists.
-        if unsafe { libc::kill(pid, 0) } != 0 {
-            let _ = fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-/// A port free now, from below the kernel's ephemeral range (32768 and up by default): a port
-/// the kernel handed out (`bind` to port 0) can be taken by any outgoing connection in the moment
-/// between this check and the server's own `bind`.
-fn free_port() -> anyhow::Result<u16> {
-    const FIRST: u32 = 20_000;
-    const COUNT: u32 = 12_000;
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    // Spread processes (test binaries, the bench's helper) apart; step through within one.
-    let start = std::process::id().wrapping_mul(7919);
-    for _ in 0..COUNT {
-        let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let port = (FIRST + start.wrapping_add(step.wrapping_mul(101)) % COUNT) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    bail!("no free port in {FIRST}-{}", FIRST + COUNT - 1)
-}
-
-fn run_quietly(command: &mut Command) -> anyhow::Result<()> {
-    let output = command
-        .output()
-        .with_context(|| format!("running {command:?}"))?;
-    if !output.status.success() {
-        bail!(
-            "{command:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
 }

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use e2e::{ControlPlane, Options};
+use local_control_plane::{ControlPlane, Options};
 
 fn main() -> anyhow::Result<()> {
     let mut options = Options {

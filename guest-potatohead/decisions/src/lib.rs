@@ -1,0 +1,22 @@
+//! The PotatoHead operator's decisions as plain functions over JSON text: what the default guest
+//! runs inside its component, tested natively. No component glue lives here, so another guest
+//! (the hot-swap test guest `potatohead-v2`) can depend on this crate and export itself.
+
+pub mod children;
+pub mod parts;
+pub mod reconcile;
+pub mod spec;
+pub mod status;
+pub mod validate;
+
+use guest_kit::component::{Manifest, kind};
+
+/// The manifest of a guest that runs these decisions under `name`: a PotatoHead parent and the
+/// three child kinds [`children`] makes.
+pub fn manifest(name: &str, version: &str) -> Manifest {
+    Manifest::new(name, version, kind(spec::GROUP, spec::VERSION, spec::KIND)).with_children([
+        kind("apps", "v1", "Deployment"),
+        kind("", "v1", "Service"),
+        kind("", "v1", "ConfigMap"),
+    ])
+}
