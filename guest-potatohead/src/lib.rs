@@ -6,9 +6,8 @@
 pub mod arena;
 
 use guest_kit::component::{Desired, Level, Manifest, Observed, ReconcileError, Reconciler, log};
-use potatohead_decisions::reconcile;
 
-/// The guest: [`reconcile::reconcile`] over the contract's types.
+/// The guest: [`potatohead_decisions::decide`] over the contract's types.
 pub struct PotatoHeadGuest;
 
 impl Reconciler for PotatoHeadGuest {
@@ -17,11 +16,7 @@ impl Reconciler for PotatoHeadGuest {
     }
 
     fn reconcile(observed: Observed) -> Result<Desired, ReconcileError> {
-        let desired =
-            reconcile::reconcile(&observed.parent, &observed.children, observed.finalizing)
-                .map_err(|reconcile::ReconcileError::InvalidSpec(reason)| {
-                    ReconcileError::InvalidSpec(reason)
-                })?;
+        let desired = potatohead_decisions::decide(&observed)?;
         log(
             Level::Debug,
             &format!("desired {} children", desired.children.len()),

@@ -9,7 +9,7 @@ pub mod spec;
 pub mod status;
 pub mod validate;
 
-use guest_kit::component::{Manifest, kind};
+use guest_kit::component::{Manifest, Observed, ReconcileError, kind};
 
 /// The manifest of a guest that runs these decisions under `name`: a PotatoHead parent and the
 /// three child kinds [`children`] makes.
@@ -19,4 +19,14 @@ pub fn manifest(name: &str, version: &str) -> Manifest {
         kind("", "v1", "Service"),
         kind("", "v1", "ConfigMap"),
     ])
+}
+
+/// The decisions on what the host observed, a wrong spec as the contract's `InvalidSpec`.
+///
+/// # Errors
+/// [`ReconcileError::InvalidSpec`] naming the field, as [`reconcile::reconcile`] finds it.
+pub fn decide(observed: &Observed) -> Result<reconcile::Desired, ReconcileError> {
+    reconcile::reconcile(&observed.parent, &observed.children, observed.finalizing).map_err(
+        |reconcile::ReconcileError::InvalidSpec(reason)| ReconcileError::InvalidSpec(reason),
+    )
 }

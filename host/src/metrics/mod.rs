@@ -141,6 +141,44 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The gauges the alerts of `deploy/monitoring/` watch beside the counters: per guest, parents
+    /// failing and a failing parent watch; for the process, readiness and the shared budgets.
+    fn register_alert_gauges(&self, registry: &mut Registry) {
+        registry.register(
+            "parents_failing",
+            "Parents whose last reconcile failed (retried with backoff)",
+            self.parents_failing.clone(),
+        );
+        registry.register(
+            "parent_watch_failing",
+            "1 while the guest's parent watch fails (its CRD deleted, or the watch not allowed)",
+            self.parent_watch_failing.clone(),
+        );
+        registry.register("ready", "1 while /readyz answers 200", self.ready.clone());
+        registry.register_with_unit(
+            "guest_memory_budget",
+            "Memory all guest calls running at once may hold (--guest-memory-budget-mib)",
+            Unit::Bytes,
+            self.guest_memory_budget.clone(),
+        );
+        registry.register_with_unit(
+            "guest_memory_in_use",
+            "Memory of the guest memory budget that running guest calls hold now",
+            Unit::Bytes,
+            self.guest_memory_in_use.clone(),
+        );
+        registry.register(
+            "reconcile_slots",
+            "Reconciles that may run at once, by all guests together (--concurrency)",
+            self.reconcile_slots.clone(),
+        );
+        registry.register(
+            "reconcile_slots_in_use",
+            "Reconcile slots taken now",
+            self.reconcile_slots_in_use.clone(),
+        );
+    }
+
     /// Registers the host's own metrics (`reconciler_…`) in `registry`.
     fn register(&self, registry: &mut Registry) {
         registry.register(
@@ -193,39 +231,7 @@ impl Metrics {
              (0: every parent is on its way to the active guest)",
             self.swap_sweep_remaining.clone(),
         );
-        registry.register(
-            "parents_failing",
-            "Parents whose last reconcile failed (retried with backoff)",
-            self.parents_failing.clone(),
-        );
-        registry.register(
-            "parent_watch_failing",
-            "1 while the guest's parent watch fails (its CRD deleted, or the watch not allowed)",
-            self.parent_watch_failing.clone(),
-        );
-        registry.register("ready", "1 while /readyz answers 200", self.ready.clone());
-        registry.register_with_unit(
-            "guest_memory_budget",
-            "Memory all guest calls running at once may hold (--guest-memory-budget-mib)",
-            Unit::Bytes,
-            self.guest_memory_budget.clone(),
-        );
-        registry.register_with_unit(
-            "guest_memory_in_use",
-            "Memory of the guest memory budget that running guest calls hold now",
-            Unit::Bytes,
-            self.guest_memory_in_use.clone(),
-        );
-        registry.register(
-            "reconcile_slots",
-            "Reconciles that may run at once, by all guests together (--concurrency)",
-            self.reconcile_slots.clone(),
-        );
-        registry.register(
-            "reconcile_slots_in_use",
-            "Reconcile slots taken now",
-            self.reconcile_slots_in_use.clone(),
-        );
+        self.register_alert_gauges(registry);
         registry.register(
             "leader",
             "1 when this replica reconciles (it holds the leader Lease, or runs without leader \

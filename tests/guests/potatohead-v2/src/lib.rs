@@ -2,7 +2,6 @@
 //! `podtato.example.com/variant: v2` on every child, so a test can see which guest decided.
 
 use guest_kit::component::{Desired, Manifest, Observed, ReconcileError, Reconciler};
-use potatohead_decisions::reconcile;
 
 struct PotatoHeadV2;
 
@@ -12,11 +11,7 @@ impl Reconciler for PotatoHeadV2 {
     }
 
     fn reconcile(observed: Observed) -> Result<Desired, ReconcileError> {
-        let desired =
-            reconcile::reconcile(&observed.parent, &observed.children, observed.finalizing)
-                .map_err(|reconcile::ReconcileError::InvalidSpec(reason)| {
-                    ReconcileError::InvalidSpec(reason)
-                })?;
+        let desired = potatohead_decisions::decide(&observed)?;
         Ok(Desired {
             children: desired
                 .children
