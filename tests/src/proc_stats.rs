@@ -104,6 +104,8 @@ mod tests {
         let all = all - machine_all_before;
         // The spinning alone kept one core busy for 300 ms (counted in 10 ms ticks).
         assert!(busy >= 0.25, "machine busy {busy} s while this test spun");
-        assert!(all >= busy, "busy {busy} s within {all} s of all cores");
+        // On a machine busy on every core the two deltas are the same count of ticks, and the
+        // differences of large second counts round apart by far less than one 10 ms tick.
+        assert!(all + 0.001 >= busy, "busy {busy} s within {all} s of all cores");
     }
 }
