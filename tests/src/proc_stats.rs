@@ -106,6 +106,9 @@ mod tests {
         assert!(busy >= 0.25, "machine busy {busy} s while this test spun");
         // On a machine busy on every core the two deltas are the same count of ticks, and the
         // differences of large second counts round apart by far less than one 10 ms tick.
-        assert!(all + 0.001 >= busy, "busy {busy} s within {all} s of all cores");
+        assert!(
+            all + 0.001 >= busy,
+            "busy {busy} s within {all} s of all cores"
+        );
     }
 }
