@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the Greeting guest: guest.js + ../../wit -> a WebAssembly component.
+# Builds the Greeting guest: guest.js + ../../wit/0.1.0 -> a WebAssembly component. It stays a
+# contract 0.1.0 guest on purpose: the tests prove a 0.1 guest in JavaScript keeps running.
 #   examples/greeting-js/build.sh [OUT]   (default: target/examples/greeting_js.wasm)
 # Needs node and npm; npm installs the pinned componentize-qjs (npm's cache makes reruns
 # fast). --sync: the host calls guests synchronously (no component-model async).
@@ -22,5 +23,5 @@ if [ ! -x node_modules/.bin/componentize-qjs ] || [ package-lock.json -nt node_m
   npm install --no-audit --no-fund --no-save --loglevel=error >&2
 fi
 mkdir -p "$(dirname "$OUT")"
-node_modules/.bin/componentize-qjs --sync --wit "$ROOT/wit" --world reconciler --js guest.js -o "$OUT" >&2
+node_modules/.bin/componentize-qjs --sync --wit "$ROOT/wit/0.1.0" --world reconciler --js guest.js -o "$OUT" >&2
 echo "built $OUT ($(stat -c %s "$OUT") bytes)" >&2

@@ -12,6 +12,11 @@ pub struct ReconcilerStamp {
     pub version: String,
     /// `sha256:` digest of the guest file.
     pub digest: String,
+    /// The contract version the guest speaks, e.g. `0.2.0`. Written for guests of contract 0.2
+    /// and later only, so the status of a 0.1 guest, and the CRDs written for it, stay as they
+    /// were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
 }
 
 /// A condition following the Kubernetes API conventions (metav1.Condition).

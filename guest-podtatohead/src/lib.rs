@@ -36,6 +36,7 @@ impl Reconciler for PodTatoHeadGuest {
                 children: desired.children.iter().map(text).collect(),
                 status: Some(text(&desired.status)),
                 requeue_after_ms: None,
+                events: Vec::new(),
             })
             .map_err(|reconcile::InvalidSpec(reason)| ReconcileError::InvalidSpec(reason))
     }

@@ -26,6 +26,7 @@ impl Reconciler for PotatoHeadGuest {
             children,
             status,
             requeue_after_ms: desired.requeue_after_ms,
+            events: Vec::new(),
         })
     }
 }

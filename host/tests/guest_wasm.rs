@@ -6,7 +6,9 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use reconciler_host::sandbox::{GuestEngine, GuestError, GuestLimits, LoadError, Observation};
+use reconciler_host::sandbox::{
+    Contract, GuestEngine, GuestError, GuestLimits, LoadError, Observation,
+};
 use serde_json::{Value, json};
 
 fn default_guest_path() -> PathBuf {
@@ -183,11 +185,45 @@ fn a_component_for_another_wit_version_is_refused_as_incompatible() {
     assert!(matches!(err, LoadError::Incompatible { .. }), "{err}");
     let message = reconciler_host::error_text::error_chain(&err);
     assert!(
-        message.contains("implements wasm-reconciler:reconciler@0.1.0"),
+        message.contains(
+            "implements wasm-reconciler:reconciler@0.2.0 and wasm-reconciler:reconciler@0.1.0"
+        ),
         "{message}"
     );
     assert!(
-        message.contains("no exported instance named `wasm-reconciler:reconciler/guest@0.1.0`"),
+        message.contains("no exported instance named `wasm-reconciler:reconciler/guest@0.2.0`"),
         "{message}"
     );
+}
+
+/// The promise of the contract's compatibility section: a guest built against 0.1.0, before 0.2
+/// existed, runs unchanged, byte for byte, and decides what it always decided.
+#[test]
+fn a_contract_0_1_build_kept_byte_for_byte_decides_as_the_current_default_guest() {
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/contract-0.1.0/guest_potatohead.wasm");
+    let old = engine()
+        .load_path(&fixture, GuestLimits::default())
+        .unwrap();
+    let current = engine()
+        .load_path(&default_guest_path(), GuestLimits::default())
+        .unwrap();
+    assert_eq!(old.contract(), Contract::V0_1);
+    assert_eq!(old.manifest().contract, Contract::V0_1);
+    assert_eq!(current.contract(), Contract::V0_2);
+    assert_eq!(old.manifest().children, current.manifest().children);
+    for spec in [
+        all_parts(),
+        json!({ "tag": "0.3.0", "parts": [{"name": "hat"}] }),
+    ] {
+        let before = old.reconcile(&observed(spec.clone()), "demo").unwrap();
+        let now = current.reconcile(&observed(spec), "demo").unwrap();
+        assert!(!before.children.is_empty());
+        assert_eq!(before.children, now.children);
+        assert_eq!(before.status, now.status);
+        assert_eq!(before.requeue_after, now.requeue_after);
+    }
+    let invalid = json!({ "tag": "0.3.0", "parts": [{"name": "tail"}] });
+    let refused = old.reconcile(&observed(invalid), "demo").unwrap_err();
+    assert!(matches!(refused, GuestError::InvalidSpec(_)), "{refused}");
 }

@@ -214,8 +214,8 @@ fn check_describes_the_default_guest() {
     let stdout = text(&output.stdout);
     for expected in [
         "guest:         potatohead 0.1.0",
-        "WIT package:   wasm-reconciler:reconciler@0.1.0",
-        "exports:       wasm-reconciler:reconciler/guest@0.1.0",
+        "WIT package:   wasm-reconciler:reconciler@0.2.0",
+        "exports:       wasm-reconciler:reconciler/guest@0.2.0",
         "parent kind:   PotatoHead.podtato.example.com/v1alpha1",
         "child kinds:   Deployment.apps/v1, Service.v1, ConfigMap.v1",
         "compile time:",
@@ -327,7 +327,7 @@ fn check_refuses_garbage_and_a_component_for_another_wit_version() {
     assert!(
         stdout.contains("exports:       wasm-reconciler:reconciler/guest@9.0.0")
             && stdout.contains(
-                "not compatible with this host, which implements wasm-reconciler:reconciler@0.1.0"
+                "not compatible with this host, which implements wasm-reconciler:reconciler@0.2.0 and wasm-reconciler:reconciler@0.1.0"
             ),
         "{stdout}"
     );

@@ -166,7 +166,7 @@ proptest! {
         observed_child in json_value(),
     ) {
         let texts: Vec<String> = children.iter().map(Value::to_string).collect();
-        let decision = Decision { children: texts.clone(), status: Some(status.to_string()), requeue_after: None };
+        let decision = Decision { children: texts.clone(), status: Some(status.to_string()), requeue_after: None, events: Vec::new() };
         if let Ok(planned) = plan::plan(decision, &parent_ref(), "ns", &kinds(), "wasm-reconciler") {
             prop_assert!(planned.children.len() == texts.len());
         }

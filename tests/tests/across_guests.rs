@@ -114,7 +114,7 @@ async fn two_guests_whose_kinds_form_a_cycle_cannot_serve_together() {
 
     // The first guest goes: the cycle with it, so the second starts.
     std::fs::remove_file(folder.path().join("a-configmaps.wasm")).unwrap();
-    wait_readyz_lists(&host, "[+]guest b-serviceaccounts ok").await;
+    wait_readyz_lists(&host, "[+]guest b-serviceaccounts ok (contract 0.1.0)").await;
     eventually(CONVERGE, "the ServiceAccount's ConfigMap", || async {
         config_maps
             .get("seed-echo-echo")

@@ -82,17 +82,22 @@ async fn all_children_are(
 }
 
 async fn reconciler_names(client: &Client, namespace: &str) -> Vec<String> {
-    let mut names = Vec::new();
+    reconciler_field(client, namespace, "name").await
+}
+
+/// `status.reconciler.<field>` of each PotatoHead, empty where it is absent.
+async fn reconciler_field(client: &Client, namespace: &str, field: &str) -> Vec<String> {
+    let mut values = Vec::new();
     for parent in PARENTS {
         let object = potatohead_api(client, namespace).get(parent).await.unwrap();
-        names.push(
-            object.data["status"]["reconciler"]["name"]
+        values.push(
+            object.data["status"]["reconciler"][field]
                 .as_str()
                 .unwrap_or_default()
                 .to_string(),
         );
     }
-    names
+    values
 }
 
 /// A scenario whose guest lies in a temporary folder (deleted with it).
@@ -168,6 +173,12 @@ async fn replacing_the_guest_file_switches_every_potatohead_to_the_new_logic_wit
         reconciler_names(&setup.client, &setup.namespace).await,
         ["potatohead", "potatohead"]
     );
+    // The default guest speaks contract 0.2, the v2 test guest the frozen 0.1 (whose stamp
+    // names no contract): the swap crosses versions both ways in this file's tests.
+    assert_eq!(
+        reconciler_field(&setup.client, &setup.namespace, "contract").await,
+        ["0.2.0", "0.2.0"]
+    );
 
     replace_file(
         &setup._dir.path().join("guest.wasm"),
@@ -175,6 +186,10 @@ async fn replacing_the_guest_file_switches_every_potatohead_to_the_new_logic_wit
     );
     all_children_are(&setup.client, &setup.namespace, Some("v2"), SWAP_DEADLINE).await;
     both_reconciled_by_v2(&setup).await;
+    assert_eq!(
+        reconciler_field(&setup.client, &setup.namespace, "contract").await,
+        ["", ""]
+    );
     assert!(setup.host.is_running(), "the host restarted or died");
     assert_eq!(setup.host.pid(), pid);
     assert!(
@@ -314,7 +329,7 @@ async fn garbage_and_incompatible_guests_are_refused_while_the_old_guest_keeps_s
         "garbage named as such"
     );
     assert!(
-        log.contains("no exported instance named `wasm-reconciler:reconciler/guest@0.1.0`"),
+        log.contains("no exported instance named `wasm-reconciler:reconciler/guest@0.2.0`"),
         "version mismatch named"
     );
 

@@ -389,7 +389,10 @@ async fn a_guest_whose_crd_is_missing_waits_for_it_while_the_others_serve() {
     create_demo(&client, &namespace).await;
     let (status, body) = host.http_get("/readyz").await;
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("[+]guest potatohead ok"), "{body}");
+    assert!(
+        body.contains("[+]guest potatohead ok (contract 0.2.0)"),
+        "{body}"
+    );
     assert!(
         body.contains("[-]guest greeting not ready: the API server does not serve Greeting"),
         "{body}"

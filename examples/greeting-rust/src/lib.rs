@@ -118,6 +118,7 @@ impl Reconciler for Greeting {
             children: decision.children.iter().map(Value::to_string).collect(),
             status: Some(decision.status.to_string()),
             requeue_after_ms: None,
+            events: Vec::new(),
         })
     }
 }

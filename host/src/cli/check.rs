@@ -16,7 +16,7 @@ use crate::guests::folder::{self, MAX_GUESTS};
 use crate::guests::settings as guest_settings;
 use crate::guests::{HostRules, Roster};
 use crate::sandbox::{
-    GuestEngine, GuestFile, GuestInterfaces, GuestLimits, GuestManifest, LoadError, WIT_PACKAGE,
+    GuestEngine, GuestFile, GuestInterfaces, GuestLimits, GuestManifest, LoadError,
 };
 
 /// `check`: prints the report of a guest file, or of every `*.wasm` in a folder; exit 0 when
@@ -225,11 +225,16 @@ impl CheckReport {
         if let Ok(manifest) = &self.verdict {
             let children: Vec<String> = manifest.children.iter().map(display_gvk).collect();
             text.push_str(&format!(
-                "guest:         {} {}\nWIT package:   {WIT_PACKAGE}\nparent kind:   {}\nchild kinds:   {}\n",
+                "guest:         {} {}\nWIT package:   {}\nparent kind:   {}\nchild kinds:   {}\n",
                 manifest.name,
                 manifest.version,
+                manifest.contract.package(),
                 display_gvk(&manifest.parent),
-                if children.is_empty() { "(none)".into() } else { children.join(", ") },
+                if children.is_empty() {
+                    "(none)".into()
+                } else {
+                    children.join(", ")
+                },
             ));
         }
         text

@@ -34,6 +34,7 @@ use crate::error_text::error_chain;
 use crate::guests::watch::{SighupForwarder, watch_folder};
 use crate::guests::{GuestSpec, HostRules, Refusal, Roster};
 use crate::metrics::{GuestMetrics, ReloadResult};
+use crate::readiness::GuestReadiness;
 use crate::reconcile::{ActiveGuest, GuestSlot};
 use crate::sandbox::{GuestEngine, GuestFile, LoadError, LoadedGuest};
 
@@ -111,6 +112,8 @@ pub(super) struct HotSwap {
     /// Asked after each swap to reconcile every parent again with the new guest.
     sweep: Arc<Sweep>,
     metrics: GuestMetrics,
+    /// Told the contract of each guest swapped in, for `/readyz`.
+    readiness: GuestReadiness,
     /// Where a guest for another parent kind is handed over, when that is allowed
     /// (`--allow-parent-kind-change`); `None`: refuse such guests.
     parent_kind_change: Option<Arc<ParentKindHandoff>>,
@@ -148,6 +151,7 @@ impl HotSwap {
             client: shared.client.clone(),
             sweep: Arc::clone(hooks.sweep),
             metrics: hooks.metrics.clone(),
+            readiness: shared.readiness.guest(&spec.name),
             parent_kind_change: settings
                 .allow_parent_kind_change
                 .then(|| Arc::clone(hooks.handoff)),
@@ -197,6 +201,8 @@ impl HotSwap {
                 Ok(Some(swap)) => {
                     self.metrics.guest_reloaded(ReloadResult::Swapped);
                     self.metrics.set_active_guest(swap.active.metric_labels());
+                    self.readiness
+                        .set_loaded(swap.active.guest.contract().version());
                 }
                 Ok(None) | Err(SwapError::HandedOver) => {}
                 Err(_) => self.metrics.guest_reloaded(ReloadResult::Refused),

@@ -377,7 +377,7 @@ fn activate(
 ) -> Arc<GuestSlot> {
     readiness.set_caches_synced(true);
     metrics.set_active_guest(active.metric_labels());
-    readiness.set_loaded();
+    readiness.set_loaded(active.guest.contract().version());
     Arc::new(GuestSlot::new(active))
 }
 

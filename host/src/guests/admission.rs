@@ -42,6 +42,14 @@ pub enum Refusal {
         by: String,
         allowed: String,
     },
+    /// It declares a kind to read besides its parent and children (contract 0.2 `related`):
+    /// this host does not watch related objects for guests yet, and a guest must not decide
+    /// believing it reads objects it is never given.
+    #[error(
+        "the guest declares related kind {kind} (the manifest's `related`), but this host reads \
+         no related objects for guests yet; build the guest without related kinds"
+    )]
+    RelatedKindNotServed { kind: String },
     /// It names one resource by two API groups, among its own kinds.
     #[error(
         "the guest declares {first} and {second}, one resource under two API groups: each object \
@@ -85,7 +93,9 @@ impl Refusal {
         match self {
             Self::Settings(_) => RefusalReason::Settings,
             Self::BuiltinParent(_) => RefusalReason::BuiltinParentKind,
-            Self::ChildKindNotAllowed { .. } => RefusalReason::KindNotAllowed,
+            Self::ChildKindNotAllowed { .. } | Self::RelatedKindNotServed { .. } => {
+                RefusalReason::KindNotAllowed
+            }
             Self::AliasedOwnKinds { .. } | Self::AliasedAcrossGuests { .. } => {
                 RefusalReason::AliasedKind
             }
@@ -135,6 +145,11 @@ pub fn admit_alone(
             kind: display_gvk(kind),
             by,
             allowed: settings.allowed_child_kinds.describe(),
+        });
+    }
+    if let Some(kind) = manifest.related.first() {
+        return Err(Refusal::RelatedKindNotServed {
+            kind: display_gvk(kind),
         });
     }
     let own = std::iter::once(&manifest.parent).chain(&manifest.children);
@@ -249,16 +264,19 @@ mod tests {
     use kube::api::GroupVersionKind;
 
     use crate::guests::KindAllowlist;
+    use crate::sandbox::Contract;
 
     use super::*;
 
     fn manifest(parent: (&str, &str), children: &[(&str, &str)]) -> GuestManifest {
         let gvk = |(group, kind): (&str, &str)| GroupVersionKind::gvk(group, "v1", kind);
         GuestManifest {
+            contract: Contract::V0_2,
             name: "g".into(),
             version: "0.1.0".into(),
             parent: gvk(parent),
             children: children.iter().copied().map(gvk).collect(),
+            related: Vec::new(),
         }
     }
 
@@ -273,6 +291,26 @@ mod tests {
     fn admit(roster: &Roster, name: &str, manifest: &GuestManifest) -> Result<(), Refusal> {
         let rules = HostRules::default();
         roster.admit(&rules, name, manifest, &settings(&rules))
+    }
+
+    #[test]
+    fn a_guest_that_declares_related_kinds_is_refused_until_the_host_serves_them() {
+        let mut reads = manifest(("x.io", "Probe"), &[]);
+        reads.related = vec![GroupVersionKind::gvk("", "v1", "Secret")];
+        let refusal = admit(&Roster::default(), "reads", &reads).unwrap_err();
+        assert!(
+            refusal
+                .to_string()
+                .contains("declares related kind Secret.v1 (the manifest's `related`)"),
+            "{refusal}"
+        );
+        assert_eq!(refusal.metric_reason(), RefusalReason::KindNotAllowed);
+        admit(
+            &Roster::default(),
+            "plain",
+            &manifest(("x.io", "Probe"), &[]),
+        )
+        .unwrap();
     }
 
     // Attack: guest A (Probe → Gizmo) and guest B (Gizmo → Probe), each legal alone, made 255

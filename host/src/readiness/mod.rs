@@ -49,6 +49,8 @@ pub type ChildWatchProbe = Box<dyn Fn() -> Vec<String> + Send + Sync>;
 struct GuestState {
     /// Whether a guest is loaded (its code checked and active).
     loaded: bool,
+    /// The contract version the active guest speaks (`0.2.0`), shown beside `ok`.
+    contract: Option<&'static str>,
     caches_synced: bool,
     parent_watch_failing: bool,
     /// Why the guest's controller is not running yet (its parent kind is not served…).
@@ -160,7 +162,12 @@ impl Readiness {
         for (name, state) in guests.iter() {
             match state.not_ready(leadership) {
                 None => {
-                    let _ = writeln!(report, "[+]guest {name} ok");
+                    let _ = match state.contract {
+                        Some(contract) => {
+                            writeln!(report, "[+]guest {name} ok (contract {contract})")
+                        }
+                        None => writeln!(report, "[+]guest {name} ok"),
+                    };
                 }
                 Some(why) => {
                     ready = false;
@@ -186,9 +193,13 @@ pub struct GuestReadiness {
 }
 
 impl GuestReadiness {
-    /// A guest is loaded: listed from now on, ready once its caches are.
-    pub fn set_loaded(&self) {
-        self.update(|state| state.loaded = true);
+    /// A guest speaking `contract` (`0.2.0`) is loaded, or swapped in: listed from now on,
+    /// ready once its caches are.
+    pub fn set_loaded(&self, contract: &'static str) {
+        self.update(|state| {
+            state.loaded = true;
+            state.contract = Some(contract);
+        });
     }
 
     /// Why the guest's controller is not running (`None`: it is starting or runs). Lists the

@@ -6,7 +6,7 @@ use super::*;
 fn ready_needs_a_role_synced_caches_and_a_guest() {
     let readiness = Arc::new(Readiness::default());
     let g = readiness.guest("g");
-    g.set_loaded();
+    g.set_loaded("0.2.0");
     g.set_caches_synced(true);
     assert!(!readiness.ready(), "role unknown");
     readiness.set_leadership(Leadership::NotElecting);
@@ -33,14 +33,17 @@ fn readyz_reports_each_guest_and_is_ready_only_when_all_are() {
     let readiness = Arc::new(Readiness::default());
     readiness.set_leadership(Leadership::NotElecting);
     let healthy = readiness.guest("healthy");
-    healthy.set_loaded();
+    healthy.set_loaded("0.2.0");
     healthy.set_caches_synced(true);
     let broken = readiness.guest("broken");
-    broken.set_loaded();
+    broken.set_loaded("0.2.0");
     broken.set_waiting(Some("its parent kind is not served".into()));
     let (ready, report) = readiness.report();
     assert!(!ready, "{report}");
-    assert!(report.contains("[+]guest healthy ok"), "{report}");
+    assert!(
+        report.contains("[+]guest healthy ok (contract 0.2.0)"),
+        "{report}"
+    );
     assert!(
         report.contains("[-]guest broken not ready: its parent kind is not served"),
         "{report}"
@@ -61,7 +64,7 @@ fn readyz_reports_each_guest_and_is_ready_only_when_all_are() {
 #[test]
 fn a_standby_is_ready_without_caches_and_reports_it() {
     let readiness = Arc::new(Readiness::default());
-    readiness.guest("g").set_loaded();
+    readiness.guest("g").set_loaded("0.2.0");
     readiness.set_leadership(Leadership::Standby);
     assert!(readiness.ready());
     assert!(!Leadership::Standby.reconciles());
@@ -75,7 +78,7 @@ fn a_guest_whose_child_watch_fails_is_not_ready_saying_which_kind() {
     let readiness = Arc::new(Readiness::default());
     readiness.set_leadership(Leadership::NotElecting);
     let g = readiness.guest("g");
-    g.set_loaded();
+    g.set_loaded("0.2.0");
     g.set_caches_synced(true);
     let failing = Arc::new(std::sync::Mutex::new(vec!["Widget.x.io/v1".to_string()]));
     let probe = Arc::clone(&failing);

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::cluster::ResolvedKind;
 use crate::metrics::GuestLabels;
-use crate::sandbox::LoadedGuest;
+use crate::sandbox::{Contract, LoadedGuest};
 
 /// A loaded guest and its resolved child kinds.
 pub struct ActiveGuest {
@@ -17,12 +17,17 @@ pub struct ActiveGuest {
 }
 
 impl ActiveGuest {
-    /// `potatohead 0.1.0 (sha256:568beca8fbd1…)`: for logs.
+    /// `potatohead 0.1.0 (sha256:568beca8fbd1…, contract 0.2.0)`: for logs.
     pub fn summary(&self) -> String {
         let manifest = self.guest.manifest();
         let digest = self.guest.digest();
         let short = digest.get(..19).unwrap_or(digest);
-        format!("{} {} ({short}…)", manifest.name, manifest.version)
+        format!(
+            "{} {} ({short}…, contract {})",
+            manifest.name,
+            manifest.version,
+            self.guest.contract().version()
+        )
     }
 
     /// Who needs this guest's child kinds in the shared caches: its parent kind's controller,
@@ -42,10 +47,18 @@ impl ActiveGuest {
     }
 }
 
-/// `status.reconciler` for `guest`: its name, version and digest.
+/// `status.reconciler` for `guest`: its name, version and digest, and the contract version it
+/// speaks when that is 0.2 or later. A 0.1 guest's stamp stays as it always was: its parent's CRD
+/// may not declare `contract`, and a field the API server prunes would look like a change on
+/// every reconcile.
 pub fn status_stamp(guest: &LoadedGuest) -> Value {
     let manifest = guest.manifest();
-    json!({ "name": manifest.name, "version": manifest.version, "digest": guest.digest() })
+    let mut stamp =
+        json!({ "name": manifest.name, "version": manifest.version, "digest": guest.digest() });
+    if guest.contract() != Contract::V0_1 {
+        stamp["contract"] = json!(guest.contract().version());
+    }
+    stamp
 }
 
 /// The labels of the `guest_info` metric for `guest`.

@@ -100,6 +100,7 @@ impl EventPublisher {
         reason: &str,
         action: &str,
         note: &str,
+        related: Option<&ObjectReference>,
     ) -> Result<(), kube::Error> {
         let note = truncate_note(note);
         let namespace = regarding
@@ -135,7 +136,8 @@ impl EventPublisher {
                 .await
                 .map(drop);
         }
-        let event = self.new_event(regarding, type_, reason, action, note);
+        let mut event = self.new_event(regarding, type_, reason, action, note);
+        event.related = related.cloned();
         let name = event.metadata.name.clone().unwrap_or_default();
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
         api.create(&PostParams::default(), &event).await?;

@@ -22,6 +22,7 @@ mod decide;
 mod done;
 mod error;
 pub mod events;
+pub mod guest_events;
 pub mod json_match;
 mod observe;
 pub mod parent_state;
@@ -171,6 +172,7 @@ async fn reconcile_parent(
         return Ok(Done {
             status: plan.status,
             writes: Writes::default(),
+            events: plan.events,
             finalizing: true,
             next: Action::await_change(),
         });
@@ -182,6 +184,7 @@ async fn reconcile_parent(
     apply::prune_undesired(ctx, &plan, &observed, &mut writes).await;
     Ok(Done {
         writes: writes.into_result()?,
+        events: plan.events,
         finalizing: false,
         next: Action::requeue(plan.requeue_after.unwrap_or(ctx.settings.resync)),
         status: plan.status,

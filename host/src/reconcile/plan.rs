@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::cluster::{ParentRef, ResolvedKind};
 use crate::sandbox::Decision;
 
+use super::guest_events::{self, PlannedEvent};
 use super::policy::{self, PolicyViolation};
 use super::prepare::prepare;
 
@@ -24,6 +25,8 @@ pub struct Plan {
     pub status: Option<Value>,
     /// When the guest wants the parent reconciled again (at least [`MIN_REQUEUE`]).
     pub requeue_after: Option<Duration>,
+    /// The guest's Events that may be published (see `guest_events.rs`).
+    pub events: Vec<PlannedEvent>,
 }
 
 /// One desired child, ready to apply.
@@ -90,6 +93,7 @@ pub fn plan(
         children,
         status,
         requeue_after: decision.requeue_after.map(|after| after.max(MIN_REQUEUE)),
+        events: guest_events::check(decision.events, namespace, kinds),
     })
 }
 
@@ -116,6 +120,7 @@ mod tests {
             children: children.iter().map(Value::to_string).collect(),
             status: Some(r#"{"summary":"ok"}"#.into()),
             requeue_after: requeue_ms.map(Duration::from_millis),
+            events: Vec::new(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! changed) and Kubernetes Events on transitions — children created, children pruned, a new
 //! failure reason — never one per reconcile.
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DynamicObject};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::Value;
@@ -16,6 +17,7 @@ use super::active_guest::ActiveGuest;
 use super::done::Done;
 use super::error::Failure;
 use super::events::{EventPublisher, EventType};
+use super::guest_events::PlannedEvent;
 use super::parent_state::ParentRecord;
 use super::status::{self, Outcome};
 
@@ -65,8 +67,9 @@ pub async fn report(
     let outcome = Outcome::Reconciled {
         guest_status: done.status.take(),
     };
-    let ((), written) = futures::join!(
+    let ((), (), written) = futures::join!(
         report.children_changed(&writes.created, &writes.pruned),
+        report.guest_events(&done.events),
         report.outcome(&outcome)
     );
     if let Err(error) = written {
@@ -201,11 +204,34 @@ impl ParentReport<'_> {
             .cloned()
     }
 
+    /// The Events the guest returned, one after the other (in its order, at most eight).
+    async fn guest_events(&self, events: &[PlannedEvent]) {
+        for event in events {
+            self.publish(
+                event.type_,
+                &event.reason,
+                &event.note,
+                event.related.as_ref(),
+            )
+            .await;
+        }
+    }
+
     async fn event(&self, type_: EventType, reason: &str, note: &str) {
+        self.publish(type_, reason, note, None).await;
+    }
+
+    async fn publish(
+        &self,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+        related: Option<&ObjectReference>,
+    ) {
         let reference = self.parent.object_ref(&self.parent_kind.resource);
         match self
             .events
-            .publish(&reference, type_, reason, "Reconcile", note)
+            .publish(&reference, type_, reason, "Reconcile", note, related)
             .await
         {
             Ok(()) => debug!(%reason, "event published"),

@@ -56,7 +56,9 @@ pub async fn run(settings: RunSettings, stopping: watch::Receiver<bool>) -> anyh
             let roster = Arc::new(Roster::default());
             let guest = first_guest(&engine, &spec, &settings, &roster)?;
             GuestMetrics::new(&metrics, &spec.name).set_active_guest(guest_labels(&guest));
-            readiness.guest(&spec.name).set_loaded();
+            readiness
+                .guest(&spec.name)
+                .set_loaded(guest.contract().version());
             Guests::One(spec, Arc::new(guest), roster)
         }
         GuestSource::Folder(folder) => {
@@ -103,6 +105,7 @@ fn first_guest(
         guest = %manifest.name,
         version = %manifest.version,
         digest = %guest.digest(),
+        contract = guest.contract().version(),
         path = %spec.path.display(),
         origin = ?guest.origin(),
         "guest loaded"

@@ -362,10 +362,14 @@ impl Supervisor {
             name = %manifest.name,
             version = %manifest.version,
             digest = %guest.digest(),
+            contract = guest.contract().version(),
             "starting the guest's reconciler"
         );
         GuestMetrics::new(&self.shared.metrics, &name).set_active_guest(guest_labels(&guest));
-        self.shared.readiness.guest(&name).set_loaded();
+        self.shared
+            .readiness
+            .guest(&name)
+            .set_loaded(guest.contract().version());
         let (stop, stop_requested) = watch::channel(false);
         let (changed, changes) = mpsc::channel(1);
         let membership = Membership {

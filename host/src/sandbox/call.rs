@@ -5,20 +5,25 @@ use std::sync::Arc;
 
 use wasmtime::{Store, Trap};
 
-use super::bindings::{self, ReconcilerPre};
+use super::bindings::{Call, Contract, GuestExports, GuestPre};
 use super::compile_cache::CompileOrigin;
 use super::engine::{EPOCH_TICK, GuestEngine};
 use super::imports::GuestState;
 use super::limits::CallLimits;
 use super::log::{CallLog, MAX_GUEST_ERROR_BYTES, guest_text};
 use super::manifest::{GuestManifest, check_manifest};
-use super::{Decision, GuestError, GuestFile, GuestLimits, LoadError, Observation};
+use super::{Decision, GuestError, GuestFile, GuestLimits, LoadError, Observation, Requirement};
+
+/// A guest's configuration when the admin gave none: JSON `null`.
+pub const NO_CONFIG: &str = "null";
 
 /// A compiled, linked guest, ready to be called. Cheap to share; each call gets its own store.
 pub struct LoadedGuest {
     engine: Arc<GuestEngine>,
-    pre: ReconcilerPre<GuestState>,
+    pre: GuestPre,
     limits: GuestLimits,
+    /// The configuration, JSON text, that `configure` accepted and every call is given.
+    config: String,
     digest: String,
     origin: CompileOrigin,
     manifest: GuestManifest,
@@ -29,74 +34,93 @@ pub struct LoadedGuest {
 pub struct GuestInstance<'a> {
     guest: &'a LoadedGuest,
     store: Store<GuestState>,
-    exports: bindings::Reconciler,
+    exports: GuestExports,
 }
 
 impl GuestInstance<'_> {
-    /// Calls `reconcile` and checks the size of the answer. Blocking.
-    pub fn reconcile(mut self, observation: &Observation) -> Result<Decision, GuestError> {
+    /// Runs one export in this instance, given the guest's configuration; a failed call (a trap,
+    /// the deadline, memory) is classified. The instance is used up: no state of one call
+    /// reaches the next.
+    fn call<T>(
+        mut self,
+        export: impl FnOnce(&GuestExports, &mut Store<GuestState>, &String) -> Call<T>,
+    ) -> Result<T, GuestError> {
         let guest = self.guest;
-        let answer = self
-            .exports
-            .wasm_reconciler_reconciler_guest()
-            .call_reconcile(&mut self.store, observation.as_wit())
-            .map_err(|e| guest.call_failure(e, &self.store))?;
-        let desired = answer.map_err(|e| match e {
-            // Bounded here, once: the message reaches the status, an Event and the logs.
-            bindings::ReconcileError::InvalidSpec(reason) => {
-                GuestError::InvalidSpec(guest_text(&reason, MAX_GUEST_ERROR_BYTES))
-            }
-            bindings::ReconcileError::Transient(reason) => {
-                GuestError::Transient(guest_text(&reason, MAX_GUEST_ERROR_BYTES))
-            }
-        })?;
-        let decision = Decision::from(desired);
+        export(&self.exports, &mut self.store, &guest.config)
+            .map_err(|e| guest.call_failure(e, &self.store))
+    }
+
+    /// Calls `reconcile` and checks the size of the answer. Blocking.
+    pub fn reconcile(self, observation: &Observation) -> Result<Decision, GuestError> {
+        let guest = self.guest;
+        let decision =
+            self.call(|exports, store, config| exports.reconcile(store, observation, config))??;
         guest.check_output(&decision)?;
         Ok(decision)
+    }
+
+    /// Calls `requirements`: what else the guest reads for this parent. Blocking.
+    pub fn requirements(self, parent: &String) -> Result<Vec<Requirement>, GuestError> {
+        self.call(|exports, store, config| exports.requirements(store, parent, config))?
     }
 }
 
 impl LoadedGuest {
-    /// Links are made by [`GuestEngine::link`]: the guest describes itself, and its manifest is
-    /// checked, before anyone can call it.
+    /// Links are made by [`GuestEngine::link`]: the guest describes itself, its manifest is
+    /// checked and it accepts its configuration before anyone can call it.
     pub(super) fn from_linked(
         engine: Arc<GuestEngine>,
-        pre: ReconcilerPre<GuestState>,
+        pre: GuestPre,
         limits: GuestLimits,
         file: &GuestFile,
         origin: CompileOrigin,
     ) -> Result<Self, LoadError> {
         let path = file.path.as_path();
+        let contract = pre.contract();
         let mut guest = LoadedGuest {
             engine,
             pre,
             limits,
+            config: NO_CONFIG.to_string(),
             digest: file.digest.clone(),
             origin,
-            manifest: GuestManifest::placeholder(),
+            manifest: GuestManifest::placeholder(contract),
         };
-        let GuestInstance {
-            guest: _,
-            mut store,
-            exports,
-        } = guest
-            .instantiate("describe")
-            .map_err(|source| LoadError::Describe {
-                path: path.into(),
-                source,
-            })?;
-        let manifest = exports
-            .wasm_reconciler_reconciler_guest()
-            .call_describe(&mut store)
-            .map_err(|e| LoadError::Describe {
-                path: path.into(),
-                source: guest.call_failure(e, &store),
-            })?;
-        guest.manifest = check_manifest(&manifest).map_err(|reason| LoadError::Manifest {
+        let describe_failed = |source| LoadError::Describe {
             path: path.into(),
-            reason,
-        })?;
+            source,
+        };
+        let described = guest
+            .instantiate("describe")
+            .and_then(|instance| instance.call(|exports, store, _| exports.describe(store)))
+            .map_err(describe_failed)?;
+        guest.manifest =
+            check_manifest(described, contract).map_err(|reason| LoadError::Manifest {
+                path: path.into(),
+                reason,
+            })?;
+        guest.configure(path)?;
         Ok(guest)
+    }
+
+    /// Asks the guest whether it accepts its configuration, in an instance of its own (a 0.1
+    /// guest takes none and is not asked).
+    fn configure(&self, path: &std::path::Path) -> Result<(), LoadError> {
+        if self.contract() == Contract::V0_1 {
+            return Ok(());
+        }
+        let failed = |source| LoadError::Configure {
+            path: path.into(),
+            source,
+        };
+        let verdict = self
+            .instantiate("configure")
+            .and_then(|instance| instance.call(GuestExports::configure))
+            .map_err(failed)?;
+        verdict.map_err(|reason| LoadError::Config {
+            path: path.into(),
+            reason: guest_text(&reason, MAX_GUEST_ERROR_BYTES),
+        })
     }
 
     /// What the guest reconciles.
@@ -107,6 +131,16 @@ impl LoadedGuest {
     /// SHA-256 of the guest file, identifying exactly which logic runs.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// The contract version the guest was built against.
+    pub fn contract(&self) -> Contract {
+        self.pre.contract()
+    }
+
+    /// The configuration every call is given (JSON text; `null` when none).
+    pub fn config(&self) -> &str {
+        &self.config
     }
 
     /// Whether the machine code was compiled now or came from the compile cache.
@@ -126,6 +160,19 @@ impl LoadedGuest {
         parent_key: &str,
     ) -> Result<Decision, GuestError> {
         self.instantiate(parent_key)?.reconcile(observation)
+    }
+
+    /// Calls `requirements` in a fresh store: what else the guest reads for this parent (none
+    /// for a 0.1 guest, without a call). Blocking: call it from a blocking thread.
+    pub fn requirements(
+        &self,
+        parent: &String,
+        parent_key: &str,
+    ) -> Result<Vec<Requirement>, GuestError> {
+        if self.contract() == Contract::V0_1 {
+            return Ok(Vec::new());
+        }
+        self.instantiate(parent_key)?.requirements(parent)
     }
 
     fn check_output(&self, decision: &Decision) -> Result<(), GuestError> {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
 use super::bindings;
@@ -74,10 +74,9 @@ impl GuestEngine {
         let mut linker = Linker::new(&engine);
         // WASI with an empty context: satisfies the imports std adds, grants nothing.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        bindings::Reconciler::add_to_linker::<GuestState, HasSelf<GuestState>>(
-            &mut linker,
-            |state| state,
-        )?;
+        // Every contract version's imports, side by side: each guest links to the one it was
+        // built against.
+        bindings::add_to_linker(&mut linker)?;
 
         let weak = engine.weak();
         std::thread::Builder::new()

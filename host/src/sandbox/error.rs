@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::bindings::WIT_PACKAGE;
+use super::bindings::packages;
 
 /// The WebAssembly engine could not be built (a wasmtime configuration this platform refuses, or
 /// no thread for the epoch ticker).
@@ -42,8 +42,12 @@ pub enum LoadError {
         #[source]
         source: wasmtime::Error,
     },
-    /// The component's imports or exports do not match the WIT package this host implements.
-    #[error("{path} is not compatible with this host, which implements {WIT_PACKAGE}")]
+    /// The component's imports or exports do not match any version of the WIT package this host
+    /// implements.
+    #[error(
+        "{path} is not compatible with this host, which implements {}",
+        packages()
+    )]
     Incompatible {
         path: PathBuf,
         #[source]
@@ -56,6 +60,16 @@ pub enum LoadError {
         #[source]
         source: GuestError,
     },
+    /// The guest failed while checking its configuration.
+    #[error("{path} failed in configure()")]
+    Configure {
+        path: PathBuf,
+        #[source]
+        source: GuestError,
+    },
+    /// The guest refused its configuration; `reason` is the guest's own message.
+    #[error("{path} refused its configuration: {reason}")]
+    Config { path: PathBuf, reason: String },
     /// The guest's self-description cannot be used.
     #[error("{path} describes itself unusably: {reason}")]
     Manifest { path: PathBuf, reason: String },

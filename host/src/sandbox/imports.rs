@@ -1,10 +1,10 @@
 //! What a guest's store holds and what the guest may import: an empty WASI context (it satisfies
-//! the imports std adds and grants nothing) and the `log` interface (see `log.rs`).
+//! the imports std adds and grants nothing) and the `log` interface (see `log.rs`; each contract
+//! version's `log` is implemented beside its bindings, in `bindings/`).
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{self, LogLevel};
 use super::limits::CallLimits;
 use super::log::CallLog;
 
@@ -13,7 +13,7 @@ pub(super) struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub limits: CallLimits,
-    log: CallLog,
+    pub(super) log: CallLog,
 }
 
 impl GuestState {
@@ -33,13 +33,5 @@ impl WasiView for GuestState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
-    }
-}
-
-impl bindings::wasm_reconciler::reconciler::types::Host for GuestState {}
-
-impl bindings::wasm_reconciler::reconciler::log::Host for GuestState {
-    fn log(&mut self, level: LogLevel, message: String) {
-        self.log.log(level, message);
     }
 }

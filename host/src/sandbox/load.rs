@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::bindings::ReconcilerPre;
+use super::bindings::{Contract, GuestPre};
 use super::call::LoadedGuest;
 use super::engine::{CompiledGuest, GuestEngine};
 use super::{GuestFile, GuestLimits, LoadError};
@@ -49,11 +49,14 @@ impl GuestEngine {
             path: path.into(),
             source,
         };
+        // A guest that exports no version the host knows is checked against the newest, whose
+        // error names the export it looked for.
+        let contract = Contract::exported_by(&component).unwrap_or(Contract::ALL[0]);
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(incompatible)?;
-        let pre = ReconcilerPre::new(instance_pre).map_err(incompatible)?;
+        let pre = GuestPre::new(contract, instance_pre).map_err(incompatible)?;
         LoadedGuest::from_linked(Arc::clone(self), pre, limits, file, origin)
     }
 }

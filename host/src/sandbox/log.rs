@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use super::bindings::LogLevel;
+use super::GuestError;
 
 /// A message longer than this is cut.
 const MAX_MESSAGE_BYTES: usize = 4096;
@@ -72,7 +72,7 @@ impl CallLog {
     }
 
     /// Logs one guest message, or drops it (warning once per call) when over a limit.
-    pub fn log(&mut self, level: LogLevel, mut message: String) {
+    pub fn log(&mut self, level: tracing::Level, mut message: String) {
         let (guest, parent) = (&self.guest_name, &self.parent_key);
         self.messages = self.messages.saturating_add(1);
         if self.messages > MAX_MESSAGES_PER_CALL {
@@ -93,12 +93,13 @@ impl CallLog {
             message.push_str("… (truncated)");
         }
         let message = escape_controls(&message);
+        // `tracing`'s macros take their level as a constant: one call site per level.
         match level {
-            LogLevel::Trace => tracing::trace!(%guest, %parent, "{message}"),
-            LogLevel::Debug => tracing::debug!(%guest, %parent, "{message}"),
-            LogLevel::Info => tracing::info!(%guest, %parent, "{message}"),
-            LogLevel::Warn => tracing::warn!(%guest, %parent, "{message}"),
-            LogLevel::Error => tracing::error!(%guest, %parent, "{message}"),
+            tracing::Level::TRACE => tracing::trace!(%guest, %parent, "{message}"),
+            tracing::Level::DEBUG => tracing::debug!(%guest, %parent, "{message}"),
+            tracing::Level::INFO => tracing::info!(%guest, %parent, "{message}"),
+            tracing::Level::WARN => tracing::warn!(%guest, %parent, "{message}"),
+            _ => tracing::error!(%guest, %parent, "{message}"),
         }
     }
 }
@@ -106,6 +107,17 @@ impl CallLog {
 /// Most bytes of an error message a guest returns (`invalid-spec`, `transient`): it becomes the
 /// parent's `Ready` message, an Event note (1 KiB at most) and a log field.
 pub const MAX_GUEST_ERROR_BYTES: usize = 1024;
+
+/// A guest's own `reconcile-error` (any contract version) as the host's error, its message
+/// bounded once here: it reaches the status, an Event and the logs.
+pub fn guest_failure(invalid_spec: bool, reason: &str) -> GuestError {
+    let reason = guest_text(reason, MAX_GUEST_ERROR_BYTES);
+    if invalid_spec {
+        GuestError::InvalidSpec(reason)
+    } else {
+        GuestError::Transient(reason)
+    }
+}
 
 /// Text a guest wrote, made safe to log and store: control characters escaped, cut to
 /// `max_bytes` on a character boundary (`…` marks the cut).
@@ -178,7 +190,7 @@ mod tests {
     fn a_call_stops_logging_after_its_cap() {
         let mut log = CallLog::new("g".into(), "ns/p".into(), Default::default());
         for _ in 0..(MAX_MESSAGES_PER_CALL + 10) {
-            log.log(LogLevel::Debug, "x".into());
+            log.log(tracing::Level::DEBUG, "x".into());
         }
         // Only the capped messages took tokens from the shared budget.
         let left = log.budget.bucket.lock().unwrap().0;

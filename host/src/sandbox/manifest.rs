@@ -1,30 +1,54 @@
-//! What a guest says it is (its manifest: name, version, parent kind, child kinds) and the checks
-//! it must pass before the host loads it, at start and on every hot swap.
+//! What a guest says it is (its manifest: name, version, parent kind, child kinds, related
+//! kinds) and the checks it must pass before the host loads it, at start and on every hot swap.
 
 use kube::api::GroupVersionKind;
 
-use super::bindings::{self, Manifest};
+use super::bindings::Contract;
 use crate::gvk::display_gvk;
 
 /// A guest's self-description, checked and converted to host types.
 #[derive(Clone, Debug)]
 pub struct GuestManifest {
+    /// The contract version the guest was built against.
+    pub contract: Contract,
     pub name: String,
     pub version: String,
     pub parent: GroupVersionKind,
     pub children: Vec<GroupVersionKind>,
+    /// Kinds the guest may read besides its parent and children (contract 0.2; none for 0.1).
+    pub related: Vec<GroupVersionKind>,
 }
 
 impl GuestManifest {
     /// What a guest is until it has described itself.
-    pub(super) fn placeholder() -> Self {
+    pub(super) fn placeholder(contract: Contract) -> Self {
         Self {
+            contract,
             name: String::new(),
             version: String::new(),
             parent: GroupVersionKind::gvk("", "", ""),
             children: Vec::new(),
+            related: Vec::new(),
         }
     }
+}
+
+/// A manifest as a guest returned it, in any contract version, not yet checked.
+#[derive(Clone, Debug)]
+pub(super) struct Described {
+    pub name: String,
+    pub version: String,
+    pub parent: DescribedKind,
+    pub children: Vec<DescribedKind>,
+    pub related: Vec<DescribedKind>,
+}
+
+/// A group/version/kind as a guest returned it, not yet checked.
+#[derive(Clone, Debug)]
+pub(super) struct DescribedKind {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
 }
 
 /// Most bytes of a guest's name or version: they reach metric labels, logs, Events and every
@@ -32,12 +56,17 @@ impl GuestManifest {
 const MAX_GUEST_NAME_BYTES: usize = 63;
 /// Most child kinds one guest may declare (each costs watches and caches).
 const MAX_CHILD_KINDS: usize = 64;
+/// Most related kinds one guest may declare (each costs a watch and a cache).
+const MAX_RELATED_KINDS: usize = 16;
 
 /// Checks what a guest says it is. Kinds are compared as *resources* (group and kind), not by
 /// version: `v1 Probe` and `v2 Probe` are the same objects served twice, so a guest declaring
 /// its parent kind as a child in another version would create its own parents without end, and
 /// a child kind declared in two versions would be applied in one and pruned in the other.
-pub(crate) fn check_manifest(manifest: &Manifest) -> Result<GuestManifest, String> {
+pub(super) fn check_manifest(
+    manifest: Described,
+    contract: Contract,
+) -> Result<GuestManifest, String> {
     check_label("the name", &manifest.name, MAX_GUEST_NAME_BYTES)?;
     check_label("the version", &manifest.version, MAX_GUEST_NAME_BYTES)?;
     let parent = check_gvk("the parent kind", &manifest.parent)?;
@@ -73,12 +102,53 @@ pub(crate) fn check_manifest(manifest: &Manifest) -> Result<GuestManifest, Strin
         }
         children.push(gvk);
     }
+    let related = check_related(&manifest.related, &parent)?;
     Ok(GuestManifest {
-        name: manifest.name.clone(),
-        version: manifest.version.clone(),
+        contract,
+        name: manifest.name,
+        version: manifest.version,
         parent,
         children,
+        related,
     })
+}
+
+/// The related kinds: plausible, each once, and not the parent kind (a guest reads its parent in
+/// `observed.parent`; reading other parents of its own kind would make every parent's status
+/// write re-run the parents that read it). A child kind may be read as related too: the objects
+/// it does not own, through the same shared watch.
+fn check_related(
+    related: &[DescribedKind],
+    parent: &GroupVersionKind,
+) -> Result<Vec<GroupVersionKind>, String> {
+    if related.len() > MAX_RELATED_KINDS {
+        return Err(format!(
+            "it declares {} related kinds; at most {MAX_RELATED_KINDS} are allowed",
+            related.len()
+        ));
+    }
+    let mut kinds: Vec<GroupVersionKind> = Vec::with_capacity(related.len());
+    for kind in related {
+        let gvk = check_gvk("related kind", kind)?;
+        if gvk.group == parent.group && gvk.kind == parent.kind {
+            return Err(format!(
+                "the parent kind {} is also declared as a related kind: a guest reads its parent \
+                 in `observed.parent` and no other parent of its kind",
+                display_gvk(parent)
+            ));
+        }
+        if kinds
+            .iter()
+            .any(|k| k.group == gvk.group && k.kind == gvk.kind)
+        {
+            return Err(format!(
+                "related kind {} is declared twice (in any versions)",
+                display_gvk(&gvk)
+            ));
+        }
+        kinds.push(gvk);
+    }
+    Ok(kinds)
 }
 
 /// A name-like string: not empty, at most `max` bytes, printable ASCII without spaces (it ends up
@@ -103,7 +173,7 @@ fn check_label(what: &str, value: &str, max: usize) -> Result<(), String> {
 
 /// A group/version/kind of plausible shape and size (Kubernetes' own limits: a group is a DNS
 /// subdomain, a version and a kind at most 63 characters).
-fn check_gvk(what: &str, gvk: &bindings::WitGvk) -> Result<GroupVersionKind, String> {
+fn check_gvk(what: &str, gvk: &DescribedKind) -> Result<GroupVersionKind, String> {
     let shown = || {
         let cut = |s: &str| s.chars().take(64).collect::<String>();
         format!(
@@ -131,29 +201,33 @@ fn check_gvk(what: &str, gvk: &bindings::WitGvk) -> Result<GroupVersionKind, Str
             shown()
         ));
     }
-    Ok(GroupVersionKind::from(gvk))
+    Ok(GroupVersionKind::gvk(&gvk.group, &gvk.version, &gvk.kind))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::bindings::WitGvk;
     use super::*;
 
-    fn gvk(group: &str, version: &str, kind: &str) -> WitGvk {
-        WitGvk {
+    fn gvk(group: &str, version: &str, kind: &str) -> DescribedKind {
+        DescribedKind {
             group: group.into(),
             version: version.into(),
             kind: kind.into(),
         }
     }
 
-    fn manifest(children: Vec<WitGvk>) -> Manifest {
-        Manifest {
+    fn manifest(children: Vec<DescribedKind>) -> Described {
+        Described {
             name: "probe".into(),
             version: "0.1.0".into(),
             parent: gvk("example.com", "v1", "Probe"),
             children,
+            related: Vec::new(),
         }
+    }
+
+    fn check_manifest(manifest: &Described) -> Result<GuestManifest, String> {
+        super::check_manifest(manifest.clone(), Contract::V0_2)
     }
 
     #[test]

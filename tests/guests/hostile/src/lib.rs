@@ -60,6 +60,7 @@ impl Reconciler for Hostile {
                 children: vec!["{not json".into()],
                 status: None,
                 requeue_after_ms: None,
+                events: Vec::new(),
             }),
             // Attacks output size: 100 000 objects.
             "many-objects" => children(
@@ -141,12 +142,14 @@ impl Reconciler for Hostile {
                 children: vec![ok.to_string()],
                 status: Some(json!({ "conditions": ["x", 5] }).to_string()),
                 requeue_after_ms: None,
+                events: Vec::new(),
             }),
             // Attacks status reporting: a 4 MB status, over the API server's request limit.
             "huge-status" => Ok(Desired {
                 children: vec![ok.to_string()],
                 status: Some(json!({ "summary": "x".repeat(4 << 20) }).to_string()),
                 requeue_after_ms: None,
+                events: Vec::new(),
             }),
             // Attacks the host's memory after the call: a 15 MB status (within the output cap,
             // over the per-object cap), which the host once parsed, cloned and serialised.
@@ -154,6 +157,7 @@ impl Reconciler for Hostile {
                 children: vec![ok.to_string()],
                 status: Some(json!({ "summary": "x".repeat(15 << 20) }).to_string()),
                 requeue_after_ms: None,
+                events: Vec::new(),
             }),
             // Attacks the host's memory after the call: one 15 MB child.
             "child-15mb" => {

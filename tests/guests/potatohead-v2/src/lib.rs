@@ -23,6 +23,7 @@ impl Reconciler for PotatoHeadV2 {
                 .collect(),
             status: desired.status.map(|s| s.to_string()),
             requeue_after_ms: desired.requeue_after_ms,
+            events: Vec::new(),
         })
     }
 }
