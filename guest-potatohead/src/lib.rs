@@ -15,6 +15,10 @@ impl Reconciler for PotatoHeadGuest {
         potatohead_decisions::manifest("potatohead", env!("CARGO_PKG_VERSION"))
     }
 
+    fn configure(config: &str) -> Result<(), String> {
+        potatohead_decisions::config::parse(config).map(drop)
+    }
+
     fn reconcile(observed: Observed) -> Result<Desired, ReconcileError> {
         let desired = potatohead_decisions::decide(&observed)?;
         log(

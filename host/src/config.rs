@@ -12,8 +12,11 @@ use crate::sandbox::CompileCacheConfig;
 /// Where the host's guests come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum GuestSource {
-    /// One guest file (`--guest`).
-    File(PathBuf),
+    /// One guest file (`--guest`) and its configuration (`--guest-config`, compact JSON).
+    File {
+        path: PathBuf,
+        config: Option<String>,
+    },
     /// A folder of guests (`--guests`).
     Folder(PathBuf),
 }

@@ -182,3 +182,55 @@ fn a_guest_file_over_the_size_cap_is_refused_naming_the_flag() {
         "{report}"
     );
 }
+
+/// A guest's configuration is the guest's to judge: `check` gives it the one the host would
+/// (`config` in NAME.yaml, or `--guest-config` for one file) and shows its own refusal.
+#[test]
+fn check_shows_the_guests_own_refusal_of_its_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path();
+    add(folder, "potatohead", "guest_potatohead");
+    // Attack: a configuration the guest cannot use must refuse the guest, not reach a reconcile.
+    std::fs::write(
+        folder.join("potatohead.yaml"),
+        "config:\n  registry: https://x.io\n",
+    )
+    .unwrap();
+    let (code, report) = check(folder, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    let own = report_of(&report, "potatohead");
+    assert!(
+        own.contains("config:        27 bytes of JSON, sha256:"),
+        "{own}"
+    );
+    assert!(
+        own.contains("refused its configuration: config.registry: \"https://x.io\" has a scheme"),
+        "{own}"
+    );
+    assert!(!own.contains("x.io\n"), "{own}");
+
+    std::fs::write(
+        folder.join("potatohead.yaml"),
+        "config:\n  registry: mirror.example.com/podtato-head\n",
+    )
+    .unwrap();
+    let (code, report) = check(folder, &[]);
+    assert_eq!(code, Some(0), "{report}");
+
+    // One file: the flag, as `run --guest-config` gives it (the command in docs/operating.md).
+    std::fs::remove_file(folder.join("potatohead.yaml")).unwrap();
+    let file = folder.join("potatohead.wasm");
+    let (code, report) = check(&file, &["--guest-config", r#"{"registry":"x.io/"}"#]);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report.contains("\"x.io/\" ends with `/`"), "{report}");
+    let (code, report) = check(&file, &["--guest-config", "{not json"]);
+    assert_eq!(code, Some(2), "{report}");
+    assert!(report.contains("--guest-config"), "{report}");
+    assert!(report.contains("not JSON"), "{report}");
+    let (code, report) = check(folder, &["--guest-config", "{}"]);
+    assert_eq!(code, Some(2), "{report}");
+    assert!(
+        report.contains("each guest of a folder takes its"),
+        "{report}"
+    );
+}

@@ -227,3 +227,59 @@ fn a_contract_0_1_build_kept_byte_for_byte_decides_as_the_current_default_guest(
     let refused = old.reconcile(&observed(invalid), "demo").unwrap_err();
     assert!(matches!(refused, GuestError::InvalidSpec(_)), "{refused}");
 }
+
+/// Contract 0.2's configuration: the guest checks it at load (refusing it with its own message)
+/// and every reconcile is given the one it accepted.
+#[test]
+fn the_default_guest_takes_a_registry_from_its_configuration_and_refuses_a_bad_one() {
+    let file = reconciler_host::sandbox::GuestFile::read(&default_guest_path()).unwrap();
+    let engine = engine();
+    let mirror = engine
+        .load_configured(
+            &file,
+            GuestLimits::default(),
+            r#"{"registry":"mirror.example.com/podtato"}"#,
+        )
+        .unwrap();
+    let decision = mirror.reconcile(&observed(all_parts()), "demo").unwrap();
+    let images: Vec<String> = decision
+        .children
+        .iter()
+        .map(|child| serde_json::from_str::<Value>(child).unwrap())
+        .filter(|child| child["kind"] == "Deployment")
+        .map(|d| d["spec"]["template"]["spec"]["containers"][0]["image"].to_string())
+        .collect();
+    assert_eq!(images.len(), 6);
+    assert!(
+        images
+            .iter()
+            .all(|image| image.starts_with("\"mirror.example.com/podtato/")),
+        "{images:?}"
+    );
+
+    let refused = engine
+        .load_configured(&file, GuestLimits::default(), r#"{"registry":"x.io/"}"#)
+        .err()
+        .expect("a trailing / is refused");
+    let message = refused.to_string();
+    assert!(matches!(refused, LoadError::Config { .. }), "{message}");
+    assert!(
+        message.contains("refused its configuration: config.registry: \"x.io/\" ends with `/`"),
+        "{message}"
+    );
+
+    // A 0.1 guest cannot take a configuration; it is refused rather than silently ignoring it.
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/contract-0.1.0/guest_potatohead.wasm");
+    let old = reconciler_host::sandbox::GuestFile::read(&fixture).unwrap();
+    let refused = engine
+        .load_configured(&old, GuestLimits::default(), r#"{"registry":"x.io"}"#)
+        .err()
+        .expect("0.1 takes no configuration");
+    assert!(
+        refused
+            .to_string()
+            .contains("speaks contract 0.1.0, which takes no configuration"),
+        "{refused}"
+    );
+}

@@ -6,6 +6,7 @@
 
 use serde_json::{Value, json};
 
+use crate::config::Config;
 use crate::parts::{CONTAINER_PORT, Part};
 use crate::spec::{PartSpec, PotatoHeadSpec, ServiceType};
 
@@ -29,7 +30,7 @@ pub fn discovery_config_map_name(parent: &str) -> String {
 
 /// Every desired child for a validated spec: Deployments and Services in the order of the spec's
 /// parts, then the ConfigMap when the entry part is present.
-pub fn desired_children(parent: &str, spec: &PotatoHeadSpec) -> Vec<Value> {
+pub fn desired_children(parent: &str, spec: &PotatoHeadSpec, config: &Config) -> Vec<Value> {
     let discovery = spec
         .parts
         .iter()
@@ -37,7 +38,7 @@ pub fn desired_children(parent: &str, spec: &PotatoHeadSpec) -> Vec<Value> {
         .then(|| services_config(parent, spec));
     let mut children = Vec::with_capacity(spec.parts.len() * 2 + 1);
     for part in &spec.parts {
-        children.push(deployment(parent, spec, part, discovery.as_deref()));
+        children.push(deployment(parent, spec, config, part, discovery.as_deref()));
         children.push(service(parent, part));
     }
     if let Some(file) = discovery {
@@ -81,10 +82,10 @@ fn service_port(part: &PartSpec) -> i32 {
         .unwrap_or_else(|| part.name.default_service_port())
 }
 
-fn image(spec: &PotatoHeadSpec, part: &PartSpec) -> String {
+fn image(spec: &PotatoHeadSpec, config: &Config, part: &PartSpec) -> String {
     part.image
         .clone()
-        .unwrap_or_else(|| format!("ghcr.io/podtato-head/{}:{}", part.name.as_str(), spec.tag))
+        .unwrap_or_else(|| format!("{}/{}:{}", config.registry(), part.name.as_str(), spec.tag))
 }
 
 /// Labels on every child of a part; the first two also select the part's pods.
@@ -106,13 +107,14 @@ fn selector(parent: &str, part: Part) -> Value {
 fn deployment(
     parent: &str,
     spec: &PotatoHeadSpec,
+    config: &Config,
     part: &PartSpec,
     discovery: Option<&str>,
 ) -> Value {
     let mut env = vec![json!({ "name": "PODTATO_PORT", "value": CONTAINER_PORT.to_string() })];
     let mut container = json!({
         "name": "server",
-        "image": image(spec, part),
+        "image": image(spec, config, part),
         "ports": [{ "name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP" }],
     });
     if part.name.serves_root_page() {
@@ -227,7 +229,7 @@ mod tests {
 
     #[test]
     fn all_six_parts_give_six_deployments_six_services_and_the_config_map() {
-        let children = desired_children("demo", &all_parts());
+        let children = desired_children("demo", &all_parts(), &Config::default());
         assert_eq!(children.len(), 13);
         for kind in ["Deployment", "Service"] {
             assert_eq!(
@@ -244,18 +246,27 @@ mod tests {
         let mut spec = all_parts();
         spec.tag = "v9".into();
         spec.parts[1].image = Some("registry.local/hat:custom".into());
-        let children = desired_children("demo", &spec);
+        let children = desired_children("demo", &spec, &Config::default());
         let image = |name: &str| {
             find(&children, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]["image"].clone()
         };
         assert_eq!(image("demo-entry"), "ghcr.io/podtato-head/entry:v9");
         assert_eq!(image("demo-hat"), "registry.local/hat:custom");
         assert_eq!(image("demo-right-leg"), "ghcr.io/podtato-head/right-leg:v9");
+        let mirror = Config {
+            registry: Some("mirror.local/podtato".into()),
+        };
+        let children = desired_children("demo", &spec, &mirror);
+        let image = |name: &str| {
+            find(&children, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]["image"].clone()
+        };
+        assert_eq!(image("demo-entry"), "mirror.local/podtato/entry:v9");
+        assert_eq!(image("demo-hat"), "registry.local/hat:custom");
     }
 
     #[test]
     fn services_use_podtato_ports_and_target_the_container_port() {
-        let children = desired_children("demo", &all_parts());
+        let children = desired_children("demo", &all_parts(), &Config::default());
         for p in Part::ALL {
             let svc = find(&children, "Service", &part_object_name("demo", p));
             let port = &svc["spec"]["ports"][0];
@@ -268,7 +279,7 @@ mod tests {
     #[test]
     fn the_entry_service_is_a_load_balancer_and_the_others_cluster_ip_unless_set() {
         let mut spec = all_parts();
-        let children = desired_children("demo", &spec);
+        let children = desired_children("demo", &spec, &Config::default());
         for p in Part::ALL {
             let svc = find(&children, "Service", &part_object_name("demo", p));
             let expected = if p == Part::Entry {
@@ -279,7 +290,7 @@ mod tests {
             assert_eq!(svc["spec"]["type"], expected, "{p:?}");
         }
         spec.parts[0].service_type = Some(ServiceType::ClusterIP);
-        let children = desired_children("demo", &spec);
+        let children = desired_children("demo", &spec, &Config::default());
         assert_eq!(
             find(&children, "Service", "demo-entry")["spec"]["type"],
             "ClusterIP"
@@ -288,7 +299,7 @@ mod tests {
 
     #[test]
     fn only_the_entry_container_is_probed_on_its_root_page() {
-        let children = desired_children("demo", &all_parts());
+        let children = desired_children("demo", &all_parts(), &Config::default());
         for p in Part::ALL {
             let dep = find(&children, "Deployment", &part_object_name("demo", p));
             let container = &dep["spec"]["template"]["spec"]["containers"][0];
@@ -326,7 +337,7 @@ mod tests {
                 .unwrap();
         let mut spec = all_parts();
         spec.parts[0].env = vec![both];
-        let children = desired_children("demo", &spec);
+        let children = desired_children("demo", &spec, &Config::default());
         assert!(
             !serde_json::to_string(&children)
                 .unwrap()
@@ -348,7 +359,7 @@ mod tests {
             port: Some(8080),
             ..part(Part::LeftArm)
         };
-        let children = desired_children("demo", &spec);
+        let children = desired_children("demo", &spec, &Config::default());
         let dep = find(&children, "Deployment", "demo-left-arm");
         assert_eq!(dep["spec"]["replicas"], 3);
         let env = &dep["spec"]["template"]["spec"]["containers"][0]["env"];
@@ -370,7 +381,7 @@ mod tests {
     fn entry_mounts_the_discovery_file_listing_the_other_parts() {
         let mut spec = all_parts();
         spec.parts[1].port = Some(7001);
-        let children = desired_children("demo", &spec);
+        let children = desired_children("demo", &spec, &Config::default());
         let file = find(&children, "ConfigMap", "demo-service-discovery")["data"]
             [SERVICES_CONFIG_FILE]
             .as_str()
@@ -400,7 +411,7 @@ mod tests {
     #[test]
     fn changing_the_parts_changes_the_entry_pod_template() {
         let annotation = |spec: &PotatoHeadSpec| {
-            let children = desired_children("demo", spec);
+            let children = desired_children("demo", spec, &Config::default());
             find(&children, "Deployment", "demo-entry")["spec"]["template"]["metadata"]["annotations"]
                 [DISCOVERY_DIGEST_ANNOTATION]
                 .clone()
@@ -418,7 +429,7 @@ mod tests {
             tag: "1".into(),
             parts: vec![part(Part::Hat)],
         };
-        let children = desired_children("demo", &spec);
+        let children = desired_children("demo", &spec, &Config::default());
         assert_eq!(children.len(), 2);
         assert!(children.iter().all(|c| c["kind"] != "ConfigMap"));
     }

@@ -3,6 +3,7 @@
 //! (the hot-swap test guest `potatohead-v2`) can depend on this crate and export itself.
 
 pub mod children;
+pub mod config;
 pub mod parts;
 pub mod reconcile;
 pub mod spec;
@@ -21,12 +22,20 @@ pub fn manifest(name: &str, version: &str) -> Manifest {
     ])
 }
 
-/// The decisions on what the host observed, a wrong spec as the contract's `InvalidSpec`.
+/// The decisions on what the host observed, with the guest's configuration; a wrong spec as the
+/// contract's `InvalidSpec`.
 ///
 /// # Errors
-/// [`ReconcileError::InvalidSpec`] naming the field, as [`reconcile::reconcile`] finds it.
+/// [`ReconcileError::InvalidSpec`] naming the field, as [`reconcile::reconcile`] finds it;
+/// [`ReconcileError::Transient`] for a configuration that `configure` would have refused (the
+/// host never gives one).
 pub fn decide(observed: &Observed) -> Result<reconcile::Desired, ReconcileError> {
-    reconcile::reconcile(&observed.parent, &observed.children, observed.finalizing).map_err(
-        |reconcile::ReconcileError::InvalidSpec(reason)| ReconcileError::InvalidSpec(reason),
+    let config = config::parse(&observed.config).map_err(ReconcileError::Transient)?;
+    reconcile::reconcile_configured(
+        &observed.parent,
+        &observed.children,
+        observed.finalizing,
+        &config,
     )
+    .map_err(|reconcile::ReconcileError::InvalidSpec(reason)| ReconcileError::InvalidSpec(reason))
 }

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::children::desired_children;
+use crate::config::Config;
 use crate::spec::PotatoHeadSpec;
 use crate::status::{ObservedChild, status};
 use crate::validate::{validate_name, validate_spec};
@@ -49,7 +50,7 @@ struct Metadata {
     name: String,
 }
 
-/// Decides the children and status of one PotatoHead.
+/// Decides the children and status of one PotatoHead, with the default configuration.
 ///
 /// # Errors
 /// [`ReconcileError::InvalidSpec`] when the object does not parse as a PotatoHead or breaks a rule
@@ -58,6 +59,24 @@ pub fn reconcile(
     parent_json: &str,
     observed_children: &[String],
     finalizing: bool,
+) -> Result<Desired, ReconcileError> {
+    reconcile_configured(
+        parent_json,
+        observed_children,
+        finalizing,
+        &Config::default(),
+    )
+}
+
+/// [`reconcile`] with the guest's configuration.
+///
+/// # Errors
+/// As [`reconcile`].
+pub fn reconcile_configured(
+    parent_json: &str,
+    observed_children: &[String],
+    finalizing: bool,
+    config: &Config,
 ) -> Result<Desired, ReconcileError> {
     let parent = parse_parent(parent_json)?;
     let spec = parent.spec.ok_or_else(|| {
@@ -78,7 +97,7 @@ pub fn reconcile(
     let children = if finalizing {
         Vec::new()
     } else {
-        desired_children(&parent.metadata.name, &spec)
+        desired_children(&parent.metadata.name, &spec, config)
     };
     Ok(Desired {
         children,

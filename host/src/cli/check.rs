@@ -14,9 +14,9 @@ use crate::cluster::display_gvk;
 use crate::error_text::error_chain;
 use crate::guests::folder::{self, MAX_GUESTS};
 use crate::guests::settings as guest_settings;
-use crate::guests::{HostRules, Roster};
+use crate::guests::{GuestSpec, HostRules, Refusal, Roster, SettingsError};
 use crate::sandbox::{
-    GuestEngine, GuestFile, GuestInterfaces, GuestLimits, GuestManifest, LoadError,
+    GuestEngine, GuestFile, GuestInterfaces, GuestLimits, LoadError, LoadedGuest, describe_config,
 };
 
 /// `check`: prints the report of a guest file, or of every `*.wasm` in a folder; exit 0 when
@@ -39,9 +39,23 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     let path = args.guest.as_path();
     let roster = Roster::default();
     if !path.is_dir() {
-        let (text, usable) = check_guest(&engine, &rules, &roster, path, None);
+        let (text, usable) = check_guest(
+            &engine,
+            &rules,
+            &roster,
+            path,
+            None,
+            args.guest_config.clone().filter(|c| c != "null"),
+        );
         print!("{text}");
         return exit_code(usable);
+    }
+    if args.guest_config.is_some() {
+        eprintln!(
+            "error: --guest-config is for one guest file; each guest of a folder takes its \
+             configuration from `config` in NAME.yaml"
+        );
+        return ExitCode::from(2);
     }
     match check_folder(&engine, &rules, path) {
         Ok((text, usable)) => {
@@ -67,14 +81,15 @@ fn exit_code(usable: bool) -> ExitCode {
 }
 
 /// One guest's report and whether it would serve: read (unless the folder listing found it
-/// unreadable), compiled, described, then its settings and admission beside the guests before
-/// it in `roster`.
+/// unreadable), compiled, described, then its settings, its configuration (`config_flag`, or
+/// the settings' `config`) and admission beside the guests before it in `roster`.
 fn check_guest(
     engine: &Arc<GuestEngine>,
     rules: &HostRules,
     roster: &Roster,
     path: &Path,
     unreadable: Option<&str>,
+    config_flag: Option<String>,
 ) -> (String, bool) {
     let unusable = |reason: String| {
         (
@@ -93,42 +108,74 @@ fn check_guest(
         Err(error) => return unusable(error_chain(&error)),
     };
     let mut text = report.to_text(path);
-    let manifest = match &report.verdict {
-        Ok(manifest) => manifest,
+    let guest = match report.verdict {
+        Ok(guest) => guest,
         Err(error) => {
             text.push_str(&format!(
                 "verdict:       unusable: {}\n",
-                error_chain(error)
+                error_chain(&error)
             ));
             return (text, false);
         }
     };
-    let verdict = guest_settings::load(path, rules)
-        .map_err(Into::into)
-        .and_then(|settings| {
+    let verdict = GuestSpec::load(path, rules)
+        .and_then(|spec| spec.with_config_flag(config_flag))
+        .map_err(Refused::from)
+        .and_then(|spec| {
+            let settings = &spec.settings;
             text.push_str(&format!(
                 "settings:      {}{}\n",
-                guest_settings::summary(&settings),
+                guest_settings::summary(settings),
                 settings
                     .file
                     .as_ref()
                     .map(|file| format!(" (from {})", file.display()))
                     .unwrap_or_default()
             ));
-            roster.admit(rules, &crate::guests::name_of(path), manifest, &settings)
+            text.push_str(&format!(
+                "config:        {}\n",
+                describe_config(spec.config())
+            ));
+            let guest = guest.configured(spec.config())?;
+            roster.admit(rules, &spec.name, guest.manifest(), settings)?;
+            Ok(())
         });
     match verdict {
         Ok(()) => {
             text.push_str("verdict:       usable by this host\n");
             (text, true)
         }
-        Err(refusal) => {
+        Err(Refused::Admission(refusal)) => {
             text.push_str(&format!(
                 "verdict:       refused: {}\n",
                 error_chain(&refusal)
             ));
             (text, false)
         }
+        Err(Refused::Load(error)) => {
+            text.push_str(&format!(
+                "verdict:       unusable: {}\n",
+                error_chain(&error)
+            ));
+            (text, false)
+        }
+    }
+}
+
+/// Why a guest that compiled and described itself would not serve.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    /// Its settings, or admission beside the other guests.
+    #[error(transparent)]
+    Admission(#[from] Refusal),
+    /// It refused its configuration (with its own message), or the call failed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+impl From<SettingsError> for Refused {
+    fn from(error: SettingsError) -> Self {
+        Self::Admission(error.into())
     }
 }
 
@@ -149,6 +196,7 @@ fn check_folder(
             &roster,
             &entry.path,
             entry.unreadable.as_deref(),
+            None,
         );
         usable_count += usize::from(usable);
         text.push_str(&report);
@@ -176,8 +224,8 @@ pub struct CheckReport {
     /// Time to compile the file to machine code (no compile cache).
     pub compile: Duration,
     pub interfaces: GuestInterfaces,
-    /// The guest's self-description, or why linking or describing failed.
-    pub verdict: Result<GuestManifest, LoadError>,
+    /// The linked guest (not configured yet), or why linking or describing failed.
+    pub verdict: Result<LoadedGuest, LoadError>,
 }
 
 /// Reads, compiles (uncached, so the time is the real one), links and describes the guest.
@@ -195,9 +243,7 @@ pub fn inspect(
     let compiled = engine.compile(&file)?;
     let compile = started.elapsed();
     let interfaces = engine.interfaces(&compiled);
-    let verdict = engine
-        .link(&file, compiled, GuestLimits::default())
-        .map(|guest| guest.manifest().clone());
+    let verdict = engine.link(&file, compiled, GuestLimits::default());
     Ok(CheckReport {
         size: file.bytes.len(),
         digest: file.digest,
@@ -222,7 +268,8 @@ impl CheckReport {
             list(&self.interfaces.exports),
             list(&self.interfaces.imports),
         );
-        if let Ok(manifest) = &self.verdict {
+        if let Ok(guest) = &self.verdict {
+            let manifest = guest.manifest();
             let children: Vec<String> = manifest.children.iter().map(display_gvk).collect();
             text.push_str(&format!(
                 "guest:         {} {}\nWIT package:   {}\nparent kind:   {}\nchild kinds:   {}\n",

@@ -56,6 +56,26 @@ pub struct GuestRuleArgs {
     pub allow_builtin_parent_kind: bool,
 }
 
+/// Longest `--guest-config` accepted, as a settings file's (`guests/settings.rs`).
+const MAX_CONFIG_BYTES: usize = crate::guests::settings::SETTINGS_MAX_BYTES as usize;
+
+/// `--guest-config`: JSON text of any value, kept as compact JSON (`null` is none).
+///
+/// # Errors
+/// The text is not JSON, or longer than a settings file may be.
+pub fn parse_guest_config(text: &str) -> Result<String, String> {
+    if text.len() > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "{} bytes, at most {MAX_CONFIG_BYTES} allowed",
+            text.len()
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        format!("not JSON ({e}); give a JSON value, e.g. '{{\"registry\":\"mirror.example.com\"}}'")
+    })?;
+    Ok(value.to_string())
+}
+
 /// A guest-rule flag whose value cannot work.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RuleError {

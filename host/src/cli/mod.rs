@@ -65,6 +65,10 @@ pub struct RenderArgs {
     /// Print YAML documents, or one JSON List.
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Yaml)]
     pub output: OutputFormat,
+    /// The guest's configuration, JSON text, as the host would give it (`config` in NAME.yaml,
+    /// or `run --guest-config`).
+    #[arg(long, value_parser = guest_rules::parse_guest_config)]
+    pub guest_config: Option<String>,
     /// The field manager the host would run with (it names the managed-by label).
     #[arg(long, default_value = "wasm-reconciler")]
     pub field_manager: String,
@@ -78,6 +82,10 @@ pub struct CheckArgs {
     /// that closes a cycle of kinds, is refused).
     #[arg(long)]
     pub guest: PathBuf,
+    /// The guest's configuration, JSON text, as `run --guest-config` gives it (one guest file
+    /// only; a folder's guests take theirs from NAME.yaml).
+    #[arg(long, env = "RECONCILER_GUEST_CONFIG", value_parser = guest_rules::parse_guest_config)]
+    pub guest_config: Option<String>,
     /// The rules `run` would apply (the same flags and environment variables).
     #[command(flatten)]
     pub rules: guest_rules::GuestRuleArgs,

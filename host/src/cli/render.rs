@@ -19,7 +19,8 @@ use crate::reconcile::plan::plan;
 use crate::reconcile::policy::PolicyViolation;
 use crate::reconcile::status::{self, Outcome, next_status};
 use crate::sandbox::{
-    CompileCacheConfig, GuestEngine, GuestError, GuestLimits, LoadedGuest, Observation,
+    CompileCacheConfig, GuestEngine, GuestError, GuestFile, GuestLimits, LoadedGuest, NO_CONFIG,
+    Observation,
 };
 
 /// `render`: prints what the controller would apply; exit 0 rendered, 1 the guest said no, 2
@@ -62,7 +63,9 @@ fn render_files(args: &RenderArgs) -> anyhow::Result<Rendered> {
             .map(CompileCacheConfig::new)
             .as_ref(),
     )?;
-    let guest = engine.load_path(&args.guest, GuestLimits::default())?;
+    let file = GuestFile::read(&args.guest)?;
+    let config = args.guest_config.as_deref().unwrap_or(NO_CONFIG);
+    let guest = engine.load_configured(&file, GuestLimits::default(), config)?;
     Ok(render(
         &guest,
         parent,

@@ -28,6 +28,15 @@ pub struct RunArgs {
     /// reconciler.
     #[arg(long, env = "RECONCILER_GUESTS")]
     pub guests: Option<PathBuf>,
+    /// The guest's configuration, JSON text (contract 0.2 guests), with one guest (--guest);
+    /// each guest of a folder takes its own from `config` in NAME.yaml.
+    #[arg(
+        long,
+        env = "RECONCILER_GUEST_CONFIG",
+        conflicts_with = "guests",
+        value_parser = super::guest_rules::parse_guest_config
+    )]
+    pub guest_config: Option<String>,
     /// Only watch and reconcile this namespace (default: all namespaces).
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
@@ -220,7 +229,10 @@ impl RunArgs {
         };
         Ok(RunSettings {
             guests: match (self.guest, self.guests) {
-                (Some(file), _) => GuestSource::File(file),
+                (Some(file), _) => GuestSource::File {
+                    path: file,
+                    config: self.guest_config.filter(|config| config != "null"),
+                },
                 (None, Some(folder)) => GuestSource::Folder(folder),
                 // clap requires one of the two.
                 (None, None) => return Err(ConfigError::NoGuest),
@@ -473,7 +485,10 @@ mod tests {
     fn one_guest_file_or_one_folder_of_guests() {
         assert_eq!(
             parse(&[]).unwrap().guests,
-            GuestSource::File("g.wasm".into())
+            GuestSource::File {
+                path: "g.wasm".into(),
+                config: None
+            }
         );
         let run = |args: &[&str]| Cli::try_parse_from([&["reconciler-host", "run"], args].concat());
         let folder = match run(&["--guests", "/guests"]).unwrap().command {

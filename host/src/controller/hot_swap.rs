@@ -117,8 +117,9 @@ pub(super) struct HotSwap {
     /// Where a guest for another parent kind is handed over, when that is allowed
     /// (`--allow-parent-kind-change`); `None`: refuse such guests.
     parent_kind_change: Option<Arc<ParentKindHandoff>>,
-    /// The digest of the last refused file, so a bad file is reported once, not every poll.
-    last_refused: Mutex<Option<String>>,
+    /// The digest and configuration of the last refused guest, so a bad file (or a bad
+    /// configuration) is reported once, not every poll.
+    last_refused: Mutex<Option<(String, String)>>,
 }
 
 /// What the hot swap acts on in its controller.
@@ -244,24 +245,33 @@ impl HotSwap {
         let file = tokio::task::spawn_blocking(move || GuestFile::read_capped(&path, cap))
             .await
             .map_err(SwapError::Task)??;
+        // The configuration is part of what decides: the same file with another configuration
+        // is another guest, checked and swapped in the same way.
+        let (spec, rules) = (self.spec.clone(), self.rules.clone());
+        let config = tokio::task::spawn_blocking(move || spec.config_now(&rules))
+            .await
+            .map_err(SwapError::Task)?
+            .map_err(|error| SwapError::Refused(error.into()))?;
         let active = self.slot.current();
-        if file.digest == active.guest.digest() {
+        if file.digest == active.guest.digest() && config == active.guest.config() {
             return Ok(None);
         }
-        if self.last_refused.lock().expect("lock").as_deref() == Some(file.digest.as_str()) {
+        let candidate = (file.digest.clone(), config);
+        if self.last_refused.lock().expect("lock").as_ref() == Some(&candidate) {
             return Ok(None);
         }
-        self.activate(file, &active, started).await
+        self.activate(file, candidate.1, &active, started).await
     }
 
     async fn activate(
         &self,
         file: GuestFile,
+        config: String,
         active: &ActiveGuest,
         started: Instant,
     ) -> Result<Option<Swap>, SwapError> {
-        let digest = file.digest.clone();
-        let outcome = self.load_and_check(file, active).await;
+        let refused_key = (file.digest.clone(), config.clone());
+        let outcome = self.load_and_check(file, config, active).await;
         let next = match outcome {
             Ok(next) => next,
             // The new guest went to a controller restart: its kinds stay in the roster.
@@ -278,7 +288,7 @@ impl HotSwap {
                 // …and its watches: stop any started for the refused guest's new kinds.
                 self.children
                     .retain_kinds(&active.user(), &active.child_kinds);
-                *self.last_refused.lock().expect("lock") = Some(digest);
+                *self.last_refused.lock().expect("lock") = Some(refused_key);
                 return Err(error);
             }
         };
@@ -298,13 +308,15 @@ impl HotSwap {
     async fn load_and_check(
         &self,
         file: GuestFile,
+        config: String,
         active: &ActiveGuest,
     ) -> Result<ActiveGuest, SwapError> {
         let engine = Arc::clone(&self.engine);
         let limits = self.spec.settings.limits;
-        let guest = tokio::task::spawn_blocking(move || engine.load(&file, limits))
-            .await
-            .map_err(SwapError::Task)??;
+        let guest =
+            tokio::task::spawn_blocking(move || engine.load_configured(&file, limits, &config))
+                .await
+                .map_err(SwapError::Task)??;
         let (new_parent, active_parent) =
             (&guest.manifest().parent, &active.guest.manifest().parent);
         if new_parent != active_parent && self.parent_kind_change.is_none() {

@@ -284,6 +284,7 @@ mod tests {
         GuestSettings {
             limits: rules.limits,
             allowed_child_kinds: rules.allowed_child_kinds.clone(),
+            config: None,
             file: None,
         }
     }

@@ -21,7 +21,7 @@ pub use allowlist::KindAllowlist;
 pub use rules::HostRules;
 pub use settings::{GuestSettings, SettingsError};
 
-/// One guest of this host: its name, its file and its settings.
+/// One guest of this host: its name, its file, its settings and its configuration.
 #[derive(Clone, Debug)]
 pub struct GuestSpec {
     /// The guest's name in this host: its file name without `.wasm` (the `guest` label of the
@@ -29,6 +29,8 @@ pub struct GuestSpec {
     pub name: String,
     pub path: PathBuf,
     pub settings: GuestSettings,
+    /// The configuration of `--guest-config` (one guest only), compact JSON text.
+    config_flag: Option<String>,
 }
 
 impl GuestSpec {
@@ -41,7 +43,47 @@ impl GuestSpec {
             name: name_of(path),
             path: path.to_path_buf(),
             settings: settings::load(path, rules)?,
+            config_flag: None,
         })
+    }
+
+    /// The guest with the configuration of `--guest-config`, if given.
+    ///
+    /// # Errors
+    /// [`SettingsError::ConfigTwice`] when its settings file has a `config` too: one of the two
+    /// would be ignored without a word.
+    pub fn with_config_flag(mut self, config: Option<String>) -> Result<Self, SettingsError> {
+        if let (Some(_), Some(file)) = (&config, &self.settings.file)
+            && self.settings.config.is_some()
+        {
+            return Err(SettingsError::ConfigTwice { path: file.clone() });
+        }
+        self.config_flag = config;
+        Ok(self)
+    }
+
+    /// The configuration the guest is given: `--guest-config`, its settings' `config`, or
+    /// `null`.
+    pub fn config(&self) -> &str {
+        self.config_flag
+            .as_deref()
+            .or(self.settings.config.as_deref())
+            .unwrap_or(crate::sandbox::NO_CONFIG)
+    }
+
+    /// The configuration as it is now: `--guest-config`'s, or its settings file's `config` read
+    /// again (a change of `config` alone is a hot swap, not a restart).
+    ///
+    /// # Errors
+    /// The settings file cannot be used any more.
+    pub fn config_now(&self, rules: &HostRules) -> Result<String, SettingsError> {
+        if let Some(flag) = &self.config_flag {
+            return Ok(flag.clone());
+        }
+        let settings = settings::load(&self.path, rules)?;
+        Ok(settings
+            .config
+            .unwrap_or_else(|| crate::sandbox::NO_CONFIG.to_owned()))
     }
 }
 

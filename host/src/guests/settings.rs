@@ -20,7 +20,14 @@
 //! allowed-child-kinds:           # within --allowed-child-kind
 //!   - apps/v1/Deployment
 //!   - v1/Service
+//! config:                        # any YAML/JSON value, given to the guest (contract 0.2)
+//!   registry: mirror.example.com/podtato-head
 //! ```
+//!
+//! `config` is not a limit: it is the guest's own input, which the guest checks (`configure`)
+//! and refuses with its own message. A change of `config` alone is a hot swap of the guest (the
+//! old configuration keeps serving when the new one is refused); a change of anything else
+//! restarts the guest's reconciler with the new settings.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -41,8 +48,21 @@ pub const SETTINGS_MAX_BYTES: u64 = 64 << 10;
 pub struct GuestSettings {
     pub limits: GuestLimits,
     pub allowed_child_kinds: KindAllowlist,
+    /// The guest's configuration from the file's `config` key, as compact JSON text; `None`
+    /// when the file gives none.
+    pub config: Option<String>,
     /// The settings file read, if there was one.
     pub file: Option<PathBuf>,
+}
+
+impl GuestSettings {
+    /// Whether `other` differs from these settings in nothing but the configuration: a change a
+    /// hot swap can take, since every limit and allowed kind stays.
+    pub fn same_but_config(&self, other: &GuestSettings) -> bool {
+        self.limits == other.limits
+            && self.allowed_child_kinds == other.allowed_child_kinds
+            && self.file == other.file
+    }
 }
 
 /// Why a guest's settings file cannot be used.
@@ -72,6 +92,12 @@ pub enum SettingsError {
         /// What the admin may do to allow it, when there is something.
         hint: &'static str,
     },
+    /// A configuration given twice: in the settings file and with `--guest-config`.
+    #[error(
+        "{path} has a `config`, and --guest-config gives one too; give the guest's configuration \
+         in one place"
+    )]
+    ConfigTwice { path: PathBuf },
     /// A child kind the host's `--allowed-child-kind` does not allow.
     #[error(
         "{path}: allowed-child-kinds: {kind} is not allowed by the host's --allowed-child-kind \
@@ -94,6 +120,7 @@ struct SettingsFile {
     max_output_mib: Option<usize>,
     max_object_kib: Option<usize>,
     allowed_child_kinds: Option<Vec<String>>,
+    config: Option<serde_json::Value>,
 }
 
 /// Where `guest`'s settings live: `NAME.yaml` beside `NAME.wasm`.
@@ -120,6 +147,7 @@ pub fn load(guest: &Path, rules: &HostRules) -> Result<GuestSettings, SettingsEr
             return Ok(GuestSettings {
                 limits: rules.limits,
                 allowed_child_kinds: rules.allowed_child_kinds.clone(),
+                config: None,
                 file: None,
             });
         }
@@ -201,9 +229,15 @@ fn apply(
                 })?
         }
     };
+    // `config: null` is no configuration, as leaving the key out is.
+    let config = file
+        .config
+        .filter(|value| !value.is_null())
+        .map(|value| value.to_string());
     Ok(GuestSettings {
         limits,
         allowed_child_kinds,
+        config,
         file: None,
     })
 }
@@ -435,6 +469,45 @@ mod tests {
                     "Ingress"
                 ))
         );
+    }
+
+    #[test]
+    fn config_is_any_value_kept_as_compact_json_and_null_is_none() {
+        let settings = load_text(
+            Some("config:\n  registry: mirror.example.com\n  replicas: [1, 2]\n"),
+            &rules(&[]),
+        )
+        .unwrap();
+        assert_eq!(
+            settings.config.as_deref(),
+            Some(r#"{"registry":"mirror.example.com","replicas":[1,2]}"#)
+        );
+        let flow = load_text(Some("config: {\"a\": \"b\"}\n"), &rules(&[])).unwrap();
+        assert_eq!(flow.config.as_deref(), Some(r#"{"a":"b"}"#));
+        let scalar = load_text(Some("config: 3\n"), &rules(&[])).unwrap();
+        assert_eq!(scalar.config.as_deref(), Some("3"));
+        for none in [Some("config: null\n"), Some("timeout: 1s\n"), None] {
+            assert_eq!(
+                load_text(none, &rules(&[])).unwrap().config,
+                None,
+                "{none:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_changed_config_is_same_but_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let guest = dir.path().join("g.wasm");
+        let settings = |text: &str| {
+            std::fs::write(settings_path(&guest), text).unwrap();
+            load(&guest, &rules(&[])).unwrap()
+        };
+        let a = settings("config: {a: 1}\n");
+        assert!(a.same_but_config(&settings("config: {a: 2}\n")));
+        assert!(a.same_but_config(&settings("# no config\n")));
+        assert!(!a.same_but_config(&settings("config: {a: 2}\ntimeout: 1s\n")));
+        assert!(!a.same_but_config(&settings("allowed-child-kinds: []\n")));
     }
 
     // Attack: a FIFO as the settings file blocked the thread that read it.

@@ -22,8 +22,12 @@ impl ActiveGuest {
         let manifest = self.guest.manifest();
         let digest = self.guest.digest();
         let short = digest.get(..19).unwrap_or(digest);
+        let config = match self.guest.config_summary().as_str() {
+            "none" => String::new(),
+            described => format!(", config {described}"),
+        };
         format!(
-            "{} {} ({short}…, contract {})",
+            "{} {} ({short}…, contract {}{config})",
             manifest.name,
             manifest.version,
             self.guest.contract().version()

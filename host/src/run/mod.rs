@@ -51,8 +51,8 @@ pub async fn run(settings: RunSettings, stopping: watch::Receiver<bool>) -> anyh
     let engine =
         GuestEngine::with_perf_map(settings.compile_cache.as_ref(), settings.guest_perf_map)?;
     let mut guests = match &settings.guests {
-        GuestSource::File(path) => {
-            let spec = GuestSpec::load(path, &settings.rules)?;
+        GuestSource::File { path, config } => {
+            let spec = GuestSpec::load(path, &settings.rules)?.with_config_flag(config.clone())?;
             let roster = Arc::new(Roster::default());
             let guest = first_guest(&engine, &spec, &settings, &roster)?;
             GuestMetrics::new(&metrics, &spec.name).set_active_guest(guest_labels(&guest));
@@ -99,13 +99,14 @@ fn first_guest(
     roster: &Roster,
 ) -> anyhow::Result<LoadedGuest> {
     let file = GuestFile::read_capped(&spec.path, settings.rules.max_file_bytes)?;
-    let guest = engine.load(&file, spec.settings.limits)?;
+    let guest = engine.load_configured(&file, spec.settings.limits, spec.config())?;
     let manifest = guest.manifest();
     info!(
         guest = %manifest.name,
         version = %manifest.version,
         digest = %guest.digest(),
         contract = guest.contract().version(),
+        config = %guest.config_summary(),
         path = %spec.path.display(),
         origin = ?guest.origin(),
         "guest loaded"

@@ -39,7 +39,7 @@ use crate::error_text::error_chain;
 use crate::guests::folder::{
     self, FolderError, GuestEntry, MAX_GUESTS, Stamps, check_readable, off_thread,
 };
-use crate::guests::settings::settings_text;
+use crate::guests::settings::{self, GuestSettings, settings_text};
 use crate::guests::watch::{SighupForwarder, watch_folder};
 use crate::guests::{GuestSpec, Refusal, Roster};
 use crate::metrics::{GuestMetrics, RefusalReason};
@@ -109,8 +109,11 @@ pub(super) async fn serve(
 struct Serving {
     /// The files' stamps when last looked at.
     stamps: Stamps,
-    /// The settings file's text when the controller started (`None`: no file).
+    /// The settings file's text when last looked at (`None`: no file).
     settings_text: Option<String>,
+    /// The settings the controller started with: a change of their `config` alone goes to the
+    /// hot swap, any other change restarts the controller.
+    settings: GuestSettings,
     stop: watch::Sender<bool>,
     /// Tells the guest's hot swap that its file changed.
     changed: mpsc::Sender<&'static str>,
@@ -213,11 +216,26 @@ impl Supervisor {
                     .await
                     .ok()
                     .flatten();
+                let mut config_changed = false;
                 if text != serving.settings_text {
-                    info!(guest = %name, "guest settings changed: restarting its reconciler with them");
-                    let _ = serving.stop.send(true);
-                    serving.stopping = Some(StopCause::SettingsChanged);
-                    continue;
+                    let (path, rules) = (entry.path.clone(), self.settings.rules.clone());
+                    let now = off_thread(move || settings::load(&path, &rules)).await;
+                    match now {
+                        Ok(Ok(now)) if now.same_but_config(&serving.settings) => {
+                            info!(guest = %name, "guest configuration changed: the hot swap checks the guest with it");
+                            serving.settings_text = text;
+                            config_changed = true;
+                        }
+                        _ => {
+                            info!(guest = %name, "guest settings changed: restarting its reconciler with them");
+                            let _ = serving.stop.send(true);
+                            serving.stopping = Some(StopCause::SettingsChanged);
+                            continue;
+                        }
+                    }
+                }
+                if config_changed {
+                    let _ = serving.changed.try_send("configuration change");
                 }
             }
             if entry.stamps.guest != serving.stamps.guest || reread {
@@ -312,11 +330,12 @@ impl Supervisor {
         let spec = GuestSpec::load(path, &self.settings.rules)
             .map_err(|error| Loading::Refused(error.into()))?;
         let engine = Arc::clone(&self.shared.engine);
-        let limits = spec.settings.limits;
-        let guest = tokio::task::spawn_blocking(move || engine.load(&file, limits))
-            .await
-            .map_err(|error| Loading::Unusable(error.to_string()))?
-            .map_err(|error| Loading::Unusable(error_chain(&error)))?;
+        let (limits, config) = (spec.settings.limits, spec.config().to_owned());
+        let guest =
+            tokio::task::spawn_blocking(move || engine.load_configured(&file, limits, &config))
+                .await
+                .map_err(|error| Loading::Unusable(error.to_string()))?
+                .map_err(|error| Loading::Unusable(error_chain(&error)))?;
         self.roster
             .admit(
                 &self.settings.rules,
@@ -363,6 +382,7 @@ impl Supervisor {
             version = %manifest.version,
             digest = %guest.digest(),
             contract = guest.contract().version(),
+            config = %guest.config_summary(),
             "starting the guest's reconciler"
         );
         GuestMetrics::new(&self.shared.metrics, &name).set_active_guest(guest_labels(&guest));
@@ -372,6 +392,7 @@ impl Supervisor {
             .set_loaded(guest.contract().version());
         let (stop, stop_requested) = watch::channel(false);
         let (changed, changes) = mpsc::channel(1);
+        let settings = spec.settings.clone();
         let membership = Membership {
             roster: Arc::clone(&self.roster),
             changes: Some(changes),
@@ -392,6 +413,7 @@ impl Supervisor {
             Serving {
                 stamps,
                 settings_text,
+                settings,
                 stop,
                 changed,
                 stopping: None,

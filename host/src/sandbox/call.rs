@@ -17,6 +17,18 @@ use super::{Decision, GuestError, GuestFile, GuestLimits, LoadError, Observation
 /// A guest's configuration when the admin gave none: JSON `null`.
 pub const NO_CONFIG: &str = "null";
 
+/// How a configuration reads in a report or a log line: its size and a short digest, never its
+/// content (an admin may put anything in it, and logs travel further than settings).
+pub fn describe_config(config: &str) -> String {
+    use sha2::Digest as _;
+    if config.trim() == NO_CONFIG {
+        return "none".to_owned();
+    }
+    let digest = sha2::Sha256::digest(config.as_bytes());
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("{} bytes of JSON, sha256:{hex}", config.len())
+}
+
 /// A compiled, linked guest, ready to be called. Cheap to share; each call gets its own store.
 pub struct LoadedGuest {
     engine: Arc<GuestEngine>,
@@ -24,6 +36,8 @@ pub struct LoadedGuest {
     limits: GuestLimits,
     /// The configuration, JSON text, that `configure` accepted and every call is given.
     config: String,
+    /// The file it was loaded from, for messages.
+    path: std::path::PathBuf,
     digest: String,
     origin: CompileOrigin,
     manifest: GuestManifest,
@@ -66,8 +80,8 @@ impl GuestInstance<'_> {
 }
 
 impl LoadedGuest {
-    /// Links are made by [`GuestEngine::link`]: the guest describes itself, its manifest is
-    /// checked and it accepts its configuration before anyone can call it.
+    /// Links are made by [`GuestEngine::link`]: the guest describes itself and its manifest is
+    /// checked before anyone can call it; [`Self::configured`] gives it its configuration.
     pub(super) fn from_linked(
         engine: Arc<GuestEngine>,
         pre: GuestPre,
@@ -82,6 +96,7 @@ impl LoadedGuest {
             pre,
             limits,
             config: NO_CONFIG.to_string(),
+            path: path.into(),
             digest: file.digest.clone(),
             origin,
             manifest: GuestManifest::placeholder(contract),
@@ -99,18 +114,32 @@ impl LoadedGuest {
                 path: path.into(),
                 reason,
             })?;
-        guest.configure(path)?;
         Ok(guest)
     }
 
-    /// Asks the guest whether it accepts its configuration, in an instance of its own (a 0.1
-    /// guest takes none and is not asked).
-    fn configure(&self, path: &std::path::Path) -> Result<(), LoadError> {
+    /// The guest with `config` (JSON text, [`NO_CONFIG`] for none), which it accepted in an
+    /// instance of its own. A 0.1 guest takes no configuration: it is not asked, and anything
+    /// but `null` is refused for it, since it would silently ignore it.
+    ///
+    /// # Errors
+    /// [`LoadError::Config`] with the guest's own message, or [`LoadError::Configure`] when the
+    /// call failed.
+    pub fn configured(mut self, config: &str) -> Result<Self, LoadError> {
+        let path = self.path.clone();
+        self.config = config.to_owned();
         if self.contract() == Contract::V0_1 {
-            return Ok(());
+            if config.trim() == NO_CONFIG {
+                return Ok(self);
+            }
+            return Err(LoadError::Config {
+                path,
+                reason: "this guest speaks contract 0.1.0, which takes no configuration; \
+                         remove its `config` (or --guest-config), or rebuild it against 0.2.0"
+                    .into(),
+            });
         }
         let failed = |source| LoadError::Configure {
-            path: path.into(),
+            path: path.clone(),
             source,
         };
         let verdict = self
@@ -118,9 +147,10 @@ impl LoadedGuest {
             .and_then(|instance| instance.call(GuestExports::configure))
             .map_err(failed)?;
         verdict.map_err(|reason| LoadError::Config {
-            path: path.into(),
+            path: path.clone(),
             reason: guest_text(&reason, MAX_GUEST_ERROR_BYTES),
-        })
+        })?;
+        Ok(self)
     }
 
     /// What the guest reconciles.
@@ -141,6 +171,11 @@ impl LoadedGuest {
     /// The configuration every call is given (JSON text; `null` when none).
     pub fn config(&self) -> &str {
         &self.config
+    }
+
+    /// The configuration as logs and reports show it: [`describe_config`].
+    pub fn config_summary(&self) -> String {
+        describe_config(&self.config)
     }
 
     /// Whether the machine code was compiled now or came from the compile cache.
@@ -255,5 +290,22 @@ impl LoadedGuest {
             Some(Trap::Interrupt) => GuestError::Timeout(self.limits.timeout),
             _ => GuestError::Trap(format!("{error:#}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_is_described_by_size_and_digest_never_its_content() {
+        assert_eq!(describe_config(NO_CONFIG), "none");
+        let described = describe_config(r#"{"token":"hunter2"}"#);
+        assert!(
+            described.starts_with("19 bytes of JSON, sha256:"),
+            "{described}"
+        );
+        assert!(!described.contains("hunter2"), "{described}");
+        assert_ne!(described, describe_config(r#"{"token":"hunter3"}"#));
     }
 }

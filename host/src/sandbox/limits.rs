@@ -13,7 +13,7 @@ pub const GUEST_MAX_OUTPUT_MIB: std::ops::RangeInclusive<usize> = 1..=1024;
 pub const GUEST_MAX_OBJECT_KIB: std::ops::RangeInclusive<usize> = 1..=(1024 << 10);
 
 /// Per-call limits of a guest.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GuestLimits {
     /// Wall time one call may take.
     pub timeout: Duration,

@@ -6,12 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::bindings::{Contract, GuestPre};
-use super::call::LoadedGuest;
+use super::call::{LoadedGuest, NO_CONFIG};
 use super::engine::{CompiledGuest, GuestEngine};
 use super::{GuestFile, GuestLimits, LoadError};
 
 impl GuestEngine {
-    /// Compiles (or loads from the compile cache), links and describes a guest.
+    /// Compiles (or loads from the compile cache), links and describes a guest, with no
+    /// configuration (`null`).
     ///
     /// # Errors
     /// A [`LoadError`] saying what is wrong with the file and what to do about it.
@@ -20,8 +21,22 @@ impl GuestEngine {
         file: &GuestFile,
         limits: GuestLimits,
     ) -> Result<LoadedGuest, LoadError> {
+        self.load_configured(file, limits, NO_CONFIG)
+    }
+
+    /// [`Self::load`], then the guest is given `config` (JSON text) and must accept it.
+    ///
+    /// # Errors
+    /// As [`Self::load`], and [`LoadError::Config`] with the guest's own message when it refuses
+    /// the configuration.
+    pub fn load_configured(
+        self: &Arc<Self>,
+        file: &GuestFile,
+        limits: GuestLimits,
+        config: &str,
+    ) -> Result<LoadedGuest, LoadError> {
         let compiled = self.compile(file)?;
-        self.link(file, compiled, limits)
+        self.link(file, compiled, limits)?.configured(config)
     }
 
     /// [`GuestFile::read`] then [`Self::load`].
@@ -33,7 +48,8 @@ impl GuestEngine {
         self.load(&GuestFile::read(path)?, limits)
     }
 
-    /// Links a compiled guest and asks it to describe itself.
+    /// Links a compiled guest and asks it to describe itself. The guest is not configured yet:
+    /// call [`LoadedGuest::configured`] before it reconciles.
     ///
     /// # Errors
     /// [`LoadError::Incompatible`], [`LoadError::Describe`] or [`LoadError::Manifest`].

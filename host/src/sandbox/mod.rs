@@ -31,7 +31,7 @@ use std::time::Duration;
 use kube::api::GroupVersionKind;
 
 pub use bindings::{Contract, packages};
-pub use call::{GuestInstance, LoadedGuest, NO_CONFIG};
+pub use call::{GuestInstance, LoadedGuest, NO_CONFIG, describe_config};
 pub use compile_cache::{CompileCacheConfig, CompileOrigin};
 pub use engine::{CompiledGuest, GuestEngine, GuestInterfaces};
 pub use error::{EngineError, GuestError, LoadError};
