@@ -5,7 +5,9 @@
 
 pub mod arena;
 
-use guest_kit::component::{Desired, Level, Manifest, Observed, ReconcileError, Reconciler, log};
+use guest_kit::component::{
+    Desired, Level, Manifest, Observed, ReconcileError, Reconciler, Requirement, log,
+};
 
 /// The guest: [`potatohead_decisions::decide`] over the contract's types.
 pub struct PotatoHeadGuest;
@@ -13,6 +15,10 @@ pub struct PotatoHeadGuest;
 impl Reconciler for PotatoHeadGuest {
     fn describe() -> Manifest {
         potatohead_decisions::manifest("potatohead", env!("CARGO_PKG_VERSION"))
+    }
+
+    fn requirements(parent: &str, _config: &str) -> Result<Vec<Requirement>, ReconcileError> {
+        potatohead_decisions::requirements(parent)
     }
 
     fn configure(config: &str) -> Result<(), String> {

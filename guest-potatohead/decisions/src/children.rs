@@ -7,6 +7,9 @@
 use serde_json::{Value, json};
 
 use crate::config::Config;
+
+/// Variables every part's container gets (from `spec.configRef`'s ConfigMap), by name.
+pub type SharedEnv = std::collections::BTreeMap<String, String>;
 use crate::parts::{CONTAINER_PORT, Part};
 use crate::spec::{PartSpec, PotatoHeadSpec, ServiceType};
 
@@ -30,7 +33,12 @@ pub fn discovery_config_map_name(parent: &str) -> String {
 
 /// Every desired child for a validated spec: Deployments and Services in the order of the spec's
 /// parts, then the ConfigMap when the entry part is present.
-pub fn desired_children(parent: &str, spec: &PotatoHeadSpec, config: &Config) -> Vec<Value> {
+pub fn desired_children(
+    parent: &str,
+    spec: &PotatoHeadSpec,
+    config: &Config,
+    shared_env: &SharedEnv,
+) -> Vec<Value> {
     let discovery = spec
         .parts
         .iter()
@@ -38,7 +46,13 @@ pub fn desired_children(parent: &str, spec: &PotatoHeadSpec, config: &Config) ->
         .then(|| services_config(parent, spec));
     let mut children = Vec::with_capacity(spec.parts.len() * 2 + 1);
     for part in &spec.parts {
-        children.push(deployment(parent, spec, config, part, discovery.as_deref()));
+        children.push(deployment(
+            parent,
+            spec,
+            (config, shared_env),
+            part,
+            discovery.as_deref(),
+        ));
         children.push(service(parent, part));
     }
     if let Some(file) = discovery {
@@ -107,7 +121,7 @@ fn selector(parent: &str, part: Part) -> Value {
 fn deployment(
     parent: &str,
     spec: &PotatoHeadSpec,
-    config: &Config,
+    (config, shared_env): (&Config, &SharedEnv),
     part: &PartSpec,
     discovery: Option<&str>,
 ) -> Value {
@@ -140,6 +154,14 @@ fn deployment(
         template_metadata["annotations"] =
             json!({ DISCOVERY_DIGEST_ANNOTATION: format!("{:016x}", fnv1a(file.as_bytes())) });
     }
+    // The ConfigMap's variables first, sorted; a part's own variable of the same name replaces
+    // it rather than following it (a duplicate name would be ambiguous to read).
+    env.extend(
+        shared_env
+            .iter()
+            .filter(|(name, _)| !part.env.iter().any(|own| &own.name == *name))
+            .map(|(name, value)| json!({ "name": name, "value": value })),
+    );
     env.extend(
         part.env
             .iter()
@@ -215,6 +237,7 @@ mod tests {
 
     fn all_parts() -> PotatoHeadSpec {
         PotatoHeadSpec {
+            config_ref: None,
             tag: "0.3.0".into(),
             parts: Part::ALL.iter().map(|p| part(*p)).collect(),
         }
@@ -229,7 +252,8 @@ mod tests {
 
     #[test]
     fn all_six_parts_give_six_deployments_six_services_and_the_config_map() {
-        let children = desired_children("demo", &all_parts(), &Config::default());
+        let children =
+            desired_children("demo", &all_parts(), &Config::default(), &SharedEnv::new());
         assert_eq!(children.len(), 13);
         for kind in ["Deployment", "Service"] {
             assert_eq!(
@@ -246,7 +270,7 @@ mod tests {
         let mut spec = all_parts();
         spec.tag = "v9".into();
         spec.parts[1].image = Some("registry.local/hat:custom".into());
-        let children = desired_children("demo", &spec, &Config::default());
+        let children = desired_children("demo", &spec, &Config::default(), &SharedEnv::new());
         let image = |name: &str| {
             find(&children, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]["image"].clone()
         };
@@ -256,7 +280,7 @@ mod tests {
         let mirror = Config {
             registry: Some("mirror.local/podtato".into()),
         };
-        let children = desired_children("demo", &spec, &mirror);
+        let children = desired_children("demo", &spec, &mirror, &SharedEnv::new());
         let image = |name: &str| {
             find(&children, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]["image"].clone()
         };
@@ -266,7 +290,8 @@ mod tests {
 
     #[test]
     fn services_use_podtato_ports_and_target_the_container_port() {
-        let children = desired_children("demo", &all_parts(), &Config::default());
+        let children =
+            desired_children("demo", &all_parts(), &Config::default(), &SharedEnv::new());
         for p in Part::ALL {
             let svc = find(&children, "Service", &part_object_name("demo", p));
             let port = &svc["spec"]["ports"][0];
@@ -279,7 +304,7 @@ mod tests {
     #[test]
     fn the_entry_service_is_a_load_balancer_and_the_others_cluster_ip_unless_set() {
         let mut spec = all_parts();
-        let children = desired_children("demo", &spec, &Config::default());
+        let children = desired_children("demo", &spec, &Config::default(), &SharedEnv::new());
         for p in Part::ALL {
             let svc = find(&children, "Service", &part_object_name("demo", p));
             let expected = if p == Part::Entry {
@@ -290,7 +315,7 @@ mod tests {
             assert_eq!(svc["spec"]["type"], expected, "{p:?}");
         }
         spec.parts[0].service_type = Some(ServiceType::ClusterIP);
-        let children = desired_children("demo", &spec, &Config::default());
+        let children = desired_children("demo", &spec, &Config::default(), &SharedEnv::new());
         assert_eq!(
             find(&children, "Service", "demo-entry")["spec"]["type"],
             "ClusterIP"
@@ -299,7 +324,8 @@ mod tests {
 
     #[test]
     fn only_the_entry_container_is_probed_on_its_root_page() {
-        let children = desired_children("demo", &all_parts(), &Config::default());
+        let children =
+            desired_children("demo", &all_parts(), &Config::default(), &SharedEnv::new());
         for p in Part::ALL {
             let dep = find(&children, "Deployment", &part_object_name("demo", p));
             let container = &dep["spec"]["template"]["spec"]["containers"][0];
@@ -337,7 +363,7 @@ mod tests {
                 .unwrap();
         let mut spec = all_parts();
         spec.parts[0].env = vec![both];
-        let children = desired_children("demo", &spec, &Config::default());
+        let children = desired_children("demo", &spec, &Config::default(), &SharedEnv::new());
         assert!(
             !serde_json::to_string(&children)
                 .unwrap()
@@ -359,7 +385,7 @@ mod tests {
             port: Some(8080),
             ..part(Part::LeftArm)
         };
-        let children = desired_children("demo", &spec, &Config::default());
+        let children = desired_children("demo", &spec, &Config::default(), &SharedEnv::new());
         let dep = find(&children, "Deployment", "demo-left-arm");
         assert_eq!(dep["spec"]["replicas"], 3);
         let env = &dep["spec"]["template"]["spec"]["containers"][0]["env"];
@@ -381,7 +407,7 @@ mod tests {
     fn entry_mounts_the_discovery_file_listing_the_other_parts() {
         let mut spec = all_parts();
         spec.parts[1].port = Some(7001);
-        let children = desired_children("demo", &spec, &Config::default());
+        let children = desired_children("demo", &spec, &Config::default(), &SharedEnv::new());
         let file = find(&children, "ConfigMap", "demo-service-discovery")["data"]
             [SERVICES_CONFIG_FILE]
             .as_str()
@@ -411,7 +437,7 @@ mod tests {
     #[test]
     fn changing_the_parts_changes_the_entry_pod_template() {
         let annotation = |spec: &PotatoHeadSpec| {
-            let children = desired_children("demo", spec, &Config::default());
+            let children = desired_children("demo", spec, &Config::default(), &SharedEnv::new());
             find(&children, "Deployment", "demo-entry")["spec"]["template"]["metadata"]["annotations"]
                 [DISCOVERY_DIGEST_ANNOTATION]
                 .clone()
@@ -424,12 +450,45 @@ mod tests {
     }
 
     #[test]
+    fn the_shared_variables_reach_every_part_and_a_parts_own_wins() {
+        let mut spec = all_parts();
+        spec.parts[1].env = vec![EnvVar {
+            name: "COLOUR".into(),
+            value: "own".into(),
+        }];
+        let shared: SharedEnv = [
+            ("COLOUR".to_string(), "shared".to_string()),
+            ("GREETING".to_string(), "hi".to_string()),
+        ]
+        .into();
+        let children = desired_children("demo", &spec, &Config::default(), &shared);
+        let env = |name: &str| {
+            find(&children, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]["env"]
+                .clone()
+        };
+        let entry = env("demo-entry").to_string();
+        assert!(
+            entry.contains(r#"{"name":"COLOUR","value":"shared"}"#),
+            "{entry}"
+        );
+        assert!(
+            entry.contains(r#"{"name":"GREETING","value":"hi"}"#),
+            "{entry}"
+        );
+        let hat = env("demo-hat").to_string();
+        assert!(hat.contains(r#"{"name":"COLOUR","value":"own"}"#), "{hat}");
+        assert!(!hat.contains("shared"), "{hat}");
+        assert!(hat.contains("GREETING"), "{hat}");
+    }
+
+    #[test]
     fn without_entry_there_is_no_config_map() {
         let spec = PotatoHeadSpec {
+            config_ref: None,
             tag: "1".into(),
             parts: vec![part(Part::Hat)],
         };
-        let children = desired_children("demo", &spec, &Config::default());
+        let children = desired_children("demo", &spec, &Config::default(), &SharedEnv::new());
         assert_eq!(children.len(), 2);
         assert!(children.iter().all(|c| c["kind"] != "ConfigMap"));
     }

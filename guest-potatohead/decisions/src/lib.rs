@@ -10,16 +10,43 @@ pub mod spec;
 pub mod status;
 pub mod validate;
 
-use guest_kit::component::{Manifest, Observed, ReconcileError, kind};
+use guest_kit::component::{Manifest, Observed, ReconcileError, Requirement, kind};
 
 /// The manifest of a guest that runs these decisions under `name`: a PotatoHead parent and the
 /// three child kinds [`children`] makes.
 pub fn manifest(name: &str, version: &str) -> Manifest {
-    Manifest::new(name, version, kind(spec::GROUP, spec::VERSION, spec::KIND)).with_children([
-        kind("apps", "v1", "Deployment"),
-        kind("", "v1", "Service"),
-        kind("", "v1", "ConfigMap"),
-    ])
+    Manifest::new(name, version, kind(spec::GROUP, spec::VERSION, spec::KIND))
+        .with_children([
+            kind("apps", "v1", "Deployment"),
+            kind("", "v1", "Service"),
+            kind("", "v1", "ConfigMap"),
+        ])
+        .with_related([kind("", "v1", "ConfigMap")])
+}
+
+/// What a PotatoHead reads besides its children: the ConfigMap its `spec.configRef` names.
+///
+/// # Errors
+/// [`ReconcileError::InvalidSpec`] when the parent is no PotatoHead.
+pub fn requirements(parent: &str) -> Result<Vec<Requirement>, ReconcileError> {
+    let name = reconcile::config_ref(parent).map_err(contract_error)?;
+    Ok(name
+        .into_iter()
+        .map(|name| {
+            Requirement::names(
+                reconcile::CONFIG_MAP_KEY,
+                kind("", "v1", "ConfigMap"),
+                [name],
+            )
+        })
+        .collect())
+}
+
+fn contract_error(error: reconcile::ReconcileError) -> ReconcileError {
+    match error {
+        reconcile::ReconcileError::InvalidSpec(reason) => ReconcileError::InvalidSpec(reason),
+        reconcile::ReconcileError::Missing(reason) => ReconcileError::Transient(reason),
+    }
 }
 
 /// The decisions on what the host observed, with the guest's configuration; a wrong spec as the
@@ -36,6 +63,7 @@ pub fn decide(observed: &Observed) -> Result<reconcile::Desired, ReconcileError>
         &observed.children,
         observed.finalizing,
         &config,
+        observed.related(reconcile::CONFIG_MAP_KEY),
     )
-    .map_err(|reconcile::ReconcileError::InvalidSpec(reason)| ReconcileError::InvalidSpec(reason))
+    .map_err(contract_error)
 }

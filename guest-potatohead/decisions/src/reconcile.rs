@@ -4,11 +4,11 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::children::desired_children;
+use crate::children::{SharedEnv, desired_children};
 use crate::config::Config;
 use crate::spec::PotatoHeadSpec;
 use crate::status::{ObservedChild, status};
-use crate::validate::{validate_name, validate_spec};
+use crate::validate::{is_env_var_name, validate_name, validate_spec};
 
 /// What the guest wants, before conversion to the WIT record.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +36,21 @@ impl Desired {
 pub enum ReconcileError {
     /// The parent's spec (or name) is wrong; the message starts with the field's path.
     InvalidSpec(String),
+    /// Something the spec names is not there yet (the `spec.configRef` ConfigMap): retried,
+    /// and nothing changes meanwhile.
+    Missing(String),
+}
+
+/// The key under which the `spec.configRef` ConfigMap is asked for and given back.
+pub const CONFIG_MAP_KEY: &str = "config";
+
+/// The name of the ConfigMap the PotatoHead reads (`spec.configRef`), if any.
+///
+/// # Errors
+/// [`ReconcileError::InvalidSpec`] when the object does not parse as a PotatoHead.
+pub fn config_ref(parent_json: &str) -> Result<Option<String>, ReconcileError> {
+    let parent = parse_parent(parent_json)?;
+    Ok(parent.spec.and_then(|spec| spec.config_ref).map(|r| r.name))
 }
 
 /// The parts of a PotatoHead object this guest reads.
@@ -65,18 +80,22 @@ pub fn reconcile(
         observed_children,
         finalizing,
         &Config::default(),
+        None,
     )
 }
 
-/// [`reconcile`] with the guest's configuration.
+/// [`reconcile`] with the guest's configuration and, when the spec names one, the ConfigMap the
+/// host read for it (`config_map`: the objects of [`CONFIG_MAP_KEY`], `None` when not given).
 ///
 /// # Errors
-/// As [`reconcile`].
+/// As [`reconcile`]; [`ReconcileError::Missing`] while `spec.configRef`'s ConfigMap does not
+/// exist.
 pub fn reconcile_configured(
     parent_json: &str,
     observed_children: &[String],
     finalizing: bool,
     config: &Config,
+    config_map: Option<&[String]>,
 ) -> Result<Desired, ReconcileError> {
     let parent = parse_parent(parent_json)?;
     let spec = parent.spec.ok_or_else(|| {
@@ -84,6 +103,10 @@ pub fn reconcile_configured(
     })?;
     validate_name(&parent.metadata.name).map_err(|e| ReconcileError::InvalidSpec(e.0))?;
     validate_spec(&spec).map_err(|e| ReconcileError::InvalidSpec(e.0))?;
+    let shared_env = match &spec.config_ref {
+        None => SharedEnv::new(),
+        Some(reference) => shared_env(&reference.name, config_map)?,
+    };
 
     // Children the host sent are objects the API server returned; one that fails to parse would
     // be a host bug, and ignoring it only makes its part look not ready.
@@ -97,13 +120,38 @@ pub fn reconcile_configured(
     let children = if finalizing {
         Vec::new()
     } else {
-        desired_children(&parent.metadata.name, &spec, config)
+        desired_children(&parent.metadata.name, &spec, config, &shared_env)
     };
     Ok(Desired {
         children,
         status: Some(serde_json::to_value(status).expect("status serializes")),
         requeue_after_ms: None,
     })
+}
+
+/// The variables of the ConfigMap `name` among `config_map`: its `data` entries whose key is
+/// a variable name.
+fn shared_env(name: &str, config_map: Option<&[String]>) -> Result<SharedEnv, ReconcileError> {
+    #[derive(Deserialize)]
+    struct ConfigMap {
+        #[serde(default)]
+        data: SharedEnv,
+    }
+    let found = config_map
+        .unwrap_or_default()
+        .iter()
+        .find_map(|text| serde_json::from_str::<ConfigMap>(text).ok());
+    match found {
+        Some(map) => Ok(map
+            .data
+            .into_iter()
+            .filter(|(key, _)| is_env_var_name(key))
+            .collect()),
+        None => Err(ReconcileError::Missing(format!(
+            "spec.configRef: the ConfigMap {name:?} does not exist in the PotatoHead's \
+             namespace; nothing is changed until it does"
+        ))),
+    }
 }
 
 fn parse_parent(parent_json: &str) -> Result<PotatoHead, ReconcileError> {
@@ -151,6 +199,33 @@ mod tests {
         let desired = reconcile(&sample(spec), &[], false).unwrap();
         assert_eq!(desired.children.len(), 13);
         assert_eq!(desired.status.unwrap()["summary"], "0/6");
+    }
+
+    #[test]
+    fn a_config_ref_is_asked_for_and_its_data_becomes_every_parts_env() {
+        let parent = sample(json!({ "parts": [{"name": "hat"}], "configRef": {"name": "shared"} }));
+        assert_eq!(config_ref(&parent).unwrap().as_deref(), Some("shared"));
+        let missing =
+            reconcile_configured(&parent, &[], false, &Config::default(), Some(&[])).unwrap_err();
+        assert!(
+            matches!(&missing, ReconcileError::Missing(m) if m.contains("\"shared\" does not exist")),
+            "{missing:?}"
+        );
+        let map = json!({ "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": "shared" },
+            "data": { "GREETING": "hello", "not a name": "x" } })
+        .to_string();
+        let desired =
+            reconcile_configured(&parent, &[], false, &Config::default(), Some(&[map])).unwrap();
+        let env =
+            desired.children[0]["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+        assert!(
+            env.contains(r#"{"name":"GREETING","value":"hello"}"#),
+            "{env}"
+        );
+        assert!(!env.contains("not a name"), "{env}");
+        let plain = sample(json!({ "parts": [{"name": "hat"}] }));
+        assert_eq!(config_ref(&plain).unwrap(), None);
     }
 
     #[test]

@@ -48,6 +48,20 @@ pub struct PotatoHeadSpec {
         schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))
     )]
     pub parts: Vec<PartSpec>,
+    /// A ConfigMap in the PotatoHead's namespace whose data becomes environment variables of
+    /// every part (a part's own `env` wins; keys that are no variable name are left out).
+    /// Editing the ConfigMap rolls the parts; until it exists, nothing is changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_ref: Option<ConfigRef>,
+}
+
+/// The ConfigMap a PotatoHead reads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "crd", derive(schemars::JsonSchema))]
+pub struct ConfigRef {
+    /// The ConfigMap's name.
+    #[cfg_attr(feature = "crd", schemars(length(min = 1, max = 253)))]
+    pub name: String,
 }
 
 fn default_tag() -> String {

@@ -80,6 +80,7 @@ mod tests {
 
     fn spec(parts: &[(Part, i32)]) -> PotatoHeadSpec {
         PotatoHeadSpec {
+            config_ref: None,
             tag: "1".into(),
             parts: parts
                 .iter()

@@ -163,7 +163,7 @@ fn validate_tag(path: &str, tag: &str) -> Result<(), InvalidSpec> {
 }
 
 /// Kubernetes' rule for environment variable names (`validation.IsEnvVarName`).
-fn is_env_var_name(name: &str) -> bool {
+pub fn is_env_var_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name
@@ -179,6 +179,7 @@ mod tests {
 
     fn spec_with(part: PartSpec) -> PotatoHeadSpec {
         PotatoHeadSpec {
+            config_ref: None,
             tag: "0.3.0".into(),
             parts: vec![part],
         }
@@ -299,6 +300,7 @@ mod tests {
     #[test]
     fn a_part_listed_twice_is_rejected() {
         let spec = PotatoHeadSpec {
+            config_ref: None,
             tag: "1".into(),
             parts: vec![hat(), hat()],
         };
@@ -309,6 +311,7 @@ mod tests {
     fn bad_tags_are_rejected() {
         for tag in ["", "-x", "a b", "x:y"] {
             let spec = PotatoHeadSpec {
+                config_ref: None,
                 tag: tag.into(),
                 parts: vec![],
             };

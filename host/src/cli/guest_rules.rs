@@ -8,7 +8,8 @@ use clap::Args;
 
 use crate::guests::{HostRules, KindAllowlist};
 use crate::sandbox::{
-    GUEST_MAX_OBJECT_KIB, GUEST_MAX_OUTPUT_MIB, GUEST_MEMORY_MIB, GUEST_TIMEOUT, GuestLimits,
+    GUEST_MAX_OBJECT_KIB, GUEST_MAX_OUTPUT_MIB, GUEST_MAX_RELATED_KIB, GUEST_MAX_RELATED_OBJECTS,
+    GUEST_MEMORY_MIB, GUEST_TIMEOUT, GuestLimits,
 };
 
 /// Most MiB `--guest-max-file-mib` may be.
@@ -54,6 +55,27 @@ pub struct GuestRuleArgs {
     /// through Events and metrics only.
     #[arg(long, env = "RECONCILER_ALLOW_BUILTIN_PARENT_KIND")]
     pub allow_builtin_parent_kind: bool,
+    /// Kinds guests may read besides their parents and children (contract 0.2 related objects),
+    /// as group/version/Kind or v1/Kind; repeat or separate with commas. Default: any kind but
+    /// Secrets, which a guest reads only when this flag names v1/Secret. A guest declaring
+    /// another related kind is refused at start and on hot swap.
+    #[arg(
+        long = "allowed-related-kind",
+        env = "RECONCILER_ALLOWED_RELATED_KINDS",
+        value_delimiter = ','
+    )]
+    pub allowed_related_kinds: Vec<String>,
+    /// Most related objects one reconcile of a guest is given; more fail that reconcile
+    /// (retried with backoff), nothing applied or pruned.
+    #[arg(
+        long,
+        env = "RECONCILER_GUEST_MAX_RELATED_OBJECTS",
+        default_value_t = 256
+    )]
+    pub guest_max_related_objects: usize,
+    /// Most JSON of related objects one reconcile of a guest is given, in KiB.
+    #[arg(long, env = "RECONCILER_GUEST_MAX_RELATED_KIB", default_value_t = 4096)]
+    pub guest_max_related_kib: usize,
 }
 
 /// Longest `--guest-config` accepted, as a settings file's (`guests/settings.rs`).
@@ -101,6 +123,12 @@ pub enum RuleError {
     GuestMaxFile(u64),
     #[error("--allowed-child-kind: {0}")]
     AllowedChildKind(String),
+    #[error("--allowed-related-kind: {0}")]
+    AllowedRelatedKind(String),
+    #[error("--guest-max-related-objects must be between 1 and 100000, not {0}")]
+    GuestMaxRelatedObjects(usize),
+    #[error("--guest-max-related-kib must be between 1 and 1048576, not {0}")]
+    GuestMaxRelated(usize),
 }
 
 impl GuestRuleArgs {
@@ -134,6 +162,14 @@ impl GuestRuleArgs {
         if !(1..=MAX_FILE_MIB).contains(&self.guest_max_file_mib) {
             return Err(RuleError::GuestMaxFile(self.guest_max_file_mib));
         }
+        if !GUEST_MAX_RELATED_OBJECTS.contains(&self.guest_max_related_objects) {
+            return Err(RuleError::GuestMaxRelatedObjects(
+                self.guest_max_related_objects,
+            ));
+        }
+        if !GUEST_MAX_RELATED_KIB.contains(&self.guest_max_related_kib) {
+            return Err(RuleError::GuestMaxRelated(self.guest_max_related_kib));
+        }
         Ok(HostRules {
             limits: GuestLimits {
                 timeout: self.guest_timeout,
@@ -141,10 +177,14 @@ impl GuestRuleArgs {
                 max_children: self.guest_max_children,
                 max_output_bytes: self.guest_max_output_mib << 20,
                 max_object_bytes: self.guest_max_object_kib << 10,
+                max_related_objects: self.guest_max_related_objects,
+                max_related_bytes: self.guest_max_related_kib << 10,
             },
             timeout_ceiling,
             allowed_child_kinds: KindAllowlist::from_flag(&self.allowed_child_kinds)
                 .map_err(RuleError::AllowedChildKind)?,
+            allowed_related_kinds: KindAllowlist::from_flag(&self.allowed_related_kinds)
+                .map_err(RuleError::AllowedRelatedKind)?,
             allow_builtin_parent_kind: self.allow_builtin_parent_kind,
             max_file_bytes: self.guest_max_file_mib << 20,
         })

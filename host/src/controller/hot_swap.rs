@@ -27,8 +27,8 @@ use tracing::{debug, info, warn};
 use super::handoff::ParentKindHandoff;
 use super::sweep::Sweep;
 use super::{Membership, Shared};
-use crate::cluster::ChildCaches;
 use crate::cluster::kinds::{self, DiscoveryError, ResolvedKind, display_gvk};
+use crate::cluster::{ChildCaches, RelatedCaches};
 use crate::config::RunSettings;
 use crate::error_text::error_chain;
 use crate::guests::watch::{SighupForwarder, watch_folder};
@@ -108,6 +108,7 @@ pub(super) struct HotSwap {
     poll_interval: Duration,
     slot: Arc<GuestSlot>,
     children: Arc<ChildCaches>,
+    related: Arc<RelatedCaches>,
     client: kube::Client,
     /// Asked after each swap to reconcile every parent again with the new guest.
     sweep: Arc<Sweep>,
@@ -149,6 +150,7 @@ impl HotSwap {
             poll_interval: settings.guest_poll_interval,
             slot: Arc::clone(hooks.slot),
             children: Arc::clone(&shared.children),
+            related: Arc::clone(&shared.related),
             client: shared.client.clone(),
             sweep: Arc::clone(hooks.sweep),
             metrics: hooks.metrics.clone(),
@@ -288,6 +290,8 @@ impl HotSwap {
                 // …and its watches: stop any started for the refused guest's new kinds.
                 self.children
                     .retain_kinds(&active.user(), &active.child_kinds);
+                self.related
+                    .retain_kinds(&active.user(), &active.related_kinds);
                 *self.last_refused.lock().expect("lock") = Some(refused_key);
                 return Err(error);
             }
@@ -297,6 +301,8 @@ impl HotSwap {
         let active = self.slot.current();
         self.children
             .retain_kinds(&active.user(), &active.child_kinds);
+        self.related
+            .retain_kinds(&active.user(), &active.related_kinds);
         self.sweep.request();
         Ok(Some(Swap {
             previous,
@@ -355,9 +361,30 @@ impl HotSwap {
             .watch_kinds(&active.user(), &child_kinds, NEW_KINDS_SYNC_TIMEOUT)
             .await
             .map_err(SwapError::Sync)?;
+        let mut related_kinds = Vec::with_capacity(guest.manifest().related.len());
+        for gvk in &guest.manifest().related {
+            let known = active.related_kinds.iter().find(|k| &k.gvk == gvk);
+            related_kinds.push(match known {
+                Some(kind) => Arc::clone(kind),
+                None => Arc::new(kinds::resolve(&self.client, gvk).await?),
+            });
+        }
+        // The new guest's kinds are watched beside the active guest's until the swap is
+        // decided: a refused guest's are dropped again, the active guest's kept.
+        let both: Vec<Arc<ResolvedKind>> = active
+            .related_kinds
+            .iter()
+            .chain(&related_kinds)
+            .cloned()
+            .collect();
+        self.related
+            .watch_kinds(&active.user(), &both, NEW_KINDS_SYNC_TIMEOUT)
+            .await
+            .map_err(SwapError::Sync)?;
         Ok(ActiveGuest {
             guest: Arc::new(guest),
             child_kinds,
+            related_kinds,
         })
     }
 

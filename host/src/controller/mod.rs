@@ -21,8 +21,8 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tracing::{Instrument, debug, info, warn};
 
-use crate::cluster::ChildCaches;
 use crate::cluster::kinds::{self, DiscoveryError, ResolvedKind};
+use crate::cluster::{ChildCaches, RelatedCaches};
 use crate::config::RunSettings;
 use crate::error_text::error_chain;
 use crate::guests::{GuestSpec, Roster};
@@ -76,6 +76,8 @@ pub struct Shared {
     pub readiness: Arc<Readiness>,
     /// The child caches: one watch and one cache per child kind, whichever parent kinds need it.
     pub children: Arc<ChildCaches>,
+    /// The caches of related objects guests read: one watch per related kind, shared likewise.
+    pub related: Arc<RelatedCaches>,
     /// The memory all guest calls running at once may use, shared fairly between the guests.
     pub guest_memory: SharedBudget,
     /// The parents reconciled at once (`--concurrency`), shared fairly between the guests.
@@ -134,11 +136,21 @@ pub async fn run(
     let readiness = shared.readiness.guest(&spec.name);
     let children = &shared.children;
     let (parent_kind, child_kinds) = resolve_kinds(&shared.client, &guest).await?;
+    let related_kinds = resolve_related_kinds(&shared.client, &guest).await?;
     readiness.set_waiting(None);
     let (triggered_by_children, mut teardown) =
         serve_parent_kind(&shared, &parent_kind, &metrics, &readiness);
     sync_child_caches(children, &parent_kind, &child_kinds, &settings).await;
-    let slot = activate(&metrics, &readiness, ActiveGuest { guest, child_kinds });
+    sync_related_caches(&shared.related, &parent_kind, &related_kinds).await;
+    let slot = activate(
+        &metrics,
+        &readiness,
+        ActiveGuest {
+            guest,
+            child_kinds,
+            related_kinds,
+        },
+    );
 
     let sweep = Sweep::new(settings.swap_concurrency.into(), metrics.clone());
     let handoff = Arc::new(ParentKindHandoff::default());
@@ -228,7 +240,9 @@ fn context(
             settings.field_manager.clone(),
             Some(instance),
         ),
-        parent_states: ParentStates::new(parents, parent_kind.resource.clone()),
+        parent_states: ParentStates::new(parents, parent_kind.resource.clone())
+            .on_forget(forget_reader(&shared.related)),
+        related: Arc::clone(&shared.related),
         client: shared.client.clone(),
         slot,
         parent_kind,
@@ -282,6 +296,44 @@ async fn resolve_kinds(
         child_kinds.push(Arc::new(kind));
     }
     Ok((parent_kind, child_kinds))
+}
+
+/// The kinds the guest reads (contract 0.2 `related`), resolved against the API server;
+/// namespaced or cluster-scoped.
+async fn resolve_related_kinds(
+    client: &Client,
+    guest: &LoadedGuest,
+) -> Result<Vec<Arc<ResolvedKind>>, StartError> {
+    let mut related = Vec::with_capacity(guest.manifest().related.len());
+    for gvk in &guest.manifest().related {
+        related.push(Arc::new(kinds::resolve(client, gvk).await?));
+    }
+    Ok(related)
+}
+
+/// Starts the watches of the kinds the guest reads and waits until each has listed.
+async fn sync_related_caches(
+    related: &Arc<RelatedCaches>,
+    parent_kind: &ResolvedKind,
+    kinds: &[Arc<ResolvedKind>],
+) {
+    if kinds.is_empty() {
+        related.retain_kinds(&parent_kind.display_name(), &[]);
+        return;
+    }
+    while let Err(pending) = related
+        .watch_kinds(&parent_kind.display_name(), kinds, SYNC_PROGRESS_INTERVAL)
+        .await
+    {
+        warn!(%pending, "related-object caches still listing");
+    }
+    info!(related = %kinds.iter().map(|k| k.display_name()).collect::<Vec<_>>().join(", "), "related-object caches synced");
+}
+
+/// What the per-parent state calls when a parent goes: its readings leave the reverse index.
+fn forget_reader(related: &Arc<RelatedCaches>) -> Box<dyn Fn(&str) + Send + Sync> {
+    let related = Arc::clone(related);
+    Box::new(move |uid| related.forget_reader(uid))
 }
 
 /// Starts the child watches and waits until every kind has listed, reporting progress.
@@ -362,6 +414,7 @@ fn serve_parent_kind(
     let teardown = Teardown {
         tasks: Vec::new(),
         children: Arc::clone(&shared.children),
+        related: Arc::clone(&shared.related),
         parent_kind: parent_kind.clone(),
         metrics: metrics.clone(),
         readiness: readiness.clone(),
@@ -437,6 +490,7 @@ async fn serve(
 struct Teardown {
     tasks: Vec<tokio::task::AbortHandle>,
     children: Arc<ChildCaches>,
+    related: Arc<RelatedCaches>,
     parent_kind: ResolvedKind,
     metrics: GuestMetrics,
     readiness: GuestReadiness,
@@ -449,6 +503,9 @@ impl Drop for Teardown {
         }
         self.children
             .retain_kinds(&self.parent_kind.display_name(), &[]);
+        self.related
+            .retain_kinds(&self.parent_kind.display_name(), &[]);
+        self.related.forget_readers_of(&self.parent_kind.resource);
         self.children
             .stop_serving_parent_kind(&self.parent_kind.resource);
         self.readiness.set_caches_synced(false);

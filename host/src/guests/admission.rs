@@ -18,13 +18,15 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 
+use super::allowlist::KindAllowlist;
 use super::kind_graph::{self, GuestKinds, Resource};
 use super::rules::HostRules;
-use super::settings::{GuestSettings, SettingsError};
+use super::settings::{self, GuestSettings, SettingsError};
 use crate::cluster::kinds;
 use crate::gvk::display_gvk;
 use crate::metrics::RefusalReason;
 use crate::sandbox::GuestManifest;
+use kube::api::GroupVersionKind;
 
 /// Why a guest may not serve. Each message names what was refused and what would allow it.
 #[derive(Debug, thiserror::Error)]
@@ -42,14 +44,18 @@ pub enum Refusal {
         by: String,
         allowed: String,
     },
-    /// It declares a kind to read besides its parent and children (contract 0.2 `related`):
-    /// this host does not watch related objects for guests yet, and a guest must not decide
-    /// believing it reads objects it is never given.
+    /// It declares a kind to read (contract 0.2 `related`) that the host's flag or its own
+    /// settings do not allow; Secrets need the flag to name them.
     #[error(
-        "the guest declares related kind {kind} (the manifest's `related`), but this host reads \
-         no related objects for guests yet; build the guest without related kinds"
+        "the guest declares related kind {kind} (the manifest's `related`), which {by} does not \
+         allow (allowed: {allowed}){hint}"
     )]
-    RelatedKindNotServed { kind: String },
+    RelatedKindNotAllowed {
+        kind: String,
+        by: String,
+        allowed: String,
+        hint: &'static str,
+    },
     /// It names one resource by two API groups, among its own kinds.
     #[error(
         "the guest declares {first} and {second}, one resource under two API groups: each object \
@@ -93,7 +99,7 @@ impl Refusal {
         match self {
             Self::Settings(_) => RefusalReason::Settings,
             Self::BuiltinParent(_) => RefusalReason::BuiltinParentKind,
-            Self::ChildKindNotAllowed { .. } | Self::RelatedKindNotServed { .. } => {
+            Self::ChildKindNotAllowed { .. } | Self::RelatedKindNotAllowed { .. } => {
                 RefusalReason::KindNotAllowed
             }
             Self::AliasedOwnKinds { .. } | Self::AliasedAcrossGuests { .. } => {
@@ -147,9 +153,26 @@ pub fn admit_alone(
             allowed: settings.allowed_child_kinds.describe(),
         });
     }
-    if let Some(kind) = manifest.related.first() {
-        return Err(Refusal::RelatedKindNotServed {
+    if let Some(kind) = manifest
+        .related
+        .iter()
+        .find(|kind| !related_kind_allowed(&settings.allowed_related_kinds, kind))
+    {
+        let by = match &settings.file {
+            Some(file) if settings.allowed_related_kinds != rules.allowed_related_kinds => {
+                format!("its settings {}", file.display())
+            }
+            _ => "--allowed-related-kind".to_owned(),
+        };
+        return Err(Refusal::RelatedKindNotAllowed {
             kind: display_gvk(kind),
+            by,
+            allowed: settings::describe_related(&settings.allowed_related_kinds),
+            hint: if is_secret(kind) {
+                "; a guest reads Secrets only when --allowed-related-kind names v1/Secret"
+            } else {
+                ""
+            },
         });
     }
     let own = std::iter::once(&manifest.parent).chain(&manifest.children);
@@ -166,6 +189,20 @@ pub fn admit_alone(
         }
     }
     Ok(())
+}
+
+/// Whether `allowed` lets a guest read `kind`: `Any` is every kind but Secrets, which only a
+/// list naming them allows (a guest that could read every Secret in its parents' namespaces
+/// holds every credential there).
+fn related_kind_allowed(allowed: &KindAllowlist, kind: &GroupVersionKind) -> bool {
+    match allowed {
+        KindAllowlist::Any => !is_secret(kind),
+        only => only.allows(kind),
+    }
+}
+
+fn is_secret(kind: &GroupVersionKind) -> bool {
+    kind.group.is_empty() && kind.kind == "Secret"
 }
 
 /// The guests of one host and the kinds each holds: serving, starting, or waiting for its kinds
@@ -284,6 +321,7 @@ mod tests {
         GuestSettings {
             limits: rules.limits,
             allowed_child_kinds: rules.allowed_child_kinds.clone(),
+            allowed_related_kinds: rules.allowed_related_kinds.clone(),
             config: None,
             file: None,
         }
@@ -294,28 +332,50 @@ mod tests {
         roster.admit(&rules, name, manifest, &settings(&rules))
     }
 
+    // Attack: a guest reading every Secret of its parents' namespaces, on a host whose admin
+    // never said Secrets may be read.
     #[test]
-    fn a_guest_that_declares_related_kinds_is_refused_until_the_host_serves_them() {
+    fn related_kinds_need_the_hosts_permission_and_secrets_an_explicit_one() {
         let mut reads = manifest(("x.io", "Probe"), &[]);
-        reads.related = vec![GroupVersionKind::gvk("", "v1", "Secret")];
+        reads.related = vec![GroupVersionKind::gvk("", "v1", "ConfigMap")];
+        admit(&Roster::default(), "reads", &reads).unwrap();
+        reads
+            .related
+            .push(GroupVersionKind::gvk("", "v1", "Secret"));
         let refusal = admit(&Roster::default(), "reads", &reads).unwrap_err();
         assert!(
-            refusal
-                .to_string()
-                .contains("declares related kind Secret.v1 (the manifest's `related`)"),
+            refusal.to_string().contains(
+                "declares related kind Secret.v1 (the manifest's `related`), which \
+                 --allowed-related-kind does not allow (allowed: any kind but Secrets); a guest \
+                 reads Secrets only when --allowed-related-kind names v1/Secret"
+            ),
             "{refusal}"
         );
         assert_eq!(refusal.metric_reason(), RefusalReason::KindNotAllowed);
-        admit(
-            &Roster::default(),
-            "plain",
-            &manifest(("x.io", "Probe"), &[]),
-        )
-        .unwrap();
+        let secrets = HostRules {
+            allowed_related_kinds: KindAllowlist::from_flag(&[
+                "v1/ConfigMap".into(),
+                "v1/Secret".into(),
+            ])
+            .unwrap(),
+            ..HostRules::default()
+        };
+        Roster::default()
+            .admit(&secrets, "reads", &reads, &settings(&secrets))
+            .unwrap();
+        let only_maps = HostRules {
+            allowed_related_kinds: KindAllowlist::from_flag(&["v1/ConfigMap".into()]).unwrap(),
+            ..HostRules::default()
+        };
+        let refusal = Roster::default()
+            .admit(&only_maps, "reads", &reads, &settings(&only_maps))
+            .unwrap_err();
+        assert!(
+            refusal.to_string().contains("(allowed: ConfigMap.v1)"),
+            "{refusal}"
+        );
     }
 
-    // Attack: guest A (Probe → Gizmo) and guest B (Gizmo → Probe), each legal alone, made 255
-    // objects from one Probe in 5 s.
     #[test]
     fn the_guest_that_would_close_a_cycle_is_refused_and_the_first_keeps_its_place() {
         let roster = Roster::default();

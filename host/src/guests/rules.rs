@@ -16,6 +16,9 @@ pub struct HostRules {
     pub timeout_ceiling: Duration,
     /// The child kinds any guest may declare (`--allowed-child-kind`).
     pub allowed_child_kinds: KindAllowlist,
+    /// The kinds any guest may read as related objects (`--allowed-related-kind`); `Any` is
+    /// every kind but Secrets, which only an explicit list allows.
+    pub allowed_related_kinds: KindAllowlist,
     /// Whether a guest may reconcile one of Kubernetes' own kinds (`--allow-builtin-parent-kind`).
     pub allow_builtin_parent_kind: bool,
     /// The largest guest file read (`--guest-max-file-mib`).
@@ -30,6 +33,7 @@ impl Default for HostRules {
             limits,
             timeout_ceiling: limits.timeout,
             allowed_child_kinds: KindAllowlist::Any,
+            allowed_related_kinds: KindAllowlist::Any,
             allow_builtin_parent_kind: false,
             max_file_bytes: GUEST_FILE_MAX_BYTES,
         }

@@ -20,6 +20,8 @@
 //! allowed-child-kinds:           # within --allowed-child-kind
 //!   - apps/v1/Deployment
 //!   - v1/Service
+//! allowed-related-kinds:         # within --allowed-related-kind
+//!   - v1/ConfigMap
 //! config:                        # any YAML/JSON value, given to the guest (contract 0.2)
 //!   registry: mirror.example.com/podtato-head
 //! ```
@@ -48,6 +50,7 @@ pub const SETTINGS_MAX_BYTES: u64 = 64 << 10;
 pub struct GuestSettings {
     pub limits: GuestLimits,
     pub allowed_child_kinds: KindAllowlist,
+    pub allowed_related_kinds: KindAllowlist,
     /// The guest's configuration from the file's `config` key, as compact JSON text; `None`
     /// when the file gives none.
     pub config: Option<String>,
@@ -61,6 +64,7 @@ impl GuestSettings {
     pub fn same_but_config(&self, other: &GuestSettings) -> bool {
         self.limits == other.limits
             && self.allowed_child_kinds == other.allowed_child_kinds
+            && self.allowed_related_kinds == other.allowed_related_kinds
             && self.file == other.file
     }
 }
@@ -98,13 +102,16 @@ pub enum SettingsError {
          in one place"
     )]
     ConfigTwice { path: PathBuf },
-    /// A child kind the host's `--allowed-child-kind` does not allow.
+    /// A child (or related) kind the host's `--allowed-child-kind` (or
+    /// `--allowed-related-kind`) does not allow.
     #[error(
-        "{path}: allowed-child-kinds: {kind} is not allowed by the host's --allowed-child-kind \
-         ({allowed}); a guest's settings may only narrow that list"
+        "{path}: {key}: {kind} is not allowed by the host's {flag} ({allowed}); a guest's \
+         settings may only narrow that list"
     )]
     KindNotAllowedByHost {
         path: PathBuf,
+        key: &'static str,
+        flag: &'static str,
         kind: String,
         allowed: String,
     },
@@ -120,6 +127,7 @@ struct SettingsFile {
     max_output_mib: Option<usize>,
     max_object_kib: Option<usize>,
     allowed_child_kinds: Option<Vec<String>>,
+    allowed_related_kinds: Option<Vec<String>>,
     config: Option<serde_json::Value>,
 }
 
@@ -147,6 +155,7 @@ pub fn load(guest: &Path, rules: &HostRules) -> Result<GuestSettings, SettingsEr
             return Ok(GuestSettings {
                 limits: rules.limits,
                 allowed_child_kinds: rules.allowed_child_kinds.clone(),
+                allowed_related_kinds: rules.allowed_related_kinds.clone(),
                 config: None,
                 file: None,
             });
@@ -214,21 +223,18 @@ fn apply(
     )? {
         limits.max_object_bytes = kib << 10;
     }
-    let allowed_child_kinds = match file.allowed_child_kinds {
-        None => rules.allowed_child_kinds.clone(),
-        Some(entries) => {
-            let own = KindAllowlist::parse(&entries)
-                .map_err(|e| invalid(path, format!("allowed-child-kinds: {e}")))?;
-            rules
-                .allowed_child_kinds
-                .narrowed_to(own)
-                .map_err(|wider| SettingsError::KindNotAllowedByHost {
-                    path: path.to_path_buf(),
-                    kind: display_gvk(&wider),
-                    allowed: rules.allowed_child_kinds.describe(),
-                })?
-        }
-    };
+    let allowed_child_kinds = narrow_kinds(
+        path,
+        file.allowed_child_kinds,
+        &rules.allowed_child_kinds,
+        ("allowed-child-kinds", "--allowed-child-kind"),
+    )?;
+    let allowed_related_kinds = narrow_kinds(
+        path,
+        file.allowed_related_kinds,
+        &rules.allowed_related_kinds,
+        ("allowed-related-kinds", "--allowed-related-kind"),
+    )?;
     // `config: null` is no configuration, as leaving the key out is.
     let config = file
         .config
@@ -237,9 +243,31 @@ fn apply(
     Ok(GuestSettings {
         limits,
         allowed_child_kinds,
+        allowed_related_kinds,
         config,
         file: None,
     })
+}
+
+/// The file's list for `key` within the host's list of `flag`.
+fn narrow_kinds(
+    path: &Path,
+    entries: Option<Vec<String>>,
+    host: &KindAllowlist,
+    (key, flag): (&'static str, &'static str),
+) -> Result<KindAllowlist, SettingsError> {
+    let Some(entries) = entries else {
+        return Ok(host.clone());
+    };
+    let own = KindAllowlist::parse(&entries).map_err(|e| invalid(path, format!("{key}: {e}")))?;
+    host.narrowed_to(own)
+        .map_err(|wider| SettingsError::KindNotAllowedByHost {
+            path: path.to_path_buf(),
+            key,
+            flag,
+            kind: display_gvk(&wider),
+            allowed: host.describe(),
+        })
 }
 
 /// The file's `value` for `key`: at least 1, and at most `flag`'s value (in the key's unit).
@@ -306,14 +334,23 @@ fn invalid(path: &Path, reason: String) -> SettingsError {
 pub fn summary(settings: &GuestSettings) -> String {
     let limits = &settings.limits;
     format!(
-        "timeout {:?}, memory {} MiB, at most {} children and {} MiB of output ({} KiB per object); allowed child kinds: {}",
+        "timeout {:?}, memory {} MiB, at most {} children and {} MiB of output ({} KiB per object); allowed child kinds: {}; allowed related kinds: {}",
         limits.timeout,
         limits.max_memory_bytes >> 20,
         limits.max_children,
         limits.max_output_bytes >> 20,
         limits.max_object_bytes >> 10,
         settings.allowed_child_kinds.describe(),
+        describe_related(&settings.allowed_related_kinds),
     )
+}
+
+/// How the allowed related kinds read: `Any` allows every kind but Secrets.
+pub fn describe_related(allowed: &KindAllowlist) -> String {
+    match allowed {
+        KindAllowlist::Any => "any kind but Secrets".to_owned(),
+        only => only.describe(),
+    }
 }
 
 #[cfg(test)]
@@ -359,7 +396,10 @@ mod tests {
     #[test]
     fn a_file_sets_what_it_names_and_keeps_the_rest() {
         let settings = load_text(
-            Some("timeout: 500ms\nmemory-mib: 32\nallowed-child-kinds: [apps/v1/Deployment]\n"),
+            Some(
+                "timeout: 500ms\nmemory-mib: 32\nallowed-child-kinds: [apps/v1/Deployment]\n\
+                 allowed-related-kinds: [v1/ConfigMap]\n",
+            ),
             &rules(&[]),
         )
         .unwrap();
@@ -378,6 +418,7 @@ mod tests {
                     "Deployment"
                 ))
         );
+        assert_eq!(settings.allowed_related_kinds.describe(), "ConfigMap.v1");
         assert!(settings.file.is_some());
         assert!(summary(&settings).contains("allowed child kinds: Deployment.apps/v1"));
     }
@@ -450,6 +491,20 @@ mod tests {
         let message = error("allowed-child-kinds: [v1/Secret]\n", &host);
         assert!(
             message.contains("Secret.v1 is not allowed by the host's"),
+            "{message}"
+        );
+        let related = HostRules {
+            allowed_related_kinds: KindAllowlist::from_flag(&["v1/ConfigMap".into()]).unwrap(),
+            ..HostRules::default()
+        };
+        let message = load_text(Some("allowed-related-kinds: [v1/Secret]\n"), &related)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(
+                "allowed-related-kinds: Secret.v1 is not allowed by the host's \
+                 --allowed-related-kind (ConfigMap.v1)"
+            ),
             "{message}"
         );
     }

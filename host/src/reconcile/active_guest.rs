@@ -10,10 +10,12 @@ use crate::cluster::ResolvedKind;
 use crate::metrics::GuestLabels;
 use crate::sandbox::{Contract, LoadedGuest};
 
-/// A loaded guest and its resolved child kinds.
+/// A loaded guest and its resolved child and related kinds.
 pub struct ActiveGuest {
     pub guest: Arc<LoadedGuest>,
     pub child_kinds: Vec<Arc<ResolvedKind>>,
+    /// The kinds it reads (contract 0.2 `related`); empty for most guests.
+    pub related_kinds: Vec<Arc<ResolvedKind>>,
 }
 
 impl ActiveGuest {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kube::Client;
 
-use crate::cluster::{ChildCaches, ResolvedKind};
+use crate::cluster::{ChildCaches, RelatedCaches, ResolvedKind};
 use crate::metrics::GuestMetrics;
 
 use super::active_guest::GuestSlot;
@@ -30,6 +30,8 @@ pub struct Context {
     pub slot: Arc<GuestSlot>,
     pub parent_kind: ResolvedKind,
     pub children: Arc<ChildCaches>,
+    /// The caches of related objects and who reads what.
+    pub related: Arc<RelatedCaches>,
     pub settings: Settings,
     /// The process's metrics, recorded under this guest's name.
     pub metrics: GuestMetrics,

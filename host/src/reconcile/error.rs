@@ -52,6 +52,13 @@ pub enum Failure {
     /// The guest's output broke the output policy; nothing was applied.
     #[error("guest output refused: {0}")]
     Policy(PolicyViolation),
+    /// The guest's requirements (what else it reads) broke the rules; nothing was decided.
+    #[error("the guest's requirements are refused: {0}")]
+    Requirements(String),
+    /// The guest's requirements selected more related objects than its limits allow; nothing
+    /// was decided, applied or pruned.
+    #[error("{0}")]
+    RelatedTooLarge(String),
     /// The guest asked for the same child with new content again and again while its parent did
     /// not change: nothing was written.
     #[error("{0}")]
@@ -99,7 +106,8 @@ impl Failure {
         let reason = match self {
             Self::InvalidSpec(_) => FailureReason::InvalidSpec,
             Self::Guest(_) => FailureReason::GuestFailed,
-            Self::Policy(_) => FailureReason::PolicyViolation,
+            Self::Policy(_) | Self::Requirements(_) => FailureReason::PolicyViolation,
+            Self::RelatedTooLarge(_) => FailureReason::RelatedTooLarge,
             Self::Unsettled(_) => FailureReason::OutputUnsettled,
             Self::Write { .. } => FailureReason::ApplyFailed,
             Self::Status(error) => {
@@ -134,13 +142,14 @@ impl Failure {
             Self::Guest(_) | Self::GuestTask(_) | Self::Unsettled(_) => {
                 ReconcileResult::GuestFailed
             }
-            Self::Policy(_) => ReconcileResult::PolicyViolation,
+            Self::Policy(_) | Self::Requirements(_) => ReconcileResult::PolicyViolation,
             Self::Write { .. } => ReconcileResult::ApplyFailed,
             Self::Status(_) => ReconcileResult::StatusFailed,
             Self::NotSynced
             | Self::ChildWatchFailing(_)
             | Self::Stopping
             | Self::MissingMetadata(_)
+            | Self::RelatedTooLarge(_)
             | Self::Panicked(_) => ReconcileResult::Other,
         }
     }
@@ -162,7 +171,7 @@ impl Failure {
                 PolicyViolation::NotAnObject { .. } | PolicyViolation::InvalidStatus { .. },
             )
             | Self::Unsettled(_) => Some(GuestFailureKind::InvalidOutput),
-            Self::Policy(_) => Some(GuestFailureKind::Policy),
+            Self::Policy(_) | Self::Requirements(_) => Some(GuestFailureKind::Policy),
             _ => None,
         }
     }

@@ -29,6 +29,7 @@ pub mod parent_state;
 pub mod plan;
 pub mod policy;
 pub mod prepare;
+pub mod related;
 mod report;
 mod settle;
 pub mod status;
@@ -146,7 +147,15 @@ async fn reconcile_parent(
 ) -> Result<Done, Failure> {
     let parent = record.parent();
     let observed = observe::observe(ctx, parent, guest)?;
-    let shown = observation(parent, &ctx.parent_kind, &observed);
+    let related = related::related(
+        ctx,
+        record,
+        guest,
+        &observed.namespace,
+        &observed.parent.uid,
+    )
+    .await?;
+    let shown = observation(parent, &ctx.parent_kind, &observed).with_related(related);
     let decision = decide::decide(ctx, guest, parent, shown).await?;
     // From here the guest's answer is parsed, checked and written: that memory is the host's,
     // not the guest's, and counts against the same budget as the calls (each object is at most

@@ -12,7 +12,7 @@
 //!   backoff, no stale status).
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use kube::api::{ApiResource, DynamicObject};
@@ -20,6 +20,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::Value;
+
+use crate::cluster::ResolvedKind;
+use crate::cluster::related::Reading;
 
 /// A child written with this many different contents within [`UNSETTLED_WINDOW`], at one parent
 /// generation, means the guest's output does not settle (a timestamp or a random value in it).
@@ -37,6 +40,17 @@ struct RecentWrite {
     digest: String,
 }
 
+/// A parent's requirements (contract 0.2), kept for the generation and the guest (file and
+/// configuration) that gave them: the next reconcile of that generation reads the same objects
+/// without asking the guest again.
+pub struct KeptRequirements {
+    pub generation: i64,
+    /// [`crate::sandbox::LoadedGuest::identity`] of the guest that gave them.
+    pub guest: String,
+    /// Each requirement's key, what it reads, and its kind.
+    pub readings: Vec<(String, Reading, Arc<ResolvedKind>)>,
+}
+
 #[derive(Default)]
 struct ParentState {
     /// Consecutive failed reconciles.
@@ -47,6 +61,8 @@ struct ParentState {
     written_status: Option<Value>,
     /// Child writes of the last [`UNSETTLED_WINDOW`], newest last.
     recent_writes: VecDeque<RecentWrite>,
+    /// What the guest reads for the parent, if it reads anything.
+    requirements: Option<Arc<KeptRequirements>>,
 }
 
 impl ParentState {
@@ -55,6 +71,7 @@ impl ParentState {
             && self.reconciled_generation.is_none()
             && self.written_status.is_none()
             && self.recent_writes.is_empty()
+            && self.requirements.is_none()
     }
 }
 
@@ -63,6 +80,9 @@ pub struct ParentStates {
     parents: Store<DynamicObject>,
     resource: ApiResource,
     by_uid: Mutex<HashMap<String, ParentState>>,
+    /// Called with the UID of each parent forgotten (what else keeps something per parent, the
+    /// reverse index of related objects, forgets it too).
+    forgotten: Option<Box<dyn Fn(&str) + Send + Sync>>,
 }
 
 impl ParentStates {
@@ -72,6 +92,19 @@ impl ParentStates {
             parents,
             resource,
             by_uid: Mutex::new(HashMap::new()),
+            forgotten: None,
+        }
+    }
+
+    /// Calls `forgotten` with the UID of every parent deleted (or no longer listed).
+    pub fn on_forget(mut self, forgotten: Box<dyn Fn(&str) + Send + Sync>) -> Self {
+        self.forgotten = Some(forgotten);
+        self
+    }
+
+    fn forgot(&self, uid: &str) {
+        if let Some(forgotten) = &self.forgotten {
+            forgotten(uid);
         }
     }
 
@@ -82,6 +115,7 @@ impl ParentStates {
             watcher::Event::Delete(parent) => {
                 if let Some(uid) = parent.uid() {
                     self.lock().remove(&uid);
+                    self.forgot(&uid);
                 }
             }
             watcher::Event::InitDone => {
@@ -90,7 +124,17 @@ impl ParentStates {
                     .iter()
                     .filter_map(|p| p.meta().uid.as_deref())
                     .collect();
-                self.lock().retain(|uid, _| present.contains(uid.as_str()));
+                let mut gone = Vec::new();
+                self.lock().retain(|uid, _| {
+                    let keep = present.contains(uid.as_str());
+                    if !keep {
+                        gone.push(uid.clone());
+                    }
+                    keep
+                });
+                for uid in gone {
+                    self.forgot(&uid);
+                }
             }
             watcher::Event::Apply(_) | watcher::Event::Init | watcher::Event::InitApply(_) => {}
         }
@@ -261,6 +305,32 @@ impl<'a> ParentRecord<'a> {
                     (digests.len() >= UNSETTLED_DIGESTS).then(|| (child.clone(), digests.len()))
                 })
             })
+            .flatten()
+    }
+
+    /// The requirements kept for the parent at `generation` from the guest `guest`, if any.
+    pub fn requirements(&self, generation: i64, guest: &str) -> Option<Arc<KeptRequirements>> {
+        let uid = self.parent.uid()?;
+        let states = self.states.lock();
+        let kept = states.get(&uid)?.requirements.as_ref()?;
+        (kept.generation == generation && kept.guest == guest).then(|| Arc::clone(kept))
+    }
+
+    /// Keeps the parent's requirements and calls `also` while they are kept, under the same
+    /// lock as the deletion of a parent's state: what `also` records beside them (the reverse
+    /// index) is then forgotten with them. Nothing is kept, and `also` not called, for a parent
+    /// the cache no longer holds.
+    pub fn keep_requirements(&self, kept: Arc<KeptRequirements>, also: impl FnOnce()) {
+        self.states.update(self.parent, |state| {
+            state.requirements = Some(kept);
+            also();
+        });
+    }
+
+    /// Takes the parent's requirements away (its guest reads nothing now).
+    pub fn take_requirements(&self) -> Option<Arc<KeptRequirements>> {
+        self.states
+            .update(self.parent, |state| state.requirements.take())
             .flatten()
     }
 

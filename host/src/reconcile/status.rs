@@ -29,6 +29,8 @@ pub enum FailureReason {
     /// The API server refused the status the reconcile computed (e.g. too large); the status
     /// written instead keeps the previous one and says so.
     StatusFailed,
+    /// The guest's requirements selected more related objects than its limits allow.
+    RelatedTooLarge,
 }
 
 impl FailureReason {
@@ -40,6 +42,7 @@ impl FailureReason {
             FailureReason::ApplyFailed => "ApplyFailed",
             FailureReason::StatusFailed => "StatusFailed",
             FailureReason::OutputUnsettled => "OutputUnsettled",
+            FailureReason::RelatedTooLarge => "RelatedObjectsTooLarge",
         }
     }
 }

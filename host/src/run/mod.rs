@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::cluster::{ChildCaches, WatchScope};
+use crate::cluster::{ChildCaches, RelatedCaches, WatchScope};
 use crate::config::{GuestSource, RunSettings};
 use crate::controller::{self, Membership, Shared, StartError, Stopped};
 use crate::guests::{GuestSpec, Roster};
@@ -69,12 +69,15 @@ pub async fn run(settings: RunSettings, stopping: watch::Receiver<bool>) -> anyh
     let client = kube::Client::try_default().await.context(
         "connecting to Kubernetes (in-cluster service account, KUBECONFIG or ~/.kube/config)",
     )?;
+    let scope = WatchScope {
+        client: client.clone(),
+        namespace: settings.namespace.clone(),
+        managed_by: settings.field_manager.clone(),
+    };
+    let children = ChildCaches::new(scope.clone());
     let shared = Shared {
-        children: ChildCaches::new(WatchScope {
-            client: client.clone(),
-            namespace: settings.namespace.clone(),
-            managed_by: settings.field_manager.clone(),
-        }),
+        related: RelatedCaches::new(scope, Arc::clone(&children)),
+        children,
         client,
         engine,
         metrics,

@@ -38,6 +38,8 @@ pub struct LoadedGuest {
     config: String,
     /// The file it was loaded from, for messages.
     path: std::path::PathBuf,
+    /// The file's digest and the configuration's: what identifies the logic that decides.
+    identity: String,
     digest: String,
     origin: CompileOrigin,
     manifest: GuestManifest,
@@ -97,6 +99,7 @@ impl LoadedGuest {
             limits,
             config: NO_CONFIG.to_string(),
             path: path.into(),
+            identity: file.digest.clone(),
             digest: file.digest.clone(),
             origin,
             manifest: GuestManifest::placeholder(contract),
@@ -127,6 +130,7 @@ impl LoadedGuest {
     pub fn configured(mut self, config: &str) -> Result<Self, LoadError> {
         let path = self.path.clone();
         self.config = config.to_owned();
+        self.identity = format!("{}+{}", self.digest, describe_config(config));
         if self.contract() == Contract::V0_1 {
             if config.trim() == NO_CONFIG {
                 return Ok(self);
@@ -171,6 +175,12 @@ impl LoadedGuest {
     /// The configuration every call is given (JSON text; `null` when none).
     pub fn config(&self) -> &str {
         &self.config
+    }
+
+    /// What identifies the logic that decides: the file's digest and the configuration's. What
+    /// the host keeps from one guest's answers (a parent's requirements) is kept for this.
+    pub fn identity(&self) -> &str {
+        &self.identity
     }
 
     /// The configuration as logs and reports show it: [`describe_config`].

@@ -11,6 +11,8 @@ pub const GUEST_TIMEOUT: std::ops::RangeInclusive<Duration> =
 pub const GUEST_MEMORY_MIB: std::ops::RangeInclusive<usize> = 1..=4096;
 pub const GUEST_MAX_OUTPUT_MIB: std::ops::RangeInclusive<usize> = 1..=1024;
 pub const GUEST_MAX_OBJECT_KIB: std::ops::RangeInclusive<usize> = 1..=(1024 << 10);
+pub const GUEST_MAX_RELATED_OBJECTS: std::ops::RangeInclusive<usize> = 1..=100_000;
+pub const GUEST_MAX_RELATED_KIB: std::ops::RangeInclusive<usize> = 1..=(1024 << 10);
 
 /// Per-call limits of a guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +29,10 @@ pub struct GuestLimits {
     /// the API server refuses objects over about 1.5 MiB anyway (etcd's request limit), and a
     /// 15 MB status parsed, checked and serialised took a host from 68 MB to 1 GB resident.
     pub max_object_bytes: usize,
+    /// Most related objects one reconcile is given (contract 0.2 `requirements`).
+    pub max_related_objects: usize,
+    /// Most bytes of JSON of related objects one reconcile is given.
+    pub max_related_bytes: usize,
 }
 
 impl Default for GuestLimits {
@@ -37,6 +43,8 @@ impl Default for GuestLimits {
             max_children: 1000,
             max_output_bytes: 16 << 20,
             max_object_bytes: 1 << 20,
+            max_related_objects: 256,
+            max_related_bytes: 4 << 20,
         }
     }
 }

@@ -37,7 +37,8 @@ pub use engine::{CompiledGuest, GuestEngine, GuestInterfaces};
 pub use error::{EngineError, GuestError, LoadError};
 pub use file::{GUEST_FILE_MAX_BYTES, GuestFile};
 pub use limits::{
-    GUEST_MAX_OBJECT_KIB, GUEST_MAX_OUTPUT_MIB, GUEST_MEMORY_MIB, GUEST_TIMEOUT, GuestLimits,
+    GUEST_MAX_OBJECT_KIB, GUEST_MAX_OUTPUT_MIB, GUEST_MAX_RELATED_KIB, GUEST_MAX_RELATED_OBJECTS,
+    GUEST_MEMORY_MIB, GUEST_TIMEOUT, GuestLimits,
 };
 pub use manifest::GuestManifest;
 

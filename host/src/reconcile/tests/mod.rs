@@ -74,11 +74,13 @@ impl World {
             .map(|gvk| Arc::new(kind(gvk)))
             .collect();
         let (triggers, _) = futures::channel::mpsc::unbounded();
-        let children = ChildCaches::new(WatchScope {
+        let scope = WatchScope {
             client: client.clone(),
             namespace: None,
             managed_by: "wasm-reconciler".into(),
-        });
+        };
+        let children = ChildCaches::new(scope.clone());
+        let related = crate::cluster::RelatedCaches::new(scope, Arc::clone(&children));
         children.serve_parent_kind(parent_kind.resource.clone(), triggers);
         for kind in &child_kinds {
             children.add_listed_kind(Arc::clone(kind));
@@ -91,9 +93,11 @@ impl World {
             slot: Arc::new(GuestSlot::new(ActiveGuest {
                 guest,
                 child_kinds: child_kinds.clone(),
+                related_kinds: Vec::new(),
             })),
             parent_kind,
             children,
+            related,
             settings: Settings {
                 field_manager: "wasm-reconciler".into(),
                 resync: RESYNC,
