@@ -96,6 +96,9 @@ In another shell (this kubectl is the control plane's version, 1.20.2):
   kubectl get potatoheads -w                                   # watch the status (Ctrl-C ends it)
   kubectl describe potatohead demo                             # status and the Events the host published
   kubectl patch potatohead demo --type merge -p '{"spec":{"tag":"0.3.1"}}'     # new images
+  kubectl create configmap demo-settings --from-literal=GREETING=hello         # settings for every part
+  kubectl patch potatohead demo --type merge -p '{"spec":{"configRef":{"name":"demo-settings"}}}'  # every part gets GREETING
+  kubectl patch configmap demo-settings -p '{"data":{"GREETING":"bonjour"}}'   # edit it: the parts roll
   kubectl delete deployment demo-hat                           # comes back
   kubectl patch potatohead demo --type json -p '[{"op":"remove","path":"/spec/parts/5"}]'  # prunes right-leg
   kubectl get potatohead demo -o yaml

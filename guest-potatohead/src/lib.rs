@@ -32,11 +32,12 @@ impl Reconciler for PotatoHeadGuest {
             &format!("desired {} children", desired.children.len()),
         );
         let (children, status) = desired.to_text();
+        let events = desired.events;
         Ok(Desired {
             children,
             status,
             requeue_after_ms: desired.requeue_after_ms,
-            events: Vec::new(),
+            events,
         })
     }
 }

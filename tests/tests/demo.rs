@@ -227,6 +227,39 @@ fn event_lines(describe: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits until every part of the demo PotatoHead has `GREETING=greeting` (from its ConfigMap).
+async fn greetings_are(deployments: &Api<Deployment>, greeting: &str) {
+    eventually(
+        CONVERGE,
+        &format!("every part has GREETING={greeting}"),
+        || async {
+            let list = deployments
+                .list(&Default::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            let greetings: Vec<Option<String>> = list
+                .items
+                .iter()
+                .filter(|d| d.name_any().starts_with("demo-"))
+                .map(|d| {
+                    d.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+                        .env
+                        .iter()
+                        .flatten()
+                        .find(|v| v.name == "GREETING")?
+                        .value
+                        .clone()
+                })
+                .collect();
+            match greetings.len() == 6 && greetings.iter().all(|g| g.as_deref() == Some(greeting)) {
+                true => Ok(()),
+                false => Err(format!("{greetings:?}")),
+            }
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_shows_what_the_host_made_and_every_command_it_prints_does_what_it_says() {
     if std::env::var("USE_EXISTING_CLUSTER").is_ok_and(|v| v == "true") {
@@ -324,6 +357,14 @@ async fn the_demo_shows_what_the_host_made_and_every_command_it_prints_does_what
                 }
             })
             .await;
+        } else if command.starts_with("kubectl create configmap demo-settings") {
+            run(&exports, command);
+        } else if command.contains(r#""configRef":{"name":"demo-settings"}"#) {
+            run(&exports, command);
+            greetings_are(&deployments, "hello").await;
+        } else if command.starts_with("kubectl patch configmap demo-settings") {
+            run(&exports, command);
+            greetings_are(&deployments, "bonjour").await;
         } else if command == "kubectl delete deployment demo-hat" {
             let before = deployments.get("demo-hat").await.unwrap().uid();
             run(&exports, command);
@@ -414,7 +455,7 @@ async fn the_demo_shows_what_the_host_made_and_every_command_it_prints_does_what
             panic!("the demo prints `{command}` and no check here says what it should do: add one");
         }
     }
-    assert_eq!(commands.len(), 8, "{commands:?}");
+    assert_eq!(commands.len(), 11, "{commands:?}");
 
     let status = demo.stop();
     assert!(status.success(), "the demo ended with {status}");

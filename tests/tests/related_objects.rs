@@ -97,6 +97,55 @@ fn reconciles_of(log: &str, namespace: &str, parent: &str) -> usize {
         .count()
 }
 
+/// The guest's own Event (contract 0.2): the ConfigMap key it left out, published on the parent
+/// by the host, once however often the guest returns it, and shown by `kubectl describe`.
+async fn guest_event_is_published(scenario: &Scenario, parent: &str) {
+    use k8s_openapi::api::events::v1::Event;
+    let events: Api<Event> = Api::namespaced(scenario.client.clone(), &scenario.namespace);
+    let found = eventually(CONVERGE, "the guest's ConfigKeySkipped Event", || async {
+        let list = events
+            .list(&Default::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let found: Vec<Event> = list
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some("ConfigKeySkipped")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(parent)
+            })
+            .collect();
+        if found.is_empty() {
+            Err("no ConfigKeySkipped event yet".to_owned())
+        } else {
+            Ok(found)
+        }
+    })
+    .await;
+    assert_eq!(
+        found.len(),
+        1,
+        "one Event, counted into its series: {found:?}"
+    );
+    assert_eq!(found[0].type_.as_deref(), Some("Warning"));
+    let note = found[0].note.clone().unwrap_or_default();
+    assert!(
+        note.contains("ConfigMap shared: 1 of its keys") && note.contains("9lives"),
+        "{note}"
+    );
+    let describe = std::process::Command::new(e2e::deploy::kubectl())
+        .arg("--kubeconfig")
+        .arg(&scenario.plane.kubeconfig)
+        .args(["describe", "potatohead", parent, "-n", &scenario.namespace])
+        .output()
+        .expect("kubectl runs");
+    let text = String::from_utf8_lossy(&describe.stdout);
+    assert!(
+        text.contains("ConfigKeySkipped") && text.contains("9lives"),
+        "kubectl describe shows the guest's Event:\n{text}"
+    );
+}
+
 /// Waits until `parent` has not been reconciled for two seconds (its own status write echoes
 /// back once), and returns its reconciles so far.
 async fn settled(scenario: &Scenario, namespace: &str, parent: &str) -> usize {
@@ -125,6 +174,7 @@ async fn a_parent_reads_its_config_map_and_a_change_of_it_rolls_exactly_its_read
 
     wait_greeting(client, namespace, "reads", Some("hello")).await;
     wait_greeting(client, namespace, "plain", None).await;
+    guest_event_is_published(&scenario, "reads").await;
     // A ConfigMap that does not exist yet: the reader is told, and nothing is created for it.
     let parents = potatohead_api(client, namespace);
     let waiting = ready_reason(&parents, "waits", "GuestFailed", CONVERGE).await;

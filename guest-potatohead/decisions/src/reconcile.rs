@@ -4,6 +4,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use guest_kit::component::Event;
+
 use crate::children::{SharedEnv, desired_children};
 use crate::config::Config;
 use crate::spec::PotatoHeadSpec;
@@ -16,6 +18,8 @@ pub struct Desired {
     pub children: Vec<Value>,
     pub status: Option<Value>,
     pub requeue_after_ms: Option<u64>,
+    /// Events for the host to publish on the parent.
+    pub events: Vec<Event>,
 }
 
 impl Desired {
@@ -103,8 +107,8 @@ pub fn reconcile_configured(
     })?;
     validate_name(&parent.metadata.name).map_err(|e| ReconcileError::InvalidSpec(e.0))?;
     validate_spec(&spec).map_err(|e| ReconcileError::InvalidSpec(e.0))?;
-    let shared_env = match &spec.config_ref {
-        None => SharedEnv::new(),
+    let (shared_env, events) = match &spec.config_ref {
+        None => (SharedEnv::new(), Vec::new()),
         Some(reference) => shared_env(&reference.name, config_map)?,
     };
 
@@ -126,12 +130,17 @@ pub fn reconcile_configured(
         children,
         status: Some(serde_json::to_value(status).expect("status serializes")),
         requeue_after_ms: None,
+        events,
     })
 }
 
 /// The variables of the ConfigMap `name` among `config_map`: its `data` entries whose key is
-/// a variable name.
-fn shared_env(name: &str, config_map: Option<&[String]>) -> Result<SharedEnv, ReconcileError> {
+/// a variable name, and a Warning Event naming the keys left out, if any (the same on every
+/// reconcile, so the host counts it into one series rather than repeating it).
+fn shared_env(
+    name: &str,
+    config_map: Option<&[String]>,
+) -> Result<(SharedEnv, Vec<Event>), ReconcileError> {
     #[derive(Deserialize)]
     struct ConfigMap {
         #[serde(default)]
@@ -142,11 +151,28 @@ fn shared_env(name: &str, config_map: Option<&[String]>) -> Result<SharedEnv, Re
         .iter()
         .find_map(|text| serde_json::from_str::<ConfigMap>(text).ok());
     match found {
-        Some(map) => Ok(map
-            .data
-            .into_iter()
-            .filter(|(key, _)| is_env_var_name(key))
-            .collect()),
+        Some(map) => {
+            let (env, skipped): (SharedEnv, SharedEnv) = map
+                .data
+                .into_iter()
+                .partition(|(key, _)| is_env_var_name(key));
+            let events = if skipped.is_empty() {
+                Vec::new()
+            } else {
+                let keys: Vec<&str> = skipped.keys().map(String::as_str).take(10).collect();
+                vec![Event::warning(
+                    "ConfigKeySkipped",
+                    format!(
+                        "ConfigMap {name}: {} of its keys are no environment variable names \
+                         (letters, digits, '_', '-', '.', not starting with a digit) and were \
+                         left out: {}",
+                        skipped.len(),
+                        keys.join(", ")
+                    ),
+                )]
+            };
+            Ok((env, events))
+        }
         None => Err(ReconcileError::Missing(format!(
             "spec.configRef: the ConfigMap {name:?} does not exist in the PotatoHead's \
              namespace; nothing is changed until it does"
@@ -222,6 +248,13 @@ mod tests {
         assert!(
             env.contains(r#"{"name":"GREETING","value":"hello"}"#),
             "{env}"
+        );
+        assert_eq!(desired.events.len(), 1);
+        assert_eq!(desired.events[0].reason, "ConfigKeySkipped");
+        assert!(
+            desired.events[0].message.contains("left out: not a name"),
+            "{:?}",
+            desired.events
         );
         assert!(!env.contains("not a name"), "{env}");
         let plain = sample(json!({ "parts": [{"name": "hat"}] }));

@@ -6,6 +6,7 @@
 //! deleted.
 
 mod mock_api;
+mod related;
 
 use std::path::PathBuf;
 use std::sync::Arc;
