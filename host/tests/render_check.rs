@@ -218,6 +218,7 @@ fn check_describes_the_default_guest() {
         "exports:       wasm-reconciler:reconciler/guest@0.2.0",
         "parent kind:   PotatoHead.podtato.example.com/v1alpha1",
         "child kinds:   Deployment.apps/v1, Service.v1, ConfigMap.v1",
+        "related kinds: ConfigMap.v1",
         "compile time:",
         "verdict:       usable by this host",
     ] {

@@ -162,3 +162,137 @@ async fn the_javascript_guest_greets_prunes_and_rejects_an_invalid_spec() {
         "the host names the guest"
     );
 }
+
+/// recipient -> (message, signature) of the ConfigMaps the host manages in `namespace`.
+async fn signed(client: &kube::Client, namespace: &str) -> Vec<(String, String, Option<String>)> {
+    let mut found: Vec<_> = Api::<ConfigMap>::namespaced(client.clone(), namespace)
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=wasm-reconciler"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|cm| {
+            let data = cm.data?;
+            Some((
+                data.get("recipient")?.clone(),
+                data.get("message")?.clone(),
+                data.get("signature").cloned(),
+            ))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The same Greeting in JavaScript against contract 0.2 (`guest-0.2.js`): its configuration
+/// (`--guest-config`), related objects chosen by a label selector, and its own Event, through the
+/// same host as the Rust guests.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_javascript_guest_of_contract_0_2_takes_a_configuration_reads_by_selector_and_warns() {
+    let guest = workspace_root().join("target/examples/greeting_js_0_2.wasm");
+    assert!(
+        guest.exists(),
+        "{} is missing: run `make example-guests`",
+        guest.display()
+    );
+    let plane = e2e::shared_plane().await;
+    plane
+        .install_crd(&workspace_root().join("examples/greeting-js/crd.yaml"))
+        .await
+        .unwrap();
+    let client = plane.client().await;
+    let namespace = TestNamespace::create(&client, "greeting-0-2").await.name;
+    let host = HostProcess::start(
+        plane,
+        &guest,
+        &[
+            "--namespace",
+            &namespace,
+            "--guest-config",
+            r#"{"punctuation":"?"}"#,
+        ],
+    );
+    let api = greetings(&client, &namespace);
+    let mut sample: DynamicObject = serde_saphyr::from_str(
+        &std::fs::read_to_string(workspace_root().join("examples/greeting-js/sample.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    sample.metadata.namespace = Some(namespace.clone());
+    api.create(&PostParams::default(), &sample).await.unwrap();
+
+    let unsigned = vec![
+        ("alice".to_string(), "Hello, alice?".to_string(), None),
+        ("bob".to_string(), "Hello, bob?".to_string(), None),
+    ];
+    eventually(
+        Duration::from_secs(60),
+        "unsigned greetings, with the configured mark",
+        || async {
+            let found = signed(&client, &namespace).await;
+            if found == unsigned {
+                Ok(())
+            } else {
+                Err(format!("{found:?}"))
+            }
+        },
+    )
+    .await;
+    // The guest's own Event while nothing signs.
+    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), &namespace);
+    eventually(
+        Duration::from_secs(30),
+        "the guest's NoSignature Event",
+        || async {
+            let list = events
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?;
+            list.items
+                .iter()
+                .find(|e| {
+                    e.reason.as_deref() == Some("NoSignature")
+                        && e.type_.as_deref() == Some("Warning")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("hello")
+                })
+                .map(|_| ())
+                .ok_or_else(|| {
+                    format!(
+                        "{:?}",
+                        list.items.iter().map(|e| &e.reason).collect::<Vec<_>>()
+                    )
+                })
+        },
+    )
+    .await;
+
+    // A ConfigMap the selector matches signs every greeting, without any change to the Greeting.
+    let signature: ConfigMap = serde_json::from_value(json!({
+        "metadata": {
+            "name": "team-signature",
+            "labels": { "examples.wasm-reconciler.io/greeting-signature": "true" },
+        },
+        "data": { "signature": "-- the team" },
+    }))
+    .unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), &namespace)
+        .create(&PostParams::default(), &signature)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(60), "signed greetings", || async {
+        let found = signed(&client, &namespace).await;
+        let all_signed = found.len() == 2
+            && found
+                .iter()
+                .all(|(_, _, s)| s.as_deref() == Some("-- the team"));
+        if all_signed {
+            Ok(())
+        } else {
+            Err(format!("{found:?}"))
+        }
+    })
+    .await;
+    let status = api.get("hello").await.unwrap().data["status"]["reconciler"].clone();
+    assert_eq!(status["contract"], "0.2.0", "{status}");
+    assert!(host.log().contains("contract=\"0.2.0\""), "{}", host.log());
+}

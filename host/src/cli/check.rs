@@ -271,8 +271,9 @@ impl CheckReport {
         if let Ok(guest) = &self.verdict {
             let manifest = guest.manifest();
             let children: Vec<String> = manifest.children.iter().map(display_gvk).collect();
+            let related: Vec<String> = manifest.related.iter().map(display_gvk).collect();
             text.push_str(&format!(
-                "guest:         {} {}\nWIT package:   {}\nparent kind:   {}\nchild kinds:   {}\n",
+                "guest:         {} {}\nWIT package:   {}\nparent kind:   {}\nchild kinds:   {}\nrelated kinds: {}\n",
                 manifest.name,
                 manifest.version,
                 manifest.contract.package(),
@@ -281,6 +282,11 @@ impl CheckReport {
                     "(none)".into()
                 } else {
                     children.join(", ")
+                },
+                if related.is_empty() {
+                    "(none)".into()
+                } else {
+                    related.join(", ")
                 },
             ));
         }

@@ -29,7 +29,7 @@ use super::child_cache::{CachedChild, ChildCaches, ChildIndex, KindCache};
 use super::kinds::ResolvedKind;
 use super::name_waiters::NameWaiters;
 use super::ownership::{Holder, object_name};
-use super::relist::{Applied, map_event};
+use super::relist::{Applied, map_event, wait_until};
 use super::watch_scope::WatchScope;
 
 /// Makes a cached child the same however it arrived, and no bigger than needed:
@@ -95,25 +95,16 @@ impl ChildCaches {
                 caches.push(cache);
             }
         }
-        tokio::time::timeout(timeout, async {
-            loop {
-                let changed = self.synced_changed.notified();
-                if self.synced(kinds) {
-                    return;
-                }
-                changed.await;
-            }
-        })
-        .await
-        .map_err(|_| {
-            let pending: Vec<String> = self
-                .caches()
-                .iter()
-                .filter(|c| kinds.iter().any(|k| k.gvk == c.kind.gvk) && !c.children.is_synced())
-                .map(|c| c.kind.display_name())
-                .collect();
-            pending.join(", ")
-        })
+        if wait_until(&self.synced_changed, || self.synced(kinds), timeout).await {
+            return Ok(());
+        }
+        let pending: Vec<String> = self
+            .caches()
+            .iter()
+            .filter(|c| kinds.iter().any(|k| k.gvk == c.kind.gvk) && !c.children.is_synced())
+            .map(|c| c.kind.display_name())
+            .collect();
+        Err(pending.join(", "))
     }
 
     /// Makes `kinds` exactly what `user` needs; stops watching, and forgets, every kind no user

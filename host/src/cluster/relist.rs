@@ -80,6 +80,26 @@ impl<I: Index> RelistingIndex<I> {
     }
 }
 
+/// Waits until `done()` holds, checking again each time `changed` is notified, for at most
+/// `timeout`; whether it held. (The caches' "wait until these kinds have listed".)
+pub async fn wait_until(
+    changed: &tokio::sync::Notify,
+    done: impl Fn() -> bool,
+    timeout: std::time::Duration,
+) -> bool {
+    tokio::time::timeout(timeout, async {
+        loop {
+            let notified = changed.notified();
+            if done() {
+                return;
+            }
+            notified.await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
 /// `event` with its object converted by `convert`.
 pub fn map_event<K, T>(event: Event<K>, mut convert: impl FnMut(K) -> T) -> Event<T> {
     match event {

@@ -1,9 +1,10 @@
-//! The controller: resolves the guest's kinds, starts the watches, runs kube-runtime's
+//! The controller: resolves the guest's kinds and starts their watches (`guest_kinds.rs`), runs kube-runtime's
 //! `Controller` over the parent kind with the host's reconcile (see `reconcile/`), and the
 //! guest hot swap beside it (`hot_swap.rs`, handing a guest for another parent kind back through
 //! `handoff.rs`) with the sweep that brings every parent onto a
 //! swapped guest (`sweep.rs`); its error policy is the per-parent backoff.
 
+mod guest_kinds;
 mod handoff;
 mod hot_swap;
 mod running;
@@ -21,7 +22,7 @@ use kube::runtime::reflector::store::Writer;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use tracing::{Instrument, debug, info, warn};
 
-use crate::cluster::kinds::{self, DiscoveryError, ResolvedKind};
+use crate::cluster::kinds::{DiscoveryError, ResolvedKind};
 use crate::cluster::{ChildCaches, RelatedCaches};
 use crate::config::RunSettings;
 use crate::error_text::error_chain;
@@ -34,6 +35,7 @@ use crate::reconcile::events::EventPublisher;
 use crate::reconcile::parent_state::ParentStates;
 use crate::reconcile::{ActiveGuest, Context, Failure, GuestSlot, Settings, reconcile};
 use crate::sandbox::{GuestEngine, LoadedGuest};
+use guest_kinds::GuestKinds;
 use handoff::ParentKindHandoff;
 use hot_swap::{HotSwap, SwapHooks};
 use running::Running;
@@ -134,23 +136,13 @@ pub async fn run(
 ) -> Result<Stopped, StartError> {
     let metrics = GuestMetrics::new(&shared.metrics, &spec.name);
     let readiness = shared.readiness.guest(&spec.name);
-    let children = &shared.children;
-    let (parent_kind, child_kinds) = resolve_kinds(&shared.client, &guest).await?;
-    let related_kinds = resolve_related_kinds(&shared.client, &guest).await?;
+    let kinds = GuestKinds::resolve(&shared.client, &guest).await?;
     readiness.set_waiting(None);
     let (triggered_by_children, mut teardown) =
-        serve_parent_kind(&shared, &parent_kind, &metrics, &readiness);
-    sync_child_caches(children, &parent_kind, &child_kinds, &settings).await;
-    sync_related_caches(&shared.related, &parent_kind, &related_kinds).await;
-    let slot = activate(
-        &metrics,
-        &readiness,
-        ActiveGuest {
-            guest,
-            child_kinds,
-            related_kinds,
-        },
-    );
+        serve_parent_kind(&shared, &kinds.parent, &metrics, &readiness);
+    kinds.sync(&shared, &settings).await;
+    let (parent_kind, active) = kinds.with(guest);
+    let slot = activate(&metrics, &readiness, active);
 
     let sweep = Sweep::new(settings.swap_concurrency.into(), metrics.clone());
     let handoff = Arc::new(ParentKindHandoff::default());
@@ -276,90 +268,10 @@ fn stop_signal(
     (stopping, forward.abort_handle())
 }
 
-/// The guest's parent kind and child kinds, resolved against the API server; each must be
-/// namespaced.
-async fn resolve_kinds(
-    client: &Client,
-    guest: &LoadedGuest,
-) -> Result<(ResolvedKind, Vec<Arc<ResolvedKind>>), StartError> {
-    let manifest = guest.manifest();
-    let parent_kind = kinds::resolve(client, &manifest.parent).await?;
-    if !parent_kind.namespaced {
-        return Err(StartError::ClusterScopedParent(parent_kind.display_name()));
-    }
-    let mut child_kinds = Vec::with_capacity(manifest.children.len());
-    for gvk in &manifest.children {
-        let kind = kinds::resolve(client, gvk).await?;
-        if !kind.namespaced {
-            return Err(StartError::ClusterScopedChild(kind.display_name()));
-        }
-        child_kinds.push(Arc::new(kind));
-    }
-    Ok((parent_kind, child_kinds))
-}
-
-/// The kinds the guest reads (contract 0.2 `related`), resolved against the API server;
-/// namespaced or cluster-scoped.
-async fn resolve_related_kinds(
-    client: &Client,
-    guest: &LoadedGuest,
-) -> Result<Vec<Arc<ResolvedKind>>, StartError> {
-    let mut related = Vec::with_capacity(guest.manifest().related.len());
-    for gvk in &guest.manifest().related {
-        related.push(Arc::new(kinds::resolve(client, gvk).await?));
-    }
-    Ok(related)
-}
-
-/// Starts the watches of the kinds the guest reads and waits until each has listed.
-async fn sync_related_caches(
-    related: &Arc<RelatedCaches>,
-    parent_kind: &ResolvedKind,
-    kinds: &[Arc<ResolvedKind>],
-) {
-    if kinds.is_empty() {
-        related.retain_kinds(&parent_kind.display_name(), &[]);
-        return;
-    }
-    while let Err(pending) = related
-        .watch_kinds(&parent_kind.display_name(), kinds, SYNC_PROGRESS_INTERVAL)
-        .await
-    {
-        warn!(%pending, "related-object caches still listing");
-    }
-    info!(related = %kinds.iter().map(|k| k.display_name()).collect::<Vec<_>>().join(", "), "related-object caches synced");
-}
-
 /// What the per-parent state calls when a parent goes: its readings leave the reverse index.
 fn forget_reader(related: &Arc<RelatedCaches>) -> Box<dyn Fn(&str) + Send + Sync> {
     let related = Arc::clone(related);
     Box::new(move |uid| related.forget_reader(uid))
-}
-
-/// Starts the child watches and waits until every kind has listed, reporting progress.
-async fn sync_child_caches(
-    children: &Arc<ChildCaches>,
-    parent_kind: &ResolvedKind,
-    child_kinds: &[Arc<ResolvedKind>],
-    settings: &RunSettings,
-) {
-    info!(
-        parent = %parent_kind.display_name(),
-        children = %child_kinds.iter().map(|k| k.display_name()).collect::<Vec<_>>().join(", "),
-        namespace = settings.namespace.as_deref().unwrap_or("<all>"),
-        "waiting for child caches to sync"
-    );
-    while let Err(pending) = children
-        .watch_kinds(
-            &parent_kind.display_name(),
-            child_kinds,
-            SYNC_PROGRESS_INTERVAL,
-        )
-        .await
-    {
-        warn!(%pending, "child caches still listing");
-    }
-    info!("child caches synced; reconciling");
 }
 
 /// The parent watch (in `namespace`, or all), feeding the controller's cache; per-parent state and

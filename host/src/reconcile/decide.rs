@@ -6,7 +6,7 @@ use std::time::Instant;
 use kube::api::DynamicObject;
 use tracing::info;
 
-use crate::sandbox::{Decision, Observation};
+use crate::sandbox::{Decision, LoadedGuest, Observation};
 
 use super::Context;
 use super::active_guest::ActiveGuest;
@@ -29,8 +29,37 @@ pub async fn decide(
     parent: &DynamicObject,
     observation: Observation,
 ) -> Result<Decision, Failure> {
-    let loaded = std::sync::Arc::clone(&guest.guest);
     let parent_key = parent_key(parent);
+    let (answer, seconds) = on_guest_thread(ctx, guest, move |loaded| {
+        let started = Instant::now();
+        let answer = loaded.reconcile(&observation, &parent_key);
+        (answer, started.elapsed().as_secs_f64())
+    })
+    .await?;
+    ctx.metrics.guest_called(seconds);
+    answer.map_err(|error| {
+        let failure = Failure::from(error);
+        if let Failure::InvalidSpec(reason) = &failure {
+            info!(%reason, "guest rejected the spec; waiting for it to change");
+        }
+        failure
+    })
+}
+
+/// Runs `call` with the guest on a blocking thread, within this reconcile's span, once its
+/// memory limit is reserved from the budget of all calls running at once. The reservation goes
+/// with the call: a call given up (the controller stopping) still runs to its end or its
+/// deadline on its thread, and holds its memory until then; nothing of it is used.
+///
+/// # Errors
+/// [`Failure::Stopping`] when the controller stopped while the call waited for memory or ran;
+/// [`Failure::GuestTask`] when the blocking task failed.
+pub(super) async fn on_guest_thread<T: Send + 'static>(
+    ctx: &Context,
+    guest: &ActiveGuest,
+    call: impl FnOnce(&LoadedGuest) -> T + Send + 'static,
+) -> Result<T, Failure> {
+    let loaded = std::sync::Arc::clone(&guest.guest);
     // The guest's log lines belong to this reconcile's span, on whichever thread it runs.
     let span = tracing::Span::current();
     // Waits while other calls hold the budget, taking turns with other guests' calls; gives up
@@ -42,27 +71,14 @@ pub async fn decide(
         )
         .await
         .ok_or(Failure::Stopping)?;
-    // The reservation goes with the call: a call given up below still runs to its end or its
-    // deadline on its thread, and holds its memory until then.
-    let call = tokio::task::spawn_blocking(move || {
+    let task = tokio::task::spawn_blocking(move || {
         let _memory = memory;
-        let started = Instant::now();
-        let answer = span.in_scope(|| loaded.reconcile(&observation, &parent_key));
-        (answer, started.elapsed().as_secs_f64())
+        span.in_scope(|| call(&loaded))
     });
     // A stopping controller (its guest removed, its settings changed) does not wait for a slow
-    // call to reach its deadline: it gives the reconcile up, and nothing of the call is used.
-    let (answer, seconds) = ctx
-        .unless_stopping(call)
+    // call to reach its deadline: it gives the reconcile up.
+    ctx.unless_stopping(task)
         .await
         .ok_or(Failure::Stopping)?
-        .map_err(|e| Failure::GuestTask(e.to_string()))?;
-    ctx.metrics.guest_called(seconds);
-    answer.map_err(|error| {
-        let failure = Failure::from(error);
-        if let Failure::InvalidSpec(reason) = &failure {
-            info!(%reason, "guest rejected the spec; waiting for it to change");
-        }
-        failure
-    })
+        .map_err(|e| Failure::GuestTask(e.to_string()))
 }

@@ -24,6 +24,7 @@ use crate::sandbox::{self, Requirement};
 
 use super::Context;
 use super::active_guest::ActiveGuest;
+use super::decide::on_guest_thread;
 use super::error::Failure;
 use super::observe::{guest_json, parent_key};
 use super::parent_state::{KeptRequirements, ParentRecord};
@@ -116,33 +117,19 @@ fn reconcile_request(parent: &DynamicObject, ctx: &Context) -> ObjectRef<Dynamic
     }
 }
 
-/// Calls the guest's `requirements`, as `decide` calls `reconcile`: on a blocking thread, its
-/// memory reserved from the shared budget first.
+/// Calls the guest's `requirements`, as `decide` calls `reconcile`.
 async fn ask(
     ctx: &Context,
     guest: &ActiveGuest,
     parent: &DynamicObject,
 ) -> Result<Vec<Requirement>, Failure> {
-    let loaded = Arc::clone(&guest.guest);
     let parent_json = guest_json(parent, &ctx.parent_kind);
     let key = parent_key(parent);
-    let span = tracing::Span::current();
-    let memory = ctx
-        .unless_stopping(
-            ctx.guest_memory
-                .reserve_memory(loaded.limits().max_memory_bytes),
-        )
-        .await
-        .ok_or(Failure::Stopping)?;
-    let call = tokio::task::spawn_blocking(move || {
-        let _memory = memory;
-        span.in_scope(|| loaded.requirements(&parent_json, &key))
-    });
-    ctx.unless_stopping(call)
-        .await
-        .ok_or(Failure::Stopping)?
-        .map_err(|e| Failure::GuestTask(e.to_string()))?
-        .map_err(Failure::from)
+    on_guest_thread(ctx, guest, move |loaded| {
+        loaded.requirements(&parent_json, &key)
+    })
+    .await?
+    .map_err(Failure::from)
 }
 
 /// The requirements as readings of the caches, with their keys and kinds.

@@ -216,25 +216,17 @@ impl Supervisor {
                     .await
                     .ok()
                     .flatten();
-                let mut config_changed = false;
                 if text != serving.settings_text {
                     let (path, rules) = (entry.path.clone(), self.settings.rules.clone());
                     let now = off_thread(move || settings::load(&path, &rules)).await;
-                    match now {
-                        Ok(Ok(now)) if now.same_but_config(&serving.settings) => {
-                            info!(guest = %name, "guest configuration changed: the hot swap checks the guest with it");
-                            serving.settings_text = text;
-                            config_changed = true;
-                        }
-                        _ => {
-                            info!(guest = %name, "guest settings changed: restarting its reconciler with them");
-                            let _ = serving.stop.send(true);
-                            serving.stopping = Some(StopCause::SettingsChanged);
-                            continue;
-                        }
+                    if !matches!(&now, Ok(Ok(now)) if now.same_but_config(&serving.settings)) {
+                        info!(guest = %name, "guest settings changed: restarting its reconciler with them");
+                        let _ = serving.stop.send(true);
+                        serving.stopping = Some(StopCause::SettingsChanged);
+                        continue;
                     }
-                }
-                if config_changed {
+                    info!(guest = %name, "guest configuration changed: the hot swap checks the guest with it");
+                    serving.settings_text = text;
                     let _ = serving.changed.try_send("configuration change");
                 }
             }

@@ -35,7 +35,7 @@ pub use readers::{Reading, Selection};
 
 use super::child_cache::ChildCaches;
 use super::kinds::ResolvedKind;
-use super::relist::{Applied, Index, RelistingIndex};
+use super::relist::{Applied, Index, RelistingIndex, wait_until};
 use super::watch_scope::WatchScope;
 
 /// The caches of every related kind the host's guests read, and who reads what.
@@ -129,24 +129,15 @@ impl RelatedCaches {
                 caches.push(cache);
             }
         }
-        tokio::time::timeout(timeout, async {
-            loop {
-                let changed = self.synced_changed.notified();
-                if self.synced(kinds) {
-                    return;
-                }
-                changed.await;
-            }
-        })
-        .await
-        .map_err(|_| {
-            kinds
-                .iter()
-                .filter(|kind| !self.synced(std::slice::from_ref(kind)))
-                .map(|kind| kind.display_name())
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
+        if wait_until(&self.synced_changed, || self.synced(kinds), timeout).await {
+            return Ok(());
+        }
+        Err(kinds
+            .iter()
+            .filter(|kind| !self.synced(std::slice::from_ref(kind)))
+            .map(|kind| kind.display_name())
+            .collect::<Vec<_>>()
+            .join(", "))
     }
 
     /// Makes `kinds` exactly what `user` reads; stops watching, and forgets, every kind no user

@@ -1,0 +1,105 @@
+//! The kinds a guest's controller needs before it can reconcile: its parent kind, its child
+//! kinds and the kinds it reads, resolved against the API server, and the caches of the last two
+//! started and listed (a reconcile never runs on a cache that has not listed).
+
+use std::sync::Arc;
+
+use kube::Client;
+use tracing::{info, warn};
+
+use super::{SYNC_PROGRESS_INTERVAL, Shared, StartError};
+use crate::cluster::kinds::{self, ResolvedKind};
+use crate::config::RunSettings;
+use crate::reconcile::ActiveGuest;
+use crate::sandbox::LoadedGuest;
+
+/// A guest's kinds, resolved.
+pub(super) struct GuestKinds {
+    pub parent: ResolvedKind,
+    pub children: Vec<Arc<ResolvedKind>>,
+    /// The kinds it reads (contract 0.2 `related`), namespaced or cluster-scoped.
+    pub related: Vec<Arc<ResolvedKind>>,
+}
+
+impl GuestKinds {
+    /// The guest's parent kind and child kinds (each must be namespaced) and the kinds it reads.
+    ///
+    /// # Errors
+    /// A kind the API server does not serve, or a cluster-scoped parent or child kind.
+    pub async fn resolve(client: &Client, guest: &LoadedGuest) -> Result<Self, StartError> {
+        let manifest = guest.manifest();
+        let parent = kinds::resolve(client, &manifest.parent).await?;
+        if !parent.namespaced {
+            return Err(StartError::ClusterScopedParent(parent.display_name()));
+        }
+        let mut children = Vec::with_capacity(manifest.children.len());
+        for gvk in &manifest.children {
+            let kind = kinds::resolve(client, gvk).await?;
+            if !kind.namespaced {
+                return Err(StartError::ClusterScopedChild(kind.display_name()));
+            }
+            children.push(Arc::new(kind));
+        }
+        let mut related = Vec::with_capacity(manifest.related.len());
+        for gvk in &manifest.related {
+            related.push(Arc::new(kinds::resolve(client, gvk).await?));
+        }
+        Ok(Self {
+            parent,
+            children,
+            related,
+        })
+    }
+
+    /// Starts the watches of the child and related kinds and waits until each has listed,
+    /// reporting progress.
+    pub async fn sync(&self, shared: &Shared, settings: &RunSettings) {
+        let user = self.parent.display_name();
+        info!(
+            parent = %user,
+            children = %names(&self.children),
+            namespace = settings.namespace.as_deref().unwrap_or("<all>"),
+            "waiting for child caches to sync"
+        );
+        while let Err(pending) = shared
+            .children
+            .watch_kinds(&user, &self.children, SYNC_PROGRESS_INTERVAL)
+            .await
+        {
+            warn!(%pending, "child caches still listing");
+        }
+        info!("child caches synced; reconciling");
+        if self.related.is_empty() {
+            shared.related.retain_kinds(&user, &[]);
+            return;
+        }
+        while let Err(pending) = shared
+            .related
+            .watch_kinds(&user, &self.related, SYNC_PROGRESS_INTERVAL)
+            .await
+        {
+            warn!(%pending, "related-object caches still listing");
+        }
+        info!(related = %names(&self.related), "related-object caches synced");
+    }
+
+    /// The parent kind, and `guest` with its kinds as the active guest.
+    pub fn with(self, guest: Arc<LoadedGuest>) -> (ResolvedKind, ActiveGuest) {
+        (
+            self.parent,
+            ActiveGuest {
+                guest,
+                child_kinds: self.children,
+                related_kinds: self.related,
+            },
+        )
+    }
+}
+
+fn names(kinds: &[Arc<ResolvedKind>]) -> String {
+    kinds
+        .iter()
+        .map(|k| k.display_name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
