@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use kube::api::DynamicObject;
+use kube::api::{ApiResource, DynamicObject};
 use kube::core::{Selector, SelectorExt};
 use kube::runtime::reflector::ObjectRef;
 
@@ -54,10 +54,16 @@ pub struct Readers {
     by_selector: HashMap<SelectorKey, HashMap<Arc<str>, Vec<Selector>>>,
     /// What each parent (by UID) reads, to replace or remove it, and how to reconcile it.
     of_parent: HashMap<Arc<str>, ParentReads>,
+    /// The parent kinds, shared by their parents' entries (a kind's `ApiResource` is five
+    /// strings: held once, not once per parent).
+    kinds: Vec<Arc<ApiResource>>,
 }
 
 struct ParentReads {
-    parent: ObjectRef<DynamicObject>,
+    /// How to reconcile the parent: its kind, name and namespace.
+    kind: Arc<ApiResource>,
+    name: Box<str>,
+    namespace: Option<Box<str>>,
     names: Vec<NameKey>,
     selectors: Vec<SelectorKey>,
 }
@@ -71,8 +77,11 @@ impl Readers {
             return;
         }
         let uid: Arc<str> = Arc::from(uid);
+        let kind = self.kind_of(&parent.dyntype);
         let mut reads = ParentReads {
-            parent,
+            kind,
+            name: parent.name.into(),
+            namespace: parent.namespace.map(Into::into),
             names: Vec::new(),
             selectors: Vec::new(),
         };
@@ -115,6 +124,10 @@ impl Readers {
         let Some(reads) = self.of_parent.remove(uid) else {
             return;
         };
+        // A map keeps the capacity it once grew to: after most parents went (a namespace of
+        // them deleted), give the memory back rather than hold the peak for good.
+        shrink_if_mostly_empty(&mut self.of_parent);
+        shrink_if_mostly_empty(&mut self.by_name);
         for key in reads.names {
             if let Some(parents) = self.by_name.get_mut(&key) {
                 parents.remove(uid);
@@ -139,8 +152,7 @@ impl Readers {
             .of_parent
             .iter()
             .filter(|(_, reads)| {
-                reads.parent.dyntype.api_version == resource.api_version
-                    && reads.parent.dyntype.kind == resource.kind
+                reads.kind.api_version == resource.api_version && reads.kind.kind == resource.kind
             })
             .map(|(uid, _)| Arc::clone(uid))
             .collect();
@@ -185,7 +197,7 @@ impl Readers {
         }
         uids.into_iter()
             .filter_map(|uid| self.of_parent.get(uid))
-            .map(|reads| reads.parent.clone())
+            .map(ParentReads::request)
             .collect()
     }
 
@@ -200,10 +212,40 @@ impl Readers {
     }
 }
 
+impl Readers {
+    /// The shared `ApiResource` of a parent kind.
+    fn kind_of(&mut self, resource: &ApiResource) -> Arc<ApiResource> {
+        if let Some(kind) = self.kinds.iter().find(|kind| ***kind == *resource) {
+            return Arc::clone(kind);
+        }
+        let kind = Arc::new(resource.clone());
+        self.kinds.push(Arc::clone(&kind));
+        kind
+    }
+}
+
+impl ParentReads {
+    /// The parent's reconcile request.
+    fn request(&self) -> ObjectRef<DynamicObject> {
+        let request = ObjectRef::new_with(&self.name, (*self.kind).clone());
+        match &self.namespace {
+            Some(namespace) => request.within(namespace),
+            None => request,
+        }
+    }
+}
+
+/// Halves `map`'s capacity once it is less than a quarter full (and not small): amortised,
+/// like its growth.
+fn shrink_if_mostly_empty<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+    const SMALL: usize = 1024;
+    if map.capacity() > SMALL && map.len() * 4 < map.capacity() {
+        map.shrink_to(map.capacity() / 2);
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use kube::api::ApiResource;
-
     use super::*;
 
     fn parent(name: &str) -> ObjectRef<DynamicObject> {
