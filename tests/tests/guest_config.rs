@@ -73,6 +73,12 @@ async fn a_guest_decides_with_its_configuration_and_a_new_one_is_hot_swapped_or_
         "a configuration's content is never logged:\n{}",
         host.log()
     );
+    // The guest may read ConfigMaps, but no PotatoHead here names one: none is watched or held.
+    assert!(
+        !host.log().contains("watching a related kind"),
+        "{}",
+        host.log()
+    );
 
     // A new configuration: a hot swap of the guest, every parent reconciled with it.
     configure(folder, "mirror-b.example.com/podtato");

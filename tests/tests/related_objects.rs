@@ -227,4 +227,15 @@ async fn a_parent_reads_its_config_map_and_a_change_of_it_rolls_exactly_its_read
         !scenario.host.log().contains("bonjour"),
         "related objects are never logged"
     );
+    // One watch of ConfigMaps as related objects, started by the first parent that read one.
+    assert_eq!(
+        scenario
+            .host
+            .log()
+            .matches("watching a related kind: a parent reads it")
+            .count(),
+        1,
+        "{}",
+        scenario.host.log()
+    );
 }

@@ -51,8 +51,8 @@ impl GuestKinds {
         })
     }
 
-    /// Starts the watches of the child and related kinds and waits until each has listed,
-    /// reporting progress.
+    /// Starts the watches of the child kinds and waits until each has listed, reporting
+    /// progress; registers the related kinds the guest may read.
     pub async fn sync(&self, shared: &Shared, settings: &RunSettings) {
         let user = self.parent.display_name();
         info!(
@@ -69,18 +69,8 @@ impl GuestKinds {
             warn!(%pending, "child caches still listing");
         }
         info!("child caches synced; reconciling");
-        if self.related.is_empty() {
-            shared.related.retain_kinds(&user, &[]);
-            return;
-        }
-        while let Err(pending) = shared
-            .related
-            .watch_kinds(&user, &self.related, SYNC_PROGRESS_INTERVAL)
-            .await
-        {
-            warn!(%pending, "related-object caches still listing");
-        }
-        info!(related = %names(&self.related), "related-object caches synced");
+        // What the guest may read; each kind is watched once a parent asks for it.
+        shared.related.retain_kinds(&user, &self.related);
     }
 
     /// The parent kind, and `guest` with its kinds as the active guest.

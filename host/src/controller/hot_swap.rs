@@ -369,18 +369,6 @@ impl HotSwap {
                 None => Arc::new(kinds::resolve(&self.client, gvk).await?),
             });
         }
-        // The new guest's kinds are watched beside the active guest's until the swap is
-        // decided: a refused guest's are dropped again, the active guest's kept.
-        let both: Vec<Arc<ResolvedKind>> = active
-            .related_kinds
-            .iter()
-            .chain(&related_kinds)
-            .cloned()
-            .collect();
-        self.related
-            .watch_kinds(&active.user(), &both, NEW_KINDS_SYNC_TIMEOUT)
-            .await
-            .map_err(SwapError::Sync)?;
         Ok(ActiveGuest {
             guest: Arc::new(guest),
             child_kinds,

@@ -79,7 +79,15 @@ pub async fn related(
             kept
         }
     };
-    if !ctx.related.synced(&guest.related_kinds) {
+    let reads: Vec<Arc<ResolvedKind>> = kept
+        .readings
+        .iter()
+        .map(|(_, _, k)| Arc::clone(k))
+        .collect();
+    if !ctx.related.synced(&reads) {
+        // The first parent to read a kind starts its watch; each retries once it listed.
+        ctx.related
+            .start_watching(&ctx.parent_kind.display_name(), &reads);
         return Err(Failure::NotSynced);
     }
     let limits = guest.guest.limits();

@@ -6,7 +6,9 @@
 //! A related kind is watched whole within the host's namespace scope (`--namespace`, or every
 //! namespace; a cluster-scoped kind cluster-wide): a guest's requirements name objects or select
 //! them by label, per parent, which no single server-side filter covers. Its objects are held
-//! in full (minus `managedFields`), since the guest is given them as they are.
+//! in full (minus `managedFields`), since the guest is given them as they are. So a kind is
+//! watched only once a parent asks for it ([`RelatedCaches::start_watching`]), not because a
+//! guest declares it: a host whose PotatoHeads name no ConfigMap holds none.
 //!
 //! # Guarantees
 //! - [`RelatedCaches::select`] answers `None` until the kind's first list has completed, and a
@@ -20,7 +22,6 @@ pub mod selector;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, GroupVersionKind};
@@ -35,7 +36,7 @@ pub use readers::{Reading, Selection};
 
 use super::child_cache::ChildCaches;
 use super::kinds::ResolvedKind;
-use super::relist::{Applied, Index, RelistingIndex, wait_until};
+use super::relist::{Applied, Index, RelistingIndex};
 use super::watch_scope::WatchScope;
 
 /// The caches of every related kind the host's guests read, and who reads what.
@@ -100,48 +101,32 @@ impl RelatedCaches {
         })
     }
 
-    /// Makes `kinds` what `user` reads, starts watching every one not watched yet, stops
-    /// watching those no user reads any more, and waits until all of `kinds` have listed.
-    ///
-    /// # Errors
-    /// The kinds that have not listed when `timeout` passes (their watches keep running).
-    pub async fn watch_kinds(
-        self: &Arc<Self>,
-        user: &str,
-        kinds: &[Arc<ResolvedKind>],
-        timeout: Duration,
-    ) -> Result<(), String> {
-        self.retain_kinds(user, kinds);
-        {
-            let mut caches = self.caches.write().expect("related caches lock poisoned");
-            for kind in kinds {
-                if caches.iter().any(|c| c.kind.gvk == kind.gvk) {
-                    continue;
-                }
-                let cache = Arc::new(RelatedKindCache {
-                    kind: Arc::clone(kind),
-                    key: Arc::from(kind_key(&kind.gvk)),
-                    objects: RelistingIndex::default(),
-                    watch: Mutex::default(),
-                });
-                let task = tokio::spawn(Arc::clone(self).watch(Arc::clone(&cache)));
-                *cache.watch.lock().expect("watch lock poisoned") = Some(task.abort_handle());
-                caches.push(cache);
+    /// Starts watching each of `kinds` that `user` may read (see [`Self::retain_kinds`]) and
+    /// that is not watched yet; [`Self::synced`] tells when they have listed.
+    pub fn start_watching(self: &Arc<Self>, user: &str, kinds: &[Arc<ResolvedKind>]) {
+        let users = self.users.lock().expect("related users lock poisoned");
+        let allowed = users.get(user).map(Vec::as_slice).unwrap_or_default();
+        let mut caches = self.caches.write().expect("related caches lock poisoned");
+        for kind in kinds {
+            if !allowed.contains(&kind.gvk) || caches.iter().any(|c| c.kind.gvk == kind.gvk) {
+                continue;
             }
+            tracing::info!(kind = %kind.display_name(), "watching a related kind: a parent reads it");
+            let cache = Arc::new(RelatedKindCache {
+                kind: Arc::clone(kind),
+                key: Arc::from(kind_key(&kind.gvk)),
+                objects: RelistingIndex::default(),
+                watch: Mutex::default(),
+            });
+            let task = tokio::spawn(Arc::clone(self).watch(Arc::clone(&cache)));
+            *cache.watch.lock().expect("watch lock poisoned") = Some(task.abort_handle());
+            caches.push(cache);
         }
-        if wait_until(&self.synced_changed, || self.synced(kinds), timeout).await {
-            return Ok(());
-        }
-        Err(kinds
-            .iter()
-            .filter(|kind| !self.synced(std::slice::from_ref(kind)))
-            .map(|kind| kind.display_name())
-            .collect::<Vec<_>>()
-            .join(", "))
     }
 
-    /// Makes `kinds` exactly what `user` reads; stops watching, and forgets, every kind no user
-    /// reads any more.
+    /// Makes `kinds` exactly what `user` may read (its guest's declared related kinds; none
+    /// starts watching before a parent asks); stops watching, and forgets, every kind no user
+    /// may read any more.
     pub fn retain_kinds(&self, user: &str, kinds: &[Arc<ResolvedKind>]) {
         let mut users = self.users.lock().expect("related users lock poisoned");
         if kinds.is_empty() {
