@@ -166,3 +166,31 @@ where
         }
     }
 }
+
+/// The Events in `namespace` with `reason` about the object named `regarding`; an error while
+/// there is none (so it can be waited for with [`eventually`]).
+pub async fn events_about(
+    client: &kube::Client,
+    namespace: &str,
+    regarding: &str,
+    reason: &str,
+) -> Result<Vec<k8s_openapi::api::events::v1::Event>, String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), namespace);
+    let found: Vec<_> = events
+        .list(&kube::api::ListParams::default())
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(regarding)
+        })
+        .collect();
+    if found.is_empty() {
+        Err(format!("no {reason} Event about {regarding}"))
+    } else {
+        Ok(found)
+    }
+}

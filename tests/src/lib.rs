@@ -14,8 +14,9 @@ pub mod prometheus;
 pub mod scenario;
 
 pub use cluster::{
-    TestNamespace, by_name, create_sample_potatohead, eventually, image_of, podtatohead_api,
-    potatohead_api, ready_condition, ready_reason, sample_podtatohead, sample_potatohead,
+    TestNamespace, by_name, create_sample_potatohead, events_about, eventually, image_of,
+    podtatohead_api, potatohead_api, ready_condition, ready_reason, sample_podtatohead,
+    sample_potatohead,
 };
 pub use host::{CHILDREN_APPLIED, CHILDREN_PRUNED, HostProcess, metric_value};
 pub use local_control_plane::{ControlPlane, Options};

@@ -47,16 +47,22 @@ async fn delivered(client: &kube::Client, namespace: &str) -> Vec<(String, Strin
     found
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_javascript_guest_greets_prunes_and_rejects_an_invalid_spec() {
+/// The Greeting CRD, a namespace, a host running `guest` on it with `flags`, and the committed
+/// sample created there.
+async fn greeting_with_sample(
+    guest: &std::path::Path,
+    prefix: &str,
+    flags: &[&str],
+) -> (kube::Client, String, HostProcess, Api<DynamicObject>) {
     let plane = e2e::shared_plane().await;
     plane
         .install_crd(&workspace_root().join("examples/greeting-js/crd.yaml"))
         .await
         .unwrap();
     let client = plane.client().await;
-    let namespace = TestNamespace::create(&client, "greeting").await.name;
-    let host = HostProcess::start(plane, &greeting_guest(), &["--namespace", &namespace]);
+    let namespace = TestNamespace::create(&client, prefix).await.name;
+    let args = [&["--namespace", namespace.as_str()][..], flags].concat();
+    let host = HostProcess::start(plane, guest, &args);
     let api = greetings(&client, &namespace);
     let mut sample: DynamicObject = serde_saphyr::from_str(
         &std::fs::read_to_string(workspace_root().join("examples/greeting-js/sample.yaml"))
@@ -65,6 +71,13 @@ async fn the_javascript_guest_greets_prunes_and_rejects_an_invalid_spec() {
     .unwrap();
     sample.metadata.namespace = Some(namespace.clone());
     api.create(&PostParams::default(), &sample).await.unwrap();
+    (client, namespace, host, api)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_javascript_guest_greets_prunes_and_rejects_an_invalid_spec() {
+    let (client, namespace, host, api) =
+        greeting_with_sample(&greeting_guest(), "greeting", &[]).await;
 
     let both = vec![
         ("alice".to_string(), "Hello, alice!".to_string()),
@@ -195,31 +208,12 @@ async fn the_javascript_guest_of_contract_0_2_takes_a_configuration_reads_by_sel
         "{} is missing: run `make example-guests`",
         guest.display()
     );
-    let plane = e2e::shared_plane().await;
-    plane
-        .install_crd(&workspace_root().join("examples/greeting-js/crd.yaml"))
-        .await
-        .unwrap();
-    let client = plane.client().await;
-    let namespace = TestNamespace::create(&client, "greeting-0-2").await.name;
-    let host = HostProcess::start(
-        plane,
+    let (client, namespace, host, api) = greeting_with_sample(
         &guest,
-        &[
-            "--namespace",
-            &namespace,
-            "--guest-config",
-            r#"{"punctuation":"?"}"#,
-        ],
-    );
-    let api = greetings(&client, &namespace);
-    let mut sample: DynamicObject = serde_saphyr::from_str(
-        &std::fs::read_to_string(workspace_root().join("examples/greeting-js/sample.yaml"))
-            .unwrap(),
+        "greeting-0-2",
+        &["--guest-config", r#"{"punctuation":"?"}"#],
     )
-    .unwrap();
-    sample.metadata.namespace = Some(namespace.clone());
-    api.create(&PostParams::default(), &sample).await.unwrap();
+    .await;
 
     let unsigned = vec![
         ("alice".to_string(), "Hello, alice?".to_string(), None),
@@ -239,32 +233,13 @@ async fn the_javascript_guest_of_contract_0_2_takes_a_configuration_reads_by_sel
     )
     .await;
     // The guest's own Event while nothing signs.
-    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), &namespace);
-    eventually(
+    let warned = eventually(
         Duration::from_secs(30),
         "the guest's NoSignature Event",
-        || async {
-            let list = events
-                .list(&ListParams::default())
-                .await
-                .map_err(|e| e.to_string())?;
-            list.items
-                .iter()
-                .find(|e| {
-                    e.reason.as_deref() == Some("NoSignature")
-                        && e.type_.as_deref() == Some("Warning")
-                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("hello")
-                })
-                .map(|_| ())
-                .ok_or_else(|| {
-                    format!(
-                        "{:?}",
-                        list.items.iter().map(|e| &e.reason).collect::<Vec<_>>()
-                    )
-                })
-        },
+        || e2e::events_about(&client, &namespace, "hello", "NoSignature"),
     )
     .await;
+    assert_eq!(warned[0].type_.as_deref(), Some("Warning"), "{warned:?}");
 
     // A ConfigMap the selector matches signs every greeting, without any change to the Greeting.
     let signature: ConfigMap = serde_json::from_value(json!({

@@ -95,33 +95,10 @@ async fn healthz_answers_at_once_and_readyz_once_caches_synced() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn events_tell_of_created_children_and_of_an_invalid_spec_once() {
-    use k8s_openapi::api::events::v1::Event;
-    use kube::api::{Api, ListParams, Patch, PatchParams};
+    use kube::api::{Patch, PatchParams};
 
     let (client, namespace, _host) = host_with_sample("events").await;
-    let events = Api::<Event>::namespaced(client.clone(), &namespace);
-    let with_reason = |reason: &'static str| {
-        let events = events.clone();
-        async move {
-            let list = events
-                .list(&ListParams::default())
-                .await
-                .map_err(|e| e.to_string())?;
-            let found: Vec<Event> = list
-                .items
-                .into_iter()
-                .filter(|e| {
-                    e.reason.as_deref() == Some(reason)
-                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("demo")
-                })
-                .collect();
-            if found.is_empty() {
-                Err(format!("no {reason} event"))
-            } else {
-                Ok(found)
-            }
-        }
-    };
+    let with_reason = |reason: &'static str| e2e::events_about(&client, &namespace, "demo", reason);
 
     let created = eventually(Duration::from_secs(30), "ChildrenCreated event", || {
         with_reason("ChildrenCreated")

@@ -100,26 +100,13 @@ fn reconciles_of(log: &str, namespace: &str, parent: &str) -> usize {
 /// The guest's own Event (contract 0.2): the ConfigMap key it left out, published on the parent
 /// by the host, once however often the guest returns it, and shown by `kubectl describe`.
 async fn guest_event_is_published(scenario: &Scenario, parent: &str) {
-    use k8s_openapi::api::events::v1::Event;
-    let events: Api<Event> = Api::namespaced(scenario.client.clone(), &scenario.namespace);
-    let found = eventually(CONVERGE, "the guest's ConfigKeySkipped Event", || async {
-        let list = events
-            .list(&Default::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        let found: Vec<Event> = list
-            .items
-            .into_iter()
-            .filter(|e| {
-                e.reason.as_deref() == Some("ConfigKeySkipped")
-                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(parent)
-            })
-            .collect();
-        if found.is_empty() {
-            Err("no ConfigKeySkipped event yet".to_owned())
-        } else {
-            Ok(found)
-        }
+    let found = eventually(CONVERGE, "the guest's ConfigKeySkipped Event", || {
+        e2e::events_about(
+            &scenario.client,
+            &scenario.namespace,
+            parent,
+            "ConfigKeySkipped",
+        )
     })
     .await;
     assert_eq!(
