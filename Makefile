@@ -37,8 +37,8 @@ test-guests: ## Build the test guests under tests/guests/ (release, wasm32-wasip
 	@echo "==> building the test guests (tests/guests/)"
 	$(CARGO) build -p potatohead-v2-guest -p hostile-guest -p configmap-echo-guest -p serviceaccount-echo-guest -p ingress-twice-guest -p widget-maker-guest --target $(GUEST_TARGET) --release
 
-example-guests: ## Build the example guests (examples/: Greeting in Rust and in JavaScript; needs node and npm)
-	$(CARGO) build -p greeting-rust-guest --target $(GUEST_TARGET) --release
+example-guests: ## Build the example guests (examples/: Greeting in Rust and in JavaScript, the cluster-scoped Tenant; needs node and npm)
+	$(CARGO) build -p greeting-rust-guest -p tenant-guest --target $(GUEST_TARGET) --release
 	examples/greeting-js/build.sh
 
 build: guest test-guests ## Build the guests, the host and the test harness (debug)

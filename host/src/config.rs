@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::guests::HostRules;
 use crate::leader::ElectionSettings;
+use crate::reconcile::placement::ProtectedNamespaces;
 use crate::sandbox::CompileCacheConfig;
 
 /// Where the host's guests come from.
@@ -26,6 +27,8 @@ pub enum GuestSource {
 pub struct RunSettings {
     pub guests: GuestSource,
     pub namespace: Option<String>,
+    /// Where no cluster-scoped parent's child may be written.
+    pub protected_namespaces: ProtectedNamespaces,
     pub field_manager: String,
     /// What the flags allow every guest: limits, kinds, file size.
     pub rules: HostRules,

@@ -398,3 +398,62 @@ fn the_guest_built_with_cargo_component_renders_like_the_wasip2_build() {
     };
     assert_eq!(render(component.to_str().unwrap()), render(&guest()));
 }
+
+#[test]
+fn a_cluster_scoped_parent_renders_with_cluster_scoped_and_is_refused_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = dir.path().join("tenant.yaml");
+    std::fs::write(
+        &parent,
+        "apiVersion: examples.wasm-reconciler.io/v1alpha1\nkind: Tenant\nmetadata:\n  name: team-a\nspec:\n  admins: [alice]\n",
+    )
+    .unwrap();
+    let guest = built_guest("tenant_guest").display().to_string();
+    let render = |extra: &[&str]| {
+        let args = [
+            &[
+                "render",
+                "--guest",
+                &guest,
+                "--parent",
+                parent.to_str().unwrap(),
+                "-o",
+                "json",
+            ][..],
+            extra,
+        ]
+        .concat();
+        host(&args)
+    };
+    let output = render(&["--cluster-scoped"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let list: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let placed: Vec<(String, Value)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] != "Tenant")
+        .map(|o| {
+            (
+                o["kind"].as_str().unwrap().to_string(),
+                o["metadata"]["namespace"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        placed,
+        [
+            ("Namespace".to_string(), Value::Null),
+            ("ResourceQuota".to_string(), Value::from("team-a")),
+            ("RoleBinding".to_string(), Value::from("team-a")),
+        ]
+    );
+    // As a namespaced parent it could own neither a Namespace nor objects elsewhere.
+    let output = render(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("is cluster-scoped"),
+        "{}",
+        text(&output.stderr)
+    );
+}

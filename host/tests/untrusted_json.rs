@@ -14,6 +14,7 @@ use std::sync::Arc;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use proptest::prelude::*;
 use reconciler_host::cluster::{MANAGED_BY_LABEL, ParentRef, ResolvedKind};
+use reconciler_host::reconcile::placement::{Placement, ProtectedNamespaces};
 use reconciler_host::reconcile::status::{self, FailureReason, Outcome};
 use reconciler_host::reconcile::{json_match, plan, policy, prepare};
 use reconciler_host::sandbox::Decision;
@@ -167,10 +168,17 @@ proptest! {
     ) {
         let texts: Vec<String> = children.iter().map(Value::to_string).collect();
         let decision = Decision { children: texts.clone(), status: Some(status.to_string()), requeue_after: None, events: Vec::new() };
-        if let Ok(planned) = plan::plan(decision, &parent_ref(), "ns", &kinds(), "wasm-reconciler") {
+        if let Ok(planned) = plan::plan(decision, &parent_ref(), Placement::Namespace("ns"), &kinds(), "wasm-reconciler") {
             prop_assert!(planned.children.len() == texts.len());
         }
-        if let Ok(checked) = policy::check_children(&texts, "ns", &kinds()) {
+        // The same output as a cluster-scoped parent's: never a panic, never a protected namespace.
+        let protected = ProtectedNamespaces::default();
+        if let Ok(checked) = policy::check_children(&texts, Placement::Cluster(&protected), &kinds()) {
+            for child in checked {
+                prop_assert!(!protected.contains(&child.namespace));
+            }
+        }
+        if let Ok(checked) = policy::check_children(&texts, Placement::Namespace("ns"), &kinds()) {
             for mut child in checked {
                 prepare::prepare(&mut child.object, &parent_ref(), "wasm-reconciler");
                 prop_assert_eq!(

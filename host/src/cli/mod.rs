@@ -72,6 +72,10 @@ pub struct RenderArgs {
     /// The field manager the host would run with (it names the managed-by label).
     #[arg(long, default_value = "wasm-reconciler")]
     pub field_manager: String,
+    /// The parent's kind is cluster-scoped (a Tenant, say): the parent gets no namespace, and
+    /// each namespaced child must name its own, outside Kubernetes' own namespaces.
+    #[arg(long)]
+    pub cluster_scoped: bool,
 }
 
 /// Flags of `reconciler-host check`.

@@ -1,9 +1,10 @@
 //! `reconciler-host render`: a guest author's inner loop. Runs a guest offline for one parent
 //! exactly as the controller would: the same call with the same observed state, the same planning
 //! step (`reconcile::plan`: output policy, host-owned fields on each child) and the same status
-//! computation. What it cannot do without a cluster: resolve kinds (every declared child kind is
-//! taken as namespaced, with kube's guessed plural) and the take-over check against existing
-//! objects. Exit code 0: rendered; 1: the guest said no; 2: unusable input.
+//! computation. What it cannot do without a cluster: resolve kinds (a declared child kind is taken
+//! as namespaced unless it is one of Kubernetes' own cluster-scoped kinds, with kube's guessed
+//! plural; the parent is namespaced unless `--cluster-scoped` says otherwise) and the take-over
+//! check against existing objects. Exit code 0: rendered; 1: the guest said no; 2: unusable input.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use serde_json::{Value, json};
 use crate::cli::{OutputFormat, RenderArgs, default_compile_cache_dir};
 use crate::cluster::{ParentRef, ResolvedKind, display_gvk};
 use crate::reconcile::active_guest::status_stamp;
+use crate::reconcile::placement::{Placement, ProtectedNamespaces};
 use crate::reconcile::plan::plan;
 use crate::reconcile::policy::PolicyViolation;
 use crate::reconcile::status::{self, Outcome, next_status};
@@ -69,6 +71,7 @@ fn render_files(args: &RenderArgs) -> anyhow::Result<Rendered> {
     Ok(render(
         &guest,
         parent,
+        args.cluster_scoped,
         children,
         &args.field_manager,
         &status::now(),
@@ -228,8 +231,8 @@ fn read_objects(path: &Path) -> Result<Vec<Value>, RenderError> {
     Ok(objects)
 }
 
-/// Runs `guest` for `parent` with `observed` children and returns what the controller would
-/// apply and write; `field_manager` is the host's (`--field-manager`), `now` the time stamped on
+/// Runs `guest` for `parent` (of a cluster-scoped kind if `cluster_scoped`) with `observed`
+/// children and returns what the controller would apply and write; `field_manager` is the host's (`--field-manager`), `now` the time stamped on
 /// changed conditions.
 ///
 /// # Errors
@@ -238,26 +241,36 @@ fn read_objects(path: &Path) -> Result<Vec<Value>, RenderError> {
 pub fn render(
     guest: &LoadedGuest,
     mut parent: Value,
+    cluster_scoped: bool,
     observed: Vec<Value>,
     field_manager: &str,
     now: &Value,
 ) -> Result<Rendered, RenderError> {
-    let (owner, namespace, generation) = as_from_the_api_server(guest, &mut parent)?;
+    let (owner, namespace, generation) =
+        as_from_the_api_server(guest, &mut parent, cluster_scoped)?;
     let observation = Observation::new(
         parent.to_string(),
         observed.iter().map(Value::to_string).collect(),
         !parent["metadata"]["deletionTimestamp"].is_null(),
     );
     let decision = guest
-        .reconcile(&observation, &format!("{namespace}/{}", owner.name))
+        .reconcile(
+            &observation,
+            &match &namespace {
+                Some(namespace) => format!("{namespace}/{}", owner.name),
+                None => owner.name.clone(),
+            },
+        )
         .map_err(|error| match error {
             GuestError::InvalidSpec(reason) => RenderError::InvalidSpec(reason),
             other => RenderError::Guest(other),
         })?;
+    // Offline, the host's own namespace is unknown: Kubernetes' own are protected.
+    let protected = ProtectedNamespaces::default();
     let planned = plan(
         decision,
         &owner,
-        &namespace,
+        Placement::of(namespace.as_deref(), &protected),
         &guessed_kinds(guest),
         field_manager,
     )?;
@@ -281,8 +294,8 @@ pub fn render(
     })
 }
 
-/// The guest's child kinds as the controller would resolve them, without a cluster: namespaced,
-/// with kube's guessed plural.
+/// The guest's child kinds as the controller would resolve them, without a cluster: namespaced
+/// unless Kubernetes serves them cluster-scoped, with kube's guessed plural.
 fn guessed_kinds(guest: &LoadedGuest) -> Vec<Arc<ResolvedKind>> {
     guest
         .manifest()
@@ -292,7 +305,7 @@ fn guessed_kinds(guest: &LoadedGuest) -> Vec<Arc<ResolvedKind>> {
             Arc::new(ResolvedKind {
                 gvk: gvk.clone(),
                 resource: ApiResource::from_gvk(gvk),
-                namespaced: true,
+                namespaced: !crate::cluster::kinds::is_builtin_cluster_scoped(gvk),
             })
         })
         .collect()
@@ -303,7 +316,8 @@ fn guessed_kinds(guest: &LoadedGuest) -> Vec<Arc<ResolvedKind>> {
 fn as_from_the_api_server(
     guest: &LoadedGuest,
     parent: &mut Value,
-) -> Result<(ParentRef, String, Option<i64>), RenderError> {
+    cluster_scoped: bool,
+) -> Result<(ParentRef, Option<String>, Option<i64>), RenderError> {
     let expected = &guest.manifest().parent;
     let text = |value: &Value| value.as_str().unwrap_or_default().to_string();
     let api_version = text(&parent["apiVersion"]);
@@ -319,11 +333,14 @@ fn as_from_the_api_server(
         });
     }
     let metadata = &mut parent["metadata"];
-    for (field, default) in [
-        ("namespace", json!(DEFAULT_NAMESPACE)),
-        ("uid", json!(PLACEHOLDER_UID)),
-        ("generation", json!(1)),
-    ] {
+    if cluster_scoped {
+        if let Some(map) = metadata.as_object_mut() {
+            map.remove("namespace");
+        }
+    } else if metadata["namespace"].is_null() {
+        metadata["namespace"] = json!(DEFAULT_NAMESPACE);
+    }
+    for (field, default) in [("uid", json!(PLACEHOLDER_UID)), ("generation", json!(1))] {
         if metadata[field].is_null() {
             metadata[field] = default;
         }
@@ -336,7 +353,7 @@ fn as_from_the_api_server(
     };
     Ok((
         owner,
-        text(&metadata["namespace"]),
+        metadata["namespace"].as_str().map(str::to_owned),
         metadata["generation"].as_i64(),
     ))
 }

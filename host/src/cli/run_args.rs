@@ -9,6 +9,7 @@ use clap::Args;
 use super::guest_rules::{GuestRuleArgs, RuleError};
 use crate::config::{GuestSource, RunSettings};
 use crate::leader::{ElectionSettings, LeaseTimings};
+use crate::reconcile::placement::ProtectedNamespaces;
 use crate::sandbox::CompileCacheConfig;
 
 /// Flags of `reconciler-host run`.
@@ -40,6 +41,15 @@ pub struct RunArgs {
     /// Only watch and reconcile this namespace (default: all namespaces).
     #[arg(long, env = "WATCH_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Let the children of cluster-scoped parents be written to this protected namespace
+    /// (kube-system, kube-public, kube-node-lease, or the host's own: POD_NAMESPACE); repeat or
+    /// separate with commas. By default none of them is.
+    #[arg(
+        long = "allow-protected-namespace",
+        env = "RECONCILER_ALLOW_PROTECTED_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub allow_protected_namespaces: Vec<String>,
     /// Field manager for server-side apply; also the value of the children's
     /// app.kubernetes.io/managed-by label, which the host's watches select on.
     #[arg(
@@ -162,6 +172,11 @@ pub enum ConfigError {
     CompileCacheMax(u64),
     #[error("give the guest with --guest FILE or a folder of guests with --guests DIR")]
     NoGuest,
+    #[error(
+        "--allow-protected-namespace {0:?} names no protected namespace; the protected ones are \
+         {1} (the host's own comes from POD_NAMESPACE or --leader-elect-namespace)"
+    )]
+    NotProtected(String, String),
     #[error("--concurrency must be at least 1")]
     Concurrency,
     #[error("--swap-concurrency must be at least 1")]
@@ -209,6 +224,22 @@ impl RunArgs {
         if self.guest_poll_interval < Duration::from_secs(1) {
             return Err(ConfigError::GuestPollInterval(self.guest_poll_interval));
         }
+        // The host's own namespace (where its pod and Lease live) is protected like
+        // Kubernetes' own.
+        let host_namespace = self.leader_election.lease_namespace.as_deref();
+        let every_protected = ProtectedNamespaces::new(host_namespace, &[]);
+        if let Some(unknown) = self
+            .allow_protected_namespaces
+            .iter()
+            .find(|ns| !every_protected.contains(ns))
+        {
+            return Err(ConfigError::NotProtected(
+                unknown.clone(),
+                every_protected.describe(),
+            ));
+        }
+        let protected_namespaces =
+            ProtectedNamespaces::new(host_namespace, &self.allow_protected_namespaces);
         let leader_election = self.leader_election.validate(
             self.namespace.as_deref(),
             self.pod_name.as_deref(),
@@ -239,6 +270,7 @@ impl RunArgs {
             },
             // WATCH_NAMESPACE="" means all namespaces (the Operator SDK convention).
             namespace: self.namespace.filter(|ns| !ns.is_empty()),
+            protected_namespaces,
             field_manager: self.field_manager,
             rules,
             guest_memory_budget_bytes: self.guest_memory_budget_mib << 20,

@@ -9,8 +9,8 @@
 //! - [`ChildCaches::synced`] is false until every asked-for kind has completed its first list,
 //!   and a relist replaces a kind's index whole (`relist.rs`): a reconcile never sees a
 //!   half-listed cache, so it never prunes on incomplete information.
-//! - [`ChildCaches::owned_by`] returns only children in the parent's namespace whose controller
-//!   owner reference is the parent.
+//! - [`ChildCaches::owned_by`] returns only children whose controller owner reference is the
+//!   parent, in the namespaces the caller admits.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -55,6 +55,8 @@ pub struct ChildCaches {
 /// A parent kind the host serves: its resource, and its controller's reconcile requests.
 pub(super) struct ServedParentKind {
     pub resource: ApiResource,
+    /// False for a cluster-scoped parent kind: its reconcile requests name no namespace.
+    pub namespaced: bool,
     pub triggers: UnboundedSender<ObjectRef<DynamicObject>>,
 }
 
@@ -160,13 +162,13 @@ impl ChildCaches {
     /// Every cached child of one of `kinds` controlled by the parent with this UID, by kind
     /// (in the order of `kinds`) then namespace/name.
     ///
-    /// Only children in `namespace` (the parent's) count: an object elsewhere carrying the host's
-    /// label and the parent's UID was not made by the host (it writes children into the parent's
-    /// namespace only) and is neither shown to the guest nor ever pruned.
+    /// Only children in a namespace `admits` accepts (empty for a cluster-scoped child) count:
+    /// an object elsewhere carrying the host's label and the parent's UID was not made by the
+    /// host (it writes nowhere else) and is neither shown to the guest nor ever pruned.
     pub fn owned_by(
         &self,
         parent_uid: &str,
-        namespace: &str,
+        admits: impl Fn(&str) -> bool,
         kinds: &[Arc<ResolvedKind>],
     ) -> Vec<ObservedChild> {
         let caches = self.caches();
@@ -182,7 +184,9 @@ impl ChildCaches {
                 children.extend(
                     owned
                         .values()
-                        .filter(|object| object.metadata.namespace.as_deref() == Some(namespace))
+                        .filter(|object| {
+                            admits(object.metadata.namespace.as_deref().unwrap_or_default())
+                        })
                         .map(|object| ObservedChild {
                             kind: Arc::clone(&cache.kind),
                             object: Arc::clone(object),

@@ -226,7 +226,7 @@ impl ChildCaches {
     /// Watches one child kind until aborted, keeping its cache current and sending the parents
     /// of touched children to the controller.
     async fn watch(self: Arc<Self>, cache: Arc<KindCache>) {
-        let api = self.scope.api(&cache.kind.resource);
+        let api = self.scope.api(&cache.kind);
         let config = watcher::Config::default().labels(&self.scope.owned_selector());
         let mut events = watcher::watcher(api, config).default_backoff().boxed();
         while let Some(event) = events.next().await {
@@ -251,7 +251,7 @@ impl ChildCaches {
 
     /// Keeps the kind's unmanaged-name index current until aborted.
     async fn watch_unmanaged(self: Arc<Self>, cache: Arc<KindCache>) {
-        let api = self.scope.api(&cache.kind.resource);
+        let api = self.scope.api(&cache.kind);
         let freed = |namespace: &str, name: &str| self.name_freed(&cache.kind, namespace, name);
         cache
             .unmanaged

@@ -1,7 +1,7 @@
 //! Resolves the kinds a guest names (group/version/kind) to API resources the server serves; tells
 //! Kubernetes' own kinds from custom resources.
 
-use kube::api::{ApiResource, GroupVersionKind};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::discovery::{self, Scope};
 
 pub use crate::gvk::display_gvk;
@@ -18,6 +18,15 @@ impl ResolvedKind {
     /// `Deployment.apps/v1`, `Service.v1`: how users write kinds in kubectl.
     pub fn display_name(&self) -> String {
         display_gvk(&self.gvk)
+    }
+
+    /// The API of this kind's objects in `namespace`: every namespace for `None`, and the
+    /// cluster for a cluster-scoped kind (whose objects have no namespace, whatever is given).
+    pub fn api(&self, client: &kube::Client, namespace: Option<&str>) -> Api<DynamicObject> {
+        match namespace.filter(|ns| self.namespaced && !ns.is_empty()) {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &self.resource),
+            None => Api::all_with(client.clone(), &self.resource),
+        }
     }
 }
 
@@ -47,6 +56,39 @@ const BUILTIN_GROUPS: [&str; 22] = [
     "resource.k8s.io",
     "internal.apiserver.k8s.io",
 ];
+
+/// Kubernetes' own cluster-scoped kinds a guest might own, by (group, kind): what `render`
+/// knows of scopes without a cluster.
+const BUILTIN_CLUSTER_SCOPED: [(&str, &str); 14] = [
+    ("", "Namespace"),
+    ("", "Node"),
+    ("", "PersistentVolume"),
+    ("rbac.authorization.k8s.io", "ClusterRole"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+    ("storage.k8s.io", "StorageClass"),
+    ("storage.k8s.io", "CSIDriver"),
+    ("scheduling.k8s.io", "PriorityClass"),
+    ("networking.k8s.io", "IngressClass"),
+    ("node.k8s.io", "RuntimeClass"),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingWebhookConfiguration",
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+    ),
+    ("certificates.k8s.io", "CertificateSigningRequest"),
+];
+
+/// Whether `gvk` is one of Kubernetes' own cluster-scoped kinds (a custom resource is not known
+/// to be without asking the API server).
+pub fn is_builtin_cluster_scoped(gvk: &GroupVersionKind) -> bool {
+    BUILTIN_CLUSTER_SCOPED
+        .iter()
+        .any(|(group, kind)| gvk.group == *group && gvk.kind == *kind)
+}
 
 /// Whether `gvk` is one of Kubernetes' own kinds (not a custom resource).
 pub fn is_builtin(gvk: &GroupVersionKind) -> bool {

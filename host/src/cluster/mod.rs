@@ -21,6 +21,6 @@ mod watch_scope;
 
 pub use child_cache::{ChildCaches, ObservedChild};
 pub use kinds::{DiscoveryError, ResolvedKind, display_gvk};
-pub use ownership::{Holder, MANAGED_BY_LABEL, ObjectName, ParentRef, ResourceName};
+pub use ownership::{Holder, MANAGED_BY_LABEL, ObjectName, ParentRef, ResourceName, object_name};
 pub use related::RelatedCaches;
 pub use watch_scope::WatchScope;

@@ -25,16 +25,21 @@ fn resource_name(kind: &ResolvedKind, namespace: &str, name: &str) -> ResourceNa
 }
 
 impl ChildCaches {
-    /// Sends the parents of `resource`'s kind touched by child events to `triggers`.
+    /// Sends the parents of `kind` touched by child events to `triggers`.
     pub fn serve_parent_kind(
         &self,
-        resource: ApiResource,
+        kind: &ResolvedKind,
         triggers: UnboundedSender<ObjectRef<DynamicObject>>,
     ) {
+        let served = ServedParentKind {
+            resource: kind.resource.clone(),
+            namespaced: kind.namespaced,
+            triggers,
+        };
         self.parents
             .write()
             .expect("parent kinds lock poisoned")
-            .insert(key(&resource), ServedParentKind { resource, triggers });
+            .insert(key(&kind.resource), served);
     }
 
     /// Stops sending reconcile requests for `resource`'s kind (its controller stopped).
@@ -45,8 +50,8 @@ impl ChildCaches {
             .remove(&key(resource));
     }
 
-    /// The parent that `holder` names, in `namespace` (children live in their parent's), when
-    /// its kind is served.
+    /// The parent that `holder` names, when its kind is served: in `namespace` (a namespaced
+    /// parent's children live in its own), or in none for a cluster-scoped parent kind.
     pub(super) fn parent_ref(
         &self,
         holder: &Holder,
@@ -63,7 +68,12 @@ impl ChildCaches {
         };
         let parents = self.parents.read().expect("parent kinds lock poisoned");
         let served = parents.get(&(api_version.clone(), kind.clone()))?;
-        Some(ObjectRef::new_with(name, served.resource.clone()).within(namespace))
+        let parent = ObjectRef::new_with(name, served.resource.clone());
+        Some(if served.namespaced {
+            parent.within(namespace)
+        } else {
+            parent
+        })
     }
 
     /// The served parent controlling `child`, if any.

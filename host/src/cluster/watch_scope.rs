@@ -4,6 +4,7 @@
 
 use kube::api::{Api, ApiResource};
 
+use super::kinds::ResolvedKind;
 use super::ownership::MANAGED_BY_LABEL;
 
 /// Where and what the child watches look at.
@@ -27,13 +28,15 @@ impl WatchScope {
         format!("{MANAGED_BY_LABEL}!={}", self.managed_by)
     }
 
-    pub(super) fn api<K>(&self, resource: &ApiResource) -> Api<K>
+    /// The objects of `kind` the host watches: in its namespace (or all), or the cluster for a
+    /// cluster-scoped kind.
+    pub(super) fn api<K>(&self, kind: &ResolvedKind) -> Api<K>
     where
         K: kube::Resource<DynamicType = ApiResource, Scope = kube::core::DynamicResourceScope>,
     {
-        match &self.namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
-            None => Api::all_with(self.client.clone(), resource),
+        match self.namespace.as_deref().filter(|_| kind.namespaced) {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &kind.resource),
+            None => Api::all_with(self.client.clone(), &kind.resource),
         }
     }
 }

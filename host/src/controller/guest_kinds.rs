@@ -22,23 +22,17 @@ pub(super) struct GuestKinds {
 }
 
 impl GuestKinds {
-    /// The guest's parent kind and child kinds (each must be namespaced) and the kinds it reads.
+    /// The guest's parent kind, child kinds and the kinds it reads (their scopes are checked by
+    /// `scopes.rs`).
     ///
     /// # Errors
-    /// A kind the API server does not serve, or a cluster-scoped parent or child kind.
+    /// A kind the API server does not serve.
     pub async fn resolve(client: &Client, guest: &LoadedGuest) -> Result<Self, StartError> {
         let manifest = guest.manifest();
         let parent = kinds::resolve(client, &manifest.parent).await?;
-        if !parent.namespaced {
-            return Err(StartError::ClusterScopedParent(parent.display_name()));
-        }
         let mut children = Vec::with_capacity(manifest.children.len());
         for gvk in &manifest.children {
-            let kind = kinds::resolve(client, gvk).await?;
-            if !kind.namespaced {
-                return Err(StartError::ClusterScopedChild(kind.display_name()));
-            }
-            children.push(Arc::new(kind));
+            children.push(Arc::new(kinds::resolve(client, gvk).await?));
         }
         let mut related = Vec::with_capacity(manifest.related.len());
         for gvk in &manifest.related {

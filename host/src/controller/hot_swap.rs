@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::handoff::ParentKindHandoff;
+use super::scopes::{self, ScopeError};
 use super::sweep::Sweep;
 use super::{Membership, Shared};
 use crate::cluster::kinds::{self, DiscoveryError, ResolvedKind, display_gvk};
@@ -68,13 +69,10 @@ pub enum SwapError {
     /// A child kind the new guest declares is not served.
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
-    /// The new guest's parent kind (on a parent-kind change) is cluster-scoped, or a child kind
-    /// it declares is: refused before anything stops, the active guest keeps serving.
-    #[error(
-        "the new guest's {role} {kind} is cluster-scoped; only namespaced parent and child kinds \
-         are supported"
-    )]
-    ClusterScoped { role: &'static str, kind: String },
+    /// The new guest's kinds break the scope rule (`scopes.rs`): refused before anything
+    /// stops, the active guest keeps serving.
+    #[error(transparent)]
+    Scope(#[from] ScopeError),
     /// A child kind the new guest declares could not be listed in time.
     #[error("new child kinds {0} did not list within {NEW_KINDS_SYNC_TIMEOUT:?}")]
     Sync(String),
@@ -107,6 +105,10 @@ pub(super) struct HotSwap {
     in_folder: bool,
     poll_interval: Duration,
     slot: Arc<GuestSlot>,
+    /// The kind the controller serves, and the namespace the host watches (`None`: all): the
+    /// scope rule's inputs.
+    parent_kind: ResolvedKind,
+    namespace: Option<String>,
     children: Arc<ChildCaches>,
     related: Arc<RelatedCaches>,
     client: kube::Client,
@@ -129,6 +131,7 @@ pub(super) struct SwapHooks<'a> {
     pub sweep: &'a Arc<Sweep>,
     pub metrics: &'a GuestMetrics,
     pub handoff: &'a Arc<ParentKindHandoff>,
+    pub parent_kind: &'a ResolvedKind,
 }
 
 impl HotSwap {
@@ -149,6 +152,8 @@ impl HotSwap {
             changes: membership.changes,
             poll_interval: settings.guest_poll_interval,
             slot: Arc::clone(hooks.slot),
+            parent_kind: hooks.parent_kind.clone(),
+            namespace: settings.namespace.clone(),
             children: Arc::clone(&shared.children),
             related: Arc::clone(&shared.related),
             client: shared.client.clone(),
@@ -345,18 +350,17 @@ impl HotSwap {
         let mut child_kinds = Vec::with_capacity(guest.manifest().children.len());
         for gvk in &guest.manifest().children {
             let known = active.child_kinds.iter().find(|k| &k.gvk == gvk);
-            let kind: Arc<ResolvedKind> = match known {
+            child_kinds.push(match known {
                 Some(kind) => Arc::clone(kind),
                 None => Arc::new(kinds::resolve(&self.client, gvk).await?),
-            };
-            if !kind.namespaced {
-                return Err(SwapError::ClusterScoped {
-                    role: "child kind",
-                    kind: kind.display_name(),
-                });
-            }
-            child_kinds.push(kind);
+            });
         }
+        scopes::check(
+            &self.parent_kind,
+            &child_kinds,
+            &self.spec.settings.allowed_child_kinds,
+            self.namespace.as_deref(),
+        )?;
         self.children
             .watch_kinds(&active.user(), &child_kinds, NEW_KINDS_SYNC_TIMEOUT)
             .await
@@ -394,21 +398,16 @@ impl HotSwap {
         // Everything that could make the controller refuse the guest is checked first
         // (admission, the kinds here): a refused file never stops a running host.
         let parent = kinds::resolve(&self.client, new_parent).await?;
-        if !parent.namespaced {
-            return Err(SwapError::ClusterScoped {
-                role: "parent kind",
-                kind: parent.display_name(),
-            });
-        }
+        let mut children = Vec::with_capacity(guest.manifest().children.len());
         for gvk in &guest.manifest().children {
-            let child = kinds::resolve(&self.client, gvk).await?;
-            if !child.namespaced {
-                return Err(SwapError::ClusterScoped {
-                    role: "child kind",
-                    kind: child.display_name(),
-                });
-            }
+            children.push(Arc::new(kinds::resolve(&self.client, gvk).await?));
         }
+        scopes::check(
+            &parent,
+            &children,
+            &self.spec.settings.allowed_child_kinds,
+            self.namespace.as_deref(),
+        )?;
         info!(new = %display_gvk(new_parent), "the new guest reconciles another parent kind; restarting the controller for it");
         handoff.hand_over(guest);
         Err(SwapError::HandedOver)

@@ -8,6 +8,7 @@ mod guest_kinds;
 mod handoff;
 mod hot_swap;
 mod running;
+mod scopes;
 mod sweep;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ use guest_kinds::GuestKinds;
 use handoff::ParentKindHandoff;
 use hot_swap::{HotSwap, SwapHooks};
 use running::Running;
+use scopes::ScopeError;
 use sweep::Sweep;
 
 /// First retry delay after a failed reconcile; doubles per consecutive failure.
@@ -54,18 +56,9 @@ pub enum StartError {
     /// The parent kind or a child kind is not served by the API server.
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
-    /// The guest's parent kind is cluster-scoped; children could not be kept in its namespace.
-    #[error(
-        "the guest's parent kind {0} is cluster-scoped; only namespaced parent kinds are supported"
-    )]
-    ClusterScopedParent(String),
-    /// A child kind is cluster-scoped: children live in their parent's namespace, so the guest
-    /// could never create one (and with `--namespace` its cache could never list).
-    #[error(
-        "the guest declares the cluster-scoped kind {0} as a child kind; children live in their \
-         parent's namespace, so only namespaced child kinds are supported"
-    )]
-    ClusterScopedChild(String),
+    /// The guest's kinds break the scope rule (`scopes.rs`).
+    #[error(transparent)]
+    Scope(#[from] ScopeError),
 }
 
 /// What every controller of the process shares.
@@ -137,6 +130,12 @@ pub async fn run(
     let metrics = GuestMetrics::new(&shared.metrics, &spec.name);
     let readiness = shared.readiness.guest(&spec.name);
     let kinds = GuestKinds::resolve(&shared.client, &guest).await?;
+    scopes::check(
+        &kinds.parent,
+        &kinds.children,
+        &spec.settings.allowed_child_kinds,
+        settings.namespace.as_deref(),
+    )?;
     readiness.set_waiting(None);
     let (triggered_by_children, mut teardown) =
         serve_parent_kind(&shared, &kinds.parent, &metrics, &readiness);
@@ -156,6 +155,7 @@ pub async fn run(
             sweep: &sweep,
             metrics: &metrics,
             handoff: &handoff,
+            parent_kind: &parent_kind,
         },
     );
     teardown
@@ -242,6 +242,7 @@ fn context(
         settings: Settings {
             field_manager: settings.field_manager.clone(),
             resync: settings.resync,
+            protected_namespaces: settings.protected_namespaces.clone(),
         },
         metrics: metrics.clone(),
         claims: Arc::clone(&shared.claims),
@@ -283,11 +284,7 @@ fn parent_events(
     context: Arc<Context>,
     readiness: GuestReadiness,
 ) -> impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
-    let resource = &context.parent_kind.resource;
-    let api: Api<DynamicObject> = match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, resource),
-        None => Api::all_with(client.clone(), resource),
-    };
+    let api: Api<DynamicObject> = context.parent_kind.api(client, namespace);
     let parent_kind = context.parent_kind.display_name();
     reflector(cache, watcher(api, watcher::Config::default()))
         .inspect(move |event| match event {
@@ -322,7 +319,7 @@ fn serve_parent_kind(
     let (child_triggers, triggered_by_children) = futures::channel::mpsc::unbounded();
     shared
         .children
-        .serve_parent_kind(parent_kind.resource.clone(), child_triggers);
+        .serve_parent_kind(parent_kind, child_triggers);
     let teardown = Teardown {
         tasks: Vec::new(),
         children: Arc::clone(&shared.children),

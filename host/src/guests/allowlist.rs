@@ -50,6 +50,12 @@ impl KindAllowlist {
         }
     }
 
+    /// Whether the list names `kind` itself ("any" names nothing): what a kind needs that
+    /// "any" does not cover (cluster-scoped children).
+    pub fn names(&self, kind: &GroupVersionKind) -> bool {
+        matches!(self, Self::Only(kinds) if kinds.contains(kind))
+    }
+
     /// The first of `declared` that is not allowed.
     pub fn first_refused<'a>(
         &self,

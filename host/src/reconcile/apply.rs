@@ -6,6 +6,8 @@
 //!   managers' for the fields it sets, and fields it does not set are left alone).
 //! - Nothing is sent for a child already as desired, or written and not yet seen back.
 //! - Nothing is pruned unless every apply of the reconcile succeeded.
+//! - Cluster-scoped children (a Namespace) are applied before namespaced ones, which may live in
+//!   them.
 //! - A delete carries a UID precondition: it never removes an object that replaced the one the
 //!   host saw under the same name.
 
@@ -15,7 +17,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditi
 use serde_json::Value;
 use tracing::info;
 
-use crate::cluster::{ObjectName, ObservedChild};
+use crate::cluster::{ObjectName, ObservedChild, object_name};
 use crate::error_text::{api_error_text, summarize_failures};
 
 use super::Context;
@@ -69,8 +71,8 @@ pub fn writes_needed<'p>(ctx: &Context, plan: &'p Plan, observed: &Observed) -> 
     plan.children
         .iter()
         .map(|child| {
-            let current = observed.child(&child.kind, &child.name);
-            let key = (observed.namespace.clone(), child.name.clone());
+            let current = observed.child(&child.kind, &child.namespace, &child.name);
+            let key = (child.namespace.clone(), child.name.clone());
             let seen_version = current.and_then(|o| o.object.metadata.resource_version.clone());
             let send = !(current.is_some_and(|o| is_satisfied(&child.object, &o.object))
                 || ctx.children.write_in_flight(
@@ -89,18 +91,15 @@ pub fn writes_needed<'p>(ctx: &Context, plan: &'p Plan, observed: &Observed) -> 
         .collect()
 }
 
-/// Applies the children that need it, a few at a time.
-pub async fn apply_all(ctx: &Context, namespace: &str, writes: Vec<Write<'_>>) -> Writes {
-    // The futures are made first: a stream mapping `Write<'_>` through a closure is not `Send`
-    // for every lifetime, which the controller's reconcile future must be.
-    let applies: Vec<_> = writes
+/// Applies the children that need it, a few at a time: the cluster-scoped ones first (a
+/// namespaced child in a Namespace created by the same reconcile would otherwise be refused
+/// until the next retry).
+pub async fn apply_all(ctx: &Context, writes: Vec<Write<'_>>) -> Writes {
+    let (cluster_scoped, namespaced): (Vec<_>, Vec<_>) = writes
         .into_iter()
-        .map(|write| apply_one(ctx, namespace, write))
-        .collect();
-    let results: Vec<_> = futures::stream::iter(applies)
-        .buffer_unordered(WRITE_CONCURRENCY)
-        .collect()
-        .await;
+        .partition(|write| !write.child.kind.namespaced);
+    let mut results = apply_wave(ctx, cluster_scoped).await;
+    results.extend(apply_wave(ctx, namespaced).await);
     let mut writes = Writes::default();
     for result in results {
         match result {
@@ -117,18 +116,30 @@ pub async fn apply_all(ctx: &Context, namespace: &str, writes: Vec<Write<'_>>) -
     writes
 }
 
-/// Applies one child if it needs it: `Some((Kind name, created))` when a request was sent.
-async fn apply_one(
-    ctx: &Context,
-    namespace: &str,
-    write: Write<'_>,
-) -> Result<Option<(String, bool)>, String> {
+/// What applying one child did: `Some((Kind name, created))` when a request was sent.
+type Applied = Result<Option<(String, bool)>, String>;
+
+/// Applies `writes`, a few at a time.
+async fn apply_wave(ctx: &Context, writes: Vec<Write<'_>>) -> Vec<Applied> {
+    // The futures are made first: a stream mapping `Write<'_>` through a closure is not `Send`
+    // for every lifetime, which the controller's reconcile future must be.
+    let applies: Vec<_> = writes
+        .into_iter()
+        .map(|write| apply_one(ctx, write))
+        .collect();
+    futures::stream::iter(applies)
+        .buffer_unordered(WRITE_CONCURRENCY)
+        .collect()
+        .await
+}
+
+/// Applies one child if it needs it.
+async fn apply_one(ctx: &Context, write: Write<'_>) -> Applied {
     if !write.send {
         return Ok(None);
     }
     let child = write.child;
-    let api =
-        Api::<DynamicObject>::namespaced_with(ctx.client.clone(), namespace, &child.kind.resource);
+    let api = child.kind.api(&ctx.client, child.namespace());
     let created = write.seen_version.is_none();
     apply(
         &api,
@@ -154,10 +165,11 @@ pub async fn prune_undesired(ctx: &Context, plan: &Plan, observed: &Observed, wr
         return;
     }
     for child in &observed.children {
-        if plan.wants(&child.kind, &child.object.name_any()) {
+        let (namespace, name) = object_name(&child.object.metadata);
+        if plan.wants(&child.kind, &namespace, &name) {
             continue;
         }
-        match prune_child(ctx, &observed.namespace, child).await {
+        match prune_child(ctx, child).await {
             Ok(Pruned::Deleted) => writes.pruned.push(format!(
                 "{} {}",
                 child.kind.resource.kind,
@@ -169,15 +181,13 @@ pub async fn prune_undesired(ctx: &Context, plan: &Plan, observed: &Observed, wr
     }
 }
 
-async fn prune_child(
-    ctx: &Context,
-    namespace: &str,
-    child: &ObservedChild,
-) -> Result<Pruned, String> {
+async fn prune_child(ctx: &Context, child: &ObservedChild) -> Result<Pruned, String> {
     let resource = &child.kind.resource;
     let name = child.object.name_any();
     let uid = child.object.uid().unwrap_or_default();
-    let api = Api::<DynamicObject>::namespaced_with(ctx.client.clone(), namespace, resource);
+    let api = child
+        .kind
+        .api(&ctx.client, child.object.metadata.namespace.as_deref());
     let pruned = prune(&api, &name, &uid)
         .await
         .map_err(|e| format!("pruning {} {name}: {}", resource.kind, api_error_text(&e)))?;

@@ -14,6 +14,7 @@ use super::budget::BudgetShare;
 use super::claims::NameClaims;
 use super::events::EventPublisher;
 use super::parent_state::ParentStates;
+use super::placement::ProtectedNamespaces;
 
 /// The settings a reconcile reads.
 #[derive(Clone, Debug)]
@@ -22,6 +23,8 @@ pub struct Settings {
     pub field_manager: String,
     /// How long after a success the parent is reconciled again when the guest does not say.
     pub resync: Duration,
+    /// Where no cluster-scoped parent's child may be written (see `placement.rs`).
+    pub protected_namespaces: ProtectedNamespaces,
 }
 
 /// Everything a reconcile needs, shared by all of them.

@@ -30,10 +30,10 @@ pub struct PlannedEvent {
 }
 
 /// The guest's Events that may be published, in the guest's order, for a parent in `namespace`
-/// (empty for a cluster-scoped parent) whose guest declared the child `kinds`.
+/// (`None` for a cluster-scoped parent) whose guest declared the child `kinds`.
 pub fn check(
     events: Vec<GuestEvent>,
-    namespace: &str,
+    namespace: Option<&str>,
     kinds: &[Arc<ResolvedKind>],
 ) -> Vec<PlannedEvent> {
     let asked = events.len();
@@ -59,7 +59,7 @@ pub fn check(
 
 fn checked(
     event: GuestEvent,
-    namespace: &str,
+    namespace: Option<&str>,
     kinds: &[Arc<ResolvedKind>],
 ) -> Result<PlannedEvent, String> {
     let reason = event.reason;
@@ -89,7 +89,7 @@ fn checked(
 
 fn child_reference(
     child: sandbox::ChildRef,
-    namespace: &str,
+    namespace: Option<&str>,
     kinds: &[Arc<ResolvedKind>],
 ) -> Result<ObjectReference, String> {
     let kind = kinds.iter().find(|k| k.gvk == child.kind).ok_or_else(|| {
@@ -100,7 +100,11 @@ fn child_reference(
     })?;
     let namespace = kind
         .namespaced
-        .then(|| child.namespace.unwrap_or_else(|| namespace.to_string()))
+        .then(|| {
+            child
+                .namespace
+                .unwrap_or_else(|| namespace.unwrap_or_default().to_string())
+        })
         .filter(|ns| !ns.is_empty());
     Ok(ObjectReference {
         api_version: Some(kind.resource.api_version.clone()),
@@ -144,7 +148,7 @@ mod tests {
         let events = (0..12)
             .map(|i| event(&format!("Reason{i}"), None))
             .collect();
-        let planned = check(events, "ns", &kinds());
+        let planned = check(events, Some("ns"), &kinds());
         let reasons: Vec<&str> = planned.iter().map(|e| e.reason.as_str()).collect();
         assert_eq!(
             reasons,
@@ -164,7 +168,7 @@ mod tests {
             event("PartScaled", Some(("StatefulSet", "web"))),
             event("PartScaled", Some(("Deployment", "web"))),
         ];
-        let planned = check(events, "ns", &kinds());
+        let planned = check(events, Some("ns"), &kinds());
         assert_eq!(planned.len(), 1, "{planned:?}");
         let related = planned[0].related.as_ref().unwrap();
         assert_eq!(related.kind.as_deref(), Some("Deployment"));

@@ -26,6 +26,7 @@ pub mod guest_events;
 pub mod json_match;
 mod observe;
 pub mod parent_state;
+pub mod placement;
 pub mod plan;
 pub mod policy;
 pub mod prepare;
@@ -151,7 +152,7 @@ async fn reconcile_parent(
         ctx,
         record,
         guest,
-        &observed.namespace,
+        observed.namespace.as_deref(),
         &observed.parent.uid,
     )
     .await?;
@@ -171,7 +172,7 @@ async fn reconcile_parent(
     let plan = plan::plan(
         decision,
         &observed.parent,
-        &observed.namespace,
+        observed.placement(ctx),
         &guest.child_kinds,
         &ctx.settings.field_manager,
     )?;
@@ -189,7 +190,7 @@ async fn reconcile_parent(
     take_over::check(ctx, &observed, &plan).await?;
     let writes = apply::writes_needed(ctx, &plan, &observed);
     settle::check(record, &writes)?;
-    let mut writes = apply::apply_all(ctx, &observed.namespace, writes).await;
+    let mut writes = apply::apply_all(ctx, writes).await;
     apply::prune_undesired(ctx, &plan, &observed, &mut writes).await;
     Ok(Done {
         writes: writes.into_result()?,

@@ -11,12 +11,14 @@ use crate::sandbox::Observation;
 use super::Context;
 use super::active_guest::ActiveGuest;
 use super::error::Failure;
+use super::placement::Placement;
 
 /// What a reconcile saw of one parent.
 pub struct Observed {
     /// The parent, as its children's owner reference names it.
     pub parent: ParentRef,
-    pub namespace: String,
+    /// The parent's namespace; `None` for a cluster-scoped parent.
+    pub namespace: Option<String>,
     /// The parent is being deleted.
     pub finalizing: bool,
     /// Its children in the caches, of the kinds the guest declared.
@@ -24,18 +26,35 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// The observed child `name` of `kind`, if there is one.
-    pub fn child(&self, kind: &ResolvedKind, name: &str) -> Option<&ObservedChild> {
-        self.children
-            .iter()
-            .find(|o| o.kind.gvk == kind.gvk && o.object.metadata.name.as_deref() == Some(name))
+    /// The observed child `namespace/name` of `kind` (`namespace` empty for a cluster-scoped
+    /// one), if there is one.
+    pub fn child(
+        &self,
+        kind: &ResolvedKind,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&ObservedChild> {
+        self.children.iter().find(|o| {
+            o.kind.gvk == kind.gvk
+                && o.object.metadata.name.as_deref() == Some(name)
+                && o.object.metadata.namespace.as_deref().unwrap_or_default() == namespace
+        })
+    }
+
+    /// Where this parent's children may live.
+    pub fn placement<'a>(&'a self, ctx: &'a Context) -> Placement<'a> {
+        Placement::of(
+            self.namespace.as_deref(),
+            &ctx.settings.protected_namespaces,
+        )
     }
 }
 
 /// Reads the parent's identity and its children from the caches.
 ///
 /// # Errors
-/// [`Failure::MissingMetadata`] for a parent without namespace or UID; [`Failure::NotSynced`]
+/// [`Failure::MissingMetadata`] for a namespaced parent without namespace, or a parent
+/// without UID; [`Failure::NotSynced`]
 /// while a child kind's cache has not listed completely, and [`Failure::ChildWatchFailing`]
 /// while its watch fails and has not listed again (never decide, or prune, on part of the
 /// children).
@@ -44,9 +63,10 @@ pub fn observe(
     parent: &DynamicObject,
     guest: &ActiveGuest,
 ) -> Result<Observed, Failure> {
-    let namespace = parent
-        .namespace()
-        .ok_or(Failure::MissingMetadata("namespace"))?;
+    let namespace = parent.namespace();
+    if ctx.parent_kind.namespaced && namespace.is_none() {
+        return Err(Failure::MissingMetadata("namespace"));
+    }
     let uid = parent.uid().ok_or(Failure::MissingMetadata("uid"))?;
     if !ctx.children.synced(&guest.child_kinds) {
         let failing = ctx.children.failing(&guest.child_kinds);
@@ -55,7 +75,10 @@ pub fn observe(
         }
         return Err(Failure::NotSynced);
     }
-    let children = ctx.children.owned_by(&uid, &namespace, &guest.child_kinds);
+    let placement = Placement::of(namespace.as_deref(), &ctx.settings.protected_namespaces);
+    let children = ctx
+        .children
+        .owned_by(&uid, |ns| placement.admits(ns), &guest.child_kinds);
     Ok(Observed {
         parent: ParentRef {
             api_version: ctx.parent_kind.resource.api_version.clone(),
@@ -106,11 +129,11 @@ pub fn guest_json(object: &DynamicObject, kind: &ResolvedKind) -> String {
     value.to_string()
 }
 
-/// `namespace/name`, how the guest's log lines name the parent they were written for.
+/// `namespace/name` (`name` for a cluster-scoped parent), how the guest's log lines name the
+/// parent they were written for.
 pub fn parent_key(parent: &DynamicObject) -> String {
-    format!(
-        "{}/{}",
-        parent.namespace().unwrap_or_default(),
-        parent.name_any()
-    )
+    match parent.namespace() {
+        Some(namespace) => format!("{namespace}/{}", parent.name_any()),
+        None => parent.name_any(),
+    }
 }

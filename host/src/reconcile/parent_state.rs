@@ -193,8 +193,8 @@ impl ParentStates {
     ) -> Option<T> {
         let uid = parent.uid()?;
         let mut states = self.lock();
-        let key = ObjectRef::<DynamicObject>::new_with(&parent.name_any(), self.resource.clone())
-            .within(parent.namespace().as_deref().unwrap_or_default());
+        // A cluster-scoped parent's key has no namespace (not an empty one).
+        let key = ObjectRef::from_obj_with(parent, self.resource.clone());
         let present = self
             .parents
             .get(&key)

@@ -11,6 +11,7 @@ use crate::cluster::{ParentRef, ResolvedKind};
 use crate::sandbox::Decision;
 
 use super::guest_events::{self, PlannedEvent};
+use super::placement::Placement;
 use super::policy::{self, PolicyViolation};
 use super::prepare::prepare;
 
@@ -33,8 +34,10 @@ pub struct Plan {
 #[derive(Clone, Debug)]
 pub struct PlannedChild {
     pub kind: Arc<ResolvedKind>,
+    /// Empty for a cluster-scoped kind.
+    pub namespace: String,
     pub name: String,
-    /// The object as applied: in the parent's namespace, with the host's owner reference,
+    /// The object as applied: in its namespace, with the host's owner reference,
     /// managed-by label and desired-state digest.
     pub object: Value,
     /// The desired-state digest annotated on `object`.
@@ -46,19 +49,24 @@ impl PlannedChild {
     pub fn to_text(&self) -> String {
         format!("{} {}", self.kind.resource.kind, self.name)
     }
-}
 
-impl Plan {
-    /// Whether the plan keeps the child `name` of `kind` (anything else of the parent's is
-    /// pruned).
-    pub fn wants(&self, kind: &ResolvedKind, name: &str) -> bool {
-        self.children
-            .iter()
-            .any(|c| c.kind.gvk == kind.gvk && c.name == name)
+    /// The namespace for the API: `None` for a cluster-scoped child.
+    pub fn namespace(&self) -> Option<&str> {
+        Some(self.namespace.as_str()).filter(|ns| !ns.is_empty())
     }
 }
 
-/// Checks a guest's decision for a parent (`parent`, in `namespace`) against the output policy
+impl Plan {
+    /// Whether the plan keeps the child `namespace/name` of `kind` (anything else of the
+    /// parent's is pruned).
+    pub fn wants(&self, kind: &ResolvedKind, namespace: &str, name: &str) -> bool {
+        self.children
+            .iter()
+            .any(|c| c.kind.gvk == kind.gvk && c.namespace == namespace && c.name == name)
+    }
+}
+
+/// Checks a guest's decision for a parent (`parent`, placed at `placement`) against the output policy
 /// and prepares every child for apply under `field_manager`; `kinds` are the child kinds the
 /// guest declared.
 ///
@@ -67,11 +75,11 @@ impl Plan {
 pub fn plan(
     decision: Decision,
     parent: &ParentRef,
-    namespace: &str,
+    placement: Placement<'_>,
     kinds: &[Arc<ResolvedKind>],
     field_manager: &str,
 ) -> Result<Plan, PolicyViolation> {
-    let desired = policy::check_children(&decision.children, namespace, kinds)?;
+    let desired = policy::check_children(&decision.children, placement, kinds)?;
     let status = decision
         .status
         .as_deref()
@@ -83,6 +91,7 @@ pub fn plan(
             let digest = prepare(&mut child.object, parent, field_manager);
             PlannedChild {
                 kind: child.kind,
+                namespace: child.namespace,
                 name: child.name,
                 object: child.object,
                 digest,
@@ -93,7 +102,7 @@ pub fn plan(
         children,
         status,
         requeue_after: decision.requeue_after.map(|after| after.max(MIN_REQUEUE)),
-        events: guest_events::check(decision.events, namespace, kinds),
+        events: guest_events::check(decision.events, placement.parent_namespace(), kinds),
     })
 }
 
@@ -131,7 +140,7 @@ mod tests {
         let plan = plan(
             decision(vec![config_map], Some(10)),
             &parent(),
-            "ns",
+            Placement::Namespace("ns"),
             &kinds(),
             "m",
         )
@@ -157,7 +166,7 @@ mod tests {
             plan(
                 decision(vec![undeclared], None),
                 &parent(),
-                "ns",
+                Placement::Namespace("ns"),
                 &kinds(),
                 "m"
             ),

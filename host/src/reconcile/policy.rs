@@ -4,9 +4,11 @@
 //!
 //! # Guarantees
 //! A desired child that passes [`check_children`]
-//! - is a JSON object of a kind the guest declared, and that kind is namespaced;
-//! - lives in the parent's namespace (or names none, and is put there);
-//! - has a valid, unique (per kind) `metadata.name`;
+//! - is a JSON object of a kind the guest declared;
+//! - lives where the placement rule allows (`placement.rs`): for a namespaced parent, a namespaced
+//!   kind in the parent's namespace (or naming none, and put there); for a cluster-scoped parent,
+//!   a cluster-scoped kind, or a namespaced kind in the namespace it names, never a protected one;
+//! - has a valid `metadata.name`, unique per kind and namespace;
 //! - does not set fields the host owns: `metadata.ownerReferences`, `metadata.managedFields`,
 //!   `metadata.uid`, `metadata.resourceVersion`, or `status`;
 //! - carries no `metadata.finalizers` (the host never removes one, so the child, and with it its
@@ -29,10 +31,14 @@ use serde_json::Value;
 
 use crate::cluster::ResolvedKind;
 
+use super::placement::{self, Placement};
+
 /// A desired child that passed the policy.
 #[derive(Clone, Debug)]
 pub struct DesiredChild {
     pub kind: Arc<ResolvedKind>,
+    /// Empty for a cluster-scoped kind.
+    pub namespace: String,
     pub name: String,
     pub object: Value,
 }
@@ -48,9 +54,37 @@ pub enum PolicyViolation {
     UndeclaredKind { index: usize, kind: String },
     /// The child's kind is cluster-scoped; a namespaced parent may only own namespaced objects.
     #[error(
-        "desired child {kind} {name:?} is cluster-scoped; children must live in the parent's namespace"
+        "desired child {kind} {name:?} is cluster-scoped; the children of a namespaced parent \
+         must live in the parent's namespace"
     )]
     ClusterScoped { kind: String, name: String },
+    /// A cluster-scoped parent's namespaced child names no namespace.
+    #[error(
+        "desired child {kind} {name:?} names no metadata.namespace; a cluster-scoped parent has \
+         no namespace to put it in, so each namespaced child must name its own"
+    )]
+    NoNamespace { kind: String, name: String },
+    /// A cluster-scoped child names a namespace.
+    #[error(
+        "desired child {kind} {name:?} is cluster-scoped but names metadata.namespace \
+         {namespace:?}; leave the namespace out"
+    )]
+    NamespaceOnClusterScoped {
+        kind: String,
+        name: String,
+        namespace: String,
+    },
+    /// A cluster-scoped parent's child would be in (or be) a protected namespace.
+    #[error(
+        "desired child {kind} {name:?} would write to namespace {namespace:?}, which the host \
+         protects (Kubernetes' own namespaces and the host's); start the host with \
+         --allow-protected-namespace={namespace} to allow it"
+    )]
+    ProtectedNamespace {
+        kind: String,
+        name: String,
+        namespace: String,
+    },
     /// The child names a namespace other than the parent's.
     #[error(
         "desired child {kind} {name:?} is in namespace {namespace:?}; children must be in the parent's namespace {parent_namespace:?}"
@@ -107,7 +141,7 @@ pub enum PolicyViolation {
         name: String,
         parent_uid: String,
     },
-    /// Two children have the same kind and name.
+    /// Two children have the same kind, namespace and name.
     #[error("desired child {kind} {name:?} is returned twice")]
     Duplicate { kind: String, name: String },
 }
@@ -115,21 +149,26 @@ pub enum PolicyViolation {
 const HOST_OWNED_METADATA: [&str; 4] =
     ["ownerReferences", "managedFields", "uid", "resourceVersion"];
 
-/// Checks every desired child (JSON text from the guest) of a parent in `parent_namespace`;
+/// Checks every desired child (JSON text from the guest) of a parent placed at `placement`;
 /// `kinds` are the child kinds the guest declared.
 ///
 /// # Errors
 /// The first [`PolicyViolation`] found; nothing of this output may then be applied or pruned.
 pub fn check_children(
     children: &[String],
-    parent_namespace: &str,
+    placement: Placement<'_>,
     kinds: &[Arc<ResolvedKind>],
 ) -> Result<Vec<DesiredChild>, PolicyViolation> {
     let mut seen = HashSet::with_capacity(children.len());
     let mut checked = Vec::with_capacity(children.len());
     for (index, text) in children.iter().enumerate() {
-        let child = check_child(index, text, parent_namespace, kinds)?;
-        if !seen.insert((child.kind.display_name(), child.name.clone())) {
+        let child = check_child(index, text, placement, kinds)?;
+        let key = (
+            child.kind.display_name(),
+            child.namespace.clone(),
+            child.name.clone(),
+        );
+        if !seen.insert(key) {
             return Err(PolicyViolation::Duplicate {
                 kind: child.kind.display_name(),
                 name: child.name,
@@ -140,11 +179,11 @@ pub fn check_children(
     Ok(checked)
 }
 
-/// Checks one desired child, the `index`th, and puts it in the parent's namespace.
+/// Checks one desired child, the `index`th, and puts it in its namespace.
 fn check_child(
     index: usize,
     text: &str,
-    parent_namespace: &str,
+    placement: Placement<'_>,
     kinds: &[Arc<ResolvedKind>],
 ) -> Result<DesiredChild, PolicyViolation> {
     let mut object: Value =
@@ -171,7 +210,7 @@ fn check_child(
             reason,
         });
     }
-    check_placement(&kind, &name, &object, parent_namespace)?;
+    let namespace = placement::place(&kind, &name, &object, placement)?;
     if let Some(field) = host_owned_field(&object) {
         return Err(PolicyViolation::HostOwnedField {
             kind: kind.display_name(),
@@ -187,8 +226,15 @@ fn check_child(
             reason,
         });
     }
-    object["metadata"]["namespace"] = Value::String(parent_namespace.into());
-    Ok(DesiredChild { kind, name, object })
+    if !namespace.is_empty() {
+        object["metadata"]["namespace"] = Value::String(namespace.clone());
+    }
+    Ok(DesiredChild {
+        kind,
+        namespace,
+        name,
+        object,
+    })
 }
 
 /// The declared kind the object's `apiVersion` and `kind` name.
@@ -207,31 +253,6 @@ fn declared_kind(
             index,
             kind: format!("{kind_name} ({api_version})"),
         })
-}
-
-/// Namespaced, and in the parent's namespace (or none, which puts it there).
-fn check_placement(
-    kind: &ResolvedKind,
-    name: &str,
-    object: &Value,
-    parent_namespace: &str,
-) -> Result<(), PolicyViolation> {
-    if !kind.namespaced {
-        return Err(PolicyViolation::ClusterScoped {
-            kind: kind.display_name(),
-            name: name.into(),
-        });
-    }
-    match object["metadata"]["namespace"].as_str() {
-        None | Some("") => Ok(()),
-        Some(ns) if ns == parent_namespace => Ok(()),
-        Some(ns) => Err(PolicyViolation::OtherNamespace {
-            kind: kind.display_name(),
-            name: name.into(),
-            namespace: ns.into(),
-            parent_namespace: parent_namespace.into(),
-        }),
-    }
 }
 
 /// The first field the child sets that only the host may set.
@@ -348,7 +369,7 @@ mod tests {
     }
 
     fn check_one(object: Value) -> Result<Vec<DesiredChild>, PolicyViolation> {
-        check_children(&[object.to_string()], "ns", &kinds())
+        check_children(&[object.to_string()], Placement::Namespace("ns"), &kinds())
     }
 
     #[test]
@@ -422,7 +443,7 @@ mod tests {
         }
         let twice = [deployment("web").to_string(), deployment("web").to_string()];
         assert!(matches!(
-            check_children(&twice, "ns", &kinds()),
+            check_children(&twice, Placement::Namespace("ns"), &kinds()),
             Err(PolicyViolation::Duplicate { .. })
         ));
     }
@@ -477,7 +498,7 @@ mod tests {
         let texts = ["{not json".to_string(), "[1,2]".to_string()];
         for text in texts {
             assert!(matches!(
-                check_children(&[text], "ns", &kinds()),
+                check_children(&[text], Placement::Namespace("ns"), &kinds()),
                 Err(PolicyViolation::NotAnObject { .. })
             ));
         }

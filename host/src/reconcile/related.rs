@@ -7,7 +7,7 @@
 //! - A guest is not called before every kind it reads has listed: it never decides on part of
 //!   what it asked for.
 //! - What a guest may ask is bounded: [`MAX_REQUIREMENTS`] requirements, [`MAX_NAMES`] names
-//!   each, kinds of its manifest only, its parent's own namespace only; and what it is given is
+//!   each, kinds of its manifest only, a namespaced parent's own namespace only; and what it is given is
 //!   bounded by its limits (count and bytes), beyond which the reconcile fails as transient with
 //!   nothing applied or pruned.
 
@@ -47,7 +47,7 @@ pub async fn related(
     ctx: &Context,
     record: &ParentRecord<'_>,
     guest: &ActiveGuest,
-    namespace: &str,
+    namespace: Option<&str>,
     uid: &str,
 ) -> Result<Vec<(String, Vec<String>)>, Failure> {
     if guest.related_kinds.is_empty() {
@@ -140,14 +140,15 @@ async fn ask(
     .map_err(Failure::from)
 }
 
-/// The requirements as readings of the caches, with their keys and kinds.
+/// The requirements as readings of the caches, with their keys and kinds, for a parent in
+/// `namespace` (`None`: a cluster-scoped parent, which may read in any namespace).
 ///
 /// # Errors
 /// [`Failure::Requirements`] naming the requirement and the rule.
 pub fn check(
     requirements: &[Requirement],
     related_kinds: &[Arc<ResolvedKind>],
-    namespace: &str,
+    namespace: Option<&str>,
 ) -> Result<Vec<(String, Reading, Arc<ResolvedKind>)>, Failure> {
     let refuse = |message: String| Err(Failure::Requirements(message));
     if requirements.len() > MAX_REQUIREMENTS {
@@ -177,10 +178,19 @@ pub fn check(
                 display_gvk(&requirement.kind)
             ));
         };
-        if let Some(wanted) = &requirement.namespace {
+        let wanted = requirement.namespace.as_deref().filter(|ns| !ns.is_empty());
+        if let (Some(wanted), Some(_)) = (wanted, namespace) {
             return refuse(format!(
                 "requirement {key:?} reads in namespace {wanted:?}; a namespaced parent reads \
                  only in its own namespace: leave the namespace out"
+            ));
+        }
+        let by_name = matches!(requirement.selection, sandbox::Selection::Names(_));
+        if kind.namespaced && by_name && namespace.or(wanted).is_none() {
+            return refuse(format!(
+                "requirement {key:?} names objects of {} but no namespace; a cluster-scoped \
+                 parent names the namespace of the objects it reads by name",
+                kind.display_name()
             ));
         }
         let selection = match &requirement.selection {
@@ -205,11 +215,12 @@ pub fn check(
         };
         let reading = Reading {
             kind: Arc::from(kind_key(&kind.gvk)),
-            namespace: Some(if kind.namespaced {
-                namespace.to_owned()
+            // `None`: a cluster-scoped parent's selector, across every namespace.
+            namespace: if kind.namespaced {
+                namespace.or(wanted).map(str::to_owned)
             } else {
-                String::new()
-            }),
+                Some(String::new())
+            },
             selection,
         };
         readings.push((key.clone(), reading, Arc::clone(kind)));
@@ -242,7 +253,7 @@ mod tests {
     }
 
     fn refusal(requirements: &[Requirement]) -> String {
-        match check(requirements, &config_maps(), "ns") {
+        match check(requirements, &config_maps(), Some("ns")) {
             Err(Failure::Requirements(message)) => message,
             Err(other) => panic!("not a requirements failure: {other}"),
             Ok(_) => panic!("accepted"),
@@ -251,11 +262,30 @@ mod tests {
 
     #[test]
     fn requirements_are_read_in_the_parents_namespace() {
-        let readings = check(&[names("config", &["a", "b"])], &config_maps(), "ns").unwrap();
+        let readings = check(&[names("config", &["a", "b"])], &config_maps(), Some("ns")).unwrap();
         let (key, reading, _) = &readings[0];
         assert_eq!(key, "config");
         assert_eq!(reading.namespace.as_deref(), Some("ns"));
         assert_eq!(&*reading.kind, "/v1/ConfigMap");
+    }
+
+    #[test]
+    fn a_cluster_scoped_parent_reads_where_it_says_or_selects_everywhere() {
+        let mut defaults = names("defaults", &["tenant-defaults"]);
+        defaults.namespace = Some("platform".into());
+        let mut teams = names("teams", &[]);
+        teams.selection = sandbox::Selection::LabelSelector("team".into());
+        let readings = check(&[defaults, teams], &config_maps(), None).unwrap();
+        assert_eq!(readings[0].1.namespace.as_deref(), Some("platform"));
+        assert_eq!(
+            readings[1].1.namespace, None,
+            "a selector across namespaces"
+        );
+        let nowhere = check(&[names("defaults", &["x"])], &config_maps(), None);
+        assert!(
+            matches!(&nowhere, Err(Failure::Requirements(m)) if m.contains("but no namespace")),
+            "names without a namespace are refused"
+        );
     }
 
     // Attack: requirements that would read across namespaces, kinds the admin never allowed,

@@ -3,7 +3,7 @@
 //! failure reason — never one per reconcile.
 
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::api::{Api, DynamicObject};
+use kube::api::DynamicObject;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::Value;
 use tracing::{debug, info, warn};
@@ -156,11 +156,9 @@ impl ParentReport<'_> {
         if !status::needs_write(observed, &next) {
             return Ok(());
         }
-        let api = Api::<DynamicObject>::namespaced_with(
-            self.client.clone(),
-            &self.parent.namespace().unwrap_or_default(),
-            &self.parent_kind.resource,
-        );
+        let api = self
+            .parent_kind
+            .api(self.client, self.parent.namespace().as_deref());
         match status::write(&api, self.parent, &next, self.field_manager).await {
             Ok(()) => {
                 self.record.status_written(next);

@@ -28,13 +28,16 @@ use super::policy::PolicyViolation;
 /// [`Failure::Policy`] with [`PolicyViolation::TakeOver`] or [`PolicyViolation::NameClaimed`];
 /// [`Failure::Write`] when the API server could not say who holds a name.
 pub async fn check(ctx: &Context, observed: &Observed, plan: &Plan) -> Result<(), Failure> {
-    let namespace = observed.namespace.as_str();
     let unseen: Vec<&PlannedChild> = plan
         .children
         .iter()
-        .filter(|child| observed.child(&child.kind, &child.name).is_none())
+        .filter(|child| {
+            observed
+                .child(&child.kind, &child.namespace, &child.name)
+                .is_none()
+        })
         .collect();
-    for (child, holder) in holders(ctx, namespace, &unseen).await? {
+    for (child, holder) in holders(ctx, &unseen).await? {
         match holder {
             None => {}
             // Ours, and the cache has not caught up yet (or someone removed the host's label).
@@ -54,7 +57,7 @@ pub async fn check(ctx: &Context, observed: &Observed, plan: &Plan) -> Result<()
         .map(|child| ResourceName {
             group: child.kind.gvk.group.clone(),
             kind: child.kind.gvk.kind.clone(),
-            namespace: namespace.to_string(),
+            namespace: child.namespace.clone(),
             name: child.name.clone(),
         })
         .collect();
@@ -79,30 +82,31 @@ fn refused(
     child: &PlannedChild,
     violation: PolicyViolation,
 ) -> Failure {
-    let parent = ObjectRef::new_with(&observed.parent.name, ctx.parent_kind.resource.clone())
-        .within(&observed.namespace);
+    let parent = ObjectRef::new_with(&observed.parent.name, ctx.parent_kind.resource.clone());
+    let parent = match &observed.namespace {
+        Some(namespace) => parent.within(namespace),
+        None => parent,
+    };
     ctx.children
-        .wait_for_name(&child.kind, &observed.namespace, &child.name, parent);
+        .wait_for_name(&child.kind, &child.namespace, &child.name, parent);
     Failure::Policy(violation)
 }
 
 /// Who holds each of `children`'s names: from the caches, or (while they list) the API server.
 async fn holders<'p>(
     ctx: &Context,
-    namespace: &str,
     children: &[&'p PlannedChild],
 ) -> Result<Vec<(&'p PlannedChild, Option<Holder>)>, Failure> {
     let mut known = Vec::new();
     let mut fetches = Vec::new();
     for &child in children {
-        match ctx.children.holder(&child.kind, namespace, &child.name) {
+        match ctx
+            .children
+            .holder(&child.kind, &child.namespace, &child.name)
+        {
             Some(holder) => known.push((child, holder)),
             None => {
-                let api = Api::<DynamicObject>::namespaced_with(
-                    ctx.client.clone(),
-                    namespace,
-                    &child.kind.resource,
-                );
+                let api = child.kind.api(&ctx.client, child.namespace());
                 fetches.push(fetch(api, child));
             }
         }

@@ -13,6 +13,18 @@ fn parent_resource() -> ApiResource {
     ))
 }
 
+fn parent_kind(resource: ApiResource) -> ResolvedKind {
+    ResolvedKind {
+        gvk: GroupVersionKind::gvk(
+            resource.group.as_str(),
+            resource.version.as_str(),
+            resource.kind.as_str(),
+        ),
+        resource,
+        namespaced: true,
+    }
+}
+
 fn deployment_kind() -> Arc<ResolvedKind> {
     let gvk = GroupVersionKind::gvk("apps", "v1", "Deployment");
     Arc::new(ResolvedKind {
@@ -33,7 +45,7 @@ fn children() -> (Arc<ChildCaches>, Arc<KindCache>) {
         managed_by: "test".into(),
     };
     let children = ChildCaches::new(scope);
-    children.serve_parent_kind(parent_resource(), triggers);
+    children.serve_parent_kind(&parent_kind(parent_resource()), triggers);
     let cache = Arc::new(KindCache::new(deployment_kind()));
     children.caches.write().unwrap().push(Arc::clone(&cache));
     (children, cache)
@@ -64,7 +76,7 @@ fn child(name: &str, owner_uid: Option<&str>, controller: bool) -> DynamicObject
 
 fn names(children: &ChildCaches, uid: &str) -> Vec<String> {
     children
-        .owned_by(uid, "ns", &[deployment_kind()])
+        .owned_by(uid, |ns| ns == "ns", &[deployment_kind()])
         .iter()
         .map(|c| c.object.metadata.name.clone().unwrap())
         .collect()
@@ -157,11 +169,11 @@ async fn a_write_is_in_flight_until_the_childs_next_event() {
 async fn kinds_not_asked_for_are_not_returned_and_can_be_dropped() {
     let (children, cache) = children();
     children.handle(&cache, Event::Apply(child("a", Some("p1"), true)));
-    assert!(children.owned_by("p1", "ns", &[]).is_empty());
+    assert!(children.owned_by("p1", |ns| ns == "ns", &[]).is_empty());
     children.retain_kinds("test", &[]);
     assert!(
         children
-            .owned_by("p1", "ns", &[deployment_kind()])
+            .owned_by("p1", |ns| ns == "ns", &[deployment_kind()])
             .is_empty()
     );
     assert!(!children.synced(&[deployment_kind()]));
@@ -176,7 +188,7 @@ async fn listed_children_get_the_kind_list_items_lack_and_lose_managed_fields() 
     listed.metadata.managed_fields = Some(vec![Default::default()]);
     children.handle(&cache, Event::InitApply(listed));
     children.handle(&cache, Event::InitDone);
-    let cached = children.owned_by("p1", "ns", &[deployment_kind()]);
+    let cached = children.owned_by("p1", |ns| ns == "ns", &[deployment_kind()]);
     assert_eq!(cached[0].object.metadata.managed_fields, None);
     let types = cached[0]
         .object
@@ -210,7 +222,7 @@ fn child_of(name: &str, resource: &ApiResource, uid: &str) -> DynamicObject {
 async fn one_cache_serves_several_parent_kinds_and_routes_each_event_to_its_kind() {
     let (children, cache) = children();
     let (podtato_triggers, mut podtato_requests) = futures::channel::mpsc::unbounded();
-    children.serve_parent_kind(podtatohead_resource(), podtato_triggers);
+    children.serve_parent_kind(&parent_kind(podtatohead_resource()), podtato_triggers);
     children.handle(&cache, Event::Apply(child("a", Some("p1"), true)));
     let touched = children.handle(
         &cache,
@@ -246,7 +258,7 @@ async fn one_cache_serves_several_parent_kinds_and_routes_each_event_to_its_kind
 async fn a_freed_name_reconciles_the_waiting_parent_of_its_own_kind() {
     let (children, cache) = children();
     let (podtato_triggers, mut podtato_requests) = futures::channel::mpsc::unbounded();
-    children.serve_parent_kind(podtatohead_resource(), podtato_triggers);
+    children.serve_parent_kind(&parent_kind(podtatohead_resource()), podtato_triggers);
     let waiting = ObjectRef::new_with("second", podtatohead_resource()).within("ns");
     children.wait_for_name(&deployment_kind(), "ns", "a", waiting.clone());
     children.handle(&cache, Event::Apply(child("a", Some("p1"), true)));

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::StreamExt;
-use kube::api::{Api, DynamicObject, GroupVersionKind};
+use kube::api::{DynamicObject, GroupVersionKind};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Event};
@@ -290,12 +290,7 @@ impl RelatedCaches {
 
     /// Watches one related kind until aborted.
     async fn watch(self: Arc<Self>, cache: Arc<RelatedKindCache>) {
-        let api: Api<DynamicObject> = match (&self.scope.namespace, cache.kind.namespaced) {
-            (Some(namespace), true) => {
-                Api::namespaced_with(self.scope.client.clone(), namespace, &cache.kind.resource)
-            }
-            _ => Api::all_with(self.scope.client.clone(), &cache.kind.resource),
-        };
+        let api = self.scope.api(&cache.kind);
         let mut events = watcher::watcher(api, watcher::Config::default())
             .default_backoff()
             .boxed();

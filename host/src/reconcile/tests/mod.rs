@@ -82,7 +82,7 @@ impl World {
         };
         let children = ChildCaches::new(scope.clone());
         let related = crate::cluster::RelatedCaches::new(scope, Arc::clone(&children));
-        children.serve_parent_kind(parent_kind.resource.clone(), triggers);
+        children.serve_parent_kind(&parent_kind, triggers);
         for kind in &child_kinds {
             children.add_listed_kind(Arc::clone(kind));
         }
@@ -102,6 +102,7 @@ impl World {
             settings: Settings {
                 field_manager: "wasm-reconciler".into(),
                 resync: RESYNC,
+                protected_namespaces: Default::default(),
             },
             metrics: GuestMetrics::new(&Arc::new(Metrics::default()), "potatohead"),
             guest_memory: SharedBudget::of_memory(256 << 20).share(),
