@@ -1,8 +1,10 @@
 //! End to end: a cluster-scoped parent (the Tenant of `examples/tenant`), against a real API
 //! server with kube-controller-manager. A Tenant gets a Namespace, a ResourceQuota and a
 //! RoleBinding inside it, from a ConfigMap of defaults in another namespace; editing the
-//! defaults updates the quota; a Tenant named like a protected namespace is refused; deleting
+//! defaults updates the quota; a Tenant named like the host's own namespace is refused; deleting
 //! the Tenant lets the garbage collector remove all of it, and the host does not recreate it.
+//! The host runs as a ServiceAccount with exactly the ClusterRoles of `deploy/rbac/cluster` and
+//! `examples/tenant/rbac.yaml`.
 
 use std::time::{Duration, Instant};
 
@@ -36,15 +38,50 @@ fn tenants(client: &kube::Client) -> Api<DynamicObject> {
     Api::all_with(client.clone(), &resource)
 }
 
-/// The committed sample: the defaults' Namespace and ConfigMap, and the Tenant `team-a`.
-fn sample() -> Vec<DynamicObject> {
-    let text = std::fs::read_to_string(workspace_root().join("examples/tenant/sample.yaml"))
-        .expect("examples/tenant/sample.yaml");
+/// The objects of a committed YAML file of the workspace.
+fn objects(path: &str) -> Vec<DynamicObject> {
+    let text = std::fs::read_to_string(workspace_root().join(path)).expect(path);
     let documents: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(&text).unwrap();
     documents
         .into_iter()
+        .filter(|document| !document.is_null())
         .map(|document| serde_json::from_value(document).unwrap())
         .collect()
+}
+
+/// The host's namespace and ServiceAccount, bound to the shipped ClusterRole and the Tenant's.
+const HOST_NAMESPACE: &str = "tenant-operator";
+
+async fn host_account(plane: &DedicatedPlane, client: &kube::Client) -> std::path::PathBuf {
+    let mut rbac = objects("deploy/rbac/cluster/role.yaml");
+    rbac.extend(objects("examples/tenant/rbac.yaml"));
+    let mut account: Vec<DynamicObject> = serde_json::from_value(json!([
+        { "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": HOST_NAMESPACE } },
+        { "apiVersion": "v1", "kind": "ServiceAccount",
+          "metadata": { "name": "host", "namespace": HOST_NAMESPACE } },
+    ]))
+    .unwrap();
+    for role in ["wasm-reconciler", "wasm-reconciler-tenant"] {
+        assert!(
+            rbac.iter()
+                .any(|o| o.metadata.name.as_deref() == Some(role))
+        );
+        account.push(
+            serde_json::from_value(json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": { "name": format!("tenant-host-{role}") },
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role },
+                "subjects": [{ "kind": "ServiceAccount", "name": "host", "namespace": HOST_NAMESPACE }],
+            }))
+            .unwrap(),
+        );
+    }
+    account.extend(rbac);
+    e2e::deploy::apply(client, &account, false).await.unwrap();
+    e2e::deploy::service_account_kubeconfig(plane, client, HOST_NAMESPACE, "host")
+        .await
+        .unwrap()
 }
 
 /// Waits until the host exits and returns its log.
@@ -103,12 +140,20 @@ async fn a_tenant_owns_a_namespace_and_what_is_in_it_until_it_is_deleted() {
         "{log}"
     );
 
-    let host = HostProcess::start(
-        &plane,
-        &tenant_guest(),
-        &["--allowed-child-kind", CHILD_KINDS],
-    );
-    e2e::deploy::apply(&client, &sample(), false).await.unwrap();
+    let kubeconfig = host_account(&plane, &client).await;
+    let args = [
+        "run",
+        "--guest",
+        tenant_guest().to_str().unwrap(),
+        "--allowed-child-kind",
+        CHILD_KINDS,
+    ]
+    .map(String::from);
+    let env = [("POD_NAMESPACE".to_string(), HOST_NAMESPACE.to_string())];
+    let host = HostProcess::spawn(&plane, &kubeconfig, &args, &env);
+    e2e::deploy::apply(&client, &objects("examples/tenant/sample.yaml"), false)
+        .await
+        .unwrap();
     let quotas = |ns: &str| Api::<ResourceQuota>::namespaced(client.clone(), ns);
     let hard = |quota: &ResourceQuota| {
         let hard = quota
@@ -214,11 +259,12 @@ async fn a_tenant_owns_a_namespace_and_what_is_in_it_until_it_is_deleted() {
     })
     .await;
 
-    // A tenant named like one of Kubernetes' own namespaces is refused, naming the flag.
+    // A tenant named like the host's own namespace is refused, naming the flag: nothing of it is
+    // written there (Kubernetes' own namespaces are refused the same way).
     let intruder = serde_json::from_value(json!({
         "apiVersion": "examples.wasm-reconciler.io/v1alpha1",
         "kind": "Tenant",
-        "metadata": { "name": "kube-public" },
+        "metadata": { "name": HOST_NAMESPACE },
         "spec": { "admins": ["mallory"] },
     }))
     .unwrap();
@@ -227,18 +273,21 @@ async fn a_tenant_owns_a_namespace_and_what_is_in_it_until_it_is_deleted() {
         .unwrap();
     let refused = ready_reason(
         &tenants(&client),
-        "kube-public",
+        HOST_NAMESPACE,
         "PolicyViolation",
         CONVERGE,
     )
     .await;
     let message = refused["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("--allow-protected-namespace=kube-public"),
-        "{refused}"
-    );
-    let bindings = Api::<RoleBinding>::namespaced(client.clone(), "kube-public");
+    let flag = format!("--allow-protected-namespace={HOST_NAMESPACE}");
+    assert!(message.contains(&flag), "{refused}");
+    let bindings = Api::<RoleBinding>::namespaced(client.clone(), HOST_NAMESPACE);
     assert!(bindings.get_opt("tenant-admins").await.unwrap().is_none());
+    let quota_there = quotas(HOST_NAMESPACE)
+        .get_opt("tenant-quota")
+        .await
+        .unwrap();
+    assert!(quota_there.is_none());
 
     // Deleting the Tenant: the garbage collector removes its Namespace (and the namespace
     // controller what is in it); the host does not put anything back.
@@ -271,5 +320,9 @@ async fn a_tenant_owns_a_namespace_and_what_is_in_it_until_it_is_deleted() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let log = host.log();
-    assert!(!log.contains("panicked"), "{log}");
+    // Everything it did, it was allowed to: the shipped rules and the example's suffice.
+    assert!(
+        !log.contains("panicked") && !log.contains("forbidden"),
+        "{log}"
+    );
 }
