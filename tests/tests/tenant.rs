@@ -289,6 +289,33 @@ async fn a_tenant_owns_a_namespace_and_what_is_in_it_until_it_is_deleted() {
         .unwrap();
     assert!(quota_there.is_none());
 
+    // A tenant whose Namespace already exists and is nobody's (the defaults' own) is refused:
+    // the host takes over nothing, cluster-scoped or not.
+    let squatter = serde_json::from_value(json!({
+        "apiVersion": "examples.wasm-reconciler.io/v1alpha1",
+        "kind": "Tenant",
+        "metadata": { "name": "tenant-system" },
+        "spec": {},
+    }))
+    .unwrap();
+    e2e::deploy::apply(&client, &[squatter], false)
+        .await
+        .unwrap();
+    let refused = ready_reason(
+        &tenants(&client),
+        "tenant-system",
+        "PolicyViolation",
+        CONVERGE,
+    )
+    .await;
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(message.contains("does not take over"), "{refused}");
+    let defaults_namespace = Api::<Namespace>::all(client.clone())
+        .get("tenant-system")
+        .await
+        .unwrap();
+    assert!(defaults_namespace.metadata.owner_references.is_none());
+
     // Deleting the Tenant: the garbage collector removes its Namespace (and the namespace
     // controller what is in it); the host does not put anything back.
     tenants(&client)

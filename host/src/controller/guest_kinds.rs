@@ -71,11 +71,7 @@ impl GuestKinds {
     pub fn with(self, guest: Arc<LoadedGuest>) -> (ResolvedKind, ActiveGuest) {
         (
             self.parent,
-            ActiveGuest {
-                guest,
-                child_kinds: self.children,
-                related_kinds: self.related,
-            },
+            ActiveGuest::new(guest, self.children, self.related),
         )
     }
 }

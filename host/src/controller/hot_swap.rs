@@ -373,11 +373,11 @@ impl HotSwap {
                 None => Arc::new(kinds::resolve(&self.client, gvk).await?),
             });
         }
-        Ok(ActiveGuest {
-            guest: Arc::new(guest),
+        Ok(ActiveGuest::new(
+            Arc::new(guest),
             child_kinds,
             related_kinds,
-        })
+        ))
     }
 
     /// A guest for another parent kind, admitted already: handed to the controller to restart

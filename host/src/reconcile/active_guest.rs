@@ -10,15 +10,33 @@ use crate::cluster::ResolvedKind;
 use crate::metrics::GuestLabels;
 use crate::sandbox::{Contract, LoadedGuest};
 
+use super::requirements_probe::RequirementsProbe;
+
 /// A loaded guest and its resolved child and related kinds.
 pub struct ActiveGuest {
     pub guest: Arc<LoadedGuest>,
     pub child_kinds: Vec<Arc<ResolvedKind>>,
     /// The kinds it reads (contract 0.2 `related`); empty for most guests.
     pub related_kinds: Vec<Arc<ResolvedKind>>,
+    /// Whether its requirements are a function of the parent (`requirements_probe.rs`).
+    pub requirements_probe: RequirementsProbe,
 }
 
 impl ActiveGuest {
+    /// `guest` with its resolved kinds, not probed yet.
+    pub fn new(
+        guest: Arc<LoadedGuest>,
+        child_kinds: Vec<Arc<ResolvedKind>>,
+        related_kinds: Vec<Arc<ResolvedKind>>,
+    ) -> Self {
+        Self {
+            guest,
+            child_kinds,
+            related_kinds,
+            requirements_probe: RequirementsProbe::default(),
+        }
+    }
+
     /// `potatohead 0.1.0 (sha256:568beca8fbd1…, contract 0.2.0)`: for logs.
     pub fn summary(&self) -> String {
         let manifest = self.guest.manifest();

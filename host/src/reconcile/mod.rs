@@ -32,6 +32,7 @@ pub mod policy;
 pub mod prepare;
 pub mod related;
 mod report;
+pub mod requirements_probe;
 mod settle;
 pub mod status;
 mod take_over;

@@ -6,6 +6,8 @@
 //! # Guarantees
 //! - A guest is not called before every kind it reads has listed: it never decides on part of
 //!   what it asked for.
+//! - A guest whose requirements are not a function of its parent is caught by asking the first
+//!   few parents twice (`requirements_probe.rs`), and decides nothing more.
 //! - What a guest may ask is bounded: [`MAX_REQUIREMENTS`] requirements, [`MAX_NAMES`] names
 //!   each, kinds of its manifest only, a namespaced parent's own namespace only; and what it is given is
 //!   bounded by its limits (count and bytes), beyond which the reconcile fails as transient with
@@ -58,6 +60,9 @@ pub async fn related(
         }
         return Ok(Vec::new());
     }
+    if let Some(verdict) = guest.requirements_probe.verdict() {
+        return Err(Failure::Unsettled(verdict.to_owned()));
+    }
     let parent = record.parent();
     let generation = parent.metadata.generation.unwrap_or_default();
     let identity = guest.guest.identity();
@@ -65,6 +70,11 @@ pub async fn related(
         Some(kept) => kept,
         None => {
             let asked = ask(ctx, guest, parent).await?;
+            if guest.requirements_probe.take() && ask(ctx, guest, parent).await? != asked {
+                let verdict = guest.requirements_probe.disagreed(&parent_key(parent));
+                tracing::warn!(guest = %guest.summary(), %verdict, "a guest's requirements are not a function of its parent; its parents that read related objects are not reconciled until it is replaced");
+                return Err(Failure::Unsettled(verdict.to_owned()));
+            }
             let readings = check(&asked, &guest.related_kinds, namespace)?;
             let kept = Arc::new(KeptRequirements {
                 generation,

@@ -91,11 +91,11 @@ impl World {
             events: EventPublisher::new(client.clone(), "wasm-reconciler".into(), None),
             parent_states: ParentStates::new(parents.as_reader(), parent_kind.resource.clone()),
             client,
-            slot: Arc::new(GuestSlot::new(ActiveGuest {
+            slot: Arc::new(GuestSlot::new(ActiveGuest::new(
                 guest,
-                child_kinds: child_kinds.clone(),
-                related_kinds: Vec::new(),
-            })),
+                child_kinds.clone(),
+                Vec::new(),
+            ))),
             parent_kind,
             children,
             related,

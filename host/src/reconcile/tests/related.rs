@@ -24,6 +24,16 @@ fn config_map(name: &str, greeting: &str) -> DynamicObject {
 /// `world`'s guest, loaded with `limits`, reading ConfigMaps; the related cache listed with
 /// `objects`.
 fn reading_config_maps(world: &World, limits: GuestLimits, objects: Vec<DynamicObject>) {
+    reading_config_maps_with("guest_potatohead", world, limits, objects);
+}
+
+/// The same with the guest `name`.
+fn reading_config_maps_with(
+    name: &str,
+    world: &World,
+    limits: GuestLimits,
+    objects: Vec<DynamicObject>,
+) {
     let config_maps = Arc::new(kind(&GroupVersionKind::gvk("", "v1", "ConfigMap")));
     world
         .ctx
@@ -31,14 +41,14 @@ fn reading_config_maps(world: &World, limits: GuestLimits, objects: Vec<DynamicO
         .add_listed_kind(Arc::clone(&config_maps), objects);
     let guest = GuestEngine::new(None)
         .unwrap()
-        .load_path(&built_guest("guest_potatohead"), limits)
+        .load_path(&built_guest(name), limits)
         .unwrap();
     let active = world.ctx.slot.current();
-    world.ctx.slot.replace(ActiveGuest {
-        guest: Arc::new(guest),
-        child_kinds: active.child_kinds.clone(),
-        related_kinds: vec![config_maps],
-    });
+    world.ctx.slot.replace(ActiveGuest::new(
+        Arc::new(guest),
+        active.child_kinds.clone(),
+        vec![config_maps],
+    ));
 }
 
 fn reads_shared() -> serde_json::Value {
@@ -104,4 +114,32 @@ async fn more_related_objects_than_the_limits_fail_the_reconcile_with_nothing_wr
     let requests = world.requests.take();
     assert_eq!(count(&requests, |r| r.is_child_apply()), 0, "{requests:#?}");
     assert_eq!(count(&requests, |r| r.is_delete()), 0, "{requests:#?}");
+}
+
+// Attack: requirements that name the clock, so the guest reads something other than its parent
+// says. Caught on the first parent asked (asked twice), and no parent of that guest decides
+// anything more.
+#[tokio::test]
+async fn a_guest_whose_requirements_wander_is_caught_and_decides_nothing() {
+    let guest = "wandering_requirements_guest";
+    let mut world = World::new(guest, accept);
+    reading_config_maps_with(guest, &world, GuestLimits::default(), Vec::new());
+    for name in ["first", "second"] {
+        let mut object = potatohead(Some(json!({ "parts": [{ "name": "hat" }] })));
+        object["metadata"]["name"] = json!(name);
+        object["metadata"]["uid"] = json!(format!("uid-{name}"));
+        let parent = world.parent(object);
+        let failed = world.reconcile(&parent).await.unwrap_err();
+        assert!(
+            matches!(&failed, Failure::Unsettled(m) if m.contains("differed between two calls")),
+            "{name}: {failed:?}"
+        );
+    }
+    let requests = world.requests.take();
+    assert_eq!(count(&requests, |r| r.is_child_apply()), 0, "{requests:#?}");
+    assert_eq!(
+        world.ctx.related.readers(),
+        (0, 0),
+        "nothing recorded as read"
+    );
 }
