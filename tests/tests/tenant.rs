@@ -136,7 +136,7 @@ async fn a_tenant_owns_a_namespace_and_what_is_in_it_until_it_is_deleted() {
     let mut unnamed = HostProcess::start(&plane, &tenant_guest(), &[]);
     let log = refused_at_start(&mut unnamed).await;
     assert!(
-        log.contains("Namespace.v1 is cluster-scoped; a cluster-scoped child kind must be named in --allowed-child-kind"),
+        log.contains("declares child kind Namespace.v1, which --allowed-child-kind does not allow (allowed: any namespaced kind)"),
         "{log}"
     );
 

@@ -137,10 +137,13 @@ pub fn admit_alone(
             &manifest.parent,
         )));
     }
-    if let Some(kind) = settings
-        .allowed_child_kinds
-        .first_refused(&manifest.children)
-    {
+    // A kind Kubernetes serves cluster-scoped (a Namespace) must be named: "any kind" means
+    // any namespaced kind. Known here without a cluster, so `check` says it too; a custom
+    // cluster-scoped kind is caught once kinds are resolved (`controller/scopes.rs`).
+    let allowed = &settings.allowed_child_kinds;
+    if let Some(kind) = manifest.children.iter().find(|kind| {
+        !allowed.allows(kind) || (kinds::is_builtin_cluster_scoped(kind) && !allowed.names(kind))
+    }) {
         let by = match &settings.file {
             Some(file) if settings.allowed_child_kinds != rules.allowed_child_kinds => {
                 format!("its settings {}", file.display())
@@ -530,5 +533,24 @@ mod tests {
             ..HostRules::default()
         };
         admit_alone(&allowed, &builtin, &settings(&allowed)).unwrap();
+    }
+
+    // Attack: a guest creating Namespaces (or ClusterRoleBindings) on a host whose admin only
+    // ever allowed "any kind", which means any namespaced kind.
+    #[test]
+    fn a_cluster_scoped_child_kind_of_kubernetes_must_be_named() {
+        let tenant = manifest(("x.io", "Tenant"), &[("", "Namespace")]);
+        let any = HostRules::default();
+        let refusal = admit_alone(&any, &tenant, &settings(&any)).unwrap_err();
+        assert_eq!(
+            refusal.to_string(),
+            "the guest declares child kind Namespace.v1, which --allowed-child-kind does not \
+             allow (allowed: any namespaced kind)"
+        );
+        let named = HostRules {
+            allowed_child_kinds: KindAllowlist::parse(&["v1/Namespace".into()]).unwrap(),
+            ..HostRules::default()
+        };
+        admit_alone(&named, &tenant, &settings(&named)).unwrap();
     }
 }

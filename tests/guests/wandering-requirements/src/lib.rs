@@ -1,11 +1,13 @@
 //! Test guest whose requirements are not a function of the parent: every `requirements` call
-//! names a ConfigMap after the wall clock's nanoseconds, so two calls for the same parent
+//! names a ConfigMap after the clock and a random number, so two calls for the same parent
 //! disagree. Its reconcile is harmless (one ConfigMap `<name>-ok`): what the host must catch is
 //! the requirements alone.
 
 use guest_kit::component::{
     Desired, Manifest, Observed, ReconcileError, Reconciler, Requirement, kind,
 };
+use std::hash::{BuildHasher, RandomState};
+
 use serde_json::{Value, json};
 
 struct Wandering;
@@ -22,14 +24,17 @@ impl Reconciler for Wandering {
     }
 
     fn requirements(_parent: &str, _config: &str) -> Result<Vec<Requirement>, ReconcileError> {
+        // The clock alone may read the same twice (its resolution is the host's); a fresh
+        // instance's hash keys are random, so two calls never agree.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|since| since.as_nanos())
             .unwrap_or_default();
+        let random = RandomState::new().hash_one(nanos);
         Ok(vec![Requirement::names(
             "now",
             kind("", "v1", "ConfigMap"),
-            [format!("at-{nanos}")],
+            [format!("at-{nanos}-{random}")],
         )])
     }
 
