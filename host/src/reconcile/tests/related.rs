@@ -124,6 +124,12 @@ async fn a_guest_whose_requirements_wander_is_caught_and_decides_nothing() {
     let guest = "wandering_requirements_guest";
     let mut world = World::new(guest, accept);
     reading_config_maps_with(guest, &world, GuestLimits::default(), Vec::new());
+    assert_eq!(
+        world.ctx.slot.current().guest.contract(),
+        crate::sandbox::Contract::V0_2,
+        "{guest} must be built on its own (`make test-guests`): built beside the 0.1 test guests, \
+         cargo unifies guest-kit's contract-0-1 feature into it"
+    );
     for name in ["first", "second"] {
         let mut object = potatohead(Some(json!({ "parts": [{ "name": "hat" }] })));
         object["metadata"]["name"] = json!(name);
