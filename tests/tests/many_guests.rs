@@ -450,11 +450,19 @@ async fn a_guest_whose_crd_is_missing_waits_for_it_while_the_others_serve() {
         }
     })
     .await;
-    let hello = greetings.get("hello").await.unwrap();
-    assert_eq!(
-        hello.data["status"]["reconciler"]["name"], "greeting-rust",
-        "{hello:?}"
-    );
+    // The status is written after the children, so it may still be on its way.
+    eventually(
+        CONVERGE,
+        "the Greeting's status names its guest",
+        || async {
+            let hello = greetings.get("hello").await.map_err(|e| e.to_string())?;
+            match hello.data["status"]["reconciler"]["name"].as_str() {
+                Some("greeting-rust") => Ok(()),
+                _ => Err(format!("{:?}", hello.data["status"])),
+            }
+        },
+    )
+    .await;
     wait_ready(&host, CONVERGE, "ready with both guests").await;
 
     // The CRD deleted while the host runs: that guest says so, the other keeps serving (a new
