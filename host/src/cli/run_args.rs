@@ -224,22 +224,10 @@ impl RunArgs {
         if self.guest_poll_interval < Duration::from_secs(1) {
             return Err(ConfigError::GuestPollInterval(self.guest_poll_interval));
         }
-        // The host's own namespace (where its pod and Lease live) is protected like
-        // Kubernetes' own.
-        let host_namespace = self.leader_election.lease_namespace.as_deref();
-        let every_protected = ProtectedNamespaces::new(host_namespace, &[]);
-        if let Some(unknown) = self
-            .allow_protected_namespaces
-            .iter()
-            .find(|ns| !every_protected.contains(ns))
-        {
-            return Err(ConfigError::NotProtected(
-                unknown.clone(),
-                every_protected.describe(),
-            ));
-        }
-        let protected_namespaces =
-            ProtectedNamespaces::new(host_namespace, &self.allow_protected_namespaces);
+        let protected_namespaces = protected_namespaces(
+            self.leader_election.lease_namespace.as_deref(),
+            &self.allow_protected_namespaces,
+        )?;
         let leader_election = self.leader_election.validate(
             self.namespace.as_deref(),
             self.pod_name.as_deref(),
@@ -287,6 +275,25 @@ impl RunArgs {
             leader_election,
         })
     }
+}
+
+/// The namespaces no cluster-scoped parent's child may be written to: Kubernetes' own and the
+/// host's (where its pod and Lease live), minus those `allowed`.
+///
+/// # Errors
+/// [`ConfigError::NotProtected`] for an `allowed` entry that is not protected anyway.
+fn protected_namespaces(
+    host_namespace: Option<&str>,
+    allowed: &[String],
+) -> Result<ProtectedNamespaces, ConfigError> {
+    let every_protected = ProtectedNamespaces::new(host_namespace, &[]);
+    if let Some(unknown) = allowed.iter().find(|ns| !every_protected.contains(ns)) {
+        return Err(ConfigError::NotProtected(
+            unknown.clone(),
+            every_protected.describe(),
+        ));
+    }
+    Ok(ProtectedNamespaces::new(host_namespace, allowed))
 }
 
 impl LeaderElectionArgs {

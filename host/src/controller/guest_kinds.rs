@@ -7,9 +7,10 @@ use std::sync::Arc;
 use kube::Client;
 use tracing::{info, warn};
 
-use super::{SYNC_PROGRESS_INTERVAL, Shared, StartError};
+use super::{SYNC_PROGRESS_INTERVAL, Shared, StartError, scopes};
 use crate::cluster::kinds::{self, ResolvedKind};
 use crate::config::RunSettings;
+use crate::guests::GuestSpec;
 use crate::reconcile::ActiveGuest;
 use crate::sandbox::LoadedGuest;
 
@@ -22,18 +23,29 @@ pub(super) struct GuestKinds {
 }
 
 impl GuestKinds {
-    /// The guest's parent kind, child kinds and the kinds it reads (their scopes are checked by
-    /// `scopes.rs`).
+    /// The guest's parent kind, child kinds and the kinds it reads, for the guest of `spec` in a
+    /// host run with `settings`.
     ///
     /// # Errors
-    /// A kind the API server does not serve.
-    pub async fn resolve(client: &Client, guest: &LoadedGuest) -> Result<Self, StartError> {
+    /// A kind the API server does not serve, or kinds that break the scope rule (`scopes.rs`).
+    pub async fn resolve(
+        client: &Client,
+        guest: &LoadedGuest,
+        spec: &GuestSpec,
+        settings: &RunSettings,
+    ) -> Result<Self, StartError> {
         let manifest = guest.manifest();
         let parent = kinds::resolve(client, &manifest.parent).await?;
         let mut children = Vec::with_capacity(manifest.children.len());
         for gvk in &manifest.children {
             children.push(Arc::new(kinds::resolve(client, gvk).await?));
         }
+        scopes::check(
+            &parent,
+            &children,
+            &spec.settings.allowed_child_kinds,
+            settings.namespace.as_deref(),
+        )?;
         let mut related = Vec::with_capacity(manifest.related.len());
         for gvk in &manifest.related {
             related.push(Arc::new(kinds::resolve(client, gvk).await?));

@@ -129,13 +129,7 @@ pub async fn run(
 ) -> Result<Stopped, StartError> {
     let metrics = GuestMetrics::new(&shared.metrics, &spec.name);
     let readiness = shared.readiness.guest(&spec.name);
-    let kinds = GuestKinds::resolve(&shared.client, &guest).await?;
-    scopes::check(
-        &kinds.parent,
-        &kinds.children,
-        &spec.settings.allowed_child_kinds,
-        settings.namespace.as_deref(),
-    )?;
+    let kinds = GuestKinds::resolve(&shared.client, &guest, &spec, &settings).await?;
     readiness.set_waiting(None);
     let (triggered_by_children, mut teardown) =
         serve_parent_kind(&shared, &kinds.parent, &metrics, &readiness);

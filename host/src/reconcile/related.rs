@@ -188,21 +188,7 @@ pub fn check(
                 display_gvk(&requirement.kind)
             ));
         };
-        let wanted = requirement.namespace.as_deref().filter(|ns| !ns.is_empty());
-        if let (Some(wanted), Some(_)) = (wanted, namespace) {
-            return refuse(format!(
-                "requirement {key:?} reads in namespace {wanted:?}; a namespaced parent reads \
-                 only in its own namespace: leave the namespace out"
-            ));
-        }
-        let by_name = matches!(requirement.selection, sandbox::Selection::Names(_));
-        if kind.namespaced && by_name && namespace.or(wanted).is_none() {
-            return refuse(format!(
-                "requirement {key:?} names objects of {} but no namespace; a cluster-scoped \
-                 parent names the namespace of the objects it reads by name",
-                kind.display_name()
-            ));
-        }
+        let read_in = reading_namespace(requirement, kind, namespace)?;
         let selection = match &requirement.selection {
             sandbox::Selection::Names(names) => {
                 if names.len() > MAX_NAMES {
@@ -225,17 +211,48 @@ pub fn check(
         };
         let reading = Reading {
             kind: Arc::from(kind_key(&kind.gvk)),
-            // `None`: a cluster-scoped parent's selector, across every namespace.
-            namespace: if kind.namespaced {
-                namespace.or(wanted).map(str::to_owned)
-            } else {
-                Some(String::new())
-            },
+            namespace: read_in,
             selection,
         };
         readings.push((key.clone(), reading, Arc::clone(kind)));
     }
     Ok(readings)
+}
+
+/// Where `requirement` reads `kind` for a parent in `namespace` (`None`: cluster-scoped): the
+/// parent's namespace, the one it names (a cluster-scoped parent only), `None` for a
+/// cluster-scoped parent's selector across every namespace, and `Some("")` for a cluster-scoped
+/// kind.
+///
+/// # Errors
+/// [`Failure::Requirements`]: a namespace named by a namespaced parent, or names of a namespaced
+/// kind without one.
+fn reading_namespace(
+    requirement: &Requirement,
+    kind: &ResolvedKind,
+    namespace: Option<&str>,
+) -> Result<Option<String>, Failure> {
+    let key = &requirement.key;
+    let wanted = requirement.namespace.as_deref().filter(|ns| !ns.is_empty());
+    if let (Some(wanted), Some(_)) = (wanted, namespace) {
+        return Err(Failure::Requirements(format!(
+            "requirement {key:?} reads in namespace {wanted:?}; a namespaced parent reads only \
+             in its own namespace: leave the namespace out"
+        )));
+    }
+    let by_name = matches!(requirement.selection, sandbox::Selection::Names(_));
+    if kind.namespaced && by_name && namespace.or(wanted).is_none() {
+        return Err(Failure::Requirements(format!(
+            "requirement {key:?} names objects of {} but no namespace; a cluster-scoped parent \
+             names the namespace of the objects it reads by name",
+            kind.display_name()
+        )));
+    }
+    Ok(if kind.namespaced {
+        namespace.or(wanted).map(str::to_owned)
+    } else {
+        Some(String::new())
+    })
 }
 
 #[cfg(test)]
