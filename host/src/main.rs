@@ -11,8 +11,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Logs at `default_level` unless RUST_LOG says otherwise.
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -25,7 +27,12 @@ fn init_logging(format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // `diff` prints a report: the watches it starts are not news to its reader.
+    let default_level = match cli.command {
+        Command::Diff(_) => "warn",
+        _ => "info",
+    };
+    init_logging(cli.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -51,6 +58,7 @@ async fn serve(cli: Cli) -> ExitCode {
     let args = match cli.command {
         Command::Render(args) => return cli::render::run(&args),
         Command::Check(args) => return cli::check::run(&args),
+        Command::Diff(args) => return cli::diff::run(&args).await,
         Command::Run(args) => args,
     };
     let (stop, stopping) = tokio::sync::watch::channel(false);

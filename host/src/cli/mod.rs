@@ -1,7 +1,9 @@
 //! The command line: `run` (the controller; its flags are in `run_args.rs`, the guests' rules in
-//! `guest_rules.rs`), and the offline tools `render` (`render.rs`) and `check` (`check.rs`).
+//! `guest_rules.rs`), the offline tools `render` (`render.rs`) and `check` (`check.rs`), and
+//! `diff` (`diff/`), which reads a live cluster and writes nothing.
 
 pub mod check;
+pub mod diff;
 pub mod guest_rules;
 pub mod render;
 pub mod run_args;
@@ -40,6 +42,11 @@ pub enum Command {
     /// Check a guest file, or every `*.wasm` in a folder: is each usable by this host, and what
     /// does it declare? Exit code 0: every guest usable; 1: not.
     Check(CheckArgs),
+    /// Show what a guest would change in the live cluster, writing nothing: for every parent of
+    /// its kind, the children it would create, change (the API server's dry run of the host's
+    /// server-side apply) and prune, and the status change. Exit code 0: no difference; 1:
+    /// differences, or parents for which the reconcile would fail; 2: an error.
+    Diff(Box<diff::DiffArgs>),
 }
 
 /// Output format of `render`.

@@ -15,7 +15,7 @@ use crate::reconcile::ActiveGuest;
 use crate::sandbox::LoadedGuest;
 
 /// A guest's kinds, resolved.
-pub(super) struct GuestKinds {
+pub struct GuestKinds {
     pub parent: ResolvedKind,
     pub children: Vec<Arc<ResolvedKind>>,
     /// The kinds it reads (contract 0.2 `related`), namespaced or cluster-scoped.
@@ -24,7 +24,7 @@ pub(super) struct GuestKinds {
 
 impl GuestKinds {
     /// The guest's parent kind, child kinds and the kinds it reads, for the guest of `spec` in a
-    /// host run with `settings`.
+    /// host that watches `namespace` (`None`: every namespace).
     ///
     /// # Errors
     /// A kind the API server does not serve, or kinds that break the scope rule (`scopes.rs`).
@@ -32,7 +32,7 @@ impl GuestKinds {
         client: &Client,
         guest: &LoadedGuest,
         spec: &GuestSpec,
-        settings: &RunSettings,
+        namespace: Option<&str>,
     ) -> Result<Self, StartError> {
         let manifest = guest.manifest();
         let parent = kinds::resolve(client, &manifest.parent).await?;
@@ -44,7 +44,7 @@ impl GuestKinds {
             &parent,
             &children,
             &spec.settings.allowed_child_kinds,
-            settings.namespace.as_deref(),
+            namespace,
         )?;
         let mut related = Vec::with_capacity(manifest.related.len());
         for gvk in &manifest.related {
@@ -59,7 +59,7 @@ impl GuestKinds {
 
     /// Starts the watches of the child kinds and waits until each has listed, reporting
     /// progress; registers the related kinds the guest may read.
-    pub async fn sync(&self, shared: &Shared, settings: &RunSettings) {
+    pub(super) async fn sync(&self, shared: &Shared, settings: &RunSettings) {
         let user = self.parent.display_name();
         info!(
             parent = %user,
@@ -80,7 +80,7 @@ impl GuestKinds {
     }
 
     /// The parent kind, and `guest` with its kinds as the active guest.
-    pub fn with(self, guest: Arc<LoadedGuest>) -> (ResolvedKind, ActiveGuest) {
+    pub(super) fn with(self, guest: Arc<LoadedGuest>) -> (ResolvedKind, ActiveGuest) {
         (
             self.parent,
             ActiveGuest::new(guest, self.children, self.related),

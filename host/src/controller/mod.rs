@@ -36,7 +36,7 @@ use crate::reconcile::events::EventPublisher;
 use crate::reconcile::parent_state::ParentStates;
 use crate::reconcile::{ActiveGuest, Context, Failure, GuestSlot, Settings, reconcile};
 use crate::sandbox::{GuestEngine, LoadedGuest};
-use guest_kinds::GuestKinds;
+pub use guest_kinds::GuestKinds;
 use handoff::ParentKindHandoff;
 use hot_swap::{HotSwap, SwapHooks};
 use running::Running;
@@ -129,7 +129,8 @@ pub async fn run(
 ) -> Result<Stopped, StartError> {
     let metrics = GuestMetrics::new(&shared.metrics, &spec.name);
     let readiness = shared.readiness.guest(&spec.name);
-    let kinds = GuestKinds::resolve(&shared.client, &guest, &spec, &settings).await?;
+    let kinds =
+        GuestKinds::resolve(&shared.client, &guest, &spec, settings.namespace.as_deref()).await?;
     readiness.set_waiting(None);
     let (triggered_by_children, mut teardown) =
         serve_parent_kind(&shared, &kinds.parent, &metrics, &readiness);

@@ -11,7 +11,8 @@
 //! - An invalid spec is reported and not retried until the parent changes.
 //! - A failure is reported once, in one place (`report.rs`), whichever step it came from.
 //! - One reconcile uses one guest throughout, even if a hot swap happens meanwhile.
-//! - `render` runs the same planning step ([`plan::plan`]), so it shows what would be applied.
+//! - `render` runs the same planning step ([`plan::plan`]), so it shows what would be applied;
+//!   `diff` runs the same steps up to the writes ([`preview::preview`]) against the live caches.
 
 pub mod active_guest;
 mod apply;
@@ -30,6 +31,7 @@ pub mod placement;
 pub mod plan;
 pub mod policy;
 pub mod prepare;
+pub mod preview;
 pub mod related;
 mod report;
 pub mod requirements_probe;
@@ -52,8 +54,9 @@ use tracing::{Instrument, info_span};
 pub use active_guest::{ActiveGuest, GuestSlot};
 pub use context::{Context, Settings};
 pub use error::{Failure, Retry};
-pub use observe::guest_json;
+pub use observe::{Observed, guest_json};
 pub use prepare::DESIRED_DIGEST_ANNOTATION;
+pub use preview::{Preview, preview};
 
 use apply::Writes;
 use done::Done;

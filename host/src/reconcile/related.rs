@@ -89,11 +89,36 @@ pub async fn related(
             kept
         }
     };
-    let reads: Vec<Arc<ResolvedKind>> = kept
-        .readings
-        .iter()
-        .map(|(_, _, k)| Arc::clone(k))
-        .collect();
+    answer(ctx, guest, &kept.readings)
+}
+
+/// What `guest` would read for `parent` (in `namespace`), asked afresh and answered from the
+/// related caches, and nothing kept: no parent state, no reverse index, no probe. For a preview
+/// (`preview.rs`), whose guest is not the one serving the parent.
+///
+/// # Errors
+/// As [`related`].
+pub async fn read_only(
+    ctx: &Context,
+    guest: &ActiveGuest,
+    parent: &DynamicObject,
+    namespace: Option<&str>,
+) -> Result<Vec<(String, Vec<String>)>, Failure> {
+    if guest.related_kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let asked = ask(ctx, guest, parent).await?;
+    let readings = check(&asked, &guest.related_kinds, namespace)?;
+    answer(ctx, guest, &readings)
+}
+
+/// The objects `readings` select, as the guest is given them, within its limits.
+fn answer(
+    ctx: &Context,
+    guest: &ActiveGuest,
+    readings: &[(String, Reading, Arc<ResolvedKind>)],
+) -> Result<Vec<(String, Vec<String>)>, Failure> {
+    let reads: Vec<Arc<ResolvedKind>> = readings.iter().map(|(_, _, k)| Arc::clone(k)).collect();
     if !ctx.related.synced(&reads) {
         // The first parent to read a kind starts its watch; each retries once it listed.
         ctx.related
@@ -102,8 +127,8 @@ pub async fn related(
     }
     let limits = guest.guest.limits();
     let (mut count, mut bytes) = (0usize, 0usize);
-    let mut sets = Vec::with_capacity(kept.readings.len());
-    for (key, reading, kind) in &kept.readings {
+    let mut sets = Vec::with_capacity(readings.len());
+    for (key, reading, kind) in readings {
         let objects = ctx.related.select(reading).ok_or(Failure::NotSynced)?;
         let mut texts = Vec::with_capacity(objects.len());
         for object in objects {

@@ -28,29 +28,9 @@ use super::policy::PolicyViolation;
 /// [`Failure::Policy`] with [`PolicyViolation::TakeOver`] or [`PolicyViolation::NameClaimed`];
 /// [`Failure::Write`] when the API server could not say who holds a name.
 pub async fn check(ctx: &Context, observed: &Observed, plan: &Plan) -> Result<(), Failure> {
-    let unseen: Vec<&PlannedChild> = plan
-        .children
-        .iter()
-        .filter(|child| {
-            observed
-                .child(&child.kind, &child.namespace, &child.name)
-                .is_none()
-        })
-        .collect();
-    for (child, holder) in holders(ctx, &unseen).await? {
-        match holder {
-            None => {}
-            // Ours, and the cache has not caught up yet (or someone removed the host's label).
-            Some(holder) if holder.uid() == Some(observed.parent.uid.as_str()) => {}
-            Some(holder) => {
-                let violation = PolicyViolation::TakeOver {
-                    kind: child.kind.display_name(),
-                    name: child.name.clone(),
-                    controller: holder.to_text(),
-                };
-                return Err(refused(ctx, observed, child, violation));
-            }
-        }
+    let unseen = unseen(observed, plan);
+    if let Some((child, violation)) = first_taken_over(ctx, observed, &unseen).await? {
+        return Err(refused(ctx, observed, child, violation));
     }
     let names: Vec<ResourceName> = unseen
         .iter()
@@ -73,6 +53,59 @@ pub async fn check(ctx: &Context, observed: &Observed, plan: &Plan) -> Result<()
         return Err(refused(ctx, observed, child, violation));
     }
     Ok(())
+}
+
+/// The take-over rule alone, read only: no name claimed, no wait for a name. What a preview
+/// (`preview.rs`) checks.
+///
+/// # Errors
+/// [`Failure::Policy`] with [`PolicyViolation::TakeOver`]; [`Failure::Write`] when the API
+/// server could not say who holds a name.
+pub async fn check_read_only(
+    ctx: &Context,
+    observed: &Observed,
+    plan: &Plan,
+) -> Result<(), Failure> {
+    match first_taken_over(ctx, observed, &unseen(observed, plan)).await? {
+        Some((_, violation)) => Err(Failure::Policy(violation)),
+        None => Ok(()),
+    }
+}
+
+/// The planned children the caches do not show as this parent's.
+fn unseen<'p>(observed: &Observed, plan: &'p Plan) -> Vec<&'p PlannedChild> {
+    plan.children
+        .iter()
+        .filter(|child| {
+            observed
+                .child(&child.kind, &child.namespace, &child.name)
+                .is_none()
+        })
+        .collect()
+}
+
+/// The first of `unseen` whose name another controller, or none, holds.
+async fn first_taken_over<'p>(
+    ctx: &Context,
+    observed: &Observed,
+    unseen: &[&'p PlannedChild],
+) -> Result<Option<(&'p PlannedChild, PolicyViolation)>, Failure> {
+    for (child, holder) in holders(ctx, unseen).await? {
+        match holder {
+            None => {}
+            // Ours, and the cache has not caught up yet (or someone removed the host's label).
+            Some(holder) if holder.uid() == Some(observed.parent.uid.as_str()) => {}
+            Some(holder) => {
+                let violation = PolicyViolation::TakeOver {
+                    kind: child.kind.display_name(),
+                    name: child.name.clone(),
+                    controller: holder.to_text(),
+                };
+                return Ok(Some((child, violation)));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The parent waits for the name it was refused.
