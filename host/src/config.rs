@@ -48,4 +48,6 @@ pub struct RunSettings {
     pub guest_perf_map: bool,
     /// `None`: no leader election, this process reconciles.
     pub leader_election: Option<ElectionSettings>,
+    /// When a swapped-in guest is rolled back by itself.
+    pub rollback: crate::reconcile::rollback::RollbackRule,
 }

@@ -1,5 +1,6 @@
-//! The HTTP endpoint: `/metrics` (OpenMetrics text), `/healthz` (the process answers) and
-//! `/readyz` (ready to reconcile, per guest: see [`Readiness::report`]).
+//! The HTTP endpoint: `/metrics` (OpenMetrics text), `/healthz` (the process answers), `/readyz`
+//! (ready to reconcile, per guest: see [`Readiness::report`]) and `/shadow` (each guest's shadow
+//! candidate report, JSON: see [`ShadowBoard::to_json`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use axum::routing::get;
 
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
+use crate::reconcile::shadow::ShadowBoard;
 
 /// Binds the HTTP endpoint and serves it in the background; returns the bound address (useful
 /// with port 0).
@@ -22,13 +24,15 @@ pub async fn serve(
     address: SocketAddr,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
+    shadow: Arc<ShadowBoard>,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/metrics", get(metrics_text).with_state(metrics))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz).with_state(readiness));
+        .route("/readyz", get(readyz).with_state(readiness))
+        .route("/shadow", get(shadow_report).with_state(shadow));
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(%error, "metrics and health endpoint stopped");
@@ -44,6 +48,13 @@ async fn metrics_text(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse 
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         metrics.encode(),
+    )
+}
+
+async fn shadow_report(State(shadow): State<Arc<ShadowBoard>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        shadow.to_json().to_string(),
     )
 }
 

@@ -27,9 +27,9 @@ fn init_logging(format: LogFormat, default_level: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // `diff` prints a report: the watches it starts are not news to its reader.
+    // `diff` and `shadow` print a report: the watches they start are not news to its reader.
     let default_level = match cli.command {
-        Command::Diff(_) => "warn",
+        Command::Diff(_) | Command::Shadow(_) => "warn",
         _ => "info",
     };
     init_logging(cli.log_format, default_level);
@@ -59,6 +59,7 @@ async fn serve(cli: Cli) -> ExitCode {
         Command::Render(args) => return cli::render::run(&args),
         Command::Check(args) => return cli::check::run(&args),
         Command::Diff(args) => return cli::diff::run(&args).await,
+        Command::Shadow(args) => return cli::shadow::run(&args).await,
         Command::Run(args) => args,
     };
     let (stop, stopping) = tokio::sync::watch::channel(false);

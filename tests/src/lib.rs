@@ -2,6 +2,7 @@
 //! kube-controller-manager) on free loopback ports (the `local-control-plane` crate), the real
 //! `reconciler-host` binary, and the real guest `.wasm`.
 
+pub mod api_writes;
 pub mod cluster;
 pub mod deploy;
 pub mod folder;
@@ -11,6 +12,7 @@ pub mod paths;
 pub mod planes;
 pub mod proc_stats;
 pub mod prometheus;
+pub mod rollout;
 pub mod scenario;
 
 pub use cluster::{

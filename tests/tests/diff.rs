@@ -43,50 +43,17 @@ fn diff(kubeconfig: &std::path::Path, args: &[&str]) -> DiffRun {
 /// The API server's count of requests to the kinds a diff could write (PotatoHeads, their
 /// children, Events) that change something, `(persisted, dry runs)`.
 async fn write_requests(client: &kube::Client) -> (u64, u64) {
-    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = client.request_text(request).await.expect("/metrics");
-    let (mut persisted, mut dry_runs) = (0, 0);
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
-            continue;
-        };
-        let Some((labels, value)) = rest.rsplit_once("} ") else {
-            continue;
-        };
-        let label = |name: &str| {
-            labels
-                .split(',')
-                .find_map(|pair| pair.strip_prefix(&format!("{name}=\"")))
-                .map(|v| v.trim_end_matches('"').to_owned())
-                .unwrap_or_default()
-        };
-        let writes = [
-            "POST",
-            "PUT",
-            "PATCH",
-            "APPLY",
-            "DELETE",
-            "DELETECOLLECTION",
-        ];
-        let kinds = [
+    e2e::api_writes::write_requests(
+        client,
+        &[
             "potatoheads",
             "deployments",
             "services",
             "configmaps",
             "events",
-        ];
-        if !writes.contains(&label("verb").as_str()) || !kinds.contains(&label("resource").as_str())
-        {
-            continue;
-        }
-        let count = value.trim().parse::<f64>().unwrap_or_default() as u64;
-        if label("dry_run").contains("All") {
-            dry_runs += count;
-        } else {
-            persisted += count;
-        }
-    }
-    (persisted, dry_runs)
+        ],
+    )
+    .await
 }
 
 fn name(i: usize) -> String {

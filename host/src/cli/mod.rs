@@ -1,12 +1,15 @@
 //! The command line: `run` (the controller; its flags are in `run_args.rs`, the guests' rules in
 //! `guest_rules.rs`), the offline tools `render` (`render.rs`) and `check` (`check.rs`), and
-//! `diff` (`diff/`), which reads a live cluster and writes nothing.
+//! `diff` (`diff/`), which reads a live cluster and writes nothing, and `shadow` (`shadow/`), which
+//! reads a running host's shadow candidate reports.
 
 pub mod check;
 pub mod diff;
 pub mod guest_rules;
 pub mod render;
+pub mod rollback_args;
 pub mod run_args;
+pub mod shadow;
 
 use std::path::PathBuf;
 
@@ -47,6 +50,12 @@ pub enum Command {
     /// server-side apply) and prune, and the status change. Exit code 0: no difference; 1:
     /// differences, or parents for which the reconcile would fail; 2: an error.
     Diff(Box<diff::DiffArgs>),
+    /// Show what the shadow candidates of a running host decided (`NAME.candidate.wasm` beside a
+    /// guest's `NAME.wasm`): per guest, the parents its candidate agrees with the active guest
+    /// on, diverges on (field by field) and fails on. Reads the host's HTTP endpoint. Exit code
+    /// 0: every candidate agrees, or there is none; 1: a candidate diverges or fails; 2: an
+    /// error.
+    Shadow(shadow::ShadowArgs),
 }
 
 /// Output format of `render`.

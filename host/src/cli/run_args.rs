@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::guest_rules::{GuestRuleArgs, RuleError};
+use super::rollback_args::{RollbackArgs, RollbackError};
 use crate::config::{GuestSource, RunSettings};
 use crate::leader::{ElectionSettings, LeaseTimings};
 use crate::reconcile::placement::ProtectedNamespaces;
@@ -119,6 +120,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub rules: GuestRuleArgs,
     #[command(flatten)]
+    pub rollback: RollbackArgs,
+    #[command(flatten)]
     pub leader_election: LeaderElectionArgs,
 }
 
@@ -159,6 +162,8 @@ pub enum ConfigError {
     FieldManager(String),
     #[error(transparent)]
     Rules(#[from] RuleError),
+    #[error(transparent)]
+    Rollback(#[from] RollbackError),
     #[error(
         "--guest-memory-budget-mib ({budget}) must hold at least one call's \
          --guest-memory-mib ({per_call}) and be at most 1048576"
@@ -205,6 +210,7 @@ impl RunArgs {
             return Err(ConfigError::FieldManager(self.field_manager));
         }
         let rules = self.rules.validate()?;
+        let rollback = self.rollback.validate()?;
         let per_call = rules.limits.max_memory_bytes >> 20;
         if self.guest_memory_budget_mib < per_call || self.guest_memory_budget_mib > 1 << 20 {
             return Err(ConfigError::GuestMemoryBudget {
@@ -273,6 +279,7 @@ impl RunArgs {
             compile_cache,
             guest_perf_map: self.guest_perf_map,
             leader_election,
+            rollback,
         })
     }
 }

@@ -34,11 +34,13 @@ use crate::reconcile::budget::SharedBudget;
 use crate::reconcile::claims::NameClaims;
 use crate::reconcile::events::EventPublisher;
 use crate::reconcile::parent_state::ParentStates;
+use crate::reconcile::rollback::RollbackWatch;
+use crate::reconcile::shadow::{CandidateSlot, ShadowBoard};
 use crate::reconcile::{ActiveGuest, Context, Failure, GuestSlot, Settings, reconcile};
 use crate::sandbox::{GuestEngine, LoadedGuest};
 pub use guest_kinds::GuestKinds;
 use handoff::ParentKindHandoff;
-use hot_swap::{HotSwap, SwapHooks};
+use hot_swap::{HotSwap, SwapHooks, candidate_user};
 use running::Running;
 use scopes::ScopeError;
 use sweep::Sweep;
@@ -80,6 +82,8 @@ pub struct Shared {
     /// The child names being created, by every guest: two guests' parents racing for one name
     /// end with one owner, as two parents of one guest do.
     pub claims: Arc<NameClaims>,
+    /// Every guest's shadow candidate, for `/shadow`.
+    pub shadow: Arc<ShadowBoard>,
 }
 
 impl Shared {
@@ -132,8 +136,12 @@ pub async fn run(
     let kinds =
         GuestKinds::resolve(&shared.client, &guest, &spec, settings.namespace.as_deref()).await?;
     readiness.set_waiting(None);
+    let candidate = Arc::new(CandidateSlot::new(metrics.clone()));
+    let rollback = Arc::new(RollbackWatch::new(settings.rollback));
     let (triggered_by_children, mut teardown) =
         serve_parent_kind(&shared, &kinds.parent, &metrics, &readiness);
+    teardown.candidate = Some((spec.name.clone(), Arc::clone(&candidate)));
+    shared.shadow.show(&spec.name, &candidate);
     kinds.sync(&shared, &settings).await;
     let (parent_kind, active) = kinds.with(guest);
     let slot = activate(&metrics, &readiness, active);
@@ -151,6 +159,8 @@ pub async fn run(
             metrics: &metrics,
             handoff: &handoff,
             parent_kind: &parent_kind,
+            candidate: &candidate,
+            rollback: &rollback,
         },
     );
     teardown
@@ -172,7 +182,11 @@ pub async fn run(
         &shared,
         &spec,
         &settings,
-        slot,
+        Beside {
+            slot,
+            candidate,
+            rollback,
+        },
         parent_kind,
         &metrics,
         parents.clone(),
@@ -205,7 +219,7 @@ fn context(
     shared: &Shared,
     spec: &GuestSpec,
     settings: &RunSettings,
-    slot: Arc<GuestSlot>,
+    beside: Beside,
     parent_kind: ResolvedKind,
     metrics: &GuestMetrics,
     parents: reflector::Store<DynamicObject>,
@@ -228,10 +242,12 @@ fn context(
             Some(instance),
         ),
         parent_states: ParentStates::new(parents, parent_kind.resource.clone())
-            .on_forget(forget_reader(&shared.related)),
+            .on_forget(forget_parent(&shared.related, &beside)),
         related: Arc::clone(&shared.related),
         client: shared.client.clone(),
-        slot,
+        slot: beside.slot,
+        candidate: beside.candidate,
+        rollback: beside.rollback,
         parent_kind,
         children: Arc::clone(&shared.children),
         settings: Settings {
@@ -264,10 +280,24 @@ fn stop_signal(
     (stopping, forward.abort_handle())
 }
 
-/// What the per-parent state calls when a parent goes: its readings leave the reverse index.
-fn forget_reader(related: &Arc<RelatedCaches>) -> Box<dyn Fn(&str) + Send + Sync> {
+/// What the per-parent state calls when a parent goes: its readings leave the reverse index, its
+/// verdict the candidate's report.
+fn forget_parent(related: &Arc<RelatedCaches>, beside: &Beside) -> Box<dyn Fn(&str) + Send + Sync> {
     let related = Arc::clone(related);
-    Box::new(move |uid| related.forget_reader(uid))
+    let (candidate, rollback) = (Arc::clone(&beside.candidate), Arc::clone(&beside.rollback));
+    Box::new(move |uid| {
+        related.forget_reader(uid);
+        candidate.forget_parent(uid);
+        rollback.forget(uid);
+    })
+}
+
+/// What the controller's reconciles and its hot swap share about the guest: the active guest,
+/// its shadow candidate, and the watch that rolls a new guest back.
+struct Beside {
+    slot: Arc<GuestSlot>,
+    candidate: Arc<CandidateSlot>,
+    rollback: Arc<RollbackWatch>,
 }
 
 /// The parent watch (in `namespace`, or all), feeding the controller's cache; per-parent state and
@@ -322,6 +352,8 @@ fn serve_parent_kind(
         parent_kind: parent_kind.clone(),
         metrics: metrics.clone(),
         readiness: readiness.clone(),
+        candidate: None,
+        shadow: Arc::clone(&shared.shadow),
     };
     (triggered_by_children, teardown)
 }
@@ -398,12 +430,21 @@ struct Teardown {
     parent_kind: ResolvedKind,
     metrics: GuestMetrics,
     readiness: GuestReadiness,
+    /// The guest's name and its candidate slot, once made.
+    candidate: Option<(String, Arc<CandidateSlot>)>,
+    shadow: Arc<ShadowBoard>,
 }
 
 impl Drop for Teardown {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
+        }
+        if let Some((guest, candidate)) = &self.candidate {
+            candidate.replace(None);
+            self.shadow.hide(guest, candidate);
+            self.children
+                .retain_kinds(&candidate_user(&self.parent_kind.display_name()), &[]);
         }
         self.children
             .retain_kinds(&self.parent_kind.display_name(), &[]);

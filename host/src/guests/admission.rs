@@ -229,21 +229,27 @@ impl Roster {
         manifest: &GuestManifest,
         settings: &GuestSettings,
     ) -> Result<(), Refusal> {
-        admit_alone(rules, manifest, settings)?;
         let mut guests = self.guests.lock().unwrap_or_else(PoisonError::into_inner);
-        let others: Vec<GuestKinds> = guests
-            .values()
-            .filter(|guest| guest.guest != name)
-            .cloned()
-            .collect();
-        let new = GuestKinds {
-            guest: name.to_owned(),
-            parent: manifest.parent.clone(),
-            children: manifest.children.clone(),
-        };
-        check_against(&new, &others)?;
+        let new = judge(&guests, rules, name, manifest, settings)?;
         guests.insert(name.to_owned(), new);
         Ok(())
+    }
+
+    /// Whether the guest `name` could serve with `manifest` in place of what it holds now, as
+    /// [`admit`](Self::admit) judges it, without taking its kinds: a shadow candidate is
+    /// judged so, beside the guest it would replace.
+    ///
+    /// # Errors
+    /// The first [`Refusal`] that applies.
+    pub fn check(
+        &self,
+        rules: &HostRules,
+        name: &str,
+        manifest: &GuestManifest,
+        settings: &GuestSettings,
+    ) -> Result<(), Refusal> {
+        let guests = self.guests.lock().unwrap_or_else(PoisonError::into_inner);
+        judge(&guests, rules, name, manifest, settings).map(drop)
     }
 
     /// Forgets the guest `name` (its controller stopped and its file is gone).
@@ -261,6 +267,30 @@ impl Roster {
             .unwrap_or_else(PoisonError::into_inner)
             .contains_key(name)
     }
+}
+
+/// The kinds `manifest` would hold as the guest `name`, if every rule allows them beside the other
+/// guests of `guests`.
+fn judge(
+    guests: &BTreeMap<String, GuestKinds>,
+    rules: &HostRules,
+    name: &str,
+    manifest: &GuestManifest,
+    settings: &GuestSettings,
+) -> Result<GuestKinds, Refusal> {
+    admit_alone(rules, manifest, settings)?;
+    let others: Vec<GuestKinds> = guests
+        .values()
+        .filter(|guest| guest.guest != name)
+        .cloned()
+        .collect();
+    let new = GuestKinds {
+        guest: name.to_owned(),
+        parent: manifest.parent.clone(),
+        children: manifest.children.clone(),
+    };
+    check_against(&new, &others)?;
+    Ok(new)
 }
 
 /// The rules between `new` and the guests already admitted.
@@ -377,6 +407,31 @@ mod tests {
             refusal.to_string().contains("(allowed: ConfigMap.v1)"),
             "{refusal}"
         );
+    }
+
+    #[test]
+    fn a_check_judges_like_admission_and_takes_no_kinds() {
+        let roster = Roster::default();
+        let rules = HostRules::default();
+        let probe = manifest(("x.io", "Probe"), &[("x.io", "Gizmo")]);
+        admit(&roster, "a", &probe).unwrap();
+        let candidate = manifest(("x.io", "Probe"), &[("x.io", "Widget")]);
+        roster
+            .check(&rules, "a", &candidate, &settings(&rules))
+            .unwrap();
+        let refusal = roster
+            .check(&rules, "b", &candidate, &settings(&rules))
+            .unwrap_err();
+        assert!(matches!(refusal, Refusal::DuplicateParentKind { .. }));
+        // The roster still holds the first guest's kinds, not the candidate's: a guest of
+        // Widgets making Probes would close a cycle with the candidate, not with what serves.
+        admit(
+            &roster,
+            "c",
+            &manifest(("x.io", "Widget"), &[("x.io", "Probe")]),
+        )
+        .unwrap();
+        assert!(!roster.holds("b"));
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - Something that is not a regular file after following links (a FIFO, a device, a folder) is
 //!   listed with its refusal and never opened, so it cannot block a thread.
 //! - Listing and reading run off the async threads with a deadline ([`off_thread`]).
+//! - `NAME.candidate.wasm` is no guest: it is the shadow candidate of `NAME.wasm`, listed with
+//!   that guest's stamps; one with no guest beside it is listed as an orphan, never loaded.
 //! - At most [`MAX_GUESTS`] names are listed: the number of guests, and of everything kept per
 //!   guest (metric series, refusals), is bounded whatever the folder holds.
 
@@ -19,8 +21,8 @@ use std::time::Duration;
 
 use crate::regular_file::{self, FileStamp};
 
-use super::name_of;
 use super::settings::settings_path;
+use super::{candidate_of, name_of};
 
 /// Most guest files a folder may hold; names past it (in name order) are refused as one.
 pub const MAX_GUESTS: usize = 256;
@@ -37,12 +39,13 @@ pub struct GuestEntry {
     pub unreadable: Option<String>,
 }
 
-/// The stamps of a guest's two files (of whatever they are, regular or not); `settings` is
-/// `None` when there is no settings file.
+/// The stamps of a guest's files (of whatever they are, regular or not); `settings` is `None`
+/// when there is no settings file, `candidate` when there is no shadow candidate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stamps {
     pub guest: FileStamp,
     pub settings: Option<FileStamp>,
+    pub candidate: Option<FileStamp>,
 }
 
 /// A listing of the folder.
@@ -53,6 +56,9 @@ pub struct Listing {
     pub over_limit: usize,
     /// Names that could not be `stat`-ed (no permission): skipped.
     pub unlistable: usize,
+    /// Candidate files (`NAME.candidate.wasm`) with no `NAME.wasm` beside them, by name (at
+    /// most [`MAX_GUESTS`]): not served.
+    pub orphan_candidates: Vec<String>,
 }
 
 /// Lists `folder`'s guests in name order, opening no file. Blocking (it `stat`s each one): call
@@ -71,6 +77,9 @@ pub fn list(folder: &Path) -> std::io::Result<Listing> {
         })
         .collect();
     paths.sort();
+    let (candidates, paths): (Vec<PathBuf>, Vec<PathBuf>) = paths
+        .into_iter()
+        .partition(|path| candidate_of(path).is_some());
     let mut listing = Listing::default();
     for path in paths {
         // `metadata` follows links and opens nothing, whatever the file is.
@@ -94,16 +103,26 @@ pub fn list(folder: &Path) -> std::io::Result<Listing> {
         let settings = std::fs::metadata(settings_path(&path))
             .ok()
             .map(|m| FileStamp::of(&m));
+        let candidate = std::fs::metadata(super::candidate_path(&path))
+            .ok()
+            .map(|m| FileStamp::of(&m));
         listing.guests.push(GuestEntry {
             name: name_of(&path),
             path,
             stamps: Stamps {
                 guest: FileStamp::of(&metadata),
                 settings,
+                candidate,
             },
             unreadable,
         });
     }
+    listing.orphan_candidates = candidates
+        .iter()
+        .filter_map(|path| candidate_of(path))
+        .filter(|name| !listing.guests.iter().any(|guest| &guest.name == name))
+        .take(MAX_GUESTS)
+        .collect();
     Ok(listing)
 }
 
@@ -203,6 +222,25 @@ mod tests {
         }
         let listing = list(dir.path()).unwrap();
         assert_eq!((listing.guests.len(), listing.over_limit), (MAX_GUESTS, 3));
+    }
+
+    #[test]
+    fn a_candidate_belongs_to_the_guest_it_is_named_after_and_is_no_guest_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "g.wasm",
+            "g.candidate.wasm",
+            "h.wasm",
+            "lone.candidate.wasm",
+        ] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        let listing = list(dir.path()).unwrap();
+        let names: Vec<&str> = listing.guests.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["g", "h"]);
+        assert!(listing.guests[0].stamps.candidate.is_some());
+        assert!(listing.guests[1].stamps.candidate.is_none());
+        assert_eq!(listing.orphan_candidates, ["lone"]);
     }
 
     #[test]

@@ -87,10 +87,43 @@ impl GuestSpec {
     }
 }
 
+/// How a shadow candidate's file name ends: `NAME.candidate.wasm` is the candidate of the guest
+/// in `NAME.wasm` (see `reconcile/shadow/`), called beside it and never written; no guest of its
+/// own.
+pub const CANDIDATE_SUFFIX: &str = ".candidate.wasm";
+
+/// The file of `guest`'s shadow candidate: `NAME.candidate.wasm` beside `NAME.wasm`.
+pub fn candidate_path(guest: &Path) -> PathBuf {
+    guest.with_file_name(format!("{}{CANDIDATE_SUFFIX}", name_of(guest)))
+}
+
+/// The guest name whose candidate `path` is (`NAME` of `NAME.candidate.wasm`), if it is one.
+pub fn candidate_of(path: &Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    file.strip_suffix(CANDIDATE_SUFFIX)
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+}
+
 /// A guest's name: its file name without `.wasm`.
 pub fn name_of(path: &Path) -> String {
     path.file_stem().map_or_else(
         || path.display().to_string(),
         |s| s.to_string_lossy().into_owned(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_candidate_is_named_after_its_guest() {
+        let guest = Path::new("/guests/potatohead.wasm");
+        let candidate = candidate_path(guest);
+        assert_eq!(candidate, Path::new("/guests/potatohead.candidate.wasm"));
+        assert_eq!(candidate_of(&candidate).as_deref(), Some("potatohead"));
+        assert_eq!(candidate_of(guest), None);
+        assert_eq!(candidate_of(Path::new("/guests/.candidate.wasm")), None);
+    }
 }

@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
-use super::labels::{ActionLabel, GuestLabel, InfoLabel, KindLabel, ReloadLabel, ResultLabel};
+use super::labels::{
+    ActionLabel, GuestLabel, InfoLabel, KindLabel, ReloadLabel, ResultLabel, ShadowLabel,
+};
 use super::{
-    ChildAction, GuestFailureKind, GuestLabels, Metrics, ParentProbe, ReconcileResult, ReloadResult,
+    ChildAction, GuestFailureKind, GuestLabels, Metrics, ParentProbe, ReconcileResult,
+    ReloadResult, ShadowVerdict,
 };
 
 /// The process's metrics, as one guest records them.
@@ -141,6 +144,34 @@ impl GuestMetrics {
             .parent_watch_failing
             .get_or_create(&self.label)
             .set(i64::from(failing));
+    }
+
+    /// How many parents the shadow candidate of digest `candidate` agrees with the active guest
+    /// on, diverges on and fails on (`shadow_parents`).
+    pub fn set_shadow_parents(&self, candidate: &str, count: impl Fn(ShadowVerdict) -> usize) {
+        for verdict in ShadowVerdict::ALL {
+            self.metrics
+                .shadow_parents
+                .get_or_create(&self.shadow_label(candidate, verdict))
+                .set(i64::try_from(count(verdict)).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Forgets the series of a candidate that went (promoted, removed, replaced).
+    pub fn forget_shadow(&self, candidate: &str) {
+        for verdict in ShadowVerdict::ALL {
+            self.metrics
+                .shadow_parents
+                .remove(&self.shadow_label(candidate, verdict));
+        }
+    }
+
+    fn shadow_label(&self, candidate: &str, verdict: ShadowVerdict) -> ShadowLabel {
+        ShadowLabel {
+            verdict,
+            candidate_digest: candidate.to_owned(),
+            guest: self.name(),
+        }
     }
 
     /// Sets how `queue_depth`, `parent_states` and `parents_failing` are counted for this guest (`None`: 0, while

@@ -72,6 +72,8 @@ label_values! {
     pub enum ReloadResult {
         Swapped => "swapped",
         Refused => "refused",
+        /// The guest swapped in last was put back to the one before it (`--rollback-*`).
+        RolledBack => "rolled_back",
     }
 }
 
@@ -95,6 +97,26 @@ label_values! {
         /// The folder holds more guest files than the host serves.
         TooManyGuests => "too_many_guests",
     }
+}
+
+label_values! {
+    /// What a shadow candidate decided for a parent, against what the active guest decided.
+    pub enum ShadowVerdict {
+        /// The same children (by content) and the same status.
+        Agree => "agree",
+        /// Other children, other content, or another status.
+        Diverge => "diverge",
+        /// The candidate failed (or broke the policy) where the active guest did not.
+        Fail => "fail",
+    }
+}
+
+/// `shadow_parents`' labels: the verdict, the candidate's code, the guest it shadows.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct ShadowLabel {
+    pub verdict: ShadowVerdict,
+    pub candidate_digest: String,
+    pub guest: String,
 }
 
 /// The `guest` label alone.

@@ -21,9 +21,11 @@ use prometheus_client::registry::{Registry, Unit};
 pub use guest::{GuestMetrics, InFlight};
 use labels::{
     ActionLabel, GuestLabel, InfoLabel, KindLabel, RefusalLabel, ReloadLabel, ResultLabel,
+    ShadowLabel,
 };
 pub use labels::{
     ChildAction, GuestFailureKind, GuestLabels, ReconcileResult, RefusalReason, ReloadResult,
+    ShadowVerdict,
 };
 
 /// What a controller knows about its parents, read at each scrape.
@@ -86,6 +88,7 @@ pub struct Metrics {
     guest_reloads: Family<ReloadLabel, Counter>,
     guest_refusals: Family<RefusalLabel, Counter>,
     guest_info: Family<InfoLabel, Gauge>,
+    shadow_parents: Family<ShadowLabel, Gauge>,
     /// Per guest, by name: its `guest_info` and what the parent gauges read.
     guests: Mutex<BTreeMap<String, GuestEntry>>,
 }
@@ -129,6 +132,7 @@ impl Default for Metrics {
             guest_reloads: Family::default(),
             guest_refusals: Family::default(),
             guest_info: Family::default(),
+            shadow_parents: Family::default(),
             guests: Mutex::default(),
             registry: Registry::default(),
         };
@@ -252,6 +256,12 @@ impl Metrics {
             "guest_info",
             "Each serving guest's active code (always 1)",
             self.guest_info.clone(),
+        );
+        registry.register(
+            "shadow_parents",
+            "Parents by what the guest's shadow candidate (NAME.candidate.wasm) decided for them \
+             against the active guest: agree, diverge or fail (see docs/rolling-out.md)",
+            self.shadow_parents.clone(),
         );
     }
 

@@ -119,4 +119,12 @@ impl GuestSlot {
             Arc::new(next),
         )
     }
+
+    /// Puts back a guest kept from before (a rollback) and returns the one it replaced.
+    pub fn restore(&self, kept: Arc<ActiveGuest>) -> Arc<ActiveGuest> {
+        std::mem::replace(
+            &mut *self.active.write().expect("guest slot lock poisoned"),
+            kept,
+        )
+    }
 }

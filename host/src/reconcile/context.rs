@@ -15,6 +15,8 @@ use super::claims::NameClaims;
 use super::events::EventPublisher;
 use super::parent_state::ParentStates;
 use super::placement::ProtectedNamespaces;
+use super::rollback::RollbackWatch;
+use super::shadow::CandidateSlot;
 
 /// The settings a reconcile reads.
 #[derive(Clone, Debug)]
@@ -31,6 +33,10 @@ pub struct Settings {
 pub struct Context {
     pub client: Client,
     pub slot: Arc<GuestSlot>,
+    /// The shadow candidate beside the active guest, if any (see `shadow/`).
+    pub candidate: Arc<CandidateSlot>,
+    /// Watches the guest swapped in last, for the hot swap to roll it back (see `rollback.rs`).
+    pub rollback: Arc<RollbackWatch>,
     pub parent_kind: ResolvedKind,
     pub children: Arc<ChildCaches>,
     /// The caches of related objects and who reads what.

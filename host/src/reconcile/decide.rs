@@ -29,13 +29,7 @@ pub async fn decide(
     parent: &DynamicObject,
     observation: Observation,
 ) -> Result<Decision, Failure> {
-    let parent_key = parent_key(parent);
-    let (answer, seconds) = on_guest_thread(ctx, guest, move |loaded| {
-        let started = Instant::now();
-        let answer = loaded.reconcile(&observation, &parent_key);
-        (answer, started.elapsed().as_secs_f64())
-    })
-    .await?;
+    let (answer, seconds) = call(ctx, guest, parent, observation).await?;
     ctx.metrics.guest_called(seconds);
     answer.map_err(|error| {
         let failure = Failure::from(error);
@@ -44,6 +38,38 @@ pub async fn decide(
         }
         failure
     })
+}
+
+/// Calls `guest` as [`decide`] does, for a guest that is not the one serving (a shadow
+/// candidate, `diff`'s): its calls are not the active guest's in the metrics, and its verdicts
+/// are not logged.
+///
+/// # Errors
+/// As [`decide`].
+pub async fn decide_unrecorded(
+    ctx: &Context,
+    guest: &ActiveGuest,
+    parent: &DynamicObject,
+    observation: Observation,
+) -> Result<Decision, Failure> {
+    let (answer, _seconds) = call(ctx, guest, parent, observation).await?;
+    answer.map_err(Failure::from)
+}
+
+/// The guest's answer for `observation`, and how long the call took in seconds.
+async fn call(
+    ctx: &Context,
+    guest: &ActiveGuest,
+    parent: &DynamicObject,
+    observation: Observation,
+) -> Result<(Result<Decision, crate::sandbox::GuestError>, f64), Failure> {
+    let parent_key = parent_key(parent);
+    on_guest_thread(ctx, guest, move |loaded| {
+        let started = Instant::now();
+        let answer = loaded.reconcile(&observation, &parent_key);
+        (answer, started.elapsed().as_secs_f64())
+    })
+    .await
 }
 
 /// Runs `call` with the guest on a blocking thread, within this reconcile's span, once its

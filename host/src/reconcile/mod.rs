@@ -23,6 +23,7 @@ mod decide;
 mod done;
 mod error;
 pub mod events;
+pub mod field_changes;
 pub mod guest_events;
 pub mod json_match;
 mod observe;
@@ -35,7 +36,9 @@ pub mod preview;
 pub mod related;
 mod report;
 pub mod requirements_probe;
+pub mod rollback;
 mod settle;
+pub mod shadow;
 pub mod status;
 mod take_over;
 #[cfg(test)]
@@ -104,6 +107,14 @@ pub async fn reconcile(parent: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<
         Err(Failure::Panicked(message))
     });
     count(&ctx, &record, &reconciled, started);
+    if let Some(uid) = parent.uid() {
+        let digest = guest.guest.digest();
+        ctx.rollback
+            .record(&uid, digest, reconciled.as_ref().map(|_| ()));
+        if let Some(rolled_back) = ctx.rollback.take_announcement(&uid, digest) {
+            rollback::announce(&ctx, &parent, &guest, &rolled_back).await;
+        }
+    }
     let next = next_action(reconciled);
     if next.is_ok() {
         record.clear_failures();
@@ -161,25 +172,17 @@ async fn reconcile_parent(
     )
     .await?;
     let shown = observation(parent, &ctx.parent_kind, &observed).with_related(related);
-    let decision = decide::decide(ctx, guest, parent, shown).await?;
-    // From here the guest's answer is parsed, checked and written: that memory is the host's,
-    // not the guest's, and counts against the same budget as the calls (each object is at most
-    // `--guest-max-object-kib` already), until the reconcile ends.
-    let _processing = ctx
-        .guest_memory
-        .reserve_memory(
-            decision
-                .json_bytes()
-                .saturating_mul(OUTPUT_PROCESSING_FACTOR),
-        )
-        .await;
-    let plan = plan::plan(
-        decision,
-        &observed.parent,
-        observed.placement(ctx),
-        &guest.child_kinds,
-        &ctx.settings.field_manager,
-    )?;
+    let decided = decide::decide(ctx, guest, parent, shown).await;
+    // A shadow candidate decides too, between the active guest's call and the check of its
+    // answer (see `shadow::decide`), and is judged against the active guest's plan.
+    let shadowed = shadow::decide(ctx, parent).await;
+    let planned = plan_decision(ctx, guest, &observed, decided).await;
+    if let Some(shadowed) = shadowed {
+        shadowed
+            .judge(ctx, parent, planned.as_ref().map(|(plan, _)| plan))
+            .await;
+    }
+    let (plan, _processing) = planned?;
     if observed.finalizing {
         // Garbage collection removes the children of a parent being deleted; re-applying them
         // would race it.
@@ -203,6 +206,36 @@ async fn reconcile_parent(
         next: Action::requeue(plan.requeue_after.unwrap_or(ctx.settings.resync)),
         status: plan.status,
     })
+}
+
+/// The guest's answer checked against the output policy and prepared for apply, with the memory
+/// that takes reserved.
+async fn plan_decision(
+    ctx: &Context,
+    guest: &ActiveGuest,
+    observed: &Observed,
+    decided: Result<crate::sandbox::Decision, Failure>,
+) -> Result<(plan::Plan, budget::Reservation), Failure> {
+    let decision = decided?;
+    // From here the guest's answer is parsed, checked and written: that memory is the host's,
+    // not the guest's, and counts against the same budget as the calls (each object is at most
+    // `--guest-max-object-kib` already), until the reconcile ends.
+    let processing = ctx
+        .guest_memory
+        .reserve_memory(
+            decision
+                .json_bytes()
+                .saturating_mul(OUTPUT_PROCESSING_FACTOR),
+        )
+        .await;
+    let plan = plan::plan(
+        decision,
+        &observed.parent,
+        observed.placement(ctx),
+        &guest.child_kinds,
+        &ctx.settings.field_manager,
+    )?;
+    Ok((plan, processing))
 }
 
 /// The text a panic was raised with.

@@ -28,10 +28,28 @@ pub async fn preview(
     parent: &DynamicObject,
     guest: &ActiveGuest,
 ) -> Result<Preview, Failure> {
+    let preview = plan_only(ctx, parent, guest).await?;
+    if !preview.observed.finalizing {
+        take_over::check_read_only(ctx, &preview.observed, &preview.plan).await?;
+    }
+    Ok(preview)
+}
+
+/// [`preview`] without the take-over rule, which may ask the API server who holds a name: what
+/// a shadow candidate decides, from the caches alone. Its calls are not counted as the active
+/// guest's.
+///
+/// # Errors
+/// As [`preview`], but for a name held by another controller.
+pub async fn plan_only(
+    ctx: &Context,
+    parent: &DynamicObject,
+    guest: &ActiveGuest,
+) -> Result<Preview, Failure> {
     let observed = observe::observe(ctx, parent, guest)?;
     let related = related::read_only(ctx, guest, parent, observed.namespace.as_deref()).await?;
     let shown = observation(parent, &ctx.parent_kind, &observed).with_related(related);
-    let decision = decide::decide(ctx, guest, parent, shown).await?;
+    let decision = decide::decide_unrecorded(ctx, guest, parent, shown).await?;
     // As in a reconcile: checking and preparing the answer is memory of the host's budget.
     let _processing = ctx
         .guest_memory
@@ -48,8 +66,5 @@ pub async fn preview(
         &guest.child_kinds,
         &ctx.settings.field_manager,
     )?;
-    if !observed.finalizing {
-        take_over::check_read_only(ctx, &observed, &plan).await?;
-    }
     Ok(Preview { observed, plan })
 }

@@ -21,6 +21,7 @@ use crate::metrics::{GuestMetrics, HostCounts, HostProbe, Metrics};
 use crate::readiness::{Leadership, Readiness};
 use crate::reconcile::active_guest::guest_labels;
 use crate::reconcile::budget::SharedBudget;
+use crate::reconcile::shadow::ShadowBoard;
 use crate::sandbox::{GuestEngine, GuestFile, LoadedGuest};
 
 /// What this process serves.
@@ -40,14 +41,16 @@ pub async fn run(settings: RunSettings, stopping: watch::Receiver<bool>) -> anyh
     // Serve health and metrics first, so a probe can see the process while it starts.
     let metrics = Arc::new(Metrics::default());
     let readiness = Arc::new(Readiness::default());
+    let shadow = Arc::new(ShadowBoard::default());
     let address = http::serve(
         settings.metrics_bind_address,
         Arc::clone(&metrics),
         Arc::clone(&readiness),
+        Arc::clone(&shadow),
     )
     .await
     .with_context(|| format!("serving metrics on {}", settings.metrics_bind_address))?;
-    info!(%address, "serving /metrics, /healthz and /readyz");
+    info!(%address, "serving /metrics, /healthz, /readyz and /shadow");
     let engine =
         GuestEngine::with_perf_map(settings.compile_cache.as_ref(), settings.guest_perf_map)?;
     let mut guests = match &settings.guests {
@@ -85,6 +88,7 @@ pub async fn run(settings: RunSettings, stopping: watch::Receiver<bool>) -> anyh
         guest_memory: SharedBudget::of_memory(settings.guest_memory_budget_bytes),
         reconcile_slots: SharedBudget::new(usize::from(settings.concurrency)),
         claims: Arc::default(),
+        shadow,
     };
     shared.metrics.set_host_probe(host_probe(&shared));
     let Some(election) = settings.leader_election.clone() else {

@@ -76,6 +76,7 @@ pub(super) async fn serve(
         tasks: JoinSet::new(),
         task_names: HashMap::new(),
         over_limit: 0,
+        orphan_candidates: Vec::new(),
     };
     let (wake, mut woken) = mpsc::channel::<&'static str>(16);
     let _folder_watch = watch_folder(folder, wake.clone());
@@ -153,6 +154,8 @@ struct Supervisor {
     task_names: HashMap<tokio::task::Id, String>,
     /// Guest files past [`MAX_GUESTS`] at the last pass (reported when it changes).
     over_limit: usize,
+    /// Candidate files with no guest at the last pass (reported when they change).
+    orphan_candidates: Vec<String>,
 }
 
 impl Supervisor {
@@ -176,6 +179,12 @@ impl Supervisor {
             self.over_limit = listing.over_limit;
             if listing.over_limit > 0 {
                 warn!(folder = %self.folder.display(), ignored = listing.over_limit, "the folder holds more than {MAX_GUESTS} guest files; those past it in name order are not served");
+            }
+        }
+        if listing.orphan_candidates != self.orphan_candidates {
+            self.orphan_candidates = listing.orphan_candidates;
+            if !self.orphan_candidates.is_empty() {
+                warn!(folder = %self.folder.display(), candidates = ?self.orphan_candidates, "candidate files with no guest of their name beside them (NAME.candidate.wasm shadows NAME.wasm) are not served");
             }
         }
         let present: BTreeMap<String, GuestEntry> = listing
@@ -235,6 +244,8 @@ impl Supervisor {
                 let _ = serving
                     .changed
                     .try_send(if reread { "SIGHUP" } else { "file event" });
+            } else if entry.stamps.candidate != serving.stamps.candidate {
+                let _ = serving.changed.try_send("candidate file event");
             }
             serving.stamps = entry.stamps;
         }

@@ -10,10 +10,10 @@ use kube::api::{DynamicObject, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::fields::{FieldChange, changes};
 use crate::cluster::{kinds, object_name};
 use crate::error_text::api_error_text;
 use crate::reconcile::active_guest::status_stamp;
+use crate::reconcile::field_changes::{FieldChange, changes};
 use crate::reconcile::json_match::is_satisfied;
 use crate::reconcile::plan::PlannedChild;
 use crate::reconcile::status::{Outcome, needs_write, next_status};

@@ -7,7 +7,6 @@
 //! for which the reconcile would fail), 2 an error.
 
 mod compare;
-mod fields;
 mod report;
 mod session;
 

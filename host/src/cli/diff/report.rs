@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::compare::{Action, ChildChange, ParentDiff, Verdict};
-use super::fields::FieldChange;
+use crate::reconcile::field_changes::FieldChange;
 
 /// Counts of a diff's parents.
 #[derive(Debug, Default, Serialize)]

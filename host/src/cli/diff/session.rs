@@ -20,6 +20,8 @@ use crate::metrics::{GuestMetrics, Metrics};
 use crate::reconcile::budget::SharedBudget;
 use crate::reconcile::events::EventPublisher;
 use crate::reconcile::parent_state::ParentStates;
+use crate::reconcile::rollback::RollbackWatch;
+use crate::reconcile::shadow::CandidateSlot;
 use crate::reconcile::{ActiveGuest, Context, GuestSlot, Settings};
 use crate::sandbox::{CompileCacheConfig, GuestEngine, GuestFile, LoadedGuest};
 
@@ -152,11 +154,15 @@ fn context(
     active: ActiveGuest,
 ) -> Context {
     let parents = Writer::new(parent_kind.resource.clone()).as_reader();
+    let metrics = GuestMetrics::new(&Arc::new(Metrics::default()), "diff");
     Context {
         events: EventPublisher::new(client.clone(), args.field_manager.clone(), None),
         parent_states: ParentStates::new(parents, parent_kind.resource.clone()),
         client,
         slot: Arc::new(GuestSlot::new(active)),
+        // `diff` previews one guest: it has no candidate beside it.
+        candidate: Arc::new(CandidateSlot::new(metrics.clone())),
+        rollback: Arc::new(RollbackWatch::new(Default::default())),
         parent_kind,
         children,
         related,
@@ -165,7 +171,7 @@ fn context(
             resync: Duration::from_secs(600),
             protected_namespaces: Default::default(),
         },
-        metrics: GuestMetrics::new(&Arc::new(Metrics::default()), "diff"),
+        metrics,
         guest_memory: SharedBudget::of_memory(GUEST_MEMORY_BUDGET).share(),
         reconcile_slots: SharedBudget::new(usize::from(args.concurrency)).share(),
         claims: Default::default(),

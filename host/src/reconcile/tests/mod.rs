@@ -24,6 +24,8 @@ use super::{ActiveGuest, Context, Failure, GuestSlot, Settings, reconcile};
 use crate::cluster::{ChildCaches, ResolvedKind, WatchScope};
 use crate::metrics::{GuestMetrics, Metrics};
 use crate::reconcile::budget::SharedBudget;
+use crate::reconcile::rollback::RollbackWatch;
+use crate::reconcile::shadow::CandidateSlot;
 use crate::sandbox::{GuestEngine, GuestLimits};
 use mock_api::{Answer, Request, Requests, accept, failure};
 
@@ -87,6 +89,7 @@ impl World {
             children.add_listed_kind(Arc::clone(kind));
         }
         let parents = Writer::new(parent_kind.resource.clone());
+        let metrics = GuestMetrics::new(&Arc::new(Metrics::default()), "potatohead");
         let ctx = Context {
             events: EventPublisher::new(client.clone(), "wasm-reconciler".into(), None),
             parent_states: ParentStates::new(parents.as_reader(), parent_kind.resource.clone()),
@@ -96,6 +99,8 @@ impl World {
                 child_kinds.clone(),
                 Vec::new(),
             ))),
+            candidate: Arc::new(CandidateSlot::new(metrics.clone())),
+            rollback: Arc::new(RollbackWatch::new(Default::default())),
             parent_kind,
             children,
             related,
@@ -104,7 +109,7 @@ impl World {
                 resync: RESYNC,
                 protected_namespaces: Default::default(),
             },
-            metrics: GuestMetrics::new(&Arc::new(Metrics::default()), "potatohead"),
+            metrics,
             guest_memory: SharedBudget::of_memory(256 << 20).share(),
             reconcile_slots: SharedBudget::new(32).share(),
             claims: Default::default(),

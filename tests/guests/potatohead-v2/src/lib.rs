@@ -1,9 +1,13 @@
 //! Test guest for hot swap: the default PotatoHead guest's decisions, plus the label
 //! `podtato.example.com/variant: v2` on every child, so a test can see which guest decided.
+//! It fails (a transient error) on the parents annotated `podtato.example.com/v2-fails`, for the
+//! rollback test: a new guest that breaks where the one before it did not.
 
 use guest_kit::component::{Desired, Manifest, Observed, ReconcileError, Reconciler};
 
 struct PotatoHeadV2;
+
+const FAILS_ANNOTATION: &str = "podtato.example.com/v2-fails";
 
 impl Reconciler for PotatoHeadV2 {
     fn describe() -> Manifest {
@@ -11,6 +15,13 @@ impl Reconciler for PotatoHeadV2 {
     }
 
     fn reconcile(observed: Observed) -> Result<Desired, ReconcileError> {
+        let parent: serde_json::Value = serde_json::from_str(&observed.parent)
+            .map_err(|e| ReconcileError::Transient(e.to_string()))?;
+        if !parent["metadata"]["annotations"][FAILS_ANNOTATION].is_null() {
+            return Err(ReconcileError::Transient(format!(
+                "potatohead-v2 fails on parents annotated {FAILS_ANNOTATION}"
+            )));
+        }
         let desired = potatohead_decisions::decide(&observed)?;
         Ok(Desired {
             children: desired

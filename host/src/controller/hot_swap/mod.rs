@@ -18,6 +18,9 @@
 //! Events are debounced, so a file still being written is read once writing has settled; one
 //! that is still incomplete fails to compile, is refused, and the write's next event retries.
 
+mod candidate;
+mod rollback;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,8 +39,12 @@ use crate::guests::watch::{SighupForwarder, watch_folder};
 use crate::guests::{GuestSpec, HostRules, Refusal, Roster};
 use crate::metrics::{GuestMetrics, ReloadResult};
 use crate::readiness::GuestReadiness;
+use crate::reconcile::rollback::RollbackWatch;
+use crate::reconcile::shadow::CandidateSlot;
 use crate::reconcile::{ActiveGuest, GuestSlot};
 use crate::sandbox::{GuestEngine, GuestFile, LoadError, LoadedGuest};
+use candidate::CandidateKey;
+pub(super) use candidate::candidate_user;
 
 /// Quiet time after the last file event before the file is read.
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -63,6 +70,13 @@ pub enum SwapError {
     /// around it (not a refusal).
     #[error("handed over to a controller restart for a new parent kind")]
     HandedOver,
+    /// A shadow candidate reconciles another parent kind than the guest it shadows.
+    #[error(
+        "the shadow candidate reconciles {candidate}, not {active} as the guest it shadows does; \
+         a candidate is judged against the active guest on the same parents: name it after the \
+         guest of its parent kind (NAME.candidate.wasm beside NAME.wasm)"
+    )]
+    CandidateParentKind { candidate: String, active: String },
     /// Admission refused the new guest (a kind not allowed, a cycle with another guest…).
     #[error(transparent)]
     Refused(#[from] Refusal),
@@ -123,6 +137,15 @@ pub(super) struct HotSwap {
     /// The digest and configuration of the last refused guest, so a bad file (or a bad
     /// configuration) is reported once, not every poll.
     last_refused: Mutex<Option<(String, String)>>,
+    /// Where the shadow candidate goes once admitted (`candidate.rs`).
+    candidate: Arc<CandidateSlot>,
+    /// What the candidate slot was last brought in line with, so a candidate is loaded (or its
+    /// refusal said) once, not every poll.
+    candidate_seen: Mutex<Option<CandidateKey>>,
+    /// Watches the guest swapped in last (`rollback.rs`).
+    rollback: Arc<RollbackWatch>,
+    /// The guest the last swap replaced, kept to be put back by a rollback.
+    previous: Mutex<Option<Arc<ActiveGuest>>>,
 }
 
 /// What the hot swap acts on in its controller.
@@ -132,6 +155,8 @@ pub(super) struct SwapHooks<'a> {
     pub metrics: &'a GuestMetrics,
     pub handoff: &'a Arc<ParentKindHandoff>,
     pub parent_kind: &'a ResolvedKind,
+    pub candidate: &'a Arc<CandidateSlot>,
+    pub rollback: &'a Arc<RollbackWatch>,
 }
 
 impl HotSwap {
@@ -164,6 +189,10 @@ impl HotSwap {
                 .allow_parent_kind_change
                 .then(|| Arc::clone(hooks.handoff)),
             last_refused: Mutex::default(),
+            candidate: Arc::clone(hooks.candidate),
+            candidate_seen: Mutex::default(),
+            rollback: Arc::clone(hooks.rollback),
+            previous: Mutex::default(),
         }
     }
 
@@ -193,13 +222,23 @@ impl HotSwap {
             let cause = match (start_up.take(), told.as_mut()) {
                 (Some(cause), _) => cause,
                 // The supervisor lists the folder (debounced, periodically) and says when.
-                (None, Some(told)) => match told.recv().await {
-                    Some(cause) => cause,
-                    None => return,
+                (None, Some(told)) => tokio::select! {
+                    cause = told.recv() => match cause {
+                        Some(cause) => cause,
+                        None => return,
+                    },
+                    trip = self.rollback.tripped() => {
+                        self.roll_back(trip).await;
+                        continue;
+                    }
                 },
                 (None, None) => tokio::select! {
                     Some(cause) = woken.recv() => cause,
                     _ = poll.tick() => "periodic check",
+                    trip = self.rollback.tripped() => {
+                        self.roll_back(trip).await;
+                        continue;
+                    }
                 },
             };
             tokio::time::sleep(DEBOUNCE).await;
@@ -234,6 +273,8 @@ impl HotSwap {
                     "refused the new guest file; the active guest keeps serving"
                 ),
             }
+            // After the guest: a promoted candidate is the active guest by now.
+            self.follow_candidate().await;
         }
     }
 
@@ -304,6 +345,8 @@ impl HotSwap {
         *self.last_refused.lock().expect("lock") = None;
         let previous = self.slot.replace(next);
         let active = self.slot.current();
+        *self.previous.lock().expect("lock") = Some(Arc::clone(&previous));
+        self.rollback.swapped(active.guest.digest());
         self.children
             .retain_kinds(&active.user(), &active.child_kinds);
         self.related
