@@ -107,7 +107,13 @@ async fn a_guest_failing_on_half_the_parents_is_rolled_back_and_a_fine_one_stays
         .lines()
         .find(|line| line.contains("rolled back: the new guest failed"))
         .unwrap_or_else(|| panic!("no rollback log line:\n{log}"));
-    assert!(line.contains(&bad) && line.contains(&original), "{line}");
+    // Guests are named by their digest's first 12 hex digits in the log.
+    let short = |digest: &str| digest[.."sha256:".len() + 12].to_owned();
+    assert!(
+        line.contains(&format!("rolled_back=potatohead-v2 0.2.0 ({}", short(&bad)))
+            && line.contains(&format!("active=potatohead 0.1.0 ({}", short(&original))),
+        "{line}"
+    );
     // The previous guest decides again, everywhere: the v2 label it never set is gone from the
     // children the rolled-back guest wrote.
     all_decided_by(&scenario, &original).await;
