@@ -7,7 +7,7 @@ GUEST_WASM   := target/$(GUEST_TARGET)/release/guest_potatohead.wasm
 # The guest for the seed operator's own API (crd.demo.com/v1alpha1 PodTatoHead).
 PODTATO_WASM := target/$(GUEST_TARGET)/release/guest_podtatohead.wasm
 
-.PHONY: help deps guest guest-component test-guests example-guests build release crd test demo lint fmt clean bench bench-hot-swap bench-scale bench-guest bench-density bench-related publish-guest
+.PHONY: help deps guest guest-component test-guests example-guests build release crd test demo lint fmt clean bench bench-hot-swap bench-scale bench-guest bench-density bench-related bench-rollout publish-guest
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -68,7 +68,7 @@ test: deps guest guest-component test-guests example-guests ## Run every test: g
 demo: deps build ## Local control plane + CRD + host + sample; runs until Ctrl-C
 	@hack/demo.sh
 
-bench: bench-scale bench-guest bench-density bench-related ## The benchmarks of docs/benchmarks.md: scale, guest overhead, many guests in one host (~20 min once built)
+bench: bench-scale bench-guest bench-density bench-related bench-rollout ## The benchmarks of docs/benchmarks.md: scale, guest overhead, many guests in one host, related objects, rolling out a guest (~25 min once built)
 
 bench-guest: guest ## One reconcile through WebAssembly vs the same logic compiled natively, by phase
 	$(CARGO) bench -p reconciler-host --bench guest_vs_native
@@ -84,6 +84,10 @@ bench-scale: deps guest ## The host at scale vs the API server's own limit (rele
 bench-related: deps guest ## Related objects at scale: a ConfigMap read by 100 of 1000 PotatoHeads changed, vs the 100 specs changed (release; PARENTS=1000 READERS=100)
 	$(CARGO) build --release -p reconciler-host
 	RECONCILER_HOST_BIN=$(CURDIR)/target/release/reconciler-host $(CARGO) bench -p e2e --bench related
+
+bench-rollout: deps guest test-guests ## Rolling out a guest: shadow candidate's cost, diff vs kubectl diff --server-side, rollback time (release; PARENTS=1000 KUBECTL_PARENTS=20)
+	$(CARGO) build --release -p reconciler-host
+	RECONCILER_HOST_BIN=$(CURDIR)/target/release/reconciler-host $(CARGO) bench -p e2e --bench rollout
 
 bench-density: deps guest ## One host serving many guests: memory per added guest, start-up, vs one guest and vs one host per guest (release; GUESTS=20 PARENTS_PER_GUEST=100)
 	$(CARGO) build --release -p reconciler-host

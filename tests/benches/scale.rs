@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use e2e::paths::{host_binary, potatohead_guest};
 use e2e::{
     CHILDREN_APPLIED, DedicatedPlane, HostProcess, Options, TestNamespace, metric_value,
-    potatohead_api, sample_potatohead,
+    potatohead_api,
 };
 #[path = "scale/api_profile.rs"]
 mod api_profile;
@@ -42,17 +42,21 @@ mod cache_baseline;
 mod floor;
 #[path = "scale/native_peer.rs"]
 mod native_peer;
+#[path = "scale/parents.rs"]
+mod parents;
 #[path = "scale/phase.rs"]
 mod phase;
+#[path = "scale/requests.rs"]
+mod requests;
 #[path = "scale/server_cpu.rs"]
 mod server_cpu;
 #[path = "scale/status_watch.rs"]
 mod status_watch;
+use parents::{bench_parent, create_parents, set_tags};
+use requests::request_counts;
 use status_watch::StatusWatch;
 
-use futures::{StreamExt, TryStreamExt};
 use kube::Client;
-use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::Value;
 
 /// Parents reconciled at once (the host's default `--concurrency`).
@@ -442,20 +446,6 @@ async fn start_up(
     }
 }
 
-/// The bench's PotatoHead: the committed sample with the entry part's Service as a ClusterIP.
-/// The default, a LoadBalancer, takes a node port, and 1 000 parents (plus the floors' own)
-/// exhaust the cluster's node-port range (2 768 ports) long before the bench ends.
-fn bench_parent(namespace: &str, name: &str) -> kube::api::DynamicObject {
-    let mut parent = sample_potatohead(namespace, name);
-    let parts = parent.data["spec"]["parts"]
-        .as_array_mut()
-        .expect("the sample lists its parts");
-    for part in parts.iter_mut().filter(|p| p["name"] == "entry") {
-        part["serviceType"] = "ClusterIP".into();
-    }
-    parent
-}
-
 /// The 13 children of a PotatoHead named `ph-template` in namespace `ns-template` with UID
 /// `uid-template`, as the host applies them (from `reconciler-host render`).
 fn children_template(tag: &str) -> Vec<String> {
@@ -484,40 +474,6 @@ fn children_template(tag: &str) -> Vec<String> {
         .iter()
         .map(Value::to_string)
         .collect()
-}
-
-async fn create_parents(client: &Client, namespace: &str, names: &[String]) {
-    let api = potatohead_api(client, namespace);
-    futures::stream::iter(names)
-        .map(|name| {
-            let api = api.clone();
-            async move {
-                api.create(&PostParams::default(), &bench_parent(namespace, name))
-                    .await
-            }
-        })
-        .buffer_unordered(PARENT_CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await
-        .unwrap();
-}
-
-/// Sets `spec.tag` on every named PotatoHead, 32 at a time.
-async fn set_tags(client: &Client, namespace: &str, names: &[String], tag: &str) {
-    let api = potatohead_api(client, namespace);
-    futures::stream::iter(names)
-        .map(|name| {
-            let api = api.clone();
-            let patch = serde_json::json!({ "spec": { "tag": tag } });
-            async move {
-                api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-            }
-        })
-        .buffer_unordered(PARENT_CONCURRENCY)
-        .try_collect::<Vec<_>>()
-        .await
-        .unwrap();
 }
 
 /// Name → UID of every PotatoHead in `namespace`.
@@ -559,40 +515,4 @@ async fn wait_for_metric(host: &HostProcess, series: &[&str], at_least: f64) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// The API server's request counters by verb (its `apiserver_request_total`), for the kinds the
-/// host touches.
-async fn request_counts(client: &Client) -> BTreeMap<String, f64> {
-    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = client.request_text(request).await.unwrap();
-    let mut counts = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let label = |name: &str| {
-            line.split(&format!("{name}=\""))
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .unwrap_or_default()
-                .to_string()
-        };
-        let resource = label("resource");
-        if !matches!(
-            resource.as_str(),
-            "deployments" | "services" | "configmaps" | "potatoheads" | "events"
-        ) {
-            continue;
-        }
-        let subresource = label("subresource");
-        let key = if subresource.is_empty() {
-            format!("{} {resource}", label("verb"))
-        } else {
-            format!("{} {resource}/{subresource}", label("verb"))
-        };
-        let value: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-        *counts.entry(key).or_insert(0.0) += value;
-    }
-    counts
 }

@@ -55,7 +55,7 @@ pub async fn run(namespace: String) {
         namespace: Some(namespace),
         managed_by: "wasm-reconciler".into(),
     });
-    owned.serve_parent_kind(parent.resource.clone(), triggers);
+    owned.serve_parent_kind(&parent, triggers);
     while owned
         .watch_kinds("baseline", &children, Duration::from_secs(60))
         .await
