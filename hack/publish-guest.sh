@@ -10,6 +10,7 @@
 #
 # NAME is the guest's name in the host (its metrics label and /readyz line); by default the file
 # name without `.wasm` and a leading `guest_`, with `_` as `-` (guest_potatohead.wasm: potatohead).
+# NAME.candidate publishes a shadow candidate for the guest NAME (docs/rolling-out.md).
 # `make publish-guest` builds and publishes both shipped guests.
 #
 # Each guest's key is written by its own field manager (publish-guest-NAME) with server-side
@@ -68,8 +69,9 @@ for arg in "$@"; do
     name=${name#guest_}
     name=${name//_/-}
   fi
-  [[ $name =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ ]] ||
-    fail "$name is not a usable guest name (lower-case letters, digits and '-'); give one as NAME=$file"
+  # NAME.candidate: a shadow candidate for the guest NAME (docs/rolling-out.md).
+  [[ $name =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.candidate)?$ ]] ||
+    fail "$name is not a usable guest name (lower-case letters, digits and '-', or NAME.candidate for a shadow candidate); give one as NAME=$file"
   [ -f "$file" ] || fail "$file does not exist; build it first (make guest)"
   [ "$(head -c 4 "$file" | od -An -tx1 | tr -d ' \n')" = "0061736d" ] ||
     fail "$file is not a WebAssembly file"

@@ -182,6 +182,16 @@ async fn the_cluster_scoped_operator_works_as_its_service_account_and_takes_a_pu
     .unwrap_err()
     .to_string();
     assert!(bad_name.contains("not a usable guest name"), "{bad_name}");
+    // A shadow candidate's name is a usable one (this one does not fit either).
+    let mut candidate = std::ffi::OsString::from("potatohead.candidate=");
+    candidate.push(test_guest("potatohead_v2_guest"));
+    let refused = deploy::publish_guest(&plane.kubeconfig, SYSTEM, &[candidate])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("holds at most") && refused.contains("potatohead.candidate.wasm"),
+        "{refused}"
+    );
     assert_eq!(
         Api::<ConfigMap>::namespaced(client.clone(), SYSTEM)
             .get("wasm-reconciler-guests")
