@@ -1,8 +1,9 @@
 //! The controller: resolves the guest's kinds and starts their watches (`guest_kinds.rs`), runs kube-runtime's
 //! `Controller` over the parent kind with the host's reconcile (see `reconcile/`), and the
-//! guest hot swap beside it (`hot_swap.rs`, handing a guest for another parent kind back through
-//! `handoff.rs`) with the sweep that brings every parent onto a
-//! swapped guest (`sweep.rs`); its error policy is the per-parent backoff.
+//! guest hot swap beside it (`hot_swap/`: new files, the shadow candidate, rollback; handing a
+//! guest for another parent kind back through `handoff.rs`) with the sweep that brings every
+//! parent onto a swapped guest (`sweep.rs`); its error policy is the per-parent backoff. What runs
+//! beside the controller stops with it (`teardown.rs`).
 
 mod guest_kinds;
 mod handoff;
@@ -10,6 +11,7 @@ mod hot_swap;
 mod running;
 mod scopes;
 mod sweep;
+mod teardown;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +23,7 @@ use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use tracing::{Instrument, debug, info, warn};
+use tracing::{debug, info, warn};
 
 use crate::cluster::kinds::{DiscoveryError, ResolvedKind};
 use crate::cluster::{ChildCaches, RelatedCaches};
@@ -40,10 +42,11 @@ use crate::reconcile::{ActiveGuest, Context, Failure, GuestSlot, Settings, recon
 use crate::sandbox::{GuestEngine, LoadedGuest};
 pub use guest_kinds::GuestKinds;
 use handoff::ParentKindHandoff;
-use hot_swap::{HotSwap, SwapHooks, candidate_user};
+use hot_swap::{HotSwap, SwapHooks};
 use running::Running;
 use scopes::ScopeError;
 use sweep::Sweep;
+use teardown::Teardown;
 
 /// First retry delay after a failed reconcile; doubles per consecutive failure.
 const BACKOFF_BASE: Duration = Duration::from_secs(1);
@@ -136,15 +139,16 @@ pub async fn run(
     let kinds =
         GuestKinds::resolve(&shared.client, &guest, &spec, settings.namespace.as_deref()).await?;
     readiness.set_waiting(None);
-    let candidate = Arc::new(CandidateSlot::new(metrics.clone()));
-    let rollback = Arc::new(RollbackWatch::new(settings.rollback));
     let (triggered_by_children, mut teardown) =
         serve_parent_kind(&shared, &kinds.parent, &metrics, &readiness);
-    teardown.candidate = Some((spec.name.clone(), Arc::clone(&candidate)));
-    shared.shadow.show(&spec.name, &candidate);
+    let candidate = teardown.show_candidate(&spec.name, CandidateSlot::new(metrics.clone()));
     kinds.sync(&shared, &settings).await;
     let (parent_kind, active) = kinds.with(guest);
-    let slot = activate(&metrics, &readiness, active);
+    let beside = Beside {
+        slot: activate(&metrics, &readiness, active),
+        candidate,
+        rollback: Arc::new(RollbackWatch::new(settings.rollback)),
+    };
 
     let sweep = Sweep::new(settings.swap_concurrency.into(), metrics.clone());
     let handoff = Arc::new(ParentKindHandoff::default());
@@ -154,18 +158,14 @@ pub async fn run(
         &settings,
         membership,
         SwapHooks {
-            slot: &slot,
+            beside: &beside,
             sweep: &sweep,
             metrics: &metrics,
             handoff: &handoff,
             parent_kind: &parent_kind,
-            candidate: &candidate,
-            rollback: &rollback,
         },
     );
-    teardown
-        .tasks
-        .push(tokio::spawn(swapper.run().in_current_span()).abort_handle());
+    teardown.spawn(swapper.run());
 
     // The parent watch is built here rather than by `Controller::new_with` (which does the same)
     // so that per-parent state follows it: a deleted parent's state goes with it.
@@ -173,20 +173,14 @@ pub async fn run(
     let parents = parent_cache.as_reader();
     let (swept, swept_parents) = futures::channel::mpsc::unbounded();
     let sweeping = Arc::clone(&sweep).run(parents.clone(), parent_kind.resource.clone(), swept);
-    teardown
-        .tasks
-        .push(tokio::spawn(sweeping.in_current_span()).abort_handle());
+    teardown.spawn(sweeping);
     let (stopping, forward_stop) = stop_signal(shutdown, Arc::clone(&handoff));
     teardown.tasks.push(forward_stop);
     let context = Arc::new(context(
         &shared,
         &spec,
         &settings,
-        Beside {
-            slot,
-            candidate,
-            rollback,
-        },
+        beside,
         parent_kind,
         &metrics,
         parents.clone(),
@@ -294,10 +288,10 @@ fn forget_parent(related: &Arc<RelatedCaches>, beside: &Beside) -> Box<dyn Fn(&s
 
 /// What the controller's reconciles and its hot swap share about the guest: the active guest,
 /// its shadow candidate, and the watch that rolls a new guest back.
-struct Beside {
-    slot: Arc<GuestSlot>,
-    candidate: Arc<CandidateSlot>,
-    rollback: Arc<RollbackWatch>,
+pub(super) struct Beside {
+    pub slot: Arc<GuestSlot>,
+    pub candidate: Arc<CandidateSlot>,
+    pub rollback: Arc<RollbackWatch>,
 }
 
 /// The parent watch (in `namespace`, or all), feeding the controller's cache; per-parent state and
@@ -345,16 +339,7 @@ fn serve_parent_kind(
     shared
         .children
         .serve_parent_kind(parent_kind, child_triggers);
-    let teardown = Teardown {
-        tasks: Vec::new(),
-        children: Arc::clone(&shared.children),
-        related: Arc::clone(&shared.related),
-        parent_kind: parent_kind.clone(),
-        metrics: metrics.clone(),
-        readiness: readiness.clone(),
-        candidate: None,
-        shadow: Arc::clone(&shared.shadow),
-    };
+    let teardown = Teardown::new(shared, parent_kind, metrics, readiness);
     (triggered_by_children, teardown)
 }
 
@@ -419,45 +404,6 @@ async fn serve(
     tokio::select! {
         () = controller => {}
         () = idle_after_stop => debug!("stopping with no reconcile in flight"),
-    }
-}
-
-/// Stops what runs beside the controller, however [`run`] ends (returned or dropped).
-struct Teardown {
-    tasks: Vec<tokio::task::AbortHandle>,
-    children: Arc<ChildCaches>,
-    related: Arc<RelatedCaches>,
-    parent_kind: ResolvedKind,
-    metrics: GuestMetrics,
-    readiness: GuestReadiness,
-    /// The guest's name and its candidate slot, once made.
-    candidate: Option<(String, Arc<CandidateSlot>)>,
-    shadow: Arc<ShadowBoard>,
-}
-
-impl Drop for Teardown {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-        if let Some((guest, candidate)) = &self.candidate {
-            candidate.replace(None);
-            self.shadow.hide(guest, candidate);
-            self.children
-                .retain_kinds(&candidate_user(&self.parent_kind.display_name()), &[]);
-        }
-        self.children
-            .retain_kinds(&self.parent_kind.display_name(), &[]);
-        self.related
-            .retain_kinds(&self.parent_kind.display_name(), &[]);
-        self.related.forget_readers_of(&self.parent_kind.resource);
-        self.children
-            .stop_serving_parent_kind(&self.parent_kind.resource);
-        self.readiness.set_caches_synced(false);
-        self.readiness.set_parent_watch_failing(false);
-        self.metrics.set_parent_watch_failing(false);
-        self.readiness.set_child_watch_probe(None);
-        self.metrics.set_parent_probe(None);
     }
 }
 

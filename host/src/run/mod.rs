@@ -4,6 +4,7 @@
 //! swap hands over; a folder runs its supervisor (`supervisor.rs`).
 
 mod supervisor;
+mod unserved;
 
 use std::sync::Arc;
 

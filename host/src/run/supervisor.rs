@@ -36,15 +36,15 @@ use crate::cluster::display_gvk;
 use crate::config::RunSettings;
 use crate::controller::{self, Membership, Shared, StartError, Stopped};
 use crate::error_text::error_chain;
-use crate::guests::folder::{
-    self, FolderError, GuestEntry, MAX_GUESTS, Stamps, check_readable, off_thread,
-};
+use crate::guests::folder::{self, FolderError, GuestEntry, Stamps, check_readable, off_thread};
 use crate::guests::settings::{self, GuestSettings, settings_text};
 use crate::guests::watch::{SighupForwarder, watch_folder};
 use crate::guests::{GuestSpec, Refusal, Roster};
 use crate::metrics::{GuestMetrics, RefusalReason};
 use crate::reconcile::active_guest::guest_labels;
 use crate::sandbox::{GuestFile, LoadedGuest};
+
+use super::unserved::Unserved;
 
 /// Quiet time after the last file event before the folder is read.
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -75,8 +75,7 @@ pub(super) async fn serve(
         retry_at: BTreeMap::new(),
         tasks: JoinSet::new(),
         task_names: HashMap::new(),
-        over_limit: 0,
-        orphan_candidates: Vec::new(),
+        unserved: Unserved::default(),
     };
     let (wake, mut woken) = mpsc::channel::<&'static str>(16);
     let _folder_watch = watch_folder(folder, wake.clone());
@@ -152,10 +151,8 @@ struct Supervisor {
     retry_at: BTreeMap<String, Retry>,
     tasks: JoinSet<Result<Stopped, StartError>>,
     task_names: HashMap<tokio::task::Id, String>,
-    /// Guest files past [`MAX_GUESTS`] at the last pass (reported when it changes).
-    over_limit: usize,
-    /// Candidate files with no guest at the last pass (reported when they change).
-    orphan_candidates: Vec<String>,
+    /// What the last pass left unserved (said when it changes).
+    unserved: Unserved,
 }
 
 impl Supervisor {
@@ -163,7 +160,7 @@ impl Supervisor {
     /// its stamp (SIGHUP).
     async fn pass(&mut self, reread: bool) {
         let folder = self.folder.clone();
-        let listing = match off_thread(move || folder::list(&folder)).await {
+        let mut listing = match off_thread(move || folder::list(&folder)).await {
             Ok(Ok(listing)) => listing,
             // Keep serving what runs: the folder may be in the middle of an update.
             Ok(Err(error)) => {
@@ -175,18 +172,7 @@ impl Supervisor {
                 return;
             }
         };
-        if listing.over_limit != self.over_limit {
-            self.over_limit = listing.over_limit;
-            if listing.over_limit > 0 {
-                warn!(folder = %self.folder.display(), ignored = listing.over_limit, "the folder holds more than {MAX_GUESTS} guest files; those past it in name order are not served");
-            }
-        }
-        if listing.orphan_candidates != self.orphan_candidates {
-            self.orphan_candidates = listing.orphan_candidates;
-            if !self.orphan_candidates.is_empty() {
-                warn!(folder = %self.folder.display(), candidates = ?self.orphan_candidates, "candidate files with no guest of their name beside them (NAME.candidate.wasm shadows NAME.wasm) are not served");
-            }
-        }
+        self.unserved.follow(&self.folder, &mut listing);
         let present: BTreeMap<String, GuestEntry> = listing
             .guests
             .into_iter()

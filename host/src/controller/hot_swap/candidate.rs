@@ -13,7 +13,6 @@ use tracing::{info, warn};
 
 use super::{HotSwap, NEW_KINDS_SYNC_TIMEOUT, SwapError};
 use crate::cluster::display_gvk;
-use crate::cluster::kinds::{self, ResolvedKind};
 use crate::error_text::error_chain;
 use crate::guests::candidate_path;
 use crate::reconcile::ActiveGuest;
@@ -129,12 +128,7 @@ impl HotSwap {
         config: String,
         active: &ActiveGuest,
     ) -> Result<ActiveGuest, SwapError> {
-        let engine = Arc::clone(&self.engine);
-        let limits = self.spec.settings.limits;
-        let guest =
-            tokio::task::spawn_blocking(move || engine.load_configured(&file, limits, &config))
-                .await
-                .map_err(SwapError::Task)??;
+        let guest = self.load(file, config).await?;
         let (candidate_parent, active_parent) =
             (&guest.manifest().parent, &active.guest.manifest().parent);
         if candidate_parent != active_parent {
@@ -174,21 +168,5 @@ impl HotSwap {
             child_kinds,
             related_kinds,
         ))
-    }
-
-    /// `gvks` resolved against the API server, reusing the kinds in `known`.
-    async fn resolve(
-        &self,
-        gvks: &[kube::api::GroupVersionKind],
-        known: &[Arc<ResolvedKind>],
-    ) -> Result<Vec<Arc<ResolvedKind>>, SwapError> {
-        let mut resolved = Vec::with_capacity(gvks.len());
-        for gvk in gvks {
-            resolved.push(match known.iter().find(|k| &k.gvk == gvk) {
-                Some(kind) => Arc::clone(kind),
-                None => Arc::new(kinds::resolve(&self.client, gvk).await?),
-            });
-        }
-        Ok(resolved)
     }
 }

@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 use super::handoff::ParentKindHandoff;
 use super::scopes::{self, ScopeError};
 use super::sweep::Sweep;
-use super::{Membership, Shared};
+use super::{Beside, Membership, Shared};
 use crate::cluster::kinds::{self, DiscoveryError, ResolvedKind, display_gvk};
 use crate::cluster::{ChildCaches, RelatedCaches};
 use crate::config::RunSettings;
@@ -150,13 +150,12 @@ pub(super) struct HotSwap {
 
 /// What the hot swap acts on in its controller.
 pub(super) struct SwapHooks<'a> {
-    pub slot: &'a Arc<GuestSlot>,
+    /// The active guest's slot, its candidate's, and its rollback watch.
+    pub beside: &'a Beside,
     pub sweep: &'a Arc<Sweep>,
     pub metrics: &'a GuestMetrics,
     pub handoff: &'a Arc<ParentKindHandoff>,
     pub parent_kind: &'a ResolvedKind,
-    pub candidate: &'a Arc<CandidateSlot>,
-    pub rollback: &'a Arc<RollbackWatch>,
 }
 
 impl HotSwap {
@@ -176,7 +175,7 @@ impl HotSwap {
             in_folder: membership.changes.is_some(),
             changes: membership.changes,
             poll_interval: settings.guest_poll_interval,
-            slot: Arc::clone(hooks.slot),
+            slot: Arc::clone(&hooks.beside.slot),
             parent_kind: hooks.parent_kind.clone(),
             namespace: settings.namespace.clone(),
             children: Arc::clone(&shared.children),
@@ -189,9 +188,9 @@ impl HotSwap {
                 .allow_parent_kind_change
                 .then(|| Arc::clone(hooks.handoff)),
             last_refused: Mutex::default(),
-            candidate: Arc::clone(hooks.candidate),
+            candidate: Arc::clone(&hooks.beside.candidate),
             candidate_seen: Mutex::default(),
-            rollback: Arc::clone(hooks.rollback),
+            rollback: Arc::clone(&hooks.beside.rollback),
             previous: Mutex::default(),
         }
     }
@@ -365,12 +364,7 @@ impl HotSwap {
         config: String,
         active: &ActiveGuest,
     ) -> Result<ActiveGuest, SwapError> {
-        let engine = Arc::clone(&self.engine);
-        let limits = self.spec.settings.limits;
-        let guest =
-            tokio::task::spawn_blocking(move || engine.load_configured(&file, limits, &config))
-                .await
-                .map_err(SwapError::Task)??;
+        let guest = self.load(file, config).await?;
         let (new_parent, active_parent) =
             (&guest.manifest().parent, &active.guest.manifest().parent);
         if new_parent != active_parent && self.parent_kind_change.is_none() {
@@ -390,14 +384,9 @@ impl HotSwap {
         if new_parent != active_parent {
             return self.hand_over_new_parent_kind(guest, active).await;
         }
-        let mut child_kinds = Vec::with_capacity(guest.manifest().children.len());
-        for gvk in &guest.manifest().children {
-            let known = active.child_kinds.iter().find(|k| &k.gvk == gvk);
-            child_kinds.push(match known {
-                Some(kind) => Arc::clone(kind),
-                None => Arc::new(kinds::resolve(&self.client, gvk).await?),
-            });
-        }
+        let child_kinds = self
+            .resolve(&guest.manifest().children, &active.child_kinds)
+            .await?;
         scopes::check(
             &self.parent_kind,
             &child_kinds,
@@ -408,19 +397,42 @@ impl HotSwap {
             .watch_kinds(&active.user(), &child_kinds, NEW_KINDS_SYNC_TIMEOUT)
             .await
             .map_err(SwapError::Sync)?;
-        let mut related_kinds = Vec::with_capacity(guest.manifest().related.len());
-        for gvk in &guest.manifest().related {
-            let known = active.related_kinds.iter().find(|k| &k.gvk == gvk);
-            related_kinds.push(match known {
-                Some(kind) => Arc::clone(kind),
-                None => Arc::new(kinds::resolve(&self.client, gvk).await?),
-            });
-        }
+        let related_kinds = self
+            .resolve(&guest.manifest().related, &active.related_kinds)
+            .await?;
         Ok(ActiveGuest::new(
             Arc::new(guest),
             child_kinds,
             related_kinds,
         ))
+    }
+
+    /// Compiles (or takes from the compile cache), links and configures a guest file, off the
+    /// async threads.
+    async fn load(&self, file: GuestFile, config: String) -> Result<LoadedGuest, SwapError> {
+        let engine = Arc::clone(&self.engine);
+        let limits = self.spec.settings.limits;
+        Ok(
+            tokio::task::spawn_blocking(move || engine.load_configured(&file, limits, &config))
+                .await
+                .map_err(SwapError::Task)??,
+        )
+    }
+
+    /// `gvks` resolved against the API server, reusing the kinds in `known`.
+    async fn resolve(
+        &self,
+        gvks: &[kube::api::GroupVersionKind],
+        known: &[Arc<ResolvedKind>],
+    ) -> Result<Vec<Arc<ResolvedKind>>, SwapError> {
+        let mut resolved = Vec::with_capacity(gvks.len());
+        for gvk in gvks {
+            resolved.push(match known.iter().find(|k| &k.gvk == gvk) {
+                Some(kind) => Arc::clone(kind),
+                None => Arc::new(kinds::resolve(&self.client, gvk).await?),
+            });
+        }
+        Ok(resolved)
     }
 
     /// A guest for another parent kind, admitted already: handed to the controller to restart
